@@ -1,0 +1,232 @@
+"""Ops scripts (format v1): parse and check them, and turn what a backend saw into result lines.
+
+The same script runs on the model, on the running kernel and inside the oracle kernel; every
+backend prints its results with :func:`format_result`, so outputs compare byte for byte.
+"""
+
+from __future__ import annotations
+
+import errno as _errno
+import json
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Mapping, Optional, Sequence
+
+#: Arena base used by every runner: page-aligned, free on the host and inside User-Mode Linux.
+ARENA_BASE = 0x4000000000
+#: Only mappings that start inside [ARENA_BASE, ARENA_BASE + ARENA_SIZE) are reported by `maps`.
+ARENA_SIZE = 1 << 36
+#: Each file label stands for one regular file at least this large.
+FILE_SIZE = 64 << 20
+
+U64 = (1 << 64) - 1
+PROT_LETTERS = frozenset("rwx")
+ADVICES = ("dontfork", "dofork", "wipeonfork", "keeponfork", "dontneed")
+MREMAP_FLAGS = ("maymove", "fixed", "dontunmap")
+SHMEM_PATH = "/dev/zero (deleted)"
+
+
+class ScriptError(ValueError):
+    """A broken script: bad JSON, an unknown op, a missing or bad field, or an unknown pid."""
+
+    def __init__(self, lineno: int, message: str) -> None:
+        super().__init__(f"line {lineno}: {message}")
+        self.lineno = lineno
+
+
+@dataclass(frozen=True)
+class Op:
+    """One operation of a script: its name, the process that runs it, and its fields."""
+
+    op: str
+    pid: int = 0
+    args: Mapping[str, Any] = field(default_factory=dict)
+    lineno: int = 0
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.args.get(key, default)
+
+    def to_json(self) -> str:
+        """The op as one script line (keys in a stable order)."""
+        obj: dict[str, Any] = {"op": self.op}
+        if self.pid:
+            obj["pid"] = self.pid
+        obj.update(self.args)
+        return json.dumps(obj)
+
+
+def _int(obj: Mapping[str, Any], key: str, lineno: int, required: bool = True,
+         limit: int = U64) -> Optional[int]:
+    if key not in obj:
+        if required:
+            raise ScriptError(lineno, f"missing field {key!r}")
+        return None
+    val = obj[key]
+    if isinstance(val, bool) or not isinstance(val, int) or not 0 <= val <= limit:
+        raise ScriptError(lineno, f"field {key!r} must be an integer in [0, {limit:#x}], not {val!r}")
+    return val
+
+
+def _prot(obj: Mapping[str, Any], lineno: int) -> str:
+    if "prot" not in obj:
+        raise ScriptError(lineno, "missing field 'prot'")
+    prot = obj["prot"]
+    if not isinstance(prot, str) or not set(prot) <= PROT_LETTERS or len(set(prot)) != len(prot):
+        raise ScriptError(lineno, f"field 'prot' must be letters from 'rwx', not {prot!r}")
+    return prot
+
+
+def _check_args(name: str, obj: Mapping[str, Any], lineno: int) -> dict[str, Any]:
+    """Validate the fields of one op and return them (without 'op' and 'pid')."""
+    args: dict[str, Any] = {}
+    addr_limit = U64 - ARENA_BASE
+    if name in ("mmap", "munmap", "mremap", "mprotect", "madvise", "name", "touch"):
+        args["addr"] = _int(obj, "addr", lineno, limit=addr_limit)
+    if name in ("mmap", "munmap", "mremap", "mprotect", "madvise", "name"):
+        args["len"] = _int(obj, "len", lineno)
+    if name == "mmap":
+        args["prot"] = _prot(obj, lineno)
+        share = obj.get("share", "private")
+        if share not in ("private", "shared"):
+            raise ScriptError(lineno, f"field 'share' must be 'private' or 'shared', not {share!r}")
+        if "share" in obj:
+            args["share"] = share
+        if "file" in obj:
+            label = obj["file"]
+            if not isinstance(label, str) or not label or not label.isidentifier():
+                raise ScriptError(lineno, f"field 'file' must be a label such as 'f0', not {label!r}")
+            args["file"] = label
+            pgoff = _int(obj, "pgoff", lineno, required=False, limit=U64 >> 12)
+            args["pgoff"] = pgoff or 0
+        elif "pgoff" in obj:
+            raise ScriptError(lineno, "field 'pgoff' needs a 'file'")
+    elif name == "mprotect":
+        args["prot"] = _prot(obj, lineno)
+    elif name == "madvise":
+        advice = obj.get("advice")
+        if advice not in ADVICES:
+            raise ScriptError(lineno, f"field 'advice' must be one of {', '.join(ADVICES)}, not {advice!r}")
+        args["advice"] = advice
+    elif name == "name":
+        if "name" not in obj:
+            raise ScriptError(lineno, "missing field 'name' (a string, or null to clear)")
+        val = obj["name"]
+        if val is not None:
+            if not isinstance(val, str):
+                raise ScriptError(lineno, f"field 'name' must be a string or null, not {val!r}")
+            try:
+                val.encode("latin-1")
+            except UnicodeEncodeError:
+                raise ScriptError(lineno, "field 'name' must be latin-1 (it is passed byte for byte)") from None
+        args["name"] = val
+    elif name == "touch":
+        write = obj.get("write", True)
+        if not isinstance(write, bool):
+            raise ScriptError(lineno, f"field 'write' must be true or false, not {write!r}")
+        args["write"] = write
+    elif name == "mremap":
+        args["new_len"] = _int(obj, "new_len", lineno)
+        flags = obj.get("flags", [])
+        if not isinstance(flags, list) or any(f not in MREMAP_FLAGS for f in flags):
+            raise ScriptError(lineno, f"field 'flags' must be a list of {', '.join(MREMAP_FLAGS)}, not {flags!r}")
+        args["flags"] = list(flags)
+        if "fixed" in flags:
+            args["new_addr"] = _int(obj, "new_addr", lineno, limit=addr_limit)
+        elif "new_addr" in obj:
+            args["new_addr"] = _int(obj, "new_addr", lineno, limit=addr_limit)
+    return args
+
+
+OPS = frozenset(("mmap", "munmap", "mremap", "mprotect", "madvise", "name", "touch", "fork", "exit", "maps"))
+
+
+def parse_script(text: str) -> list[Op]:
+    """Parse a JSON Lines ops script and check it, including that every pid is alive when used.
+
+    :raises ScriptError: naming the line, for bad JSON, unknown ops, missing or bad fields,
+        and ops naming a process that does not exist (never forked, or already exited).
+    """
+    ops: list[Op] = []
+    alive = {0}
+    next_pid = 1
+    for lineno, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise ScriptError(lineno, f"bad JSON: {err.msg}") from None
+        if not isinstance(obj, dict):
+            raise ScriptError(lineno, "each line must be a JSON object")
+        name = obj.get("op")
+        if name not in OPS:
+            raise ScriptError(lineno, f"unknown op {name!r}")
+        pid = obj.get("pid", 0)
+        if isinstance(pid, bool) or not isinstance(pid, int) or pid not in alive:
+            raise ScriptError(lineno, f"no process {pid!r} at this point of the script")
+        args = _check_args(name, obj, lineno)
+        if name == "fork":
+            alive.add(next_pid)
+            next_pid += 1
+        elif name == "exit":
+            alive.discard(pid)
+        ops.append(Op(name, pid, args, lineno))
+    return ops
+
+
+def ok(**extra: Any) -> dict[str, Any]:
+    """A success result: ``{"ret": 0}`` plus e.g. ``child`` or ``addr``."""
+    return {"ret": 0, **extra}
+
+
+def err(exc: OSError) -> dict[str, Any]:
+    """A failure result naming the errno as Python does."""
+    assert exc.errno is not None, exc
+    return {"errno": _errno.errorcode[exc.errno]}
+
+
+def format_result(result: Mapping[str, Any]) -> str:
+    """One result line, exactly as every backend must print it."""
+    return json.dumps(result)
+
+
+def maps_name(path: str, files: Mapping[str, str]) -> str:
+    """The ops-format NAME for the name column of a /proc/PID/maps line (without pgoff)."""
+    if path in files:
+        return f"file:{files[path]}"
+    if path == SHMEM_PATH:
+        return "shmem"
+    return path
+
+
+def arena_maps(maps_text: str, files: Mapping[str, str], base: int = ARENA_BASE,
+               size: int = ARENA_SIZE) -> list[str]:
+    """Turn /proc/PID/maps text into the ops-format lines for the mappings inside the arena.
+
+    :param files: real path of each file to its script label.
+    """
+    lines: list[str] = []
+    for line in maps_text.splitlines():
+        fields = line.split(None, 5)
+        lo, _, hi = fields[0].partition("-")
+        start, end = int(lo, 16), int(hi, 16)
+        if not base <= start < base + size:
+            continue
+        entry = f"{start - base:x}-{end - base:x} {fields[1]}"
+        path = fields[5].strip(" ") if len(fields) > 5 else ""
+        if path:
+            name = maps_name(path, files)
+            if name.startswith("file:"):
+                name += f"@{int(fields[2], 16) >> 12:x}"
+            entry += " " + name
+        lines.append(entry)
+    return lines
+
+
+def results_text(results: Iterable[Mapping[str, Any]]) -> str:
+    """All result lines of a run, newline-terminated."""
+    return "".join(format_result(r) + "\n" for r in results)
+
+
+def script_text(ops: Sequence[Op]) -> str:
+    """A script back as JSON Lines (used when shrinking and saving failing scripts)."""
+    return "".join(op.to_json() + "\n" for op in ops)
