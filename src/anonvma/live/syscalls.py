@@ -1,0 +1,87 @@
+"""Raw memory syscalls of the running kernel through ctypes; each raises ``OSError(errno)``.
+
+These are thin: no validation beyond what C would do, so callers see exactly the kernel's
+answer. The naming API (:mod:`anonvma.live`) and the real-process ops runner build on them.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+from typing import Optional
+
+PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
+
+PROT_NONE, PROT_READ, PROT_WRITE, PROT_EXEC = 0, 1, 2, 4
+MAP_SHARED, MAP_PRIVATE, MAP_FIXED, MAP_ANONYMOUS = 0x01, 0x02, 0x10, 0x20
+MAP_FIXED_NOREPLACE = 0x100000
+MADV = {"dontneed": 4, "dontfork": 10, "dofork": 11, "wipeonfork": 18, "keeponfork": 19}
+MREMAP = {"maymove": 1, "fixed": 2, "dontunmap": 4}
+PR_SET_VMA = 0x53564D41
+PR_SET_VMA_ANON_NAME = 0
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_mmap = _libc.mmap
+_mmap.restype = ctypes.c_void_p
+_mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]
+_munmap = _libc.munmap
+_munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+_mprotect = _libc.mprotect
+_mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+_madvise = _libc.madvise
+_madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+_mremap = _libc.mremap
+_mremap.restype = ctypes.c_void_p
+_mremap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_size_t, ctypes.c_int, ctypes.c_void_p]
+_prctl = _libc.prctl
+_prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_char_p]
+
+_MAP_FAILED = ctypes.c_void_p(-1).value
+
+
+def prot_bits(prot: str) -> int:
+    """``"rwx"`` letters to PROT_* bits; ``""`` is PROT_NONE."""
+    return (PROT_READ if "r" in prot else 0) | (PROT_WRITE if "w" in prot else 0) | (
+        PROT_EXEC if "x" in prot else 0)
+
+
+def _raise(what: str) -> None:
+    code = ctypes.get_errno()
+    raise OSError(code, f"{what}: {os.strerror(code)}")
+
+
+def mmap(addr: int, length: int, prot: int, flags: int, fd: int = -1, offset: int = 0) -> int:
+    """mmap(2); returns the mapping's address."""
+    ret = _mmap(addr, length, prot, flags, fd, offset)
+    if ret == _MAP_FAILED:
+        _raise("mmap")
+    return int(ret or 0)
+
+
+def munmap(addr: int, length: int) -> None:
+    if _munmap(addr, length) != 0:
+        _raise("munmap")
+
+
+def mprotect(addr: int, length: int, prot: int) -> None:
+    if _mprotect(addr, length, prot) != 0:
+        _raise("mprotect")
+
+
+def madvise(addr: int, length: int, advice: int) -> None:
+    if _madvise(addr, length, advice) != 0:
+        _raise("madvise")
+
+
+def mremap(addr: int, old_len: int, new_len: int, flags: int, new_addr: int = 0) -> int:
+    """mremap(2); returns the mapping's (possibly new) address."""
+    ret = _mremap(addr, old_len, new_len, flags, new_addr)
+    if ret == _MAP_FAILED:
+        _raise("mremap")
+    return int(ret or 0)
+
+
+def prctl_set_vma_anon_name(addr: int, length: int, name: Optional[bytes]) -> None:
+    """prctl(PR_SET_VMA, PR_SET_VMA_ANON_NAME, addr, length, name); ``None`` passes NULL."""
+    if _prctl(PR_SET_VMA, PR_SET_VMA_ANON_NAME, addr, length, name) != 0:
+        _raise("prctl(PR_SET_VMA_ANON_NAME)")
