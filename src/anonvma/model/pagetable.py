@@ -1,0 +1,115 @@
+"""Page tables of the model: which pages are present, what they map, and the page-fault path.
+
+Each mm maps virtual page numbers to :class:`Page` objects. Anonymous pages are shared
+copy-on-write after fork (their map count says by how many ptes), page-cache pages by every
+mapping of the file. Read faults on anonymous memory map the zero page, which Rss ignores.
+"""
+
+from __future__ import annotations
+
+import errno
+from typing import TYPE_CHECKING, Optional
+
+from anonvma.model.merge import anon_vma_compatible
+from anonvma.model.vma import (PAGE_SHIFT, VM_READ, VM_SHARED, VM_WRITE, ZERO_PAGE, AnonVma, Page,
+                               Vma)
+
+if TYPE_CHECKING:
+    from anonvma.model.mm import Mm
+
+
+def find_mergeable_anon_vma(mm: "Mm", vma: Vma) -> Optional[AnonVma]:
+    """mm/mmap.c find_mergeable_anon_vma: reuse a compatible neighbour's singular anon_vma,
+    trying next first, then prev."""
+    i = mm.index.index_of(vma)
+    vmas = mm.index.vmas
+    if i + 1 < len(vmas):
+        nxt = vmas[i + 1]
+        if anon_vma_compatible(vma, nxt) and nxt.anon_vma is not None and nxt.anon_chain == 1:
+            return nxt.anon_vma
+    if i:
+        prev = vmas[i - 1]
+        if anon_vma_compatible(prev, vma) and prev.anon_vma is not None and prev.anon_chain == 1:
+            return prev.anon_vma
+    return None
+
+
+def anon_vma_prepare(mm: "Mm", vma: Vma) -> None:
+    """mm/rmap.c __anon_vma_prepare: give a VMA its anon_vma on the first write fault."""
+    if vma.anon_vma is None:
+        vma.anon_vma = find_mergeable_anon_vma(mm, vma) or AnonVma()
+        vma.anon_chain = 1
+
+
+def _set_pte(mm: "Mm", vpn: int, page: Page) -> None:
+    old = mm.ptes.get(vpn)
+    if old is not None:
+        old.mapcount -= 1
+    page.mapcount += 1
+    mm.ptes[vpn] = page
+
+
+def handle_mm_fault(mm: "Mm", addr: int, write: bool) -> None:
+    """A page fault at ``addr``: the zero page, a page-cache page, or an anonymous page (COW).
+
+    :raises OSError: EFAULT when no VMA maps ``addr`` with the needed permission (read needs
+        'r', write needs 'w'), or the page lies beyond the end of its file (SIGBUS).
+    """
+    vma = mm.index.find_vma(addr)
+    if vma is None or vma.start > addr or not vma.flags & (VM_WRITE if write else VM_READ):
+        raise OSError(errno.EFAULT, f"no {'writable' if write else 'readable'} mapping at {addr:#x}")
+    vpn = addr >> PAGE_SHIFT
+    file = vma.file
+    file_index = vma.pgoff + ((addr - vma.start) >> PAGE_SHIFT)
+    if file is not None and not file.shmem and file_index >= mm.machine.file_pages:
+        raise OSError(errno.EFAULT, f"{addr:#x} lies beyond the end of {file.path} (SIGBUS)")
+    pte = mm.ptes.get(vpn)
+    if vma.flags & VM_SHARED:
+        page = file.page(file_index) if file is not None else ZERO_PAGE
+        if pte is not page:
+            _set_pte(mm, vpn, page)
+        if write:
+            page.dirty = True
+        return
+    if not write:
+        if pte is None:
+            _set_pte(mm, vpn, file.page(file_index) if file is not None else ZERO_PAGE)
+        return
+    anon_vma_prepare(mm, vma)
+    if pte is not None and pte.anon and pte.mapcount == 1:
+        pte.dirty = True  # already ours: write-enable in place
+        return
+    _set_pte(mm, vpn, Page(anon=True, dirty=True))  # new page, or the copy of a COW page
+
+
+def zap_range(mm: "Mm", start: int, end: int) -> None:
+    """Unmap every present page in [start, end) (munmap, MADV_DONTNEED, exit)."""
+    ptes = mm.ptes
+    if not ptes:
+        return
+    lo, hi = start >> PAGE_SHIFT, end >> PAGE_SHIFT
+    if hi - lo > len(ptes):
+        victims = [vpn for vpn in ptes if lo <= vpn < hi]
+    else:
+        victims = [vpn for vpn in range(lo, hi) if vpn in ptes]
+    for vpn in victims:
+        ptes.pop(vpn).mapcount -= 1
+
+
+def copy_page_range(dst: "Mm", src: "Mm", vma: Vma) -> int:
+    """mm/memory.c copy_page_range for fork: share the parent's ptes of ``vma`` with the child.
+
+    Like 6.1 (vma_needs_copy), VMAs without an anon_vma are skipped: faults refill them.
+    :return: the number of ptes copied.
+    """
+    if vma.anon_vma is None or not src.ptes:
+        return 0
+    sptes, dptes = src.ptes, dst.ptes
+    copied = 0
+    for vpn in range(vma.start >> PAGE_SHIFT, vma.end >> PAGE_SHIFT):
+        page = sptes.get(vpn)
+        if page is not None:
+            page.mapcount += 1
+            dptes[vpn] = page
+            copied += 1
+    return copied

@@ -1,0 +1,94 @@
+"""/proc/PID/maps and /proc/PID/smaps of a model mm, byte for byte as fs/proc/task_mmu.c prints."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Optional
+
+from anonvma.model.vma import PAGE_SHIFT, VM_FLAG_MNEMONICS, ZERO_PAGE, Vma
+
+if TYPE_CHECKING:
+    from anonvma.model.mm import Mm
+
+#: seq_setwidth(m, 25 + sizeof(void *) * 6 - 1) on 64-bit: names start one column after this
+NAME_COLUMN = 72
+
+
+def vma_name(vma: Vma) -> Optional[str]:
+    """show_map_vma's name: the file path first, else ``[anon:NAME]`` for a named VMA."""
+    if vma.file is not None:
+        return vma.file.path.replace("\n", "\\012")
+    if vma.anon_name is not None:
+        return f"[anon:{vma.anon_name.name}]"
+    return None
+
+
+def maps_line(vma: Vma) -> str:
+    """One /proc/PID/maps line without its newline."""
+    f = vma.file
+    if f is not None:
+        pgoff, dev, inode = vma.pgoff << PAGE_SHIFT, f.dev, f.inode
+    else:
+        pgoff, dev, inode = 0, "00:00", 0
+    line = f"{vma.start:08x}-{vma.end:08x} {vma.perms()} {pgoff:08x} {dev} {inode} "
+    name = vma_name(vma)
+    if name is None:
+        return line
+    return f"{line:<{NAME_COLUMN}} {name}"
+
+
+def render_maps(mm: "Mm") -> str:
+    """The whole /proc/PID/maps text."""
+    return "".join(maps_line(vma) + "\n" for vma in mm.index.vmas)
+
+
+_SMAP_FIELDS = ("Rss", "Pss", "Pss_Dirty", "Shared_Clean", "Shared_Dirty", "Private_Clean",
+                "Private_Dirty", "Referenced", "Anonymous", "LazyFree", "AnonHugePages",
+                "ShmemPmdMapped", "FilePmdMapped", "Shared_Hugetlb", "Private_Hugetlb", "Swap",
+                "SwapPss", "Locked")
+PSS_SHIFT = 12
+
+
+def smap_stats(mm: "Mm", vma: Vma) -> dict[str, int]:
+    """smap_gather_stats for one VMA, in kB (Pss summed in bytes << PSS_SHIFT like the kernel)."""
+    kb = 4
+    one = 4096 << PSS_SHIFT
+    stats = dict.fromkeys(_SMAP_FIELDS, 0)
+    pss = pss_dirty = 0
+    ptes = mm.ptes
+    for vpn in range(vma.start >> PAGE_SHIFT, vma.end >> PAGE_SHIFT):
+        page = ptes.get(vpn)
+        if page is None or page is ZERO_PAGE:
+            continue
+        stats["Rss"] += kb
+        stats["Referenced"] += kb
+        if page.anon:
+            stats["Anonymous"] += kb
+        share = one // page.mapcount if page.mapcount >= 2 else one
+        pss += share
+        if page.dirty:
+            pss_dirty += share
+        kind = ("Shared_" if page.mapcount >= 2 else "Private_") + ("Dirty" if page.dirty else "Clean")
+        stats[kind] += kb
+    stats["Pss"] = pss >> PSS_SHIFT >> 10
+    stats["Pss_Dirty"] = pss_dirty >> PSS_SHIFT >> 10
+    return stats
+
+
+def smaps_entry(mm: "Mm", vma: Vma) -> str:
+    """One VMA's /proc/PID/smaps entry (show_smap)."""
+    out = [maps_line(vma), f"Size:           {(vma.end - vma.start) >> 10:8d} kB",
+           "KernelPageSize: {:8d} kB".format(4), "MMUPageSize:    {:8d} kB".format(4)]
+    for key, val in smap_stats(mm, vma).items():
+        if key == "Private_Hugetlb":  # printed with width 7 after a 17-column label
+            out.append(f"Private_Hugetlb: {val:7d} kB")
+        else:
+            out.append(f"{key + ':':<16}{val:8d} kB")
+    out.append("THPeligible:    0")
+    flags = "".join(m + " " for bit, m in VM_FLAG_MNEMONICS if vma.flags & bit)
+    out.append(f"VmFlags: {flags}")
+    return "\n".join(out) + "\n"
+
+
+def render_smaps(mm: "Mm") -> str:
+    """The whole /proc/PID/smaps text."""
+    return "".join(smaps_entry(mm, vma) for vma in mm.index.vmas)

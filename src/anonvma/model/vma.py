@@ -1,0 +1,141 @@
+"""struct vm_area_struct and what hangs off it: flags, anon_vma, backing files, pages."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from anonvma.model.names import AnonVmaName
+
+PAGE_SHIFT = 12
+PAGE_SIZE = 1 << PAGE_SHIFT
+PAGE_MASK = ~(PAGE_SIZE - 1)
+
+# include/linux/mm.h vm_flags bits (x86-64 values)
+VM_READ = 0x00000001
+VM_WRITE = 0x00000002
+VM_EXEC = 0x00000004
+VM_SHARED = 0x00000008
+VM_MAYREAD = 0x00000010
+VM_MAYWRITE = 0x00000020
+VM_MAYEXEC = 0x00000040
+VM_MAYSHARE = 0x00000080
+VM_GROWSDOWN = 0x00000100
+VM_PFNMAP = 0x00000400
+VM_LOCKED = 0x00002000
+VM_IO = 0x00004000
+VM_DONTCOPY = 0x00020000
+VM_DONTEXPAND = 0x00040000
+VM_LOCKONFAULT = 0x00080000
+VM_ACCOUNT = 0x00100000
+VM_NORESERVE = 0x00200000
+VM_WIPEONFORK = 0x02000000
+VM_MIXEDMAP = 0x10000000
+VM_ACCESS_FLAGS = VM_READ | VM_WRITE | VM_EXEC
+VM_SPECIAL = VM_IO | VM_DONTEXPAND | VM_PFNMAP | VM_MIXEDMAP
+
+#: fs/proc/task_mmu.c show_smap_vma_flags mnemonics, by bit number (those the model can set)
+VM_FLAG_MNEMONICS = (
+    (VM_READ, "rd"), (VM_WRITE, "wr"), (VM_EXEC, "ex"), (VM_SHARED, "sh"),
+    (VM_MAYREAD, "mr"), (VM_MAYWRITE, "mw"), (VM_MAYEXEC, "me"), (VM_MAYSHARE, "ms"),
+    (VM_GROWSDOWN, "gd"), (VM_PFNMAP, "pf"), (VM_LOCKED, "lo"), (VM_IO, "io"),
+    (VM_DONTCOPY, "dc"), (VM_DONTEXPAND, "de"), (VM_ACCOUNT, "ac"), (VM_NORESERVE, "nr"),
+    (VM_WIPEONFORK, "wf"), (VM_MIXEDMAP, "mm"),
+)
+
+
+def prot_to_vm_flags(prot: str) -> int:
+    """calc_vm_prot_bits for ``rwx`` letters."""
+    return (VM_READ if "r" in prot else 0) | (VM_WRITE if "w" in prot else 0) | (
+        VM_EXEC if "x" in prot else 0)
+
+
+class AnonVma:
+    """struct anon_vma, reduced to its identity: merges compare anon_vmas by pointer."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return f"<AnonVma at {id(self):#x}>"
+
+
+class File:
+    """A backing file: a regular file (label) or the shmem file behind a shared anonymous mapping."""
+
+    __slots__ = ("path", "inode", "dev", "shmem", "page_cache")
+
+    def __init__(self, path: str, inode: int, dev: str = "00:00", shmem: bool = False) -> None:
+        self.path = path
+        self.inode = inode
+        self.dev = dev
+        self.shmem = shmem
+        #: file page index -> Page, shared by every mapping of the file
+        self.page_cache: dict[int, Page] = {}
+
+    def page(self, index: int) -> "Page":
+        page = self.page_cache.get(index)
+        if page is None:
+            page = self.page_cache[index] = Page(anon=False)
+        return page
+
+    def __repr__(self) -> str:
+        return f"<File {self.path}>"
+
+
+class Page:
+    """A physical page: anonymous or page cache, with its map count and dirty state."""
+
+    __slots__ = ("anon", "mapcount", "dirty")
+
+    def __init__(self, anon: bool, dirty: bool = False) -> None:
+        self.anon = anon
+        self.mapcount = 0
+        self.dirty = dirty
+
+
+#: The shared zero page that read faults on anonymous memory map (never counted in Rss).
+ZERO_PAGE = Page(anon=False)
+
+
+class Vma:
+    """One VMA. ``anon_chain`` is the length of its anon_vma_chain: 0 (no anon_vma),
+    1 (singular: its own anon_vma) or more (cloned from a fork parent)."""
+
+    __slots__ = ("start", "end", "flags", "pgoff", "file", "anon_vma", "anon_chain", "anon_name")
+
+    def __init__(self, start: int, end: int, flags: int, pgoff: int,
+                 file: Optional[File] = None, anon_vma: Optional[AnonVma] = None,
+                 anon_chain: int = 0, anon_name: Optional[AnonVmaName] = None) -> None:
+        self.start = start
+        self.end = end
+        self.flags = flags
+        self.pgoff = pgoff
+        self.file = file
+        self.anon_vma = anon_vma
+        self.anon_chain = anon_chain
+        self.anon_name = anon_name
+
+    @property
+    def pages(self) -> int:
+        return (self.end - self.start) >> PAGE_SHIFT
+
+    def copy(self) -> "Vma":
+        """vm_area_dup's struct copy, without the name reference (the caller dups it)."""
+        new = Vma.__new__(Vma)
+        new.start = self.start
+        new.end = self.end
+        new.flags = self.flags
+        new.pgoff = self.pgoff
+        new.file = self.file
+        new.anon_vma = self.anon_vma
+        new.anon_chain = self.anon_chain
+        new.anon_name = self.anon_name
+        return new
+
+    def perms(self) -> str:
+        f = self.flags
+        return ("r" if f & VM_READ else "-") + ("w" if f & VM_WRITE else "-") + (
+            "x" if f & VM_EXEC else "-") + ("s" if f & VM_MAYSHARE else "p")
+
+    def __repr__(self) -> str:
+        name = f" [anon:{self.anon_name.name}]" if self.anon_name is not None else ""
+        return f"<Vma {self.start:#x}-{self.end:#x} {self.perms()} pgoff={self.pgoff:#x}{name}>"
