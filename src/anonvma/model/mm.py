@@ -9,7 +9,7 @@ from __future__ import annotations
 import errno
 from collections import Counter
 from operator import attrgetter
-from typing import Callable, Optional, Union
+from typing import Callable, Iterable, Optional, Union
 
 from anonvma.model.index import VmaIndex
 from anonvma.model.merge import can_vma_merge_after, can_vma_merge_before, split_vma, split_vma_at, vma_merge
@@ -441,6 +441,17 @@ class Mm:
             raise
         finally:
             self.strategy.put(name, counters)
+
+    def mremap(self, addr: int, old_len: int, new_len: int, flags: Iterable[str] = (),
+               new_addr: Optional[int] = None) -> int:
+        """mremap(addr, old_len, new_len, flags, new_addr); flags from maymove, fixed, dontunmap.
+
+        :return: the mapping's address afterwards. See :func:`anonvma.model.mremap.do_mremap`.
+        """
+        from anonvma.model.mremap import do_mremap
+
+        self._check_alive()
+        return do_mremap(self, addr, old_len, new_len, flags, new_addr)
 
     # -- faults, fork, exit ---------------------------------------------------------------------
 

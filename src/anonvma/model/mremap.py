@@ -1,0 +1,189 @@
+"""mremap(2) in the model, following Linux 6.1's mm/mremap.c and copy_vma (mm/mmap.c).
+
+A moved range is copied to its destination (merging there when it can, else a vm_area_dup that
+shares the name object), its pages move, and the source range is unmapped (its references
+dropped) unless MREMAP_DONTUNMAP keeps it.
+"""
+
+from __future__ import annotations
+
+import errno
+from typing import TYPE_CHECKING, Iterable, Optional
+
+from anonvma.model.merge import vma_merge
+from anonvma.model.vma import PAGE_MASK, PAGE_SHIFT, VM_DONTEXPAND, VM_MAYSHARE, VM_PFNMAP, VM_SHARED, Vma
+
+if TYPE_CHECKING:
+    from anonvma.model.mm import Mm
+
+MREMAP_MAYMOVE, MREMAP_FIXED, MREMAP_DONTUNMAP = 1, 2, 4
+FLAG_BITS = {"maymove": MREMAP_MAYMOVE, "fixed": MREMAP_FIXED, "dontunmap": MREMAP_DONTUNMAP}
+U64 = (1 << 64) - 1
+
+
+def _page_align(length: int) -> int:
+    return (length + ~PAGE_MASK) & PAGE_MASK & U64
+
+
+def _vma_lookup(mm: "Mm", addr: int) -> Optional[Vma]:
+    vma = mm.index.find_vma(addr)
+    return vma if vma is not None and vma.start <= addr else None
+
+
+def do_mremap(mm: "Mm", addr: int, old_len: int, new_len: int, flags: Iterable[str] = (),
+              new_addr: Optional[int] = None) -> int:
+    """SYSCALL mremap: shrink, grow in place, or move (``maymove``, ``fixed``, ``dontunmap``).
+
+    :return: the mapping's address afterwards.
+    :raises OSError: EINVAL (bad flags or alignment, overlapping move, zero new length,
+        dontunmap with a size change), EFAULT (addr or the old range not inside one VMA),
+        ENOMEM (cannot grow in place and may not move; map-count headroom).
+    """
+    bits = 0
+    for f in flags:
+        bits |= FLAG_BITS[f]
+    if bits & MREMAP_FIXED and not bits & MREMAP_MAYMOVE:
+        raise OSError(errno.EINVAL, "MREMAP_FIXED needs MREMAP_MAYMOVE")
+    if bits & MREMAP_DONTUNMAP and (not bits & MREMAP_MAYMOVE or old_len != new_len):
+        raise OSError(errno.EINVAL, "MREMAP_DONTUNMAP needs MREMAP_MAYMOVE and an unchanged size")
+    if addr & ~PAGE_MASK:
+        raise OSError(errno.EINVAL, f"address {addr:#x} is not page-aligned")
+    old_len, new_len = _page_align(old_len), _page_align(new_len)
+    if not new_len:
+        raise OSError(errno.EINVAL, "new length is 0")
+    if _vma_lookup(mm, addr) is None:
+        raise OSError(errno.EFAULT, f"{addr:#x} is not mapped")
+    if bits & (MREMAP_FIXED | MREMAP_DONTUNMAP):
+        target = new_addr if new_addr is not None else 0
+        return _mremap_to(mm, addr, old_len, target, new_len, bits)
+    if old_len >= new_len:
+        if old_len != new_len:
+            mm._do_munmap(addr + new_len, addr + old_len)
+        return addr
+    vma = _vma_to_resize(mm, addr, old_len, new_len, bits)
+    if old_len == vma.end - addr and _vma_expandable(mm, vma, new_len - old_len):
+        ext_start, ext_end = addr + old_len, addr + new_len
+        merged = vma_merge(mm, vma, ext_start, ext_end, vma.flags, vma.anon_vma, vma.file,
+                           vma.pgoff + ((ext_start - vma.start) >> PAGE_SHIFT), vma.anon_name)
+        if merged is None:
+            raise OSError(errno.ENOMEM, "cannot expand the mapping in place")
+        return addr
+    if not bits & MREMAP_MAYMOVE:
+        raise OSError(errno.ENOMEM, "cannot grow in place and MREMAP_MAYMOVE is not set")
+    target = _get_unmapped_area(mm, new_len)
+    return _move_vma(mm, vma, addr, old_len, new_len, target, bits)
+
+
+def _vma_to_resize(mm: "Mm", addr: int, old_len: int, new_len: int, bits: int) -> Vma:
+    """mm/mremap.c vma_to_resize: the VMA at addr, if [addr, addr+old_len) may be resized."""
+    vma = _vma_lookup(mm, addr)
+    if vma is None:
+        raise OSError(errno.EFAULT, f"{addr:#x} is not mapped")
+    if not old_len and not vma.flags & (VM_SHARED | VM_MAYSHARE):
+        raise OSError(errno.EINVAL, "a private mapping cannot be duplicated with old_len 0")
+    if bits & MREMAP_DONTUNMAP and vma.flags & (VM_DONTEXPAND | VM_PFNMAP):
+        raise OSError(errno.EINVAL, "MREMAP_DONTUNMAP on a VM_DONTEXPAND/VM_PFNMAP mapping")
+    if old_len > vma.end - addr:
+        raise OSError(errno.EFAULT, "the old range spans more than one mapping")
+    if new_len == old_len:
+        return vma
+    pgoff = vma.pgoff + ((addr - vma.start) >> PAGE_SHIFT)
+    if pgoff + (new_len >> PAGE_SHIFT) > U64:
+        raise OSError(errno.EINVAL, "file offset overflows")
+    if vma.flags & (VM_DONTEXPAND | VM_PFNMAP):
+        raise OSError(errno.EFAULT, "mapping may not be resized")
+    return vma
+
+
+def _vma_expandable(mm: "Mm", vma: Vma, delta: int) -> bool:
+    """mm/mremap.c vma_expandable: nothing mapped above and still below TASK_SIZE."""
+    end = vma.end + delta
+    if end > U64 or mm.index.intersecting(vma.end, end):
+        return False
+    return end - vma.start <= mm.task_size and vma.start <= mm.task_size - (end - vma.start)
+
+
+def _get_unmapped_area(mm: "Mm", length: int) -> int:
+    """A free range for a move without MREMAP_FIXED: the highest gap below TASK_SIZE
+    (the kernel searches top-down from mmap_base; scripts never rely on the spot)."""
+    top = mm.task_size
+    for vma in reversed(mm.index.vmas):
+        if top - vma.end >= length:
+            break
+        top = vma.start
+    if top < length:
+        raise OSError(errno.ENOMEM, "no free range for the move")
+    return (top - length) & PAGE_MASK
+
+
+def _mremap_to(mm: "Mm", addr: int, old_len: int, new_addr: int, new_len: int, bits: int) -> int:
+    """mm/mremap.c mremap_to: the MREMAP_FIXED / MREMAP_DONTUNMAP path."""
+    if new_addr & ~PAGE_MASK:
+        raise OSError(errno.EINVAL, f"new address {new_addr:#x} is not page-aligned")
+    if new_len > mm.task_size or new_addr > mm.task_size - new_len:
+        raise OSError(errno.EINVAL, "new range ends above TASK_SIZE")
+    if addr + old_len > new_addr and new_addr + new_len > addr:
+        raise OSError(errno.EINVAL, "old and new ranges overlap")
+    if mm.map_count + 2 >= mm.max_map_count - 3:
+        raise OSError(errno.ENOMEM, "too close to max_map_count to move")
+    if bits & MREMAP_FIXED:
+        mm._do_munmap(new_addr, new_addr + new_len)
+    if old_len > new_len:
+        mm._do_munmap(addr + new_len, addr + old_len)
+        old_len = new_len
+    vma = _vma_to_resize(mm, addr, old_len, new_len, bits)
+    if not bits & MREMAP_FIXED:
+        new_addr = _get_unmapped_area(mm, new_len)
+    return _move_vma(mm, vma, addr, old_len, new_len, new_addr, bits)
+
+
+def copy_vma(mm: "Mm", vma: Vma, addr: int, length: int, pgoff: int) -> tuple[Vma, Vma]:
+    """mm/mmap.c copy_vma: the VMA for [addr, addr+length) at the destination, merged with a
+    neighbour (keeping that neighbour's name object) or a vm_area_dup sharing ``vma``'s name.
+
+    :return: (new_vma, source) -- the source is the merged VMA when it merged with itself.
+    """
+    if vma.file is None and not vma.flags & VM_SHARED and vma.anon_vma is None:
+        pgoff = addr >> PAGE_SHIFT  # an unfaulted anonymous VMA starts afresh at its new home
+    index = mm.index
+    prev = index.prev_of_addr(addr)
+    merged = vma_merge(mm, prev, addr, addr + length, vma.flags, vma.anon_vma, vma.file, pgoff,
+                       vma.anon_name)
+    if merged is not None:
+        if merged.start <= vma.start < merged.end:
+            vma = merged  # merged with itself: only possible while unfaulted
+        return merged, vma
+    new = vma.copy()
+    if vma.anon_name is not None:
+        new.anon_name = mm.strategy.dup(vma.anon_name, mm.name_counters)
+    new.start, new.end, new.pgoff = addr, addr + length, pgoff
+    index.insert(new)
+    return new, vma
+
+
+def _move_page_tables(mm: "Mm", old_addr: int, new_addr: int, length: int) -> None:
+    ptes = mm.ptes
+    delta = (new_addr - old_addr) >> PAGE_SHIFT
+    lo = old_addr >> PAGE_SHIFT
+    moving = [(vpn, ptes.pop(vpn)) for vpn in range(lo, lo + (length >> PAGE_SHIFT)) if vpn in ptes]
+    for vpn, page in moving:
+        ptes[vpn + delta] = page
+
+
+def _move_vma(mm: "Mm", vma: Vma, old_addr: int, old_len: int, new_len: int, new_addr: int,
+              bits: int) -> int:
+    """mm/mremap.c move_vma: copy, move the pages, then unmap the source (unless DONTUNMAP)."""
+    if mm.map_count >= mm.max_map_count - 3:
+        raise OSError(errno.ENOMEM, "too close to max_map_count to move")
+    new_pgoff = vma.pgoff + ((old_addr - vma.start) >> PAGE_SHIFT)
+    new_vma, vma = copy_vma(mm, vma, new_addr, new_len, new_pgoff)
+    _move_page_tables(mm, old_addr, new_addr, old_len)
+    if bits & MREMAP_DONTUNMAP:
+        if new_vma is not vma and vma.start == old_addr and vma.end == old_addr + old_len:
+            vma.anon_vma, vma.anon_chain = None, 0  # unlink_anon_vmas: the source is empty now
+        return new_addr
+    try:
+        mm._do_munmap(old_addr, old_addr + old_len)
+    except OSError:
+        pass  # the kernel ignores a failed unmap of the source here
+    return new_addr
