@@ -7,11 +7,9 @@ Written for speed on purpose: this loop is what ``anonvma bench fork`` times.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from typing import TYPE_CHECKING
 
 from anonvma.model.index import VmaIndex
-from anonvma.model.names import AnonVmaName
 from anonvma.model.pagetable import copy_page_range
 from anonvma.model.vma import VM_DONTCOPY, VM_LOCKED, VM_LOCKONFAULT, VM_WIPEONFORK, AnonVma, Vma
 
@@ -36,8 +34,8 @@ def dup_mmap(parent: "Mm") -> "Mm":
     new = Vma.__new__
     out: list[Vma] = []
     append = out.append
-    # name object -> the child VMAs that copied it, in address order
-    named: defaultdict[AnonVmaName, list[Vma]] = defaultdict(list)
+    named: list[Vma] = []  # child VMAs whose name is still the parent's object
+    named_append = named.append
     faulted: list[tuple[Vma, Vma]] = []
     for v in parent.index.vmas:
         flags = v.flags
@@ -53,7 +51,7 @@ def dup_mmap(parent: "Mm") -> "Mm":
         c.file = v.file
         c.anon_name = name = v.anon_name
         if name is not None:
-            named[name].append(c)
+            named_append(c)
         if v.anon_vma is None or flags & VM_WIPEONFORK:
             c.anon_vma = None
             c.anon_chain = 0
@@ -62,14 +60,8 @@ def dup_mmap(parent: "Mm") -> "Mm":
             c.anon_chain = v.anon_chain + 1
             faulted.append((c, v))
         append(c)
-    # dup_anon_vma_name for every copied named VMA, batched per name object
-    dup_many = parent.strategy.dup_many
-    counters = child.name_counters
-    for obj, vmas in named.items():
-        copies = dup_many(obj, len(vmas), counters)
-        if copies[0] is not obj or copies[-1] is not obj:
-            for vma, copy in zip(vmas, copies):
-                vma.anon_name = copy
+    # vm_area_dup's dup_anon_vma_name, in one pass over the named copies
+    parent.strategy.dup_vmas(named, child.name_counters)
     child.index = VmaIndex(out)
     for c, v in faulted:
         copy_page_range(child, parent, v)

@@ -7,8 +7,6 @@ kernel leaves, including work already done before a hole or a failing VMA.
 from __future__ import annotations
 
 import errno
-from collections import Counter
-from operator import attrgetter
 from typing import Callable, Iterable, Optional, Union
 
 from anonvma.model.index import VmaIndex
@@ -31,7 +29,6 @@ MAX_LFS_FILESIZE = (1 << 63) - 1
 #: kernel/sys.c is_valid_name_char: printable ASCII except these
 FORBIDDEN_NAME_CHARS = frozenset(b"\\`$[]")
 ADVICE = ("dontneed", "dontfork", "dofork", "wipeonfork", "keeponfork")
-_anon_name = attrgetter("anon_name")
 
 
 def page_align(length: int) -> int:
@@ -477,12 +474,7 @@ class Mm:
         for page in self.ptes.values():
             page.mapcount -= 1
         self.ptes = {}
-        put_many = self.strategy.put_many
-        for obj, count in Counter(map(_anon_name, vmas)).items():
-            if obj is not None:
-                put_many(obj, count, self.name_counters)
-        for vma in vmas:
-            vma.anon_name = None
+        self.strategy.put_vmas(vmas, self.name_counters)
         self.index = VmaIndex()
         self.exited = True
         self.machine.mms.remove(self)

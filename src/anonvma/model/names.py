@@ -8,7 +8,7 @@ everything else in the model is shared. Both count every allocation, copy, get, 
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from typing import Optional
+from typing import Any, Optional
 
 #: include/linux/refcount.h: REFCOUNT_MAX = INT_MAX
 REFCOUNT_MAX = 2**31 - 1
@@ -110,20 +110,6 @@ class NameStrategy:
             self.total.frees += 1
             mm_counters.frees += 1
 
-    def put_many(self, obj: AnonVmaName, count: int, mm_counters: NameCounters) -> None:
-        """``count`` puts of one object at once (exit and munmap of many VMAs: written for speed)."""
-        self._check_alive(obj)
-        if count > obj.refcount:
-            raise AssertionError(f"refcount underflow on {obj!r}")
-        self.total.puts += count
-        mm_counters.puts += count
-        obj.refcount -= count
-        if obj.refcount == 0:
-            obj.freed = True
-            self.live.discard(obj)
-            self.total.frees += 1
-            mm_counters.frees += 1
-
     @staticmethod
     def _check_alive(obj: AnonVmaName) -> None:
         if obj.freed or obj.refcount <= 0:
@@ -133,9 +119,29 @@ class NameStrategy:
         """dup_anon_vma_name: the name a copied VMA (split half, fork child, mremap copy) gets."""
         raise NotImplementedError
 
-    def dup_many(self, obj: AnonVmaName, count: int, mm_counters: NameCounters) -> list[AnonVmaName]:
-        """``count`` dups of one object for fork, in order (written for speed)."""
+    def dup_vmas(self, vmas: "list[Any]", mm_counters: NameCounters) -> None:
+        """dup_anon_vma_name for each of these freshly copied VMAs, whose ``anon_name`` still
+        points at the original's object (fork; written for speed)."""
         raise NotImplementedError
+
+    def put_vmas(self, vmas: "list[Any]", mm_counters: NameCounters) -> None:
+        """Drop the name reference of every VMA in ``vmas`` (exit; written for speed)."""
+        puts = frees = 0
+        live = self.live
+        for vma in vmas:
+            obj = vma.anon_name
+            if obj is not None:
+                if obj.refcount <= 0:
+                    raise AssertionError(f"use after free of {obj!r}")
+                obj.refcount -= 1
+                puts += 1
+                if not obj.refcount:
+                    obj.freed = True
+                    live.discard(obj)
+                    frees += 1
+        for c in (self.total, mm_counters):
+            c.puts += puts
+            c.frees += frees
 
     def adopt(self, obj: AnonVmaName, mm_counters: NameCounters) -> Optional[AnonVmaName]:
         """The object a renamed VMA points at after replace_anon_vma_name with ``obj``."""
@@ -160,16 +166,18 @@ class RefcountStrategy(NameStrategy):
     dup = reuse
     adopt = reuse
 
-    def dup_many(self, obj: AnonVmaName, count: int, mm_counters: NameCounters) -> list[AnonVmaName]:
-        self._check_alive(obj)
-        shared = min(count, max(0, self.refcount_max - obj.refcount))
-        obj.refcount += shared
-        self.total.gets += shared
-        mm_counters.gets += shared
-        out = [obj] * shared
-        # Past saturation every further copy of this (parent's) object is a fresh allocation.
-        out.extend(self.alloc(obj.name, mm_counters) for _ in range(count - shared))
-        return out
+    def dup_vmas(self, vmas: "list[Any]", mm_counters: NameCounters) -> None:
+        limit = self.refcount_max
+        gets = 0
+        for vma in vmas:
+            obj = vma.anon_name
+            if 0 < obj.refcount < limit:  # freed objects have refcount 0
+                obj.refcount += 1
+                gets += 1
+            else:
+                vma.anon_name = self.reuse(obj, mm_counters)  # saturated: a fresh copy
+        self.total.gets += gets
+        mm_counters.gets += gets
 
 
 class StrdupStrategy(NameStrategy):
@@ -183,9 +191,12 @@ class StrdupStrategy(NameStrategy):
 
     adopt = dup
 
-    def dup_many(self, obj: AnonVmaName, count: int, mm_counters: NameCounters) -> list[AnonVmaName]:
-        self._check_alive(obj)
-        return [self.alloc(obj.name, mm_counters) for _ in range(count)]
+    def dup_vmas(self, vmas: "list[Any]", mm_counters: NameCounters) -> None:
+        alloc = self.alloc
+        for vma in vmas:
+            obj = vma.anon_name
+            self._check_alive(obj)
+            vma.anon_name = alloc(obj.name, mm_counters)
 
 
 STRATEGIES = {"refcount": RefcountStrategy, "strdup": StrdupStrategy}
