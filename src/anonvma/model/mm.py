@@ -99,6 +99,8 @@ class Mm:
         self.task_size = task_size
         self.index = VmaIndex()
         self.ptes: dict[int, "Page"] = {}
+        #: virtual page numbers whose pte is young (accessed since it was set up in this mm)
+        self.young: set[int] = set()
         self.name_counters = NameCounters()
         self.exited = False
         self.machine.mms.append(self)
@@ -474,6 +476,7 @@ class Mm:
         for page in self.ptes.values():
             page.mapcount -= 1
         self.ptes = {}
+        self.young = set()
         self.strategy.put_vmas(vmas, self.name_counters)
         self.index = VmaIndex()
         self.exited = True

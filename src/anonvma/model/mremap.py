@@ -165,9 +165,13 @@ def _move_page_tables(mm: "Mm", old_addr: int, new_addr: int, length: int) -> No
     ptes = mm.ptes
     delta = (new_addr - old_addr) >> PAGE_SHIFT
     lo = old_addr >> PAGE_SHIFT
+    young = mm.young
     moving = [(vpn, ptes.pop(vpn)) for vpn in range(lo, lo + (length >> PAGE_SHIFT)) if vpn in ptes]
     for vpn, page in moving:
         ptes[vpn + delta] = page
+        if vpn in young:  # move_ptes keeps the accessed bit
+            young.discard(vpn)
+            young.add(vpn + delta)
 
 
 def _move_vma(mm: "Mm", vma: Vma, old_addr: int, old_len: int, new_len: int, new_addr: int,

@@ -59,6 +59,7 @@ def handle_mm_fault(mm: "Mm", addr: int, write: bool) -> None:
     if vma is None or vma.start > addr or not vma.flags & (VM_WRITE if write else VM_READ):
         raise OSError(errno.EFAULT, f"no {'writable' if write else 'readable'} mapping at {addr:#x}")
     vpn = addr >> PAGE_SHIFT
+    mm.young.add(vpn)  # the access sets the pte's accessed bit (smaps Referenced)
     file = vma.file
     file_index = vma.pgoff + ((addr - vma.start) >> PAGE_SHIFT)
     if file is not None and not file.shmem and file_index >= mm.machine.file_pages:
@@ -92,14 +93,17 @@ def zap_range(mm: "Mm", start: int, end: int) -> None:
         victims = [vpn for vpn in ptes if lo <= vpn < hi]
     else:
         victims = [vpn for vpn in range(lo, hi) if vpn in ptes]
+    young = mm.young
     for vpn in victims:
         ptes.pop(vpn).mapcount -= 1
+        young.discard(vpn)
 
 
 def copy_page_range(dst: "Mm", src: "Mm", vma: Vma) -> int:
     """mm/memory.c copy_page_range for fork: share the parent's ptes of ``vma`` with the child.
 
     Like 6.1 (vma_needs_copy), VMAs without an anon_vma are skipped: faults refill them.
+    The child's ptes are old (copy_present_pte's pte_mkold), so not yet Referenced.
     :return: the number of ptes copied.
     """
     if vma.anon_vma is None or not src.ptes:

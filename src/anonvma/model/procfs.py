@@ -54,13 +54,14 @@ def smap_stats(mm: "Mm", vma: Vma) -> dict[str, int]:
     one = 4096 << PSS_SHIFT
     stats = dict.fromkeys(_SMAP_FIELDS, 0)
     pss = pss_dirty = 0
-    ptes = mm.ptes
+    ptes, young = mm.ptes, mm.young
     for vpn in range(vma.start >> PAGE_SHIFT, vma.end >> PAGE_SHIFT):
         page = ptes.get(vpn)
         if page is None or page is ZERO_PAGE:
             continue
         stats["Rss"] += kb
-        stats["Referenced"] += kb
+        if vpn in young:
+            stats["Referenced"] += kb
         if page.anon:
             stats["Anonymous"] += kb
         share = one // page.mapcount if page.mapcount >= 2 else one
