@@ -8,19 +8,25 @@ from anonvma.model.mm import Machine, Mm
 from anonvma.model.names import make_strategy
 from anonvma.ops import ARENA_BASE, FILE_SIZE, Op, arena_maps, err, ok
 
+#: TASK_SIZE of the oracle (User-Mode Linux 6.1 on x86-64: user space ends at 0x7fc0000000,
+#: measured inside it); the host's is TASK_SIZE in anonvma.model.mm. Only huge lengths see it.
+UML_TASK_SIZE = 0x7FC0000000
+
 
 def run_ops(ops: Sequence[Op], strategy: str = "refcount", check: bool = False,
-            mms: Optional[dict[int, Mm]] = None) -> list[dict[str, Any]]:
+            mms: Optional[dict[int, Mm]] = None, task_size: int = UML_TASK_SIZE) -> list[dict[str, Any]]:
     """Execute checked ops (see :func:`anonvma.ops.parse_script`) and return their results.
 
     :param check: run the invariant checker after every op (slower; for tests).
     :param mms: filled with pid -> Mm, so callers can look at the final state.
+    :param task_size: where user space ends (the oracle's by default; pass
+        ``anonvma.model.mm.TASK_SIZE`` to compare with an x86-64 host kernel).
     """
     from anonvma.model.check import check_machine
 
     machine = Machine(make_strategy(strategy), file_size=FILE_SIZE)
     procs: dict[int, Mm] = {} if mms is None else mms
-    procs[0] = Mm(machine=machine)
+    procs[0] = Mm(machine=machine, task_size=task_size)
     files = {f"/anonvma/{op.args['file']}": op.args["file"] for op in ops if "file" in op.args}
     next_pid = 1
     results: list[dict[str, Any]] = []
