@@ -16,7 +16,8 @@ def _name_objects(mm: Mm) -> str:
     for vma in mm.vmas:
         if vma.anon_name is not None:
             obj = vma.anon_name
-            seen.setdefault(id(obj), f"  {obj.name!r:14} object {id(obj) & 0xffffff:06x} refcount {obj.refcount}")
+            seen.setdefault(id(obj),
+                            f"  {obj.name!r:14} object {id(obj) & 0xffffff:06x} refcount {obj.refcount}")
     return "\n".join(seen.values()) or "  (none)"
 
 

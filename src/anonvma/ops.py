@@ -116,7 +116,7 @@ def _check_args(name: str, obj: Mapping[str, Any], lineno: int) -> dict[str, Any
             try:
                 val.encode("latin-1")
             except UnicodeEncodeError:
-                raise ScriptError(lineno, "field 'name' must be latin-1 (it is passed byte for byte)") from None
+                raise ScriptError(lineno, "field 'name' must be latin-1 (passed byte for byte)") from None
         args["name"] = val
     elif name == "touch":
         write = obj.get("write", True)
@@ -127,7 +127,8 @@ def _check_args(name: str, obj: Mapping[str, Any], lineno: int) -> dict[str, Any
         args["new_len"] = _int(obj, "new_len", lineno)
         flags = obj.get("flags", [])
         if not isinstance(flags, list) or any(f not in MREMAP_FLAGS for f in flags):
-            raise ScriptError(lineno, f"field 'flags' must be a list of {', '.join(MREMAP_FLAGS)}, not {flags!r}")
+            allowed = ", ".join(MREMAP_FLAGS)
+            raise ScriptError(lineno, f"field 'flags' must be a list of {allowed}, not {flags!r}")
         args["flags"] = list(flags)
         if "fixed" in flags:
             args["new_addr"] = _int(obj, "new_addr", lineno, limit=addr_limit)

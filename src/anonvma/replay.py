@@ -44,7 +44,7 @@ def _replay(args: argparse.Namespace) -> int:
         print(exc, file=sys.stderr)
         return 2
     results = _pick_runner(args)(scripts, args)
-    for path, res in zip(args.scripts, results):
+    for path, res in zip(args.scripts, results, strict=True):
         if len(args.scripts) > 1:
             sys.stdout.write(f"==> {path} <==\n")
         sys.stdout.write(results_text(res))

@@ -63,6 +63,6 @@ def dup_mmap(parent: "Mm") -> "Mm":
     # vm_area_dup's dup_anon_vma_name, in one pass over the named copies
     parent.strategy.dup_vmas(named, child.name_counters)
     child.index = VmaIndex(out)
-    for c, v in faulted:
+    for _, v in faulted:
         copy_page_range(child, parent, v)
     return child

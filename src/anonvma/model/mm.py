@@ -16,7 +16,7 @@ from anonvma.model.names import (ANON_VMA_NAME_MAX_LEN, REFCOUNT_MAX, AnonVmaNam
 from anonvma.model.pagetable import handle_mm_fault, zap_range
 from anonvma.model.vma import (PAGE_MASK, PAGE_SHIFT, PAGE_SIZE, VM_ACCOUNT, VM_DONTCOPY, VM_IO,
                                VM_MAYEXEC, VM_MAYREAD, VM_MAYSHARE, VM_MAYWRITE, VM_NORESERVE,
-                               VM_SHARED, VM_SPECIAL, VM_WIPEONFORK, VM_WRITE, File, Vma,
+                               VM_SHARED, VM_SPECIAL, VM_WIPEONFORK, VM_WRITE, File, Page, Vma,
                                prot_to_vm_flags)
 
 U64 = (1 << 64) - 1
@@ -98,7 +98,7 @@ class Mm:
         self.max_map_count = max_map_count
         self.task_size = task_size
         self.index = VmaIndex()
-        self.ptes: dict[int, "Page"] = {}
+        self.ptes: dict[int, Page] = {}
         #: virtual page numbers whose pte is young (accessed since it was set up in this mm)
         self.young: set[int] = set()
         self.name_counters = NameCounters()
