@@ -1,0 +1,42 @@
+"""Errors of the naming API: each is an ``OSError`` carrying the errno the kernel would give.
+
+Validation errors are raised before any syscall, with the errno Linux 6.1 would have returned
+(EINVAL), so code that catches ``OSError`` sees the same thing with or without the check.
+"""
+
+from __future__ import annotations
+
+import errno
+from typing import Optional
+
+
+class AnonNameUnsupportedError(OSError):
+    """The running kernel was built without CONFIG_ANON_VMA_NAME (every PR_SET_VMA is EINVAL)."""
+
+    def __init__(self, detail: str = "") -> None:
+        msg = ("this kernel was built without CONFIG_ANON_VMA_NAME, so it cannot name anonymous "
+               "memory (prctl(PR_SET_VMA) answers EINVAL); run `anonvma oracle build` to get a "
+               "kernel that has it")
+        super().__init__(errno.EINVAL, f"{msg}{': ' + detail if detail else ''}")
+
+
+class InvalidAnonNameError(OSError, ValueError):
+    """The name breaks Linux 6.1's rules (kernel/sys.c prctl_set_vma): EINVAL.
+
+    :ivar name: the rejected name as given.
+    :ivar index: index of the offending character (``None`` for a length error).
+    """
+
+    def __init__(self, name: object, message: str, index: Optional[int] = None) -> None:
+        super().__init__(errno.EINVAL, message)
+        self.name = name
+        self.index = index
+
+
+class InvalidRangeError(OSError, ValueError):
+    """The address range breaks madvise_set_anon_name's checks (unaligned, overflow, wrap): EINVAL."""
+
+    def __init__(self, addr: int, length: int, message: str) -> None:
+        super().__init__(errno.EINVAL, message)
+        self.addr = addr
+        self.length = length
