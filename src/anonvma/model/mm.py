@@ -215,7 +215,12 @@ class Mm:
         self._do_munmap(addr, end)
 
     def _do_munmap(self, start: int, end: int) -> None:
-        """mm/mmap.c do_mas_align_munmap: split the edges, then drop every VMA in [start, end)."""
+        """mm/mmap.c do_mas_munmap: split the edges, then drop every VMA in [start, end).
+
+        :raises OSError: EINVAL for an empty range (mremap's unmap of a 0-length source sees it).
+        """
+        if end <= start:
+            raise OSError(errno.EINVAL, "empty range")
         vmas = self.index.intersecting(start, end)
         if not vmas:
             return
