@@ -1,0 +1,42 @@
+"""Compare two snapshots group by group: what grew, shrank, appeared or vanished."""
+
+from __future__ import annotations
+
+from typing import Dict, Iterable, List
+
+from anonvma.procmaps.group import SORT_KEYS, group
+from anonvma.procmaps.records import Change, Group, Vma
+
+
+def diff_groups(before: Iterable[Group], after: Iterable[Group], measure: str = "pss") -> List[Change]:
+    """Pair groups by key; ``measure`` (a :data:`SORT_KEYS` field) decides grew/shrank/same.
+
+    Returned largest absolute change first, then by key; unchanged groups are included
+    (status ``same``) so callers can choose to show them.
+
+    :raises ValueError: unknown measure.
+    """
+    if measure not in SORT_KEYS:
+        raise ValueError(f"measure must be one of {', '.join(SORT_KEYS)}, not {measure!r}")
+    old: Dict[str, Group] = {g.key: g for g in before}
+    new: Dict[str, Group] = {g.key: g for g in after}
+    changes = []
+    for key in list(old) + [k for k in new if k not in old]:
+        a, b = old.get(key), new.get(key)
+        if a is None:
+            status = "appeared"
+        elif b is None:
+            status = "vanished"
+        else:
+            d = getattr(b, measure) - getattr(a, measure)
+            status = "grew" if d > 0 else "shrank" if d < 0 else "same"
+        kind = (b or a).kind  # type: ignore[union-attr]
+        changes.append(Change(key, kind, status, a, b))
+    changes.sort(key=lambda c: (-abs(c.delta(measure)), c.key))
+    return changes
+
+
+def diff(before: Iterable[Vma], after: Iterable[Vma], by: str = "name", fold_numbers: bool = False,
+         measure: str = "pss") -> List[Change]:
+    """Group both VMA lists the same way (see :func:`~anonvma.procmaps.group.group`) and pair them."""
+    return diff_groups(group(before, by, fold_numbers), group(after, by, fold_numbers), measure)

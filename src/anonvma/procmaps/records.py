@@ -1,0 +1,198 @@
+"""Typed records: one :class:`Vma` per maps/smaps entry, :class:`Group` totals, :class:`Change` diffs.
+
+Sizes are in kB, as the kernel prints them. ``Vma`` is a NamedTuple (cheap to build 64K of them,
+immutable, unpacks like a row); its field order is the kernel's smaps order.
+"""
+
+from __future__ import annotations
+
+from typing import Dict, NamedTuple, Optional, Tuple
+
+from anonvma.procmaps.names import classify
+
+
+class Smaps(NamedTuple):
+    """The per-VMA counters of /proc/PID/smaps, in the kernel's order; sizes in kB.
+
+    A field the kernel did not print is 0 (``thp_eligible``/``protection_key``: ``None``); which
+    ones were printed is :attr:`Snapshot.fields`. VMAs with identical counters share one object.
+    """
+
+    size: int = 0
+    kernel_page_size: int = 0
+    mmu_page_size: int = 0
+    rss: int = 0
+    pss: int = 0
+    pss_dirty: int = 0
+    pss_anon: int = 0
+    pss_file: int = 0
+    pss_shmem: int = 0
+    shared_clean: int = 0
+    shared_dirty: int = 0
+    private_clean: int = 0
+    private_dirty: int = 0
+    referenced: int = 0
+    anonymous: int = 0
+    ksm: int = 0
+    lazy_free: int = 0
+    anon_huge_pages: int = 0
+    shmem_pmd_mapped: int = 0
+    file_pmd_mapped: int = 0
+    shared_hugetlb: int = 0
+    private_hugetlb: int = 0
+    swap: int = 0
+    swap_pss: int = 0
+    locked: int = 0
+    thp_eligible: Optional[int] = None
+    protection_key: Optional[int] = None
+
+
+class Vma(NamedTuple):
+    """One VMA as /proc/PID/maps or smaps prints it.
+
+    Header fields: ``start``/``end`` (addresses), ``perms`` (``rw-p``), ``offset`` (bytes),
+    ``dev`` (``"fe:00"``), ``inode``, ``name`` (exactly as printed after the padding, never trimmed:
+    ``[anon:dalvik-main space]``, ``/lib/x.so (deleted)``, ``""`` for plain anonymous memory).
+    ``smaps`` holds the counters (``None`` for maps input), ``vm_flags`` the VmFlags mnemonics,
+    and ``extra`` the lines this parser does not know (Android's ``Name:``, future fields) as
+    ``(key, value)`` pairs in file order.
+    """
+
+    start: int
+    end: int
+    perms: str
+    offset: int
+    dev: str
+    inode: int
+    name: str
+    smaps: Optional[Smaps] = None
+    vm_flags: Tuple[str, ...] = ()
+    extra: Tuple[Tuple[str, str], ...] = ()
+
+    @property
+    def kind(self) -> str:
+        """One of :data:`anonvma.procmaps.names.KINDS`."""
+        return classify(self.name)
+
+    @property
+    def size(self) -> int:
+        """Size in kB (from smaps, or from the address range for maps input)."""
+        return self.smaps.size if self.smaps is not None else (self.end - self.start) >> 10
+
+    @property
+    def rss(self) -> int:
+        """Rss in kB (0 without smaps)."""
+        return self.smaps.rss if self.smaps is not None else 0
+
+    @property
+    def pss(self) -> int:
+        """Pss in kB (0 without smaps)."""
+        return self.smaps.pss if self.smaps is not None else 0
+
+    @property
+    def uss(self) -> int:
+        """Private_Clean + Private_Dirty in kB: what freeing this VMA would give back."""
+        s = self.smaps
+        return s.private_clean + s.private_dirty if s is not None else 0
+
+    @property
+    def shared(self) -> int:
+        """Shared_Clean + Shared_Dirty in kB."""
+        s = self.smaps
+        return s.shared_clean + s.shared_dirty if s is not None else 0
+
+    @property
+    def swap(self) -> int:
+        """Swap in kB (0 without smaps)."""
+        return self.smaps.swap if self.smaps is not None else 0
+
+
+#: smaps key -> Smaps field, for every per-VMA field printed in kB (fs/proc/task_mmu.c
+#: __show_smap, show_smap; Pss_Anon/File/Shmem appear in smaps_rollup).
+KB_FIELDS: Dict[str, str] = {
+    "Size": "size", "KernelPageSize": "kernel_page_size", "MMUPageSize": "mmu_page_size",
+    "Rss": "rss", "Pss": "pss", "Pss_Dirty": "pss_dirty", "Pss_Anon": "pss_anon",
+    "Pss_File": "pss_file", "Pss_Shmem": "pss_shmem", "Shared_Clean": "shared_clean",
+    "Shared_Dirty": "shared_dirty", "Private_Clean": "private_clean",
+    "Private_Dirty": "private_dirty", "Referenced": "referenced", "Anonymous": "anonymous",
+    "KSM": "ksm", "LazyFree": "lazy_free", "AnonHugePages": "anon_huge_pages",
+    "ShmemPmdMapped": "shmem_pmd_mapped", "FilePmdMapped": "file_pmd_mapped",
+    "Shared_Hugetlb": "shared_hugetlb", "Private_Hugetlb": "private_hugetlb", "Swap": "swap",
+    "SwapPss": "swap_pss", "Locked": "locked",
+}
+#: smaps keys printed as a bare integer.
+INT_FIELDS: Dict[str, str] = {"THPeligible": "thp_eligible", "ProtectionKey": "protection_key"}
+VMFLAGS_KEY = "VmFlags"
+#: Smaps field name -> index in the tuple.
+SMAPS_INDEX: Dict[str, int] = {name: i for i, name in enumerate(Smaps._fields)}
+
+
+class Snapshot(NamedTuple):
+    """The parsed memory map of one process at one time.
+
+    :ivar source: where it came from (``/proc/123/smaps`` or a file path).
+    :ivar pid: the process id when read live, else ``None``.
+    :ivar vmas: the entries, in address order as the kernel printed them.
+    :ivar fields: the smaps keys that were present (empty for a maps file).
+    """
+
+    source: str
+    pid: Optional[int]
+    vmas: Tuple[Vma, ...]
+    fields: Tuple[str, ...]
+
+    @property
+    def has_smaps(self) -> bool:
+        """True if the input had per-VMA counters (smaps), False for plain maps."""
+        return bool(self.fields)
+
+
+class Group(NamedTuple):
+    """Totals (kB) over the VMAs sharing one key (a name, folded name, kind, or one VMA)."""
+
+    key: str
+    kind: str
+    count: int
+    size: int
+    rss: int
+    pss: int
+    shared_clean: int
+    shared_dirty: int
+    private_clean: int
+    private_dirty: int
+    swap: int
+    swap_pss: int
+
+    @property
+    def uss(self) -> int:
+        """Private_Clean + Private_Dirty (kB)."""
+        return self.private_clean + self.private_dirty
+
+    @property
+    def shared(self) -> int:
+        """Shared_Clean + Shared_Dirty (kB)."""
+        return self.shared_clean + self.shared_dirty
+
+
+#: Every :attr:`Change.status`.
+STATUSES = ("grew", "shrank", "appeared", "vanished", "same")
+
+
+class Change(NamedTuple):
+    """How one group differs between two snapshots.
+
+    ``status`` is one of :data:`STATUSES`: ``appeared``/``vanished`` when the key exists on one
+    side only, else ``grew``/``shrank``/``same`` by the measure the diff was asked for.
+    """
+
+    key: str
+    kind: str
+    status: str
+    before: Optional[Group]
+    after: Optional[Group]
+
+    def delta(self, field: str) -> int:
+        """after - before of a Group field (``"pss"``, ``"uss"``, ``"count"`` ...); missing = 0."""
+        old = getattr(self.before, field) if self.before is not None else 0
+        new = getattr(self.after, field) if self.after is not None else 0
+        return int(new) - int(old)
