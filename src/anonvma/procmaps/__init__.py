@@ -16,7 +16,7 @@ from anonvma.procmaps.diff import diff
 from anonvma.procmaps.errors import ProcessAccessError, ProcessNotFoundError, ProcmapsParseError
 from anonvma.procmaps.group import GROUP_BY, SORT_KEYS, group, sort_groups, total
 from anonvma.procmaps.names import KINDS, anon_name, classify, fold
-from anonvma.procmaps.parse import parse
+from anonvma.procmaps.parser import parse
 from anonvma.procmaps.records import Change, Group, Smaps, Snapshot, Vma
 from anonvma.procmaps.source import read, read_file, read_pid, read_pid_bytes
 

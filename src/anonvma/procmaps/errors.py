@@ -33,4 +33,4 @@ class ProcessAccessError(PermissionError):
                          f"not allowed to read {path} of pid {pid} (another user's process? "
                          "run as that user or as root)")
         self.pid = pid
-        self.filename = path
+        self.path = path

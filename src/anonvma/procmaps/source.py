@@ -11,7 +11,7 @@ import os
 from typing import Union
 
 from anonvma.procmaps.errors import ProcessAccessError, ProcessNotFoundError
-from anonvma.procmaps.parse import parse
+from anonvma.procmaps.parser import parse
 from anonvma.procmaps.records import Snapshot
 
 PathLike = Union[str, "os.PathLike[str]"]
