@@ -122,7 +122,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     for k, v in medians.items():
         print(f"  {k:28s} {v:9.1f} ms  {v / base:5.2f}x plain read")
     if "psutil_memory_maps_grouped" in medians:
-        print(f"  psutil / anonvma: {medians['psutil_memory_maps_grouped'] / medians['anonvma_read_group']:.2f}x")
+        ratio = medians["psutil_memory_maps_grouped"] / medians["anonvma_read_group"]
+        print(f"  psutil / anonvma: {ratio:.2f}x")
     os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
     with open(args.out, "w") as f:
         json.dump(result, f, indent=2)

@@ -63,7 +63,7 @@ def validate_name(name: NameArg) -> Optional[bytes]:
             name, f"anon name is {len(raw)} bytes long; Linux allows at most "
                   f"{ANON_VMA_NAME_MAX_LEN - 1} (80 including the NUL): {name!r}")
     for index, c in enumerate(chars):
-        code = c if isinstance(c, int) else ord(c)
+        code = c if isinstance(c, int) else ord(str(c))
         if 0x20 <= code <= 0x7E and chr(code) not in FORBIDDEN_CHARS:
             continue
         shown = _describe(chr(code)) if isinstance(c, str) else f"byte 0x{code:02x}"

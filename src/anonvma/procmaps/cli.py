@@ -78,9 +78,10 @@ def _guarded(fn: Callable[[argparse.Namespace], str]) -> Callable[[argparse.Name
         try:
             text = fn(args)
         except (OSError, ValueError) as err:
-            plain = isinstance(err, OSError) and err.strerror and err.filename is None
-            print(f"anonvma {args.command}: error: {err.strerror if plain else err}",
-                  file=sys.stderr)
+            message = str(err)
+            if isinstance(err, OSError) and err.strerror and err.filename is None:
+                message = err.strerror  # our errors already name the pid/path; drop "[Errno N]"
+            print(f"anonvma {args.command}: error: {message}", file=sys.stderr)
             return 1
         sys.stdout.write(text)
         sys.stdout.flush()

@@ -46,7 +46,7 @@ def _table(header: Sequence[str], rows: List[Sequence[str]], width: Optional[int
     room = None if width is None else max(width - lead, 12)
     out = []
     for r in [header, *rows]:
-        cells = [c.rjust(w) for c, w in zip(r, widths)]
+        cells = [c.rjust(w) for c, w in zip(r, widths, strict=False)]
         out.append(("  ".join(cells) + "  " + _fit(r[-1], room)).rstrip())
     return "\n".join(out) + "\n"
 

@@ -52,12 +52,12 @@ def group(vmas: Iterable[Vma], by: str = "name", fold_numbers: bool = False) -> 
         keys = [f"{v.start:x}-{v.end:x} {v.name}".rstrip() for v in vmas]
     else:
         keys = list(map(_KeyOf(by, fold_numbers).__getitem__, names))
-    first = dict(zip(reversed(keys), reversed(names)))  # key -> name of its first VMA
+    first = dict(zip(reversed(keys), reversed(names), strict=True))  # key -> name of its first VMA
     acc: Dict[str, List[int]] = {key: [0] * 10 for key in dict.fromkeys(keys)}
     counters = list(map(_smaps, vmas))
     ids = list(map(id, counters))  # shared objects: count by identity, not by 27-field hash
-    by_id = dict(zip(ids, counters))
-    pairs: Counter[Tuple[str, int]] = Counter(zip(keys, ids))
+    by_id = dict(zip(ids, counters, strict=True))
+    pairs: Counter[Tuple[str, int]] = Counter(zip(keys, ids, strict=True))
     for (key, ident), n in pairs.items():
         s = by_id[ident]
         a = acc[key]
@@ -73,7 +73,7 @@ def group(vmas: Iterable[Vma], by: str = "name", fold_numbers: bool = False) -> 
             a[8] += s.swap * n
             a[9] += s.swap_pss * n
     if None in counters:  # maps input: sizes from the address ranges
-        for key, v in zip(keys, vmas):
+        for key, v in zip(keys, vmas, strict=True):
             if v.smaps is None:
                 acc[key][1] += (v.end - v.start) >> 10
     kind_of = (lambda key: key) if by == "kind" else (lambda key: classify(first[key]))

@@ -26,8 +26,8 @@ from anonvma.procmaps.errors import ProcmapsParseError
 from anonvma.procmaps.records import INT_FIELDS, KB_FIELDS, SMAPS_INDEX, VMFLAGS_KEY, Smaps, Vma
 
 Header = Tuple[int, int, str, int, str, int, str]
-_make_vma: Callable[[Sequence[object]], Vma] = partial(tuple.__new__, Vma)  # type: ignore[arg-type]
-_make_smaps: Callable[[Sequence[object]], Smaps] = partial(tuple.__new__, Smaps)  # type: ignore[arg-type]
+_make_vma: Callable[[Sequence[object]], Vma] = partial(tuple.__new__, Vma)
+_make_smaps: Callable[[Sequence[object]], Smaps] = partial(tuple.__new__, Smaps)
 _SMAPS_DEFAULTS: Tuple[object, ...] = tuple(Smaps._field_defaults[f] for f in Smaps._fields)
 _DIGITS_SPACE = b"0123456789 "
 _KEY_CHARS = bytes(range(65, 91)) + bytes(range(97, 123)) + b"_:"
@@ -129,8 +129,8 @@ def _header_columns(heads: List[str]) -> List[Iterable[object]]:
     """
     parts = [h.split(" ", 5) for h in heads]
     if min(map(len, parts), default=6) != 6:
-        return list(zip(*[parse_header(h) for h in heads])) or [[]] * 7
-    ranges, perms, offsets, devs, inodes, rest = zip(*parts)
+        return list(zip(*[parse_header(h) for h in heads], strict=True)) or [[]] * 7
+    ranges, perms, offsets, devs, inodes, rest = zip(*parts, strict=True)
     bounds = " ".join(ranges).replace("-", " ").split()
     if len(bounds) != 2 * len(heads) or set(map(len, perms)) != {4} \
             or "".join(devs).count(":") != len(heads):
@@ -152,7 +152,7 @@ def _parse_fast(data: bytes) -> Tuple[List[Vma], Tuple[str, ...]]:
         heads = data.decode("utf-8", "surrogateescape").split("\n")
         heads.pop()
         columns = _header_columns(heads) + [repeat(None), repeat(()), repeat(())]
-        return list(map(_make_vma, zip(*columns))), ()
+        return list(map(_make_vma, zip(*columns, strict=False))), ()
 
     # Entry i is "header\nSize: ...\nTHPeligible: 0\nVmFlags: rd wr\n": cut at "\nVmFlags:",
     # then each piece at "\nSize:" into ("flags of i-1\nheader of i", counter block of i).
@@ -161,7 +161,7 @@ def _parse_fast(data: bytes) -> Tuple[List[Vma], Tuple[str, ...]]:
     cut = [c.partition(b"\nSize:") for c in chunks]
     if count < 1 or cut[-1][1]:
         raise _Irregular
-    pres, seps, blocks = zip(*cut[:-1])
+    pres, seps, blocks = zip(*cut[:-1], strict=True)
     if seps.count(b"\nSize:") != count:
         raise _Irregular
     text = b"\n".join(pres + (chunks[-1],)).decode("utf-8", "surrogateescape").split("\n")
@@ -189,12 +189,12 @@ def _parse_fast(data: bytes) -> Tuple[List[Vma], Tuple[str, ...]]:
     # A block's numbers, plus the defaults 0 and None, -> Smaps fields by one C-level itemgetter.
     pick = itemgetter(*[where.get(i, width if d == 0 else width + 1)
                         for i, d in enumerate(_SMAPS_DEFAULTS)])
-    rows = zip(*[iter(numbers)] * width, repeat(0), repeat(None))
-    counters = dict(zip(distinct, map(_make_smaps, map(pick, rows))))
+    rows = zip(*[iter(numbers)] * width, repeat(0), repeat(None), strict=False)
+    counters = dict(zip(distinct, map(_make_smaps, map(pick, rows)), strict=True))
     columns = _header_columns(text[0:2 * count:2])
     columns += [list(map(counters.__getitem__, blocks)),
                 list(map(_Flags().__getitem__, text[1:2 * count:2])), repeat(())]
-    return list(map(_make_vma, zip(*columns))), tuple(keys) + (VMFLAGS_KEY,)
+    return list(map(_make_vma, zip(*columns, strict=False))), tuple(keys) + (VMFLAGS_KEY,)
 
 
 def _parse_lines(lines: List[str], source: str) -> Tuple[List[Vma], Tuple[str, ...]]:

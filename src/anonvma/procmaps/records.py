@@ -152,7 +152,7 @@ class Group(NamedTuple):
 
     key: str
     kind: str
-    count: int
+    count: int  # type: ignore[assignment]  # shadows tuple.count: the VMA count
     size: int
     rss: int
     pss: int
