@@ -121,7 +121,7 @@ def test_glibc_decorate_maps_counts_stacks_arenas_and_malloc(strategy):
         return start
 
     mm.set_anon_name(region(64), 64 * P, " glibc: malloc")
-    for i in range(7):  # arena heaps: only the RW part is named
+    for _ in range(7):  # arena heaps: only the RW part is named
         heap = region(16)
         mm.mprotect(heap + 4 * P, 12 * P, "")
         mm.set_anon_name(heap, 4 * P, " glibc: malloc arena")

@@ -69,7 +69,8 @@ class TwoStrategies(RuleBasedStateMachine):
                        Mm("strdup", max_map_count=max_map_count))]
         # most runs start from a mapped arena, so renames hit VMAs more often than holes
         for page, npages, prot in [(0, ARENA_PAGES, "rw"), *layout]:
-            self._both(0, lambda mm: mm.mmap(pg(page), npages * P, prot))
+            addr, length = pg(page), npages * P
+            self._both(0, lambda mm, a=addr, n=length, p=prot: mm.mmap(a, n, p))
 
     def _pair(self, pid: int) -> tuple[Mm, Mm]:
         return self.procs[pid % len(self.procs)]
