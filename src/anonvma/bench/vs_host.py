@@ -1,0 +1,230 @@
+"""``anonvma bench fork --vs-host``: the model's fork+exit against the host kernel's fork+reap.
+
+The model forks an Mm of 65,530 VMAs named with 79-character names (unpopulated) and exits the
+child; a real process on the host kernel holding as many VMAs (as many as vm.max_map_count lets
+it, unnamed: the host cannot name) forks and reaps a child that ``_exit``s at once. The two
+alternate fork by fork in one run, so both see the same machine state. The ratio is
+model / kernel of the medians (target: at most 1.0).
+
+:func:`dup_mmap_phases` times the phases of ``anonvma.model.fork.dup_mmap`` and ``Mm.exit``
+separately, re-running their statements one phase at a time (a copy of those statements for
+diagnosis: keep it in step with fork.py and mm.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import gc
+import io
+import json
+import pstats
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Dict, List
+
+from anonvma.bench.backends import _worker_env
+from anonvma.bench.fork import Stats, build_parent
+from anonvma.bench.layout import MAX_MAP_COUNT
+from anonvma.model import Mm
+
+SLACK = 32
+
+
+class HostForker:
+    """A worker process on the host kernel holding about ``total`` VMAs, forking on request."""
+
+    def __init__(self, total: int = MAX_MAP_COUNT, slack: int = SLACK) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "anonvma.bench.worker", "--serve", str(total), str(slack)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=_worker_env(), text=True)
+        assert self.proc.stdout is not None
+        ready = self.proc.stdout.readline().split()
+        if not ready or ready[0] != "ready":
+            raise RuntimeError(f"host worker did not start (said {ready!r})")
+        self.map_count, self.created = int(ready[1]), int(ready[2])
+
+    def fork(self) -> tuple[float, float]:
+        """One fork+reap in the worker: (fork ms, fork+reap ms)."""
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write("fork\n")
+        self.proc.stdin.flush()
+        fork_ns, total_ns = self.proc.stdout.readline().split()
+        return int(fork_ns) / 1e6, int(total_ns) / 1e6
+
+    def close(self) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.close()
+        self.proc.wait(timeout=60)
+
+
+def model_fork_exit(parent: Mm) -> tuple[float, float]:
+    """One fork+exit of ``parent``: (fork ms, fork+exit ms)."""
+    clock = time.perf_counter_ns
+    t0 = clock()
+    child = parent.fork()
+    t1 = clock()
+    child.exit()
+    t2 = clock()
+    return (t1 - t0) / 1e6, (t2 - t0) / 1e6
+
+
+def dup_mmap_phases(parent: Mm, rounds: int = 5) -> Dict[str, float]:
+    """Median ms of each phase of fork (dup_mmap) and exit (exit_mmap) of ``parent`` in the model."""
+    from anonvma.model.index import VmaIndex
+    from anonvma.model.pagetable import copy_page_range
+    from anonvma.model.vma import VM_DONTCOPY, VM_LOCKED, VM_LOCKONFAULT, VM_WIPEONFORK, AnonVma, Vma
+
+    not_plain = VM_DONTCOPY | VM_WIPEONFORK | VM_LOCKED | VM_LOCKONFAULT
+    clock = time.perf_counter_ns
+    samples: Dict[str, List[float]] = {}
+
+    def lap(name: str, t: int) -> int:
+        now = clock()
+        samples.setdefault(name, []).append((now - t) / 1e6)
+        return now
+
+    for _ in range(rounds):
+        t = clock()
+        child = Mm(max_map_count=parent.max_map_count, task_size=parent.task_size, machine=parent.machine)
+        t = lap("fork: Mm() for the child", t)
+        new = Vma.__new__
+        out: List[Vma] = []
+        named: List[Vma] = []
+        faulted = []
+        for v in parent.index.vmas:
+            flags = v.flags
+            if flags & not_plain:
+                if flags & VM_DONTCOPY:
+                    continue
+                flags &= ~(VM_LOCKED | VM_LOCKONFAULT)
+            c = new(Vma)
+            c.start = v.start
+            c.end = v.end
+            c.flags = flags
+            c.pgoff = v.pgoff
+            c.file = v.file
+            c.anon_name = name = v.anon_name
+            if name is not None:
+                named.append(c)
+            if v.anon_vma is None or flags & VM_WIPEONFORK:
+                c.anon_vma = None
+                c.anon_chain = 0
+            else:
+                c.anon_vma = AnonVma()
+                c.anon_chain = v.anon_chain + 1
+                faulted.append((c, v))
+            out.append(c)
+        t = lap("fork: copy loop (vm_area_dup of every VMA)", t)
+        parent.strategy.dup_vmas(named, child.name_counters)
+        t = lap("fork: strategy.dup_vmas (names)", t)
+        child.index = VmaIndex(out)
+        for _, v in faulted:
+            copy_page_range(child, parent, v)
+        t = lap("fork: index + copy_page_range", t)
+        del out, named, faulted  # the child's index holds the only references now
+        t = clock()
+        for page in child.ptes.values():
+            page.mapcount -= 1
+        child.ptes = {}
+        t = lap("exit: drop ptes", t)
+        child.strategy.put_vmas(child.index.vmas, child.name_counters)
+        t = lap("exit: strategy.put_vmas (names)", t)
+        child.index = VmaIndex()
+        child.exited = True
+        t = lap("exit: free the VMA list (deallocate the Vma objects)", t)
+        child.machine.mms.remove(child)
+        lap("exit: machine.mms.remove", t)
+        del child
+    # floor: the cheapest Python that makes as many slotted objects with 8 attributes
+    n = parent.map_count
+    for _ in range(rounds):
+        t = clock()
+        objs = [new(Vma) for _ in range(n)]
+        t = lap("floor: Vma.__new__ x count (no attributes)", t)
+        del objs
+        lap("floor: freeing them", t)
+    return {k: Stats.of(v).median for k, v in samples.items()}
+
+
+def profile_fork_exit(parent: Mm, rounds: int = 5, top: int = 12) -> str:
+    """cProfile of ``rounds`` fork+exit of ``parent``: the top functions by own time."""
+    prof = cProfile.Profile()
+    prof.enable()
+    for _ in range(rounds):
+        parent.fork().exit()
+    prof.disable()
+    buf = io.StringIO()
+    pstats.Stats(prof, stream=buf).sort_stats("tottime").print_stats(top)
+    return buf.getvalue()
+
+
+def run_vs_host(args: argparse.Namespace) -> int:
+    repeats = args.repeats or 15
+    strategies = args.strategies
+    count = MAX_MAP_COUNT
+    print(f"[vs-host] building model parents: {count} VMAs named (79 chars), unpopulated; "
+          f"strategies {', '.join(strategies)}", file=sys.stderr, flush=True)
+    parents = {s: build_parent(count, "max", s) for s in strategies}
+    print("[vs-host] starting the host worker", file=sys.stderr, flush=True)
+    host = HostForker(count)
+    samples: Dict[str, Dict[str, List[float]]] = {k: {"fork": [], "fork_exit": []}
+                                                  for k in [*strategies, "host"]}
+    gc.collect()
+    gc.freeze()
+    gc.disable()
+    try:
+        for k in range(args.warmup + repeats):
+            for s in strategies:
+                f, fe = model_fork_exit(parents[s])
+                if k >= args.warmup:
+                    samples[s]["fork"].append(f)
+                    samples[s]["fork_exit"].append(fe)
+            f, fe = host.fork()
+            if k >= args.warmup:
+                samples["host"]["fork"].append(f)
+                samples["host"]["fork_exit"].append(fe)
+    finally:
+        gc.enable()
+        gc.unfreeze()
+        host.close()
+    stats = {k: {m: Stats.of(v) for m, v in d.items()} for k, d in samples.items()}
+    kernel = stats["host"]["fork_exit"].median
+    lines = [f"model fork+exit of {count} named VMAs (79-char names, unpopulated) vs the host kernel "
+             f"({host.map_count} VMAs, unnamed) fork+reap, interleaved, {repeats} rounds; ms median [q1-q3]",
+             f"{'':28} {'fork':>22} {'fork+exit/reap':>22} {'model/kernel':>13}"]
+    for k in [*strategies, "host"]:
+        st = stats[k]
+        who = f"model {k}" if k != "host" else f"host kernel {host.map_count} VMAs"
+        shown = f"{st['fork_exit'].median / kernel:.2f}" if k != "host" else ""
+        lines.append(f"{who:28} {st['fork'].median:>8.2f} [{st['fork'].q1:.2f}-{st['fork'].q3:.2f}] "
+                     f"{st['fork_exit'].median:>8.2f} [{st['fork_exit'].q1:.2f}-{st['fork_exit'].q3:.2f}] "
+                     f"{shown:>13}")
+    print("\n".join(lines))
+    primary = "refcount" if "refcount" in strategies else strategies[0]
+    ratio = stats[primary]["fork_exit"].median / kernel
+    print(f"\nratio model({primary})/kernel = {ratio:.2f} (target <= 1.0)")
+    doc: Dict[str, Any] = {"count_model": count, "map_count_host": host.map_count, "repeats": repeats,
+                           "samples": samples, "ratio": {s: stats[s]["fork_exit"].median / kernel
+                                                         for s in strategies}}
+    if args.profile or ratio > 1.0:
+        why = "requested" if args.profile else "the model is slower than the kernel"
+        print(f"\nprofile ({why}): phases of dup_mmap and exit_mmap, median ms over 5 rounds")
+        gc.disable()
+        try:
+            for s in strategies:
+                phases = dup_mmap_phases(parents[s])
+                doc.setdefault("phases", {})[s] = phases
+                print(f"  {s}:")
+                for name, ms in phases.items():
+                    print(f"    {name:55} {ms:8.2f}")
+            print(profile_fork_exit(parents[primary]))
+        finally:
+            gc.enable()
+    out = args.out if args.out != "results/bench_fork.json" else "results/bench_fork_vs_host.json"
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    Path(out).write_text(json.dumps(doc, indent=1))
+    print(f"JSON: {out}")
+    return 0

@@ -1,0 +1,190 @@
+"""The fork experiment in a real process: run on the host kernel or inside a UML oracle kernel.
+
+``python3 -m anonvma.bench.worker CONFIG.json OUT.json`` builds the layout of
+:mod:`anonvma.bench.layout` with mmap (MAP_FIXED_NOREPLACE), names every VMA with prctl when the
+cell asks for names, writes the scenario's pages, then times ``os.fork()`` (parent side: dup_mmap)
+and ``os.fork()`` + ``waitpid`` (the child ``_exit``s at once: fork+reap, like the seed).
+Stdlib and :mod:`anonvma.live.syscalls` only, so it runs under any interpreter of the host.
+
+CONFIG: ``{"counts": [...], "namings": [...], "scenarios": [...], "repeats": R, "warmup": W,
+"slack": S}``. Counts above what fits under vm.max_map_count (minus the VMAs the process already
+has, minus ``slack`` for the interpreter's own allocations) are lowered, and the result says so.
+OUT: ``{"kernel": ..., "naming_supported": bool, "max_map_count": ..., "cells": [...]}``; each
+cell has ``count`` (VMAs created), ``map_count`` (all VMAs of the process at fork time),
+``fork_ms`` and ``fork_exit_ms`` samples, and ``status`` (``ok``, ``unsupported``, or an error).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import json
+import os
+import sys
+import time
+from typing import Any, Dict, List
+
+from anonvma.bench.layout import BASE, PAGE_SIZE, SCENARIOS, VMA_BYTES, vma_addr, vma_name, vma_prot
+from anonvma.live import syscalls as sc
+
+_PROT = {"rw": sc.PROT_READ | sc.PROT_WRITE, "rwx": sc.PROT_READ | sc.PROT_WRITE | sc.PROT_EXEC}
+
+
+def _progress(msg: str) -> None:
+    print(f"[worker] {msg}", file=sys.stderr, flush=True)
+
+
+def map_count() -> int:
+    """Lines of /proc/self/maps: every VMA of this process."""
+    with open("/proc/self/maps", "rb") as f:
+        return f.read().count(b"\n")
+
+
+def max_map_count() -> int:
+    try:
+        with open("/proc/sys/vm/max_map_count") as f:
+            return int(f.read())
+    except OSError:
+        return 65530
+
+
+def naming_supported() -> bool:
+    """Probe PR_SET_VMA_ANON_NAME on a scratch page (EINVAL: kernel without CONFIG_ANON_VMA_NAME)."""
+    addr = sc.mmap(0, PAGE_SIZE, sc.PROT_READ | sc.PROT_WRITE, sc.MAP_PRIVATE | sc.MAP_ANONYMOUS)
+    try:
+        sc.prctl_set_vma_anon_name(addr, PAGE_SIZE, b"probe")
+        return True
+    except OSError as err:
+        if err.errno == errno.EINVAL:
+            return False
+        raise
+    finally:
+        sc.munmap(addr, PAGE_SIZE)
+
+
+def build(count: int, named: bool) -> None:
+    """mmap ``count`` VMAs of the layout (and name them)."""
+    flags = sc.MAP_PRIVATE | sc.MAP_ANONYMOUS | sc.MAP_FIXED_NOREPLACE
+    mmap, prctl = sc.mmap, sc.prctl_set_vma_anon_name
+    for i in range(count):
+        addr = vma_addr(i)
+        got = mmap(addr, VMA_BYTES, _PROT[vma_prot(i)], flags)
+        if got != addr:  # kernels before 4.17 treat MAP_FIXED_NOREPLACE as a hint
+            raise OSError(errno.EEXIST, f"mmap at {addr:#x} returned {got:#x}")
+        if named:
+            prctl(addr, VMA_BYTES, vma_name(i).encode())
+
+
+def populate(count: int, first_page: int, pages: int) -> None:
+    """Write pages [first_page, pages) of every VMA (write faults; non-zero data)."""
+    if pages <= first_page:
+        return
+    memset = ctypes.memset
+    off, size = first_page * PAGE_SIZE, (pages - first_page) * PAGE_SIZE
+    for i in range(count):
+        memset(vma_addr(i) + off, 0x5A, size)
+
+
+def time_forks(repeats: int, warmup: int) -> Dict[str, List[float]]:
+    """Fork ``warmup + repeats`` times; the child exits at once. Times in ms."""
+    fork_ms: List[float] = []
+    fork_exit_ms: List[float] = []
+    clock = time.perf_counter_ns
+    for k in range(warmup + repeats):
+        t0 = clock()
+        pid = os.fork()
+        if pid == 0:
+            os._exit(0)
+        t1 = clock()
+        os.waitpid(pid, 0)
+        t2 = clock()
+        if k >= warmup:
+            fork_ms.append((t1 - t0) / 1e6)
+            fork_exit_ms.append((t2 - t0) / 1e6)
+    return {"fork_ms": fork_ms, "fork_exit_ms": fork_exit_ms}
+
+
+def run(config: Dict[str, Any]) -> Dict[str, Any]:
+    """Every (count, naming, scenario) cell of ``config``; scenarios populate incrementally."""
+    repeats, warmup = int(config.get("repeats", 10)), int(config.get("warmup", 1))
+    slack = int(config.get("slack", 32))
+    supported = naming_supported()
+    limit = max_map_count()
+    out: Dict[str, Any] = {"kernel": os.uname().release, "naming_supported": supported,
+                           "max_map_count": limit, "python": sys.version.split()[0], "cells": []}
+    scenarios = sorted(config["scenarios"], key=lambda s: SCENARIOS[s])
+    for requested in config["counts"]:
+        for naming in config["namings"]:
+            named = naming != "none"
+            base_cell = {"count_requested": requested, "naming": naming}
+            if named and not supported:
+                for scenario in scenarios:
+                    out["cells"].append({**base_cell, "scenario": scenario, "count": 0, "status":
+                                         "unsupported: this kernel has no CONFIG_ANON_VMA_NAME "
+                                         "(prctl PR_SET_VMA_ANON_NAME gives EINVAL)"})
+                continue
+            count = min(requested, limit - map_count() - slack)
+            _progress(f"{requested} VMAs ({count} created), naming {naming}: building")
+            try:
+                build(count, named)
+                done = 0
+                for scenario in scenarios:
+                    pages = SCENARIOS[scenario]
+                    populate(count, done, pages)
+                    done = max(done, pages)
+                    total = map_count()
+                    _progress(f"  {scenario}: {warmup}+{repeats} forks of {total} VMAs")
+                    cell = {**base_cell, "scenario": scenario, "count": count, "map_count": total,
+                            "status": "ok", **time_forks(repeats, warmup)}
+                    out["cells"].append(cell)
+            except OSError as err:
+                out["cells"].append({**base_cell, "scenario": "*", "count": count,
+                                     "status": f"error: {err}"})
+            finally:
+                sc.munmap(BASE, max(count, 1) * VMA_BYTES)
+    return out
+
+
+def serve(total: int, slack: int) -> int:
+    """Hold a process of about ``total`` VMAs and fork+reap it on request (``--vs-host``).
+
+    Prints ``ready MAP_COUNT``; then for each ``fork`` line on stdin prints ``FORK_NS FORK_EXIT_NS``.
+    """
+    count = max(0, min(total, max_map_count() - slack) - map_count())
+    build(count, False)
+    print(f"ready {map_count()} {count}", flush=True)
+    clock = time.perf_counter_ns
+    for line in sys.stdin:
+        if line.strip() != "fork":
+            break
+        t0 = clock()
+        pid = os.fork()
+        if pid == 0:
+            os._exit(0)
+        t1 = clock()
+        os.waitpid(pid, 0)
+        t2 = clock()
+        print(f"{t1 - t0} {t2 - t0}", flush=True)
+    return 0
+
+
+def main(argv: List[str]) -> int:
+    if len(argv) == 4 and argv[1] == "--serve":
+        return serve(int(argv[2]), int(argv[3]))
+    if len(argv) != 3:
+        print("usage: python3 -m anonvma.bench.worker CONFIG.json OUT.json | --serve TOTAL SLACK",
+              file=sys.stderr)
+        return 2
+    with open(argv[1]) as f:
+        config = json.load(f)
+    result = run(config)
+    tmp = argv[2] + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(result, f)
+    os.replace(tmp, argv[2])
+    _progress(f"wrote {argv[2]}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
