@@ -12,6 +12,7 @@ COMMANDS = (
     "anonvma.demo",
     "anonvma.replay",
     "anonvma.procmaps.cli",
+    "anonvma.oracle.cli",
     "anonvma.bench.cli",
 )
 
