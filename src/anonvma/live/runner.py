@@ -1,0 +1,303 @@
+"""Run an ops script (OPS-FORMAT v1) in real processes on the running kernel.
+
+The runner never executes an op itself: process 0 is a forked worker, and each ``fork`` op
+makes a worker clone itself. Every worker is served over its own ``AF_UNIX`` ``SOCK_SEQPACKET``
+pair (one op in, one result out, message boundaries kept), so a script that unmaps a worker's
+code kills that worker, never the runner; a dead worker is reported as :class:`RunnerError`.
+
+Workers fork with ``clone(CLONE_PARENT | SIGCHLD)`` rather than fork(): the kernel runs the same
+dup_mmap, but the child's parent is the runner, which can then reap every process of the script
+itself. An ``exit`` result is sent only after the runner has reaped the process, so its mm is
+gone (names put, anon_vmas unlinked) before the next op runs, as in the model.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import json
+import os
+import platform
+import shutil
+import signal
+import socket
+import tempfile
+from dataclasses import dataclass
+from typing import Any, NoReturn, Optional, Sequence
+
+from anonvma.live import syscalls
+from anonvma.ops import ARENA_BASE, FILE_SIZE, Op, arena_maps, err, ok
+
+#: Largest message either side sends (a maps result of a few hundred VMAs is ~20 KiB).
+_MSG_MAX = 1 << 20
+
+# clone(2): x86-64 and arm64 syscall numbers; flags for a fork whose child is our sibling.
+_SYS_CLONE = {"x86_64": 56, "aarch64": 220}
+_CLONE_PARENT = 0x00008000
+
+
+class RunnerError(RuntimeError):
+    """The real-process run broke (a worker died or the protocol failed), not an op's errno."""
+
+
+@dataclass
+class _Proc:
+    """One process of the script as the runner sees it: its real pid and its channel."""
+
+    number: int
+    pid: int
+    sock: socket.socket
+
+
+# ---------------------------------------------------------------------------------------------
+# Worker side: runs in the forked processes, never returns.
+
+def _clone_parent() -> int:
+    """fork() whose child gets the caller's parent (the runner) as parent; 0 in the child."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    nr = _SYS_CLONE.get(platform.machine())
+    if nr is None:
+        raise OSError(errno.ENOSYS, f"clone syscall number unknown on {platform.machine()}")
+    libc.syscall.restype = ctypes.c_long
+    ret = int(libc.syscall(ctypes.c_long(nr), ctypes.c_ulong(_CLONE_PARENT | signal.SIGCHLD),
+                           ctypes.c_ulong(0), ctypes.c_ulong(0), ctypes.c_ulong(0), ctypes.c_ulong(0)))
+    if ret < 0:
+        code = ctypes.get_errno()
+        raise OSError(code, f"clone: {os.strerror(code)}")
+    return ret
+
+
+def _mapped_with(addr: int, perm: str) -> bool:
+    """Whether ``addr`` lies in a VMA of this process whose maps permissions include ``perm``."""
+    with open("/proc/self/maps", "rb") as f:
+        for line in f:
+            lo, _, rest = line.partition(b"-")
+            hi, _, rest = rest.partition(b" ")
+            if int(lo, 16) <= addr < int(hi, 16):
+                return perm.encode() in rest[:4]
+    return False
+
+
+def _signed64(value: int) -> int:
+    """An unsigned 64-bit value as the C ``long`` with the same bits (mmap's offset)."""
+    return value - (1 << 64) if value >= 1 << 63 else value
+
+
+def _do(op: dict[str, Any], base: int, fds: dict[str, int], files: dict[str, str]) -> dict[str, Any]:
+    """Execute one op (other than fork and exit) in this process; OSError becomes the errno."""
+    name = op["op"]
+    try:
+        if name == "mmap":
+            share = syscalls.MAP_SHARED if op.get("share") == "shared" else syscalls.MAP_PRIVATE
+            label = op.get("file")
+            flags = syscalls.MAP_FIXED | share | (0 if label else syscalls.MAP_ANONYMOUS)
+            syscalls.mmap(base + op["addr"], op["len"], syscalls.prot_bits(op["prot"]), flags,
+                          fds[label] if label else -1, _signed64(op.get("pgoff", 0) << 12))
+        elif name == "munmap":
+            syscalls.munmap(base + op["addr"], op["len"])
+        elif name == "mprotect":
+            syscalls.mprotect(base + op["addr"], op["len"], syscalls.prot_bits(op["prot"]))
+        elif name == "madvise":
+            syscalls.madvise(base + op["addr"], op["len"], syscalls.MADV[op["advice"]])
+        elif name == "name":
+            val = op["name"]
+            syscalls.prctl_set_vma_anon_name(base + op["addr"], op["len"],
+                                             None if val is None else val.encode("latin-1"))
+        elif name == "mremap":
+            flags = 0
+            for flag in op["flags"]:
+                flags |= syscalls.MREMAP[flag]
+            new_addr = op.get("new_addr")
+            got = syscalls.mremap(base + op["addr"], op["len"], op["new_len"], flags,
+                                  0 if new_addr is None else base + new_addr)
+            return ok(addr=got - base)
+        elif name == "touch":
+            addr = base + op["addr"]
+            write = op.get("write", True)
+            if not _mapped_with(addr, "w" if write else "r"):
+                return {"errno": "EFAULT"}
+            if write:
+                ctypes.memset(addr, 0x5A, 1)
+            else:
+                ctypes.string_at(addr, 1)
+        elif name == "maps":
+            with open("/proc/self/maps", encoding="latin-1") as f:
+                return {"maps": arena_maps(f.read(), files, base)}
+        else:
+            raise ValueError(f"op {name!r} is not run by _do")
+    except OSError as exc:
+        return err(exc)
+    return ok()
+
+
+def _send(sock: socket.socket, obj: Any, fds: Sequence[int] = ()) -> None:
+    data = json.dumps(obj).encode()
+    if fds:
+        socket.send_fds(sock, [data], list(fds))
+    else:
+        sock.send(data)
+
+
+def _serve(sock: socket.socket, base: int, fds: dict[str, int], files: dict[str, str]) -> NoReturn:
+    """The worker loop: one op per message until ``exit`` or the runner closes the channel."""
+    try:
+        while True:
+            data = sock.recv(_MSG_MAX)
+            if not data:
+                break
+            op = json.loads(data)
+            if op["op"] == "exit":
+                break
+            if op["op"] == "fork":
+                theirs, mine = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+                try:
+                    child = _clone_parent()
+                except OSError as exc:
+                    theirs.close()
+                    mine.close()
+                    _send(sock, err(exc))
+                    continue
+                if child == 0:  # the new process: serve on its own channel
+                    sock.close()
+                    theirs.close()
+                    sock = mine
+                    continue
+                mine.close()
+                _send(sock, {"ret": 0, "pid": child}, [theirs.fileno()])
+                theirs.close()
+                continue
+            _send(sock, _do(op, base, fds, files))
+    except BaseException:  # a worker must end here, never unwind into the runner's code
+        os._exit(3)
+    os._exit(0)
+
+
+# ---------------------------------------------------------------------------------------------
+# Runner side.
+
+class LiveRunner:
+    """Runs one script's ops in real processes; use as a context manager (ends every process).
+
+    :param base: the arena base (:data:`anonvma.ops.ARENA_BASE`).
+    :param labels: the script's file labels; each gets one sparse regular file of
+        :data:`anonvma.ops.FILE_SIZE` bytes, opened O_RDWR and shared by every process.
+    """
+
+    def __init__(self, labels: Sequence[str] = (), base: int = ARENA_BASE,
+                 file_dir: Optional[str] = None) -> None:
+        self.base = base
+        self.procs: dict[int, _Proc] = {}
+        self.next_number = 0
+        self._dir: Optional[str] = None
+        self.files: dict[str, str] = {}  # real path -> label, for maps
+        fds: dict[str, int] = {}
+        try:
+            if labels:
+                self._dir = os.path.realpath(tempfile.mkdtemp(prefix="anonvma-files-", dir=file_dir))
+                for label in sorted(set(labels)):
+                    path = os.path.join(self._dir, label)
+                    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+                    fds[label] = fd
+                    os.ftruncate(fd, FILE_SIZE)
+                    self.files[path] = label
+            self._spawn(fds)
+        except BaseException:
+            self.close()
+            raise
+        finally:
+            for fd in fds.values():
+                os.close(fd)
+
+    def _spawn(self, fds: dict[str, int]) -> None:
+        """Fork process 0; it keeps the files open, the runner does not."""
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        pid = os.fork()
+        if pid == 0:
+            ours.close()
+            for proc in self.procs.values():
+                proc.sock.close()
+            _serve(theirs, self.base, fds, self.files)
+        theirs.close()
+        self.procs[0] = _Proc(0, pid, ours)
+        self.next_number = 1
+
+    def __enter__(self) -> LiveRunner:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _lost(self, proc: _Proc, op: Op) -> RunnerError:
+        """The worker behind ``proc`` is gone: reap it and say how it ended."""
+        del self.procs[proc.number]
+        proc.sock.close()
+        how = "ended"
+        try:
+            _, status = os.waitpid(proc.pid, 0)
+            if os.WIFSIGNALED(status):
+                how = f"was killed by {signal.Signals(os.WTERMSIG(status)).name}"
+            else:
+                how = f"exited with status {os.WEXITSTATUS(status)}"
+        except ChildProcessError:
+            pass
+        return RunnerError(f"process {proc.number} (pid {proc.pid}) {how} while running line "
+                           f"{op.lineno}: {op.to_json()}; a real process cannot survive this op "
+                           "(e.g. it unmapped its own code), so the script cannot run live")
+
+    def run(self, op: Op) -> dict[str, Any]:
+        """Run one op in its process and return the result object.
+
+        :raises RunnerError: the process does not exist or died.
+        """
+        proc = self.procs.get(op.pid)
+        if proc is None:
+            raise RunnerError(f"line {op.lineno}: no process {op.pid} (check scripts with parse_script)")
+        msg = {"op": op.op, **op.args}
+        try:
+            proc.sock.send(json.dumps(msg).encode())
+            if op.op == "exit":
+                del self.procs[op.pid]
+                proc.sock.close()
+                os.waitpid(proc.pid, 0)
+                return ok()
+            data, fds, flags, _ = socket.recv_fds(proc.sock, _MSG_MAX, 1)
+        except (BrokenPipeError, ConnectionResetError):
+            raise self._lost(proc, op) from None
+        if not data:
+            raise self._lost(proc, op)
+        if flags & socket.MSG_TRUNC:
+            raise RunnerError(f"line {op.lineno}: result of {op.op} longer than {_MSG_MAX} bytes")
+        result: dict[str, Any] = json.loads(data)
+        if op.op == "fork" and "pid" in result:
+            number = self.next_number
+            self.next_number += 1
+            self.procs[number] = _Proc(number, result["pid"], socket.socket(fileno=fds[0]))
+            return ok(child=number)
+        for fd in fds:
+            os.close(fd)
+        return result
+
+    def close(self) -> None:
+        """End every process still alive (closing its channel makes it exit), reap it, drop the files."""
+        for proc in list(self.procs.values()):
+            proc.sock.close()
+        for proc in list(self.procs.values()):
+            try:
+                os.waitpid(proc.pid, 0)
+            except ChildProcessError:
+                pass
+        self.procs.clear()
+        if self._dir is not None:
+            shutil.rmtree(self._dir, ignore_errors=True)
+            self._dir = None
+
+
+def run_ops(ops: Sequence[Op], base: int = ARENA_BASE,
+            file_dir: Optional[str] = None) -> list[dict[str, Any]]:
+    """Run checked ops (see :func:`anonvma.ops.parse_script`) in real processes; their results.
+
+    :raises RunnerError: a process died (the script cannot run live), with the op named.
+    """
+    labels = [op.args["file"] for op in ops if "file" in op.args]
+    with LiveRunner(labels, base, file_dir) as runner:
+        return [runner.run(op) for op in ops]
