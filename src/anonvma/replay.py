@@ -1,16 +1,24 @@
-"""``anonvma replay``: run ops scripts on a backend and print the result lines of OPS format v1."""
+"""``anonvma replay``: run ops scripts on a backend and print the result lines of OPS format v1.
+
+Backends: the model (default), the running kernel in real processes (``--kernel``), or the
+UML 6.1 oracle kernel (``--oracle``, all scripts in one boot). A script that cannot run on a
+backend (a real process died) prints its error on stderr and makes the exit status 1.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
+import time
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Optional, Sequence, Union
 
 from anonvma.ops import Op, ScriptError, parse_script, results_text
 
-#: A backend runs several scripts and returns, per script, its result objects in order.
-Runner = Callable[[Sequence[Sequence[Op]], argparse.Namespace], list[list[dict[str, Any]]]]
+#: Per script: its result objects in order, or the message saying why it could not run.
+Outcome = Union[list[dict[str, Any]], str]
+#: A backend runs several scripts and returns one outcome per script.
+Runner = Callable[[Sequence[Sequence[Op]], argparse.Namespace], Sequence[Outcome]]
 
 
 def _run_model(scripts: Sequence[Sequence[Op]], args: argparse.Namespace) -> list[list[dict[str, Any]]]:
@@ -19,7 +27,32 @@ def _run_model(scripts: Sequence[Sequence[Op]], args: argparse.Namespace) -> lis
     return [run_ops(ops, strategy=args.strategy) for ops in scripts]
 
 
+def _run_kernel(scripts: Sequence[Sequence[Op]], args: argparse.Namespace) -> list[Outcome]:
+    """Each script in real processes of the running kernel."""
+    from anonvma.live.runner import RunnerError, run_ops
+
+    outcomes: list[Outcome] = []
+    for ops in scripts:
+        try:
+            outcomes.append(run_ops(ops))
+        except RunnerError as exc:
+            outcomes.append(str(exc))
+    return outcomes
+
+
+def _run_oracle(scripts: Sequence[Sequence[Op]], args: argparse.Namespace) -> list[Outcome]:
+    """All scripts in one boot of the oracle kernel of ``args.variant``."""
+    from anonvma.oracle.run import run_scripts
+
+    run = run_scripts(scripts, variant=args.variant, kernel=args.oracle_kernel)
+    return [o.results if o.error is None and o.results is not None else str(o.error) for o in run.outcomes]
+
+
 def _pick_runner(args: argparse.Namespace) -> Runner:
+    if args.oracle:
+        return _run_oracle
+    if args.kernel:
+        return _run_kernel
     return _run_model
 
 
@@ -38,24 +71,59 @@ def load_scripts(paths: Sequence[str]) -> list[list[Op]]:
 
 
 def _replay(args: argparse.Namespace) -> int:
+    from anonvma.oracle.boot import OracleBootError
+    from anonvma.oracle.build import OracleMissingError
+
     try:
         scripts = load_scripts(args.scripts)
     except SystemExit as exc:
         print(exc, file=sys.stderr)
         return 2
-    results = _pick_runner(args)(scripts, args)
-    for path, res in zip(args.scripts, results, strict=True):
+    started = time.monotonic()
+    try:
+        outcomes = _pick_runner(args)(scripts, args)
+    except (OracleMissingError, OracleBootError) as exc:
+        print(f"anonvma replay: {exc}", file=sys.stderr)
+        return 1
+    seconds = time.monotonic() - started
+    status = 0
+    for path, res in zip(args.scripts, outcomes, strict=True):
         if len(args.scripts) > 1:
             sys.stdout.write(f"==> {path} <==\n")
+        if isinstance(res, str):
+            print(f"anonvma replay: {path}: {res}", file=sys.stderr)
+            status = 1
+            continue
         sys.stdout.write(results_text(res))
-    return 0
+    if args.stats:
+        nops = sum(len(ops) for ops in scripts)
+        print(f"anonvma replay: {len(scripts)} scripts, {nops} ops in {seconds:.2f} s "
+              f"({len(scripts) / seconds:.1f} scripts/s, {nops / seconds:.0f} ops/s)", file=sys.stderr)
+    return status
+
+
+def _path(value: str) -> Optional[Path]:
+    return Path(value) if value else None
 
 
 def register(sub: Any) -> None:
     p = sub.add_parser("replay", help="run ops scripts (OPS-FORMAT v1) and print their result lines",
                        description="Run ops scripts and print one result line per op. "
-                                   "With several scripts, each block starts with '==> SCRIPT <=='.")
+                                   "With several scripts, each block starts with '==> SCRIPT <=='. "
+                                   "Default backend: the model.")
     p.add_argument("scripts", nargs="+", metavar="SCRIPT", help="a .jsonl ops script, or - for stdin")
     p.add_argument("--strategy", choices=("refcount", "strdup"), default="refcount",
                    help="name strategy of the model (default: refcount; the output does not depend on it)")
+    backend = p.add_mutually_exclusive_group()
+    backend.add_argument("--kernel", action="store_true",
+                         help="run in real processes on the running kernel (naming needs "
+                              "CONFIG_ANON_VMA_NAME; without it every name op is EINVAL)")
+    backend.add_argument("--oracle", action="store_true",
+                         help="run in the UML 6.1 oracle kernel, all scripts in one boot "
+                              "(build it first: anonvma oracle build)")
+    p.add_argument("--variant", choices=("refcount", "strdup"), default="refcount",
+                   help="oracle kernel variant (with --oracle; default refcount)")
+    p.add_argument("--oracle-kernel", type=_path, default=None, metavar="PATH",
+                   help="with --oracle: boot this UML executable instead of the cached one")
+    p.add_argument("--stats", action="store_true", help="print scripts/s and ops/s on stderr")
     p.set_defaults(func=_replay)
