@@ -142,11 +142,15 @@ def run_sweep(args: argparse.Namespace) -> int:
         for variant in [v for v in args.strategies if v in kernels]:
             print(f"[uml] booting {kernels[variant]} ({variant})", file=sys.stderr, flush=True)
             try:
-                res = backends.run_uml(kernels[variant], variant, {**worker_cfg, "repeats": args.uml_repeats})
+                uml_counts = sorted({min(c, backends.UML_MAX_COUNT) for c in counts})
+                res = backends.run_uml(kernels[variant], variant,
+                                       {**worker_cfg, "counts": uml_counts, "repeats": args.uml_repeats})
             except (RuntimeError, OSError) as err:
                 print(f"[uml] {variant}: {err}", file=sys.stderr)
                 meta["backends"][f"uml-{variant}"] = {"error": str(err)}
                 continue
+            if "incomplete" in res:
+                print(f"[uml] {variant}: {res['incomplete']}", file=sys.stderr)
             cells += cells_from_worker(res, variant)
             labels[res["backend"]] = f"{backends.UML_LABEL}; kernel {res['kernel']}, {variant}"
             meta["backends"][res["backend"]] = {k: v for k, v in res.items() if k != "cells"}

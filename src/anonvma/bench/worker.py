@@ -22,7 +22,7 @@ import json
 import os
 import sys
 import time
-from typing import Any, Dict, List
+from typing import Any, Callable, Dict, List, Optional
 
 from anonvma.bench.layout import BASE, PAGE_SIZE, SCENARIOS, VMA_BYTES, vma_addr, vma_name, vma_prot
 from anonvma.live import syscalls as sc
@@ -104,7 +104,7 @@ def time_forks(repeats: int, warmup: int) -> Dict[str, List[float]]:
     return {"fork_ms": fork_ms, "fork_exit_ms": fork_exit_ms}
 
 
-def run(config: Dict[str, Any]) -> Dict[str, Any]:
+def run(config: Dict[str, Any], partial: Optional[Callable[[Dict[str, Any]], None]] = None) -> Dict[str, Any]:
     """Every (count, naming, scenario) cell of ``config``; scenarios populate incrementally."""
     repeats, warmup = int(config.get("repeats", 10)), int(config.get("warmup", 1))
     slack = int(config.get("slack", 32))
@@ -137,6 +137,8 @@ def run(config: Dict[str, Any]) -> Dict[str, Any]:
                     cell = {**base_cell, "scenario": scenario, "count": count, "map_count": total,
                             "status": "ok", **time_forks(repeats, warmup)}
                     out["cells"].append(cell)
+                    if partial:
+                        partial(out)  # a guest that dies later keeps the cells done so far
             except OSError as err:
                 out["cells"].append({**base_cell, "scenario": "*", "count": count,
                                      "status": f"error: {err}"})
@@ -177,11 +179,13 @@ def main(argv: List[str]) -> int:
         return 2
     with open(argv[1]) as f:
         config = json.load(f)
-    result = run(config)
-    tmp = argv[2] + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(result, f)
-    os.replace(tmp, argv[2])
+    def write(result: Dict[str, Any]) -> None:
+        tmp = argv[2] + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump(result, f)
+        os.replace(tmp, argv[2])
+
+    write(run(config, write))
     _progress(f"wrote {argv[2]}")
     return 0
 
