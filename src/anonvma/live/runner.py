@@ -2,7 +2,8 @@
 
 The runner never executes an op itself: process 0 is a forked worker, and each ``fork`` op
 makes a worker clone itself. Every worker is served over its own ``AF_UNIX`` ``SOCK_SEQPACKET``
-pair (one op in, one result out, message boundaries kept), so a script that unmaps a worker's
+pair (a batch of consecutive ops of that process in, their results out, message boundaries
+kept; batching saves round trips, which cost most inside User-Mode Linux), so a script that unmaps a worker's
 code kills that worker, never the runner; a dead worker is reported as :class:`RunnerError`.
 
 Workers fork with ``clone(CLONE_PARENT | SIGCHLD)`` rather than fork(): the kernel runs the same
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import gc
 import json
 import os
 import platform
@@ -139,34 +141,46 @@ def _send(sock: socket.socket, obj: Any, fds: Sequence[int] = ()) -> None:
 
 
 def _serve(sock: socket.socket, base: int, fds: dict[str, int], files: dict[str, str]) -> NoReturn:
-    """The worker loop: one op per message until ``exit`` or the runner closes the channel."""
+    """The worker loop: a batch of ops per message, their results in one reply.
+
+    Only the last op of a batch may be ``fork`` or ``exit``. For ``exit`` the worker replies
+    with the results before it and ends; for ``fork`` the reply carries the child's channel.
+    """
     try:
         while True:
             data = sock.recv(_MSG_MAX)
             if not data:
                 break
-            op = json.loads(data)
-            if op["op"] == "exit":
-                break
-            if op["op"] == "fork":
+            results: list[dict[str, Any]] = []
+            fd: list[int] = []
+            for op in json.loads(data):
+                if op["op"] == "exit":
+                    _send(sock, results)
+                    os._exit(0)
+                if op["op"] != "fork":
+                    results.append(_do(op, base, fds, files))
+                    continue
                 theirs, mine = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
                 try:
                     child = _clone_parent()
                 except OSError as exc:
                     theirs.close()
                     mine.close()
-                    _send(sock, err(exc))
+                    results.append(err(exc))
                     continue
-                if child == 0:  # the new process: serve on its own channel
+                if child == 0:  # the new process: serve on its own channel, reply nothing
                     sock.close()
                     theirs.close()
                     sock = mine
-                    continue
+                    break
                 mine.close()
-                _send(sock, {"ret": 0, "pid": child}, [theirs.fileno()])
+                results.append({"ret": 0, "pid": child})
+                fd = [theirs.fileno()]
+                _send(sock, results, fd)
                 theirs.close()
-                continue
-            _send(sock, _do(op, base, fds, files))
+                break
+            else:
+                _send(sock, results)
     except BaseException:  # a worker must end here, never unwind into the runner's code
         os._exit(3)
     os._exit(0)
@@ -211,8 +225,12 @@ class LiveRunner:
     def _spawn(self, fds: dict[str, int]) -> None:
         """Fork process 0; it keeps the files open, the runner does not."""
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        # Under UML every page a new process touches costs a host fault; the collector would
+        # touch every object, so freeze what exists (runner) and do not collect (worker).
+        gc.freeze()
         pid = os.fork()
         if pid == 0:
+            gc.disable()
             ours.close()
             for proc in self.procs.values():
                 proc.sock.close()
@@ -249,33 +267,45 @@ class LiveRunner:
 
         :raises RunnerError: the process does not exist or died.
         """
-        proc = self.procs.get(op.pid)
+        return self.run_batch([op])[0]
+
+    def run_batch(self, ops: Sequence[Op]) -> list[dict[str, Any]]:
+        """Run consecutive ops of one process in one round trip; only the last may fork or exit.
+
+        :raises RunnerError: the process does not exist or died.
+        """
+        last = ops[-1]
+        proc = self.procs.get(last.pid)
         if proc is None:
-            raise RunnerError(f"line {op.lineno}: no process {op.pid} (check scripts with parse_script)")
-        msg = {"op": op.op, **op.args}
+            raise RunnerError(f"line {last.lineno}: no process {last.pid} (check scripts with parse_script)")
+        if any(op.pid != last.pid or op.op in ("fork", "exit") for op in ops[:-1]):
+            raise ValueError("a batch is ops of one process, with fork or exit only last")
+        msg = [{"op": op.op, **op.args} for op in ops]
         try:
             proc.sock.send(json.dumps(msg).encode())
-            if op.op == "exit":
-                del self.procs[op.pid]
-                proc.sock.close()
-                os.waitpid(proc.pid, 0)
-                return ok()
             data, fds, flags, _ = socket.recv_fds(proc.sock, _MSG_MAX, 1)
         except (BrokenPipeError, ConnectionResetError):
-            raise self._lost(proc, op) from None
+            raise self._lost(proc, last) from None
         if not data:
-            raise self._lost(proc, op)
+            raise self._lost(proc, last)
         if flags & socket.MSG_TRUNC:
-            raise RunnerError(f"line {op.lineno}: result of {op.op} longer than {_MSG_MAX} bytes")
-        result: dict[str, Any] = json.loads(data)
-        if op.op == "fork" and "pid" in result:
+            raise RunnerError(f"line {last.lineno}: results longer than {_MSG_MAX} bytes")
+        results: list[dict[str, Any]] = json.loads(data)
+        if last.op == "exit":
+            del self.procs[last.pid]
+            proc.sock.close()
+            os.waitpid(proc.pid, 0)
+            results.append(ok())
+        elif last.op == "fork" and "pid" in results[-1]:
             number = self.next_number
             self.next_number += 1
-            self.procs[number] = _Proc(number, result["pid"], socket.socket(fileno=fds[0]))
-            return ok(child=number)
+            self.procs[number] = _Proc(number, results[-1]["pid"], socket.socket(fileno=fds.pop()))
+            results[-1] = ok(child=number)
         for fd in fds:
             os.close(fd)
-        return result
+        if len(results) != len(ops):
+            raise RunnerError(f"line {last.lineno}: {len(results)} results for {len(ops)} ops")
+        return results
 
     def close(self) -> None:
         """End every process still alive (closing its channel makes it exit), reap it, drop the files."""
@@ -299,5 +329,17 @@ def run_ops(ops: Sequence[Op], base: int = ARENA_BASE,
     :raises RunnerError: a process died (the script cannot run live), with the op named.
     """
     labels = [op.args["file"] for op in ops if "file" in op.args]
+    results: list[dict[str, Any]] = []
     with LiveRunner(labels, base, file_dir) as runner:
-        return [runner.run(op) for op in ops]
+        batch: list[Op] = []
+        for op in ops:
+            if batch and op.pid != batch[-1].pid:
+                results += runner.run_batch(batch)
+                batch = []
+            batch.append(op)
+            if op.op in ("fork", "exit"):
+                results += runner.run_batch(batch)
+                batch = []
+        if batch:
+            results += runner.run_batch(batch)
+    return results
