@@ -1,0 +1,109 @@
+"""The real-process runner on the running kernel, and the tools around differential tests."""
+
+from __future__ import annotations
+
+import pytest
+
+from anonvma.difftest.generate import PAGE, WINDOW, random_script
+from anonvma.difftest.shrink import shrink, subset
+from anonvma.live.runner import RunnerError, run_ops
+from anonvma.ops import ARENA_BASE, parse_script, script_text
+from anonvma.oracle.build import OracleBuildError, config_key, patch_strdup
+
+
+def _run(text: str) -> list[dict]:
+    return run_ops(parse_script(text))
+
+
+def test_touch_of_unmapped_page_is_efault_and_touches_nothing():
+    res = _run('{"op": "touch", "addr": 0}\n'
+               '{"op": "mmap", "addr": 0, "len": 4096, "prot": "r"}\n'
+               '{"op": "touch", "addr": 100, "write": true}\n'
+               '{"op": "touch", "addr": 100, "write": false}\n'
+               '{"op": "maps"}\n')
+    assert res == [{"errno": "EFAULT"}, {"ret": 0}, {"errno": "EFAULT"}, {"ret": 0}, {"maps": ["0-1000 r--p"]}]
+
+
+def test_fork_numbers_children_and_exit_reaps_them():
+    res = _run('{"op": "mmap", "addr": 0, "len": 8192, "prot": "rw"}\n'
+               '{"op": "fork"}\n{"op": "fork", "pid": 1}\n'
+               '{"op": "munmap", "pid": 2, "addr": 0, "len": 4096}\n'
+               '{"op": "exit", "pid": 1}\n'
+               '{"op": "maps", "pid": 2}\n{"op": "maps"}\n')
+    assert res == [{"ret": 0}, {"ret": 0, "child": 1}, {"ret": 0, "child": 2}, {"ret": 0}, {"ret": 0},
+                   {"maps": ["1000-2000 rw-p"]}, {"maps": ["0-2000 rw-p"]}]
+
+
+def test_file_mappings_are_reported_by_label_and_page_offset():
+    res = _run('{"op": "mmap", "addr": 0, "len": 8192, "prot": "r", "file": "f0", "pgoff": 3}\n'
+               '{"op": "mmap", "addr": 8192, "len": 4096, "prot": "rw", "share": "shared", "file": "f1"}\n'
+               '{"op": "touch", "addr": 8192}\n'
+               '{"op": "maps"}\n')
+    assert res[-1] == {"maps": ["0-2000 r--p file:f0@3", "2000-3000 rw-s file:f1@0"]}
+
+
+def test_mremap_result_is_an_arena_offset():
+    res = _run('{"op": "mmap", "addr": 0, "len": 8192, "prot": "rw"}\n'
+               '{"op": "mremap", "addr": 0, "len": 8192, "new_len": 8192, "flags": ["maymove", "fixed"], '
+               '"new_addr": 65536}\n')
+    assert res[-1] == {"ret": 0, "addr": 65536}
+
+
+def test_worker_that_unmaps_its_own_code_is_a_runner_error_not_a_crash():
+    huge = (1 << 47) - 2 * PAGE - ARENA_BASE  # everything from the arena to the top of user space
+    with pytest.raises(RunnerError, match=r"process 0 .* killed by SIG"):
+        _run(f'{{"op": "mmap", "addr": 0, "len": 4096, "prot": "rw"}}\n'
+             f'{{"op": "munmap", "addr": 0, "len": {huge}}}\n{{"op": "maps"}}\n')
+    # the runner is fine and runs the next script
+    assert _run('{"op": "maps"}') == [{"maps": []}]
+
+
+def test_random_scripts_are_reproducible_and_stay_in_the_window():
+    for seed in range(50):
+        ops = random_script(seed)
+        assert script_text(ops) == script_text(random_script(seed))
+        for op in ops:
+            if "addr" in op.args and op.op != "touch":
+                assert op.args["addr"] < WINDOW
+            if op.op in ("mmap", "munmap", "mprotect", "madvise"):
+                assert op.args["addr"] + op.args["len"] <= WINDOW
+            if "new_addr" in op.args:
+                assert op.args["new_addr"] + op.args["new_len"] <= WINDOW
+
+
+def test_dropping_a_fork_drops_its_process_and_renumbers_the_rest():
+    ops = parse_script('{"op": "fork"}\n{"op": "fork"}\n{"op": "maps", "pid": 1}\n'
+                       '{"op": "fork", "pid": 2}\n{"op": "maps", "pid": 3}\n{"op": "maps", "pid": 2}\n')
+    kept, out = subset(ops, [1, 2, 3, 4, 5])  # without the first fork
+    assert kept == [1, 3, 4, 5]
+    assert [(op.op, op.pid) for op in out] == [("fork", 0), ("fork", 1), ("maps", 2), ("maps", 1)]
+
+
+def test_shrinker_finds_the_minimal_failing_script_with_valid_pids():
+    ops = random_script(7, length=40)
+    ops = parse_script(script_text(ops) + '{"op": "fork"}\n')
+    child = sum(op.op == "fork" for op in ops)
+    ops = parse_script(script_text(ops) + f'{{"op": "name", "pid": {child}, "addr": 0, "len": 1, '
+                                          '"name": "boom"}\n')
+
+    def bad(batch):  # "fails" when a forked process names "boom"
+        return [any(op.op == "name" and op.pid and op.args["name"] == "boom" for op in s) for s in batch]
+
+    small = shrink(ops, bad)
+    assert [op.op for op in small] == ["fork", "name"]
+    assert small[1].pid == 1
+    parse_script(script_text(small))
+
+
+def test_strdup_patch_changes_exactly_the_dup_line_and_refuses_other_sources():
+    text = ("static inline void dup_anon_vma_name(struct vm_area_struct *orig_vma,\n"
+            "\t\t\t\t     struct vm_area_struct *new_vma)\n{\n"
+            "\tstruct anon_vma_name *anon_name = anon_vma_name(orig_vma);\n\n"
+            "\tif (anon_name)\n"
+            "\t\tnew_vma->anon_name = anon_vma_name_reuse(anon_name);\n}\n")
+    patched = patch_strdup(text)
+    assert "anon_vma_name_alloc(anon_name->name)" in patched
+    assert "anon_vma_name_reuse" not in patched
+    with pytest.raises(OracleBuildError, match="found 0"):
+        patch_strdup(patched)
+    assert config_key("refcount") != config_key("strdup")
