@@ -21,7 +21,8 @@ def test_touch_of_unmapped_page_is_efault_and_touches_nothing():
                '{"op": "touch", "addr": 100, "write": true}\n'
                '{"op": "touch", "addr": 100, "write": false}\n'
                '{"op": "maps"}\n')
-    assert res == [{"errno": "EFAULT"}, {"ret": 0}, {"errno": "EFAULT"}, {"ret": 0}, {"maps": ["0-1000 r--p"]}]
+    assert res == [{"errno": "EFAULT"}, {"ret": 0}, {"errno": "EFAULT"}, {"ret": 0},
+                   {"maps": ["0-1000 r--p"]}]
 
 
 def test_fork_numbers_children_and_exit_reaps_them():
