@@ -313,7 +313,11 @@ def _build(variant: str, root: Path, jobs: Optional[int], keep_tree: bool, log: 
 
 def clean_work(log: Log = print) -> None:
     """Remove the work directory (downloaded package, unpacked trees); cached binaries stay."""
-    work = cache_dir() / "work"
-    if work.exists():
-        shutil.rmtree(work)
-        log(f"removed {work}")
+    root = cache_dir()
+    work = root / "work"
+    if not work.exists():
+        return
+    with _build_lock(root, log):
+        if work.exists():
+            shutil.rmtree(work)
+            log(f"removed {work}")
