@@ -127,11 +127,8 @@ MERGE_C_CASES = [
          _carveout((1, 2, "rw-p", "a"), (2, 3, "rw-p", "b"))))),
 ]
 
-# -- merge.c mremap cases: PENDING, not run yet -----------------------------------------------------
-# mremap is being reworked by another developer. These cases carry their 6.1 outcomes (checked on
-# the UML oracle) but are NOT part of any parametrization yet. To enable them, change
-# ``ENABLED_CASES`` below to ``MERGE_C_CASES + MREMAP_CASES_PENDING + VMA_HARNESS_CASES``.
-MREMAP_CASES_PENDING = [
+# -- merge.c mremap cases, with their 6.1 outcomes (checked on the UML oracle) ---------------------
+MREMAP_CASES = [
     MergeCase("mremap_unfaulted_to_faulted", (
         CARVE, ("mmap", 1, 5, "rw"), ("name", 1, 5, "a"), ("mmap", 7, 5, "rw"), ("name", 7, 5, "b"),
         ("mremap", 7, 5, 1007), ("touch", 1), ("mremap", 1007, 5, 6),
@@ -252,8 +249,7 @@ VMA_HARNESS_CASES = [
          [(0, 6, RW, "a"), (6, 9, RW, "d")]))),
 ]
 
-#: the cases run now (see MREMAP_CASES_PENDING)
-ENABLED_CASES = MERGE_C_CASES + VMA_HARNESS_CASES
+ENABLED_CASES = MERGE_C_CASES + MREMAP_CASES + VMA_HARNESS_CASES
 
 
 def _name_for(label: Optional[str], variant: str) -> Optional[str]:
@@ -344,16 +340,6 @@ def script_text_from(ops_json: list[dict[str, Any]]) -> str:
 @pytest.mark.parametrize("case", ENABLED_CASES, ids=str)
 def test_merge_case_has_its_6_1_outcome(case: MergeCase, variant: str, strategy: str):
     _run_case(case, variant, strategy)
-
-
-def test_pending_mremap_cases_are_well_formed_scripts():
-    """The pending cases build valid scripts with an expectation for every variant (not run yet)."""
-    for case in MREMAP_CASES_PENDING:
-        assert case not in ENABLED_CASES
-        for variant in VARIANTS:
-            ops_json, expects = case_ops(case, variant)
-            assert len(parse_script(script_text_from(ops_json))) == len(ops_json)
-            assert any(e is not None for e in expects) and any(o["op"] == "mremap" for o in ops_json)
 
 
 @pytest.mark.parametrize("strategy", STRATEGIES)

@@ -173,3 +173,41 @@ def test_snapshot_then_diff_against_the_live_process(capsys, tmp_path, child):
     assert any(c["key"] == "[heap]" for c in doc["changes"])
     assert main(["snapshot", "4000000", "-o", str(tmp_path / "x")]) == 1
     assert not (tmp_path / "x").exists()
+
+
+NAMED_CHILD = r"""
+import json, mmap, sys
+from anonvma import live
+held = []
+for name in ("alpha", "alpha", "beta:7", "beta:8"):
+    m = live.named_mmap(3 * mmap.PAGESIZE, name)
+    m[0] = 1
+    held.append(m)
+print(json.dumps([live.buffer_span(m)[0] for m in held]), flush=True)
+sys.stdin.read()
+"""
+
+
+def test_named_child_mappings_are_read_back_and_grouped_by_name():
+    from anonvma import live
+
+    if not live.supported():
+        pytest.skip("this kernel was built without CONFIG_ANON_VMA_NAME "
+                    "(tests/test_oracle_live.py runs this test inside the oracle kernel)")
+    proc = subprocess.Popen([sys.executable, "-c", NAMED_CHILD], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        starts = json.loads(proc.stdout.readline())
+        snap = procmaps.read_pid(proc.pid)
+    finally:
+        proc.stdin.close()
+        proc.wait()
+        proc.stdout.close()
+    containing = [next(v for v in snap.vmas if v.start <= s < v.end) for s in starts]
+    assert [v.name for v in containing] == ["[anon:alpha]", "[anon:alpha]", "[anon:beta:7]", "[anon:beta:8]"]
+    assert all(v.kind == "anon_named" for v in containing)
+    groups = {g.key: g for g in procmaps.group(snap.vmas, by="name")}
+    alpha = groups["[anon:alpha]"]
+    assert alpha.size == 6 * PAGE // 1024 and alpha.rss == 2 * PAGE // 1024
+    folded = {g.key: g for g in procmaps.group(snap.vmas, by="name", fold_numbers=True)}
+    assert folded["[anon:beta:*]"].count == 2 and "[anon:beta:7]" not in folded
