@@ -48,7 +48,7 @@ def main() -> None:
         keep.append(t)
 
     cleared = live.named_mmap(PAGE, "about to be cleared")
-    live.set_anon_name(*live.buffer_span(cleared), None)
+    live.name_mmap(cleared, None)  # NULL clears the name
     keep.append(cleared)
 
     errors = {}

@@ -108,5 +108,6 @@ def test_live_naming_and_procmaps_tests_pass_inside_the_oracle():
     verdicts = {line.split(" ")[0].split("::")[-1]: line.split(" ")[1]
                 for line in res.stdout.splitlines() if "::" in line and " " in line}
     assert verdicts["test_named_mmap_names_the_mapping_when_the_kernel_supports_it"] == "PASSED"
+    assert verdicts["test_named_child_mappings_are_read_back_and_grouped_by_name"] == "PASSED"
     # the host-only case (a kernel without naming) is the one that may skip here
     assert verdicts["test_this_host_kernel_reports_unsupported_with_an_actionable_message"] == "SKIPPED"

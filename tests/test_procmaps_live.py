@@ -178,12 +178,13 @@ def test_snapshot_then_diff_against_the_live_process(capsys, tmp_path, child):
 NAMED_CHILD = r"""
 import json, mmap, sys
 from anonvma import live
+from anonvma.live.naming import buffer_span
 held = []
 for name in ("alpha", "alpha", "beta:7", "beta:8"):
     m = live.named_mmap(3 * mmap.PAGESIZE, name)
     m[0] = 1
     held.append(m)
-print(json.dumps([live.buffer_span(m)[0] for m in held]), flush=True)
+print(json.dumps([buffer_span(m)[0] for m in held]), flush=True)
 sys.stdin.read()
 """
 

@@ -9,7 +9,7 @@ Finding the oracle kernels, in order:
 1. ``--oracle-kernel VARIANT=PATH`` (VARIANT: ``refcount`` or ``strdup``; a bare PATH is refcount);
 2. ``$ANONVMA_ORACLE_KERNEL_REFCOUNT`` / ``$ANONVMA_ORACLE_KERNEL_STRDUP``
    (``$ANONVMA_ORACLE_KERNEL`` is taken for refcount);
-3. the cache of :mod:`anonvma.oracle`, when that package is installed and has built the variant.
+3. the cache of :mod:`anonvma.oracle` (``anonvma oracle build``).
 """
 
 from __future__ import annotations
@@ -73,24 +73,11 @@ def parse_kernel_options(values: Iterable[str]) -> Dict[str, str]:
 
 
 def _oracle_package_kernel(variant: str) -> Optional[str]:
-    """The cached kernel of :mod:`anonvma.oracle`, if that package exists and has one built."""
-    try:
-        import importlib
+    """The kernel ``anonvma oracle build`` cached for ``variant``, if it has built one."""
+    from anonvma.oracle.build import find_kernel
 
-        oracle = importlib.import_module("anonvma.oracle")
-    except ImportError:
-        return None
-    for attr in ("kernel_path", "cached_kernel", "find_kernel"):
-        fn = getattr(oracle, attr, None)
-        if callable(fn):
-            try:
-                path = fn(variant)
-            except Exception:  # not built, or a different signature: treat as absent
-                return None
-            path = getattr(path, "path", path)  # a build record or a path
-            if path and os.access(str(path), os.X_OK):
-                return str(path)
-    return None
+    build = find_kernel(variant)
+    return str(build.path) if build is not None else None
 
 
 def find_kernels(options: Iterable[str] = ()) -> Dict[str, str]:
