@@ -94,7 +94,7 @@ def dup_mmap_phases(parent: Mm, rounds: int = 5) -> Dict[str, float]:
         out: List[Vma] = []
         named: List[Vma] = []
         faulted = []
-        for v in parent.index.vmas:
+        for v in parent.index:
             flags = v.flags
             if flags & not_plain:
                 if flags & VM_DONTCOPY:

@@ -37,7 +37,7 @@ def dup_mmap(parent: "Mm") -> "Mm":
     named: list[Vma] = []  # child VMAs whose name is still the parent's object
     named_append = named.append
     faulted: list[tuple[Vma, Vma]] = []
-    for v in parent.index.vmas:
+    for v in parent.index:
         flags = v.flags
         if flags & _NOT_PLAIN:
             if flags & VM_DONTCOPY:

@@ -173,10 +173,7 @@ class Mm:
         if flags & (VM_NORESERVE | VM_SHARED | VM_WRITE) == VM_WRITE:
             flags |= VM_ACCOUNT  # mm/mmap.c accountable_mapping: private and writable
         index = self.index
-        i = index.find_index(addr)
-        vmas = index.vmas
-        nxt = vmas[i] if i < len(vmas) else None
-        prev = vmas[i - 1] if i else None
+        prev, nxt = index.around(addr)
         pglen = length >> PAGE_SHIFT
         target: Optional[Vma] = None
         merge_start, merge_end, vm_pgoff = addr, end, pgoff
@@ -302,10 +299,8 @@ class Mm:
         """mm/madvise.c madvise_walk_vmas: visit each VMA piece of [start, end); holes give
         ENOMEM at the end, a visitor's error stops the walk at once."""
         index = self.index
-        i = index.find_index(start)
-        vmas = index.vmas
-        vma = vmas[i] if i < len(vmas) else None
-        prev = vma if vma is not None and start > vma.start else (vmas[i - 1] if i else None)
+        before, vma = index.around(start)
+        prev = vma if vma is not None and start > vma.start else before
         unmapped = False
         while True:
             if vma is None:

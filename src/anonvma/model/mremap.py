@@ -107,7 +107,7 @@ def _get_unmapped_area(mm: "Mm", length: int) -> int:
     """A free range for a move without MREMAP_FIXED: the highest gap below TASK_SIZE
     (the kernel searches top-down from mmap_base; scripts never rely on the spot)."""
     top = mm.task_size
-    for vma in reversed(mm.index.vmas):
+    for vma in reversed(mm.index):
         if top - vma.end >= length:
             break
         top = vma.start

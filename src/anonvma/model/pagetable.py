@@ -21,14 +21,11 @@ if TYPE_CHECKING:
 def find_mergeable_anon_vma(mm: "Mm", vma: Vma) -> Optional[AnonVma]:
     """mm/mmap.c find_mergeable_anon_vma: reuse a compatible neighbour's singular anon_vma,
     trying next first, then prev."""
-    i = mm.index.index_of(vma)
-    vmas = mm.index.vmas
-    if i + 1 < len(vmas):
-        nxt = vmas[i + 1]
+    prev, nxt = mm.index.neighbours(vma)
+    if nxt is not None:
         if anon_vma_compatible(vma, nxt) and nxt.anon_vma is not None and nxt.anon_chain == 1:
             return nxt.anon_vma
-    if i:
-        prev = vmas[i - 1]
+    if prev is not None:
         if anon_vma_compatible(prev, vma) and prev.anon_vma is not None and prev.anon_chain == 1:
             return prev.anon_vma
     return None

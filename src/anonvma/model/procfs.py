@@ -38,7 +38,7 @@ def maps_line(vma: Vma) -> str:
 
 def render_maps(mm: "Mm") -> str:
     """The whole /proc/PID/maps text."""
-    return "".join(maps_line(vma) + "\n" for vma in mm.index.vmas)
+    return "".join(maps_line(vma) + "\n" for vma in mm.index)
 
 
 _SMAP_FIELDS = ("Rss", "Pss", "Pss_Dirty", "Shared_Clean", "Shared_Dirty", "Private_Clean",
@@ -92,4 +92,4 @@ def smaps_entry(mm: "Mm", vma: Vma) -> str:
 
 def render_smaps(mm: "Mm") -> str:
     """The whole /proc/PID/smaps text."""
-    return "".join(smaps_entry(mm, vma) for vma in mm.index.vmas)
+    return "".join(smaps_entry(mm, vma) for vma in mm.index)
