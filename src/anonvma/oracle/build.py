@@ -158,7 +158,7 @@ def ensure_tools(log: Log) -> None:
     packages = sorted({BUILD_TOOLS[t] for t in missing})
     if os.geteuid() == 0 and shutil.which("apt-get"):
         log(f"installing build tools: apt-get install -y {' '.join(packages)}")
-        proc = subprocess.run(["apt-get", "install", "-y", *packages], capture_output=True, text=True)
+        proc = _apt(["install", "-y", *packages], Path.cwd(), log)
         if proc.returncode == 0 and not missing_tools():
             return
         detail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or [""]
@@ -181,6 +181,21 @@ def _run(cmd: Sequence[str], cwd: Path, log_path: Path, what: str) -> None:
                                + "\n".join(tail))
 
 
+def _apt(args: Sequence[str], cwd: Path, log: Log) -> "subprocess.CompletedProcess[str]":
+    """Run ``apt-get ARGS``; when it fails and we are root, ``apt-get update`` once and retry
+    (a fresh Debian image has no package lists)."""
+    def run() -> "subprocess.CompletedProcess[str]":
+        return subprocess.run(["apt-get", *args], cwd=cwd, capture_output=True, text=True,
+                              stdin=subprocess.DEVNULL)
+
+    proc = run()
+    if proc.returncode != 0 and os.geteuid() == 0:
+        log("apt-get failed; running apt-get update and trying again")
+        subprocess.run(["apt-get", "update"], capture_output=True, text=True, stdin=subprocess.DEVNULL)
+        proc = run()
+    return proc
+
+
 def fetch_source(work: Path, log: Log) -> tuple[Path, str]:
     """Download ``linux-source-6.1`` with apt-get (once per work dir); return (.deb, version).
 
@@ -192,8 +207,7 @@ def fetch_source(work: Path, log: Log) -> tuple[Path, str]:
         if shutil.which("apt-get") is None:
             raise OracleBuildError(f"no apt-get: cannot fetch {SOURCE_PACKAGE} (Debian's kernel source)")
         log(f"fetching {SOURCE_PACKAGE} with apt-get download")
-        proc = subprocess.run(["apt-get", "download", SOURCE_PACKAGE], cwd=work, capture_output=True,
-                              text=True, stdin=subprocess.DEVNULL)
+        proc = _apt(["download", SOURCE_PACKAGE], work, log)
         debs = sorted(work.glob(f"{SOURCE_PACKAGE}_*.deb"))
         if proc.returncode != 0 or not debs:
             detail = (proc.stderr.strip().splitlines() or ["no .deb written"])[-1]
