@@ -72,12 +72,12 @@ def model_fork_exit(parent: Mm) -> tuple[float, float]:
 
 
 def dup_mmap_phases(parent: Mm, rounds: int = 5) -> Dict[str, float]:
-    """Median ms of each phase of fork (dup_mmap) and exit (exit_mmap) of ``parent`` in the model."""
-    from anonvma.model.index import VmaIndex
-    from anonvma.model.pagetable import copy_page_range
-    from anonvma.model.vma import VM_DONTCOPY, VM_LOCKED, VM_LOCKONFAULT, VM_WIPEONFORK, AnonVma, Vma
+    """Median ms of each phase of fork (dup_mmap) and exit (exit_mmap) of ``parent`` in the model,
+    timing the model's own phase functions."""
+    from anonvma.model.fork import install, new_child, vm_area_dups
+    from anonvma.model.vma import Vma
 
-    not_plain = VM_DONTCOPY | VM_WIPEONFORK | VM_LOCKED | VM_LOCKONFAULT
+    new = Vma.__new__
     clock = time.perf_counter_ns
     samples: Dict[str, List[float]] = {}
 
@@ -88,55 +88,22 @@ def dup_mmap_phases(parent: Mm, rounds: int = 5) -> Dict[str, float]:
 
     for _ in range(rounds):
         t = clock()
-        child = Mm(max_map_count=parent.max_map_count, task_size=parent.task_size, machine=parent.machine)
+        child = new_child(parent)
         t = lap("fork: Mm() for the child", t)
-        new = Vma.__new__
-        out: List[Vma] = []
-        named: List[Vma] = []
-        faulted = []
-        for v in parent.index:
-            flags = v.flags
-            if flags & not_plain:
-                if flags & VM_DONTCOPY:
-                    continue
-                flags &= ~(VM_LOCKED | VM_LOCKONFAULT)
-            c = new(Vma)
-            c.start = v.start
-            c.end = v.end
-            c.flags = flags
-            c.pgoff = v.pgoff
-            c.file = v.file
-            c.anon_name = name = v.anon_name
-            if name is not None:
-                named.append(c)
-            if v.anon_vma is None or flags & VM_WIPEONFORK:
-                c.anon_vma = None
-                c.anon_chain = 0
-            else:
-                c.anon_vma = AnonVma()
-                c.anon_chain = v.anon_chain + 1
-                faulted.append((c, v))
-            out.append(c)
+        copies, named, faulted = vm_area_dups(parent)
         t = lap("fork: copy loop (vm_area_dup of every VMA)", t)
         parent.strategy.dup_vmas(named, child.name_counters)
         t = lap("fork: strategy.dup_vmas (names)", t)
-        child.index = VmaIndex(out)
-        for _, v in faulted:
-            copy_page_range(child, parent, v)
+        install(child, parent, copies, faulted)
         t = lap("fork: index + copy_page_range", t)
-        del out, named, faulted  # the child's index holds the only references now
+        del copies, named, faulted  # the child's index holds the only references now
         t = clock()
-        for page in child.ptes.values():
-            page.mapcount -= 1
-        child.ptes = {}
+        child._exit_ptes()
         t = lap("exit: drop ptes", t)
-        child.strategy.put_vmas(child.index.vmas, child.name_counters)
+        child._exit_names()
         t = lap("exit: strategy.put_vmas (names)", t)
-        child.index = VmaIndex()
-        child.exited = True
-        t = lap("exit: free the VMA list (deallocate the Vma objects)", t)
-        child.machine.mms.remove(child)
-        lap("exit: machine.mms.remove", t)
+        child._exit_vmas()
+        t = lap("exit: free the VMAs, forget the mm", t)
         del child
     # floor: the cheapest Python that makes as many slotted objects with 8 attributes
     n = parent.map_count

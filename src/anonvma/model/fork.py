@@ -27,14 +27,27 @@ def dup_mmap(parent: "Mm") -> "Mm":
     - other VMAs get a fresh anon_vma whose chain also links the parent's (anon_vma_fork),
       so the child's chains are never singular; their ptes are copied (copy_page_range).
     """
+    child = new_child(parent)
+    copies, named, faulted = vm_area_dups(parent)
+    parent.strategy.dup_vmas(named, child.name_counters)  # dup_anon_vma_name, in one pass
+    install(child, parent, copies, faulted)
+    return child
+
+
+def new_child(parent: "Mm") -> "Mm":
+    """The child's empty mm, sharing the parent's machine (strategy, files)."""
     from anonvma.model.mm import Mm
 
-    child = Mm(max_map_count=parent.max_map_count, task_size=parent.task_size,
-               machine=parent.machine)
+    return Mm(max_map_count=parent.max_map_count, task_size=parent.task_size, machine=parent.machine)
+
+
+def vm_area_dups(parent: "Mm") -> tuple[list[Vma], list[Vma], list[tuple[Vma, Vma]]]:
+    """vm_area_dup of every VMA the child gets: (copies in order, the named ones, whose
+    ``anon_name`` is still the parent's object, and (copy, original) pairs with pages to copy)."""
     new = Vma.__new__
     out: list[Vma] = []
     append = out.append
-    named: list[Vma] = []  # child VMAs whose name is still the parent's object
+    named: list[Vma] = []
     named_append = named.append
     faulted: list[tuple[Vma, Vma]] = []
     for v in parent.index:
@@ -60,9 +73,11 @@ def dup_mmap(parent: "Mm") -> "Mm":
             c.anon_chain = v.anon_chain + 1
             faulted.append((c, v))
         append(c)
-    # vm_area_dup's dup_anon_vma_name, in one pass over the named copies
-    parent.strategy.dup_vmas(named, child.name_counters)
-    child.index = VmaIndex(out)
+    return out, named, faulted
+
+
+def install(child: "Mm", parent: "Mm", copies: list[Vma], faulted: list[tuple[Vma, Vma]]) -> None:
+    """Give the child its VMAs and copy the page tables of the faulted ones."""
+    child.index = VmaIndex(copies)
     for _, v in faulted:
         copy_page_range(child, parent, v)
-    return child

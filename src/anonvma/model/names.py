@@ -8,7 +8,7 @@ everything else in the model is shared. Both count every allocation, copy, get, 
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from typing import Any, Optional
+from typing import Any, Iterable, Optional
 
 #: include/linux/refcount.h: REFCOUNT_MAX = INT_MAX
 REFCOUNT_MAX = 2**31 - 1
@@ -124,7 +124,7 @@ class NameStrategy:
         points at the original's object (fork; written for speed)."""
         raise NotImplementedError
 
-    def put_vmas(self, vmas: "list[Any]", mm_counters: NameCounters) -> None:
+    def put_vmas(self, vmas: "Iterable[Any]", mm_counters: NameCounters) -> None:
         """Drop the name reference of every VMA in ``vmas`` (exit; written for speed)."""
         puts = frees = 0
         live = self.live
