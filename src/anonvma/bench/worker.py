@@ -85,22 +85,27 @@ def populate(count: int, first_page: int, pages: int) -> None:
         memset(vma_addr(i) + off, 0x5A, size)
 
 
+def fork_once() -> tuple[int, int]:
+    """Fork a child that exits at once and reap it: (ns until fork returned, ns until reaped)."""
+    clock = time.perf_counter_ns
+    t0 = clock()
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0)
+    t1 = clock()
+    os.waitpid(pid, 0)
+    return t1 - t0, clock() - t0
+
+
 def time_forks(repeats: int, warmup: int) -> Dict[str, List[float]]:
     """Fork ``warmup + repeats`` times; the child exits at once. Times in ms."""
     fork_ms: List[float] = []
     fork_exit_ms: List[float] = []
-    clock = time.perf_counter_ns
     for k in range(warmup + repeats):
-        t0 = clock()
-        pid = os.fork()
-        if pid == 0:
-            os._exit(0)
-        t1 = clock()
-        os.waitpid(pid, 0)
-        t2 = clock()
+        fork_ns, fork_exit_ns = fork_once()
         if k >= warmup:
-            fork_ms.append((t1 - t0) / 1e6)
-            fork_exit_ms.append((t2 - t0) / 1e6)
+            fork_ms.append(fork_ns / 1e6)
+            fork_exit_ms.append(fork_exit_ns / 1e6)
     return {"fork_ms": fork_ms, "fork_exit_ms": fork_exit_ms}
 
 
@@ -155,18 +160,11 @@ def serve(total: int, slack: int) -> int:
     count = max(0, min(total, max_map_count() - slack) - map_count())
     build(count, False)
     print(f"ready {map_count()} {count}", flush=True)
-    clock = time.perf_counter_ns
     for line in sys.stdin:
         if line.strip() != "fork":
             break
-        t0 = clock()
-        pid = os.fork()
-        if pid == 0:
-            os._exit(0)
-        t1 = clock()
-        os.waitpid(pid, 0)
-        t2 = clock()
-        print(f"{t1 - t0} {t2 - t0}", flush=True)
+        fork_ns, fork_exit_ns = fork_once()
+        print(f"{fork_ns} {fork_exit_ns}", flush=True)
     return 0
 
 
