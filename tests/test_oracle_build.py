@@ -35,7 +35,7 @@ def test_apt_get_runs_update_once_and_retries_when_root(fake_apt: Path):
     if os.geteuid() != 0:
         pytest.skip("apt-get update is only tried as root, and these tests do not run as root")
     said: list[str] = []
-    proc = build._apt(["download", "pkg"], fake_apt, said.append)
+    proc = build._apt(["download", "pkg"], said.append, cwd=fake_apt)
     assert proc.returncode == 0 and (fake_apt / "pkg.deb").read_text() == "fetched\n"
     assert (fake_apt / "calls").read_text().splitlines() == ["download pkg", "update", "download pkg"]
     assert said == ["apt-get failed; running apt-get update and trying again"]
@@ -43,7 +43,7 @@ def test_apt_get_runs_update_once_and_retries_when_root(fake_apt: Path):
 
 def test_apt_get_success_needs_no_update(fake_apt: Path):
     (fake_apt / "updated").touch()
-    proc = build._apt(["download", "pkg"], fake_apt, lambda _: None)
+    proc = build._apt(["download", "pkg"], lambda _: None, cwd=fake_apt)
     assert proc.returncode == 0
     assert (fake_apt / "calls").read_text().splitlines() == ["download pkg"]
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import platform
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +26,7 @@ from anonvma.difftest.compare import (
 )
 from anonvma.difftest.generate import random_scripts
 from anonvma.ops import Op, format_result, parse_script
-from anonvma.oracle.build import find_kernel
+from oracle_helpers import oracle_kernel_or_skip
 
 SCRIPTS = Path(__file__).parent / "scripts"
 CURATED = sorted(SCRIPTS.glob("*.jsonl"))
@@ -38,19 +37,11 @@ N_HOST = 200
 SHRINK_AT_MOST = 5
 
 
-def _missing(variant: str) -> str:
-    why = f"oracle kernel ({variant}) not built: run `anonvma oracle build --variant {variant}`"
-    if shutil.which("apt-get") is None:
-        why += "; and no apt-get here: cannot fetch linux-source-6.1"
-    return why
-
-
 class OracleSession:
     """One boot per variant and batch, results kept for the whole test session."""
 
     def __init__(self, variant: str) -> None:
-        if find_kernel(variant) is None:
-            pytest.skip(_missing(variant))
+        oracle_kernel_or_skip(variant)
         self.variant = variant
         self.backend = oracle_backend(variant)
         self.curated = [parse_script(p.read_text()) for p in CURATED]

@@ -10,32 +10,22 @@ from __future__ import annotations
 
 import errno
 import json
-import shutil
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from anonvma.oracle.boot import boot_python
-from anonvma.oracle.build import find_kernel
+from oracle_helpers import oracle_kernel_or_skip
 
 HERE = Path(__file__).parent
 PAGE_KB = 4
 
 
-def _kernel() -> Path:
-    build = find_kernel("refcount")
-    if build is None:
-        why = "oracle kernel (refcount) not built: run `anonvma oracle build --variant refcount`"
-        if shutil.which("apt-get") is None:
-            why += "; and no apt-get here: cannot fetch linux-source-6.1"
-        pytest.skip(why)
-    return build.path
-
-
 @pytest.fixture(scope="module")
 def guest() -> dict[str, Any]:
-    res = boot_python(_kernel(), [str(HERE / "guest_live_show.py")], cwd=HERE.parent, timeout=300)
+    res = boot_python(oracle_kernel_or_skip(), [str(HERE / "guest_live_show.py")], cwd=HERE.parent,
+                      timeout=300)
     assert res.returncode == 0, f"guest script failed:\n{res.stderr}\n{res.console[-2000:]}"
     return json.loads(res.stdout)
 
@@ -100,7 +90,7 @@ def test_kernel_refusals_come_back_as_the_right_errors(guest):
 def test_live_naming_and_procmaps_tests_pass_inside_the_oracle():
     """The test files whose naming cases skip on this host run, and pass, on the 6.1 oracle."""
     files = ["tests/test_live_naming.py", "tests/test_procmaps_live.py"]
-    res = boot_python(_kernel(), ["-m", "pytest", "-v", "-p", "no:cacheprovider", *files],
+    res = boot_python(oracle_kernel_or_skip(), ["-m", "pytest", "-v", "-p", "no:cacheprovider", *files],
                       cwd=HERE.parent, timeout=600)
     summary = res.stdout.strip().splitlines()[-1] if res.stdout.strip() else res.stderr[-2000:]
     assert res.returncode == 0, f"{summary}\n{res.stdout[-4000:]}\n{res.stderr[-2000:]}"

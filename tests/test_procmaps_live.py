@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
 import subprocess
 import sys
+from typing import Any, Iterator
 
 import pytest
 
@@ -42,15 +44,23 @@ os.unlink(path); os.rmdir(d)
 """
 
 
+@contextlib.contextmanager
+def spawned(code: str) -> Iterator[tuple[int, Any]]:
+    """A Python child running ``code``: (its pid, the JSON line it printed); it ends on leaving."""
+    proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        yield proc.pid, json.loads(proc.stdout.readline())
+    finally:
+        proc.stdin.close()
+        proc.wait()
+        proc.stdout.close()
+
+
 @pytest.fixture
 def child():
-    proc = subprocess.Popen([sys.executable, "-c", CHILD], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, text=True)
-    info = json.loads(proc.stdout.readline())
-    yield proc.pid, info
-    proc.stdin.close()
-    proc.wait()
-    proc.stdout.close()
+    with spawned(CHILD) as pid_info:
+        yield pid_info
 
 
 def test_child_mappings_read_back_with_their_kind_perms_and_residency(child):
@@ -195,15 +205,8 @@ def test_named_child_mappings_are_read_back_and_grouped_by_name():
     if not live.supported():
         pytest.skip("this kernel was built without CONFIG_ANON_VMA_NAME "
                     "(tests/test_oracle_live.py runs this test inside the oracle kernel)")
-    proc = subprocess.Popen([sys.executable, "-c", NAMED_CHILD], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, text=True)
-    try:
-        starts = json.loads(proc.stdout.readline())
-        snap = procmaps.read_pid(proc.pid)
-    finally:
-        proc.stdin.close()
-        proc.wait()
-        proc.stdout.close()
+    with spawned(NAMED_CHILD) as (pid, starts):
+        snap = procmaps.read_pid(pid)
     containing = [next(v for v in snap.vmas if v.start <= s < v.end) for s in starts]
     assert [v.name for v in containing] == ["[anon:alpha]", "[anon:alpha]", "[anon:beta:7]", "[anon:beta:8]"]
     assert all(v.kind == "anon_named" for v in containing)

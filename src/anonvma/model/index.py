@@ -78,10 +78,6 @@ class VmaIndex:
             return chunk[j - 1], chunk[j]
         return (chunks[ci - 1][-1] if ci else None), chunk[j]
 
-    def prev_of_addr(self, addr: int) -> Optional[Vma]:
-        """The last VMA that ends at or below addr."""
-        return self.around(addr)[0]
-
     def _position(self, vma: Vma) -> tuple[int, int]:
         ci, j = self._locate(vma.start)
         if ci == len(self._chunks) or self._chunks[ci][j] is not vma:

@@ -253,10 +253,10 @@ class Mm:
         if end <= addr:
             raise OSError(errno.ENOMEM, "mprotect range overflows")
         index = self.index
-        vma = index.find_vma(addr)
+        before, vma = index.around(addr)
         if vma is None or vma.start > addr:
             raise OSError(errno.ENOMEM, f"{addr:#x} is not mapped")
-        prev = vma if addr > vma.start else index.prev_of_addr(vma.start)
+        prev = vma if addr > vma.start else before
         new_prot = prot_to_vm_flags(prot)
         nstart = addr
         while True:

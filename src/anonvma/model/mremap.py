@@ -146,7 +146,7 @@ def copy_vma(mm: "Mm", vma: Vma, addr: int, length: int, pgoff: int) -> tuple[Vm
     if vma.file is None and not vma.flags & VM_SHARED and vma.anon_vma is None:
         pgoff = addr >> PAGE_SHIFT  # an unfaulted anonymous VMA starts afresh at its new home
     index = mm.index
-    prev = index.prev_of_addr(addr)
+    prev, _ = index.around(addr)
     merged = vma_merge(mm, prev, addr, addr + length, vma.flags, vma.anon_vma, vma.file, pgoff,
                        vma.anon_name)
     if merged is not None:

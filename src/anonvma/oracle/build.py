@@ -158,7 +158,7 @@ def ensure_tools(log: Log) -> None:
     packages = sorted({BUILD_TOOLS[t] for t in missing})
     if os.geteuid() == 0 and shutil.which("apt-get"):
         log(f"installing build tools: apt-get install -y {' '.join(packages)}")
-        proc = _apt(["install", "-y", *packages], Path.cwd(), log)
+        proc = _apt(["install", "-y", *packages], log)
         if proc.returncode == 0 and not missing_tools():
             return
         detail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or [""]
@@ -181,7 +181,7 @@ def _run(cmd: Sequence[str], cwd: Path, log_path: Path, what: str) -> None:
                                + "\n".join(tail))
 
 
-def _apt(args: Sequence[str], cwd: Path, log: Log) -> "subprocess.CompletedProcess[str]":
+def _apt(args: Sequence[str], log: Log, cwd: Optional[Path] = None) -> "subprocess.CompletedProcess[str]":
     """Run ``apt-get ARGS``; when it fails and we are root, ``apt-get update`` once and retry
     (a fresh Debian image has no package lists)."""
     def run() -> "subprocess.CompletedProcess[str]":
@@ -207,7 +207,7 @@ def fetch_source(work: Path, log: Log) -> tuple[Path, str]:
         if shutil.which("apt-get") is None:
             raise OracleBuildError(f"no apt-get: cannot fetch {SOURCE_PACKAGE} (Debian's kernel source)")
         log(f"fetching {SOURCE_PACKAGE} with apt-get download")
-        proc = _apt(["download", SOURCE_PACKAGE], work, log)
+        proc = _apt(["download", SOURCE_PACKAGE], log, cwd=work)
         debs = sorted(work.glob(f"{SOURCE_PACKAGE}_*.deb"))
         if proc.returncode != 0 or not debs:
             detail = (proc.stderr.strip().splitlines() or ["no .deb written"])[-1]
