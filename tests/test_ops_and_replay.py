@@ -74,3 +74,13 @@ def test_result_lines_are_json_objects(capsys):
     main(["replay", str(SCRIPTS / "e05_munmap_named.jsonl")])
     lines = capsys.readouterr().out.splitlines()
     assert all(isinstance(json.loads(line), dict) for line in lines)
+
+
+def test_every_runner_handles_every_op_of_the_format():
+    from anonvma.live.handlers import HANDLERS as LIVE
+    from anonvma.model.replay import HANDLERS as MODEL
+    from anonvma.ops import LIFECYCLE_OPS, OPS
+
+    assert set(MODEL) == set(OPS)
+    assert set(LIVE) == set(OPS) - LIFECYCLE_OPS
+    assert LIFECYCLE_OPS <= set(OPS)

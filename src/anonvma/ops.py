@@ -9,7 +9,7 @@ from __future__ import annotations
 import errno as _errno
 import json
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping, Optional, Sequence
+from typing import Any, Callable, Iterable, Mapping, Optional, Sequence
 
 #: Arena base used by every runner: page-aligned, free on the host and inside User-Mode Linux.
 ARENA_BASE = 0x4000000000
@@ -23,6 +23,8 @@ PROT_LETTERS = frozenset("rwx")
 ADVICES = ("dontfork", "dofork", "wipeonfork", "keeponfork", "dontneed")
 MREMAP_FLAGS = ("maymove", "fixed", "dontunmap")
 SHMEM_PATH = "/dev/zero (deleted)"
+#: Largest arena offset: base + offset must still fit in 64 bits.
+ADDR_LIMIT = U64 - ARENA_BASE
 
 
 class ScriptError(ValueError):
@@ -75,69 +77,101 @@ def _prot(obj: Mapping[str, Any], lineno: int) -> str:
     return prot
 
 
-def _check_args(name: str, obj: Mapping[str, Any], lineno: int) -> dict[str, Any]:
-    """Validate the fields of one op and return them (without 'op' and 'pid')."""
-    args: dict[str, Any] = {}
-    addr_limit = U64 - ARENA_BASE
-    if name in ("mmap", "munmap", "mremap", "mprotect", "madvise", "name", "touch"):
-        args["addr"] = _int(obj, "addr", lineno, limit=addr_limit)
-    if name in ("mmap", "munmap", "mremap", "mprotect", "madvise", "name"):
-        args["len"] = _int(obj, "len", lineno)
-    if name == "mmap":
-        args["prot"] = _prot(obj, lineno)
-        share = obj.get("share", "private")
-        if share not in ("private", "shared"):
-            raise ScriptError(lineno, f"field 'share' must be 'private' or 'shared', not {share!r}")
-        if "share" in obj:
-            args["share"] = share
-        if "file" in obj:
-            label = obj["file"]
-            if not isinstance(label, str) or not label or not label.isidentifier():
-                raise ScriptError(lineno, f"field 'file' must be a label such as 'f0', not {label!r}")
-            args["file"] = label
-            pgoff = _int(obj, "pgoff", lineno, required=False, limit=U64 >> 12)
-            args["pgoff"] = pgoff or 0
-        elif "pgoff" in obj:
-            raise ScriptError(lineno, "field 'pgoff' needs a 'file'")
-    elif name == "mprotect":
-        args["prot"] = _prot(obj, lineno)
-    elif name == "madvise":
-        advice = obj.get("advice")
-        if advice not in ADVICES:
-            raise ScriptError(lineno, f"field 'advice' must be one of {', '.join(ADVICES)}, not {advice!r}")
-        args["advice"] = advice
-    elif name == "name":
-        if "name" not in obj:
-            raise ScriptError(lineno, "missing field 'name' (a string, or null to clear)")
-        val = obj["name"]
-        if val is not None:
-            if not isinstance(val, str):
-                raise ScriptError(lineno, f"field 'name' must be a string or null, not {val!r}")
-            try:
-                val.encode("latin-1")
-            except UnicodeEncodeError:
-                raise ScriptError(lineno, "field 'name' must be latin-1 (passed byte for byte)") from None
-        args["name"] = val
-    elif name == "touch":
-        write = obj.get("write", True)
-        if not isinstance(write, bool):
-            raise ScriptError(lineno, f"field 'write' must be true or false, not {write!r}")
-        args["write"] = write
-    elif name == "mremap":
-        args["new_len"] = _int(obj, "new_len", lineno)
-        flags = obj.get("flags", [])
-        if not isinstance(flags, list) or any(f not in MREMAP_FLAGS for f in flags):
-            allowed = ", ".join(MREMAP_FLAGS)
-            raise ScriptError(lineno, f"field 'flags' must be a list of {allowed}, not {flags!r}")
-        args["flags"] = list(flags)
-        if "fixed" in flags:
-            args["new_addr"] = _int(obj, "new_addr", lineno, limit=addr_limit)
-        elif "new_addr" in obj:
-            args["new_addr"] = _int(obj, "new_addr", lineno, limit=addr_limit)
+def _range(obj: Mapping[str, Any], lineno: int) -> dict[str, Any]:
+    return {"addr": _int(obj, "addr", lineno, limit=ADDR_LIMIT), "len": _int(obj, "len", lineno)}
+
+
+def _mmap(obj: Mapping[str, Any], lineno: int) -> dict[str, Any]:
+    args = _range(obj, lineno)
+    args["prot"] = _prot(obj, lineno)
+    share = obj.get("share", "private")
+    if share not in ("private", "shared"):
+        raise ScriptError(lineno, f"field 'share' must be 'private' or 'shared', not {share!r}")
+    if "share" in obj:
+        args["share"] = share
+    if "file" in obj:
+        label = obj["file"]
+        if not isinstance(label, str) or not label or not label.isidentifier():
+            raise ScriptError(lineno, f"field 'file' must be a label such as 'f0', not {label!r}")
+        args["file"] = label
+        pgoff = _int(obj, "pgoff", lineno, required=False, limit=U64 >> 12)
+        args["pgoff"] = pgoff or 0
+    elif "pgoff" in obj:
+        raise ScriptError(lineno, "field 'pgoff' needs a 'file'")
     return args
 
 
-OPS = frozenset(("mmap", "munmap", "mremap", "mprotect", "madvise", "name", "touch", "fork", "exit", "maps"))
+def _mprotect(obj: Mapping[str, Any], lineno: int) -> dict[str, Any]:
+    return {**_range(obj, lineno), "prot": _prot(obj, lineno)}
+
+
+def _madvise(obj: Mapping[str, Any], lineno: int) -> dict[str, Any]:
+    args = _range(obj, lineno)
+    advice = obj.get("advice")
+    if advice not in ADVICES:
+        raise ScriptError(lineno, f"field 'advice' must be one of {', '.join(ADVICES)}, not {advice!r}")
+    args["advice"] = advice
+    return args
+
+
+def _name(obj: Mapping[str, Any], lineno: int) -> dict[str, Any]:
+    args = _range(obj, lineno)
+    if "name" not in obj:
+        raise ScriptError(lineno, "missing field 'name' (a string, or null to clear)")
+    val = obj["name"]
+    if val is not None:
+        if not isinstance(val, str):
+            raise ScriptError(lineno, f"field 'name' must be a string or null, not {val!r}")
+        try:
+            val.encode("latin-1")
+        except UnicodeEncodeError:
+            raise ScriptError(lineno, "field 'name' must be latin-1 (passed byte for byte)") from None
+    args["name"] = val
+    return args
+
+
+def _touch(obj: Mapping[str, Any], lineno: int) -> dict[str, Any]:
+    write = obj.get("write", True)
+    if not isinstance(write, bool):
+        raise ScriptError(lineno, f"field 'write' must be true or false, not {write!r}")
+    return {"addr": _int(obj, "addr", lineno, limit=ADDR_LIMIT), "write": write}
+
+
+def _mremap(obj: Mapping[str, Any], lineno: int) -> dict[str, Any]:
+    args = _range(obj, lineno)
+    args["new_len"] = _int(obj, "new_len", lineno)
+    flags = obj.get("flags", [])
+    if not isinstance(flags, list) or any(f not in MREMAP_FLAGS for f in flags):
+        raise ScriptError(lineno, f"field 'flags' must be a list of {', '.join(MREMAP_FLAGS)}, not {flags!r}")
+    args["flags"] = list(flags)
+    if "fixed" in flags or "new_addr" in obj:
+        args["new_addr"] = _int(obj, "new_addr", lineno, limit=ADDR_LIMIT)
+    return args
+
+
+def _no_fields(obj: Mapping[str, Any], lineno: int) -> dict[str, Any]:
+    return {}
+
+
+#: Checks the fields of one op and returns them (without 'op' and 'pid').
+FieldCheck = Callable[[Mapping[str, Any], int], dict[str, Any]]
+
+#: Every op of the format and how its fields are checked. Each runner (the model's, the
+#: real-process runner's) keeps a handler table with exactly these keys; a test holds them to it.
+OPS: dict[str, FieldCheck] = {
+    "mmap": _mmap,
+    "munmap": _range,
+    "mremap": _mremap,
+    "mprotect": _mprotect,
+    "madvise": _madvise,
+    "name": _name,
+    "touch": _touch,
+    "fork": _no_fields,
+    "exit": _no_fields,
+    "maps": _no_fields,
+}
+#: Ops that create or end a process: a real-process runner handles them itself, not in a worker.
+LIFECYCLE_OPS = frozenset(("fork", "exit"))
 
 
 def parse_script(text: str) -> list[Op]:
@@ -164,7 +198,7 @@ def parse_script(text: str) -> list[Op]:
         pid = obj.get("pid", 0)
         if isinstance(pid, bool) or not isinstance(pid, int) or pid not in alive:
             raise ScriptError(lineno, f"no process {pid!r} at this point of the script")
-        args = _check_args(name, obj, lineno)
+        args = OPS[name](obj, lineno)
         if name == "fork":
             alive.add(next_pid)
             next_pid += 1

@@ -27,8 +27,8 @@ import tempfile
 from dataclasses import dataclass
 from typing import Any, NoReturn, Optional, Sequence
 
-from anonvma.live import syscalls
-from anonvma.ops import ARENA_BASE, FILE_SIZE, Op, arena_maps, err, ok
+from anonvma.live.handlers import Context, run_op
+from anonvma.ops import ARENA_BASE, FILE_SIZE, Op, err, ok
 
 #: Largest message either side sends (a maps result of a few hundred VMAs is ~20 KiB).
 _MSG_MAX = 1 << 20
@@ -69,69 +69,6 @@ def _clone_parent() -> int:
     return ret
 
 
-def _mapped_with(addr: int, perm: str) -> bool:
-    """Whether ``addr`` lies in a VMA of this process whose maps permissions include ``perm``."""
-    with open("/proc/self/maps", "rb") as f:
-        for line in f:
-            lo, _, rest = line.partition(b"-")
-            hi, _, rest = rest.partition(b" ")
-            if int(lo, 16) <= addr < int(hi, 16):
-                return perm.encode() in rest[:4]
-    return False
-
-
-def _signed64(value: int) -> int:
-    """An unsigned 64-bit value as the C ``long`` with the same bits (mmap's offset)."""
-    return value - (1 << 64) if value >= 1 << 63 else value
-
-
-def _do(op: dict[str, Any], base: int, fds: dict[str, int], files: dict[str, str]) -> dict[str, Any]:
-    """Execute one op (other than fork and exit) in this process; OSError becomes the errno."""
-    name = op["op"]
-    try:
-        if name == "mmap":
-            share = syscalls.MAP_SHARED if op.get("share") == "shared" else syscalls.MAP_PRIVATE
-            label = op.get("file")
-            flags = syscalls.MAP_FIXED | share | (0 if label else syscalls.MAP_ANONYMOUS)
-            syscalls.mmap(base + op["addr"], op["len"], syscalls.prot_bits(op["prot"]), flags,
-                          fds[label] if label else -1, _signed64(op.get("pgoff", 0) << 12))
-        elif name == "munmap":
-            syscalls.munmap(base + op["addr"], op["len"])
-        elif name == "mprotect":
-            syscalls.mprotect(base + op["addr"], op["len"], syscalls.prot_bits(op["prot"]))
-        elif name == "madvise":
-            syscalls.madvise(base + op["addr"], op["len"], syscalls.MADV[op["advice"]])
-        elif name == "name":
-            val = op["name"]
-            syscalls.prctl_set_vma_anon_name(base + op["addr"], op["len"],
-                                             None if val is None else val.encode("latin-1"))
-        elif name == "mremap":
-            flags = 0
-            for flag in op["flags"]:
-                flags |= syscalls.MREMAP[flag]
-            new_addr = op.get("new_addr")
-            got = syscalls.mremap(base + op["addr"], op["len"], op["new_len"], flags,
-                                  0 if new_addr is None else base + new_addr)
-            return ok(addr=got - base)
-        elif name == "touch":
-            addr = base + op["addr"]
-            write = op.get("write", True)
-            if not _mapped_with(addr, "w" if write else "r"):
-                return {"errno": "EFAULT"}
-            if write:
-                ctypes.memset(addr, 0x5A, 1)
-            else:
-                ctypes.string_at(addr, 1)
-        elif name == "maps":
-            with open("/proc/self/maps", encoding="latin-1") as f:
-                return {"maps": arena_maps(f.read(), files, base)}
-        else:
-            raise ValueError(f"op {name!r} is not run by _do")
-    except OSError as exc:
-        return err(exc)
-    return ok()
-
-
 def _send(sock: socket.socket, obj: Any, fds: Sequence[int] = ()) -> None:
     data = json.dumps(obj).encode()
     if fds:
@@ -140,7 +77,7 @@ def _send(sock: socket.socket, obj: Any, fds: Sequence[int] = ()) -> None:
         sock.send(data)
 
 
-def _serve(sock: socket.socket, base: int, fds: dict[str, int], files: dict[str, str]) -> NoReturn:
+def _serve(sock: socket.socket, ctx: Context) -> NoReturn:
     """The worker loop: a batch of ops per message, their results in one reply.
 
     Only the last op of a batch may be ``fork`` or ``exit``. For ``exit`` the worker replies
@@ -158,7 +95,7 @@ def _serve(sock: socket.socket, base: int, fds: dict[str, int], files: dict[str,
                     _send(sock, results)
                     os._exit(0)
                 if op["op"] != "fork":
-                    results.append(_do(op, base, fds, files))
+                    results.append(run_op(op, ctx))
                     continue
                 theirs, mine = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
                 try:
@@ -234,7 +171,7 @@ class LiveRunner:
             ours.close()
             for proc in self.procs.values():
                 proc.sock.close()
-            _serve(theirs, self.base, fds, self.files)
+            _serve(theirs, Context(self.base, fds, self.files))
         theirs.close()
         self.procs[0] = _Proc(0, pid, ours)
         self.next_number = 1

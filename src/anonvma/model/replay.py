@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Optional, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, Optional, Sequence
 
 from anonvma.model.mm import Machine, Mm
 from anonvma.model.names import make_strategy
@@ -11,6 +12,91 @@ from anonvma.ops import ARENA_BASE, FILE_SIZE, Op, arena_maps, err, ok
 #: TASK_SIZE of the oracle (User-Mode Linux 6.1 on x86-64: user space ends at 0x7fc0000000,
 #: measured inside it); the host's is TASK_SIZE in anonvma.model.mm. Only huge lengths see it.
 UML_TASK_SIZE = 0x7FC0000000
+
+
+@dataclass
+class Processes:
+    """The script's live processes by number, and the number the next fork gets."""
+
+    procs: dict[int, Mm]
+    files: dict[str, str] = field(default_factory=dict)
+    next_pid: int = 1
+
+
+Handler = Callable[[Mm, Mapping[str, Any], Processes], dict[str, Any]]
+
+
+def _mmap(mm: Mm, a: Mapping[str, Any], p: Processes) -> dict[str, Any]:
+    mm.mmap(ARENA_BASE + a["addr"], a["len"], a["prot"], shared=a.get("share") == "shared",
+            file=a.get("file"), pgoff=a.get("pgoff", 0))
+    return ok()
+
+
+def _munmap(mm: Mm, a: Mapping[str, Any], p: Processes) -> dict[str, Any]:
+    mm.munmap(ARENA_BASE + a["addr"], a["len"])
+    return ok()
+
+
+def _mprotect(mm: Mm, a: Mapping[str, Any], p: Processes) -> dict[str, Any]:
+    mm.mprotect(ARENA_BASE + a["addr"], a["len"], a["prot"])
+    return ok()
+
+
+def _madvise(mm: Mm, a: Mapping[str, Any], p: Processes) -> dict[str, Any]:
+    mm.madvise(ARENA_BASE + a["addr"], a["len"], a["advice"])
+    return ok()
+
+
+def _name(mm: Mm, a: Mapping[str, Any], p: Processes) -> dict[str, Any]:
+    mm.set_anon_name(ARENA_BASE + a["addr"], a["len"], a["name"])
+    return ok()
+
+
+def _touch(mm: Mm, a: Mapping[str, Any], p: Processes) -> dict[str, Any]:
+    mm.fault(ARENA_BASE + a["addr"], a["write"])
+    return ok()
+
+
+def _mremap(mm: Mm, a: Mapping[str, Any], p: Processes) -> dict[str, Any]:
+    new_addr = a.get("new_addr")
+    got = mm.mremap(ARENA_BASE + a["addr"], a["len"], a["new_len"], a["flags"],
+                    None if new_addr is None else ARENA_BASE + new_addr)
+    return ok(addr=got - ARENA_BASE)
+
+
+def _fork(mm: Mm, a: Mapping[str, Any], p: Processes) -> dict[str, Any]:
+    child = mm.fork()
+    number = p.next_pid
+    p.procs[number] = child
+    p.next_pid += 1
+    return ok(child=number)
+
+
+def _exit(mm: Mm, a: Mapping[str, Any], p: Processes) -> dict[str, Any]:
+    mm.exit()
+    for number, proc in list(p.procs.items()):
+        if proc is mm:
+            del p.procs[number]
+    return ok()
+
+
+def _maps(mm: Mm, a: Mapping[str, Any], p: Processes) -> dict[str, Any]:
+    return {"maps": arena_maps(mm.maps(), p.files)}
+
+
+#: One handler per op of :data:`anonvma.ops.OPS`.
+HANDLERS: dict[str, Handler] = {
+    "mmap": _mmap,
+    "munmap": _munmap,
+    "mremap": _mremap,
+    "mprotect": _mprotect,
+    "madvise": _madvise,
+    "name": _name,
+    "touch": _touch,
+    "fork": _fork,
+    "exit": _exit,
+    "maps": _maps,
+}
 
 
 def run_ops(ops: Sequence[Op], strategy: str = "refcount", check: bool = False,
@@ -28,48 +114,11 @@ def run_ops(ops: Sequence[Op], strategy: str = "refcount", check: bool = False,
     procs: dict[int, Mm] = {} if mms is None else mms
     procs[0] = Mm(machine=machine, task_size=task_size)
     files = {f"/anonvma/{op.args['file']}": op.args["file"] for op in ops if "file" in op.args}
-    next_pid = 1
+    state = Processes(procs, files)
     results: list[dict[str, Any]] = []
     for op in ops:
-        mm = procs[op.pid]
-        a = op.args
         try:
-            if op.op == "mmap":
-                mm.mmap(ARENA_BASE + a["addr"], a["len"], a["prot"], shared=a.get("share") == "shared",
-                        file=a.get("file"), pgoff=a.get("pgoff", 0))
-                res = ok()
-            elif op.op == "munmap":
-                mm.munmap(ARENA_BASE + a["addr"], a["len"])
-                res = ok()
-            elif op.op == "mprotect":
-                mm.mprotect(ARENA_BASE + a["addr"], a["len"], a["prot"])
-                res = ok()
-            elif op.op == "madvise":
-                mm.madvise(ARENA_BASE + a["addr"], a["len"], a["advice"])
-                res = ok()
-            elif op.op == "name":
-                mm.set_anon_name(ARENA_BASE + a["addr"], a["len"], a["name"])
-                res = ok()
-            elif op.op == "touch":
-                mm.fault(ARENA_BASE + a["addr"], a["write"])
-                res = ok()
-            elif op.op == "mremap":
-                new_addr = a.get("new_addr")
-                got = mm.mremap(ARENA_BASE + a["addr"], a["len"], a["new_len"], a["flags"],
-                                None if new_addr is None else ARENA_BASE + new_addr)
-                res = ok(addr=got - ARENA_BASE)
-            elif op.op == "fork":
-                procs[next_pid] = mm.fork()
-                res = ok(child=next_pid)
-                next_pid += 1
-            elif op.op == "exit":
-                mm.exit()
-                del procs[op.pid]
-                res = ok()
-            elif op.op == "maps":
-                res = {"maps": arena_maps(mm.maps(), files)}
-            else:  # parse_script admits no other op
-                raise AssertionError(op.op)
+            res = HANDLERS[op.op](procs[op.pid], op.args, state)
         except OSError as exc:
             res = err(exc)
         results.append(res)
