@@ -100,8 +100,11 @@ HANDLERS: dict[str, Handler] = {
 
 
 def run_ops(ops: Sequence[Op], strategy: str = "refcount", check: bool = False,
-            mms: Optional[dict[int, Mm]] = None, task_size: int = UML_TASK_SIZE) -> list[dict[str, Any]]:
+            mms: Optional[dict[int, Mm]] = None, task_size: int = UML_TASK_SIZE,
+            linux: str = "6.1") -> list[dict[str, Any]]:
     """Execute checked ops (see :func:`anonvma.ops.parse_script`) and return their results.
+
+    :param linux: the kernel generation whose rules the model follows (only ``"6.1"`` so far).
 
     :param check: run the invariant checker after every op (slower; for tests).
     :param mms: filled with pid -> Mm, so callers can look at the final state.
@@ -110,6 +113,8 @@ def run_ops(ops: Sequence[Op], strategy: str = "refcount", check: bool = False,
     """
     from anonvma.model.check import check_machine
 
+    if linux != "6.1":
+        raise ValueError(f"the model knows Linux 6.1 only, not {linux!r}")
     machine = Machine(make_strategy(strategy), file_size=FILE_SIZE)
     procs: dict[int, Mm] = {} if mms is None else mms
     procs[0] = Mm(machine=machine, task_size=task_size)
