@@ -404,23 +404,31 @@ def test_vm_special_flag_blocks_new_and_existing_merges(strategy: str, special: 
         name = mm.vmas[0].anon_name
     (left,) = mm.vmas
     flags = left.flags
+
+    def give_left(extra: int) -> None:  # store A again with (or without) the special flag
+        (now,) = [v for v in mm.vmas if v.start == pg(0)]
+        mm.index.replace(now, now.with_flags(flags | extra))
+
     # 1. a new range [3, 4) after A: merges without the flag, not with it
-    assert vma_merge(mm, left, pg(3), pg(4), flags, None, None, pg(3) // P, name) is left
-    assert left.end == pg(4)
+    merged = vma_merge(mm, left, pg(3), pg(4), flags, None, None, pg(3) // P, name)
+    assert merged is not None and (merged.start, merged.end) == (pg(0), pg(4))
+    assert merged.anon_name is name  # the survivor keeps its own name object
     mm.munmap(pg(3), P)
-    left.flags = flags | special
+    give_left(special)
+    (left,) = mm.vmas
     assert vma_merge(mm, left, pg(3), pg(4), flags | special, None, None, pg(3) // P, name) is None
-    assert left.end == pg(3)
+    assert [(v.start, v.end) for v in mm.vmas] == [(pg(0), pg(3))]
     # 2. an existing B = [3, 4) changed to A's flags: no merge either
-    left.flags = flags
+    give_left(0)
     mm.mmap(pg(3), P, "r")
     if named:
         mm.set_anon_name(pg(3), P, "pool")
     b = mm.vmas[1]
-    left.flags = flags | special
+    give_left(special)
+    left = mm.vmas[0]
     assert vma_merge(mm, left, pg(3), pg(4), flags | special, b.anon_vma, None, b.pgoff, name) is None
     assert [(v.start, v.end) for v in mm.vmas] == [(pg(0), pg(3)), (pg(3), pg(4))]
-    left.flags = flags
+    give_left(0)
     check(mm)
     mm.exit()
     assert mm.strategy.total.live == 0

@@ -28,7 +28,7 @@ from anonvma.difftest.generate import random_scripts
 from anonvma.ops import Op, format_result, parse_script
 from oracle_helpers import oracle_kernel_or_skip
 
-SCRIPTS = Path(__file__).parent / "scripts"
+SCRIPTS = Path(__file__).parent / "scripts" / "6.1"
 CURATED = sorted(SCRIPTS.glob("*.jsonl"))
 N_RANDOM = int(os.environ.get("ANONVMA_DIFF_SCRIPTS", "500"))
 SEED = int(os.environ.get("ANONVMA_DIFF_SEED", "0"))

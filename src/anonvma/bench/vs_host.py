@@ -75,9 +75,8 @@ def dup_mmap_phases(parent: Mm, rounds: int = 5) -> Dict[str, float]:
     """Median ms of each phase of fork (dup_mmap) and exit (exit_mmap) of ``parent`` in the model,
     timing the model's own phase functions."""
     from anonvma.model.fork import install, new_child, vm_area_dups
-    from anonvma.model.vma import Vma
+    from anonvma.model.mmap import exit_names, exit_ptes, exit_vmas
 
-    new = Vma.__new__
     clock = time.perf_counter_ns
     samples: Dict[str, List[float]] = {}
 
@@ -90,29 +89,19 @@ def dup_mmap_phases(parent: Mm, rounds: int = 5) -> Dict[str, float]:
         t = clock()
         child = new_child(parent)
         t = lap("fork: Mm() for the child", t)
-        copies, named, faulted = vm_area_dups(parent)
-        t = lap("fork: copy loop (vm_area_dup of every VMA)", t)
-        parent.strategy.dup_vmas(named, child.name_counters)
-        t = lap("fork: strategy.dup_vmas (names)", t)
-        install(child, parent, copies, faulted)
+        chunks, ends, faulted = vm_area_dups(parent, child)
+        t = lap("fork: vm_area_dups (name references, changed VMAs)", t)
+        install(child, parent, chunks, ends, faulted)
         t = lap("fork: index + copy_page_range", t)
-        del copies, named, faulted  # the child's index holds the only references now
+        del chunks, ends, faulted  # the child's index holds the only references now
         t = clock()
-        child._exit_ptes()
+        exit_ptes(child)
         t = lap("exit: drop ptes", t)
-        child._exit_names()
-        t = lap("exit: strategy.put_vmas (names)", t)
-        child._exit_vmas()
+        exit_names(child)
+        t = lap("exit: put_vmas (names)", t)
+        exit_vmas(child)
         t = lap("exit: free the VMAs, forget the mm", t)
         del child
-    # floor: the cheapest Python that makes as many slotted objects with 8 attributes
-    n = parent.map_count
-    for _ in range(rounds):
-        t = clock()
-        objs = [new(Vma) for _ in range(n)]
-        t = lap("floor: Vma.__new__ x count (no attributes)", t)
-        del objs
-        lap("floor: freeing them", t)
     return {k: Stats.of(v).median for k, v in samples.items()}
 
 

@@ -7,7 +7,10 @@ Validation errors are raised before any syscall, with the errno Linux 6.1 would 
 from __future__ import annotations
 
 import errno
-from typing import Optional
+
+from anonvma.anon_name import InvalidAnonNameError, InvalidRangeError
+
+__all__ = ["AnonNameUnsupportedError", "InvalidAnonNameError", "InvalidRangeError"]
 
 
 class AnonNameUnsupportedError(OSError):
@@ -18,25 +21,3 @@ class AnonNameUnsupportedError(OSError):
                "memory (prctl(PR_SET_VMA) answers EINVAL); run `anonvma oracle build` to get a "
                "kernel that has it")
         super().__init__(errno.EINVAL, f"{msg}{': ' + detail if detail else ''}")
-
-
-class InvalidAnonNameError(OSError, ValueError):
-    """The name breaks Linux 6.1's rules (kernel/sys.c prctl_set_vma): EINVAL.
-
-    :ivar name: the rejected name as given.
-    :ivar index: index of the offending character (``None`` for a length error).
-    """
-
-    def __init__(self, name: object, message: str, index: Optional[int] = None) -> None:
-        super().__init__(errno.EINVAL, message)
-        self.name = name
-        self.index = index
-
-
-class InvalidRangeError(OSError, ValueError):
-    """The address range breaks madvise_set_anon_name's checks (unaligned, overflow, wrap): EINVAL."""
-
-    def __init__(self, addr: int, length: int, message: str) -> None:
-        super().__init__(errno.EINVAL, message)
-        self.addr = addr
-        self.length = length

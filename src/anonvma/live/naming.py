@@ -6,7 +6,8 @@ no syscall. What remains goes to the kernel, whose errno is passed on with a hin
 
 - EINVAL: the kernel lacks CONFIG_ANON_VMA_NAME (:class:`AnonNameUnsupportedError`), or a special
   mapping ([vdso], [vvar]) would have to be split;
-- EBADF: the range reaches a file-backed or shared mapping (6.1 names private anonymous memory only);
+- EBADF: the range reaches a file-backed mapping (6.1 names private anonymous memory only; 6.2+
+  also shared anonymous memory and memfd);
 - ENOMEM: part of the range is unmapped (everything mapped in it *was* named);
 - EAGAIN: a split would exceed vm.max_map_count;
 - EFAULT, EPERM (an LSM or seccomp said no).
@@ -20,59 +21,32 @@ import ctypes
 import errno
 import mmap as _mmap_mod
 import os
-from typing import Optional, Tuple, Union
+from typing import Optional, Tuple
 
+from anonvma.anon_name import NameArg, check_anon_name, check_range, name_bytes
 from anonvma.live import syscalls
-from anonvma.live.errors import AnonNameUnsupportedError, InvalidAnonNameError, InvalidRangeError
+from anonvma.live.errors import AnonNameUnsupportedError, InvalidAnonNameError
 
-#: kernel/sys.c: strndup_user(name, ANON_VMA_NAME_MAX_LEN = 80) keeps room for the NUL.
-ANON_VMA_NAME_MAX_LEN = 80
-#: kernel/sys.c is_valid_name_char: printable ASCII except these.
-FORBIDDEN_CHARS = "\\`$[]"
-_ULONG_MAX = (1 << 64) - 1
-
-NameArg = Union[str, bytes, None]
-
-
-def _describe(ch: str) -> str:
-    return repr(ch) if ch.isprintable() else f"U+{ord(ch):04X}"
 
 
 def validate_name(name: NameArg) -> Optional[bytes]:
-    """Check ``name`` as Linux 6.1 does and return the bytes to pass (``None`` = clear the name).
+    """Check ``name`` by the kernel's rules (:func:`anonvma.anon_name.check_anon_name`) and
+    return the bytes to pass (``None`` = clear the name). A ``str`` is passed as UTF-8.
 
-    Rules (kernel/sys.c prctl_set_vma): at most 79 bytes; every byte in 0x20..0x7e and none of
-    ``\\ ` $ [ ]``. ``""`` is valid (maps shows ``[anon:]``). A NUL byte is rejected here too (the
-    kernel would silently cut the name at it).
+    Stricter than the kernel in one way: a NUL byte is refused, where the kernel would
+    silently cut the name there.
 
-    :raises InvalidAnonNameError: (EINVAL) saying which character at which index is wrong, or the length.
+    :raises InvalidAnonNameError: (EINVAL) saying which byte at which index is wrong, or the length.
     :raises TypeError: ``name`` is not str, bytes or None.
     """
     if name is None:
         return None
-    if isinstance(name, str):
-        raw = name.encode("utf-8", "surrogatepass")
-        chars: Union[str, bytes] = name
-    elif isinstance(name, (bytes, bytearray)):
-        raw = bytes(name)
-        chars = raw
-    else:
-        raise TypeError(f"anon name must be str, bytes or None, not {type(name).__name__}")
-    if len(raw) >= ANON_VMA_NAME_MAX_LEN:
-        raise InvalidAnonNameError(
-            name, f"anon name is {len(raw)} bytes long; Linux allows at most "
-                  f"{ANON_VMA_NAME_MAX_LEN - 1} (80 including the NUL): {name!r}")
-    for index, c in enumerate(chars):
-        code = c if isinstance(c, int) else ord(str(c))
-        if 0x20 <= code <= 0x7E and chr(code) not in FORBIDDEN_CHARS:
-            continue
-        shown = _describe(chr(code)) if isinstance(c, str) else f"byte 0x{code:02x}"
-        why = ("is one of the forbidden \\ ` $ [ ]" if 0x20 <= code <= 0x7E
-               else "is not printable ASCII (0x20..0x7e)")
-        raise InvalidAnonNameError(
-            name, f"invalid character {shown} at index {index} of anon name {name!r}: it {why}",
-            index)
-    return raw
+    raw = name_bytes(name)
+    if b"\0" in raw:
+        index = raw.index(b"\0")
+        raise InvalidAnonNameError(name, f"invalid character NUL at index {index} of anon name "
+                                         f"{name!r}: the kernel would cut the name there", index)
+    return check_anon_name(raw)
 
 
 def validate_range(addr: int, length: int) -> int:
@@ -80,21 +54,7 @@ def validate_range(addr: int, length: int) -> int:
 
     :raises InvalidRangeError: (EINVAL) unaligned or negative address, length overflow, wrap-around.
     """
-    if not 0 <= addr <= _ULONG_MAX or not 0 <= length <= _ULONG_MAX:
-        raise InvalidRangeError(addr, length, f"address {addr:#x} and length {length} must be "
-                                              "unsigned 64-bit values")
-    page = syscalls.PAGE_SIZE
-    if addr % page:
-        raise InvalidRangeError(addr, length, f"address {addr:#x} is not page-aligned "
-                                              f"(page size {page}); Linux requires it (EINVAL)")
-    rounded = (length + page - 1) & ~(page - 1) & _ULONG_MAX
-    if length and not rounded:
-        raise InvalidRangeError(addr, length, f"length {length:#x} overflows when rounded up "
-                                              "to a page (EINVAL)")
-    if addr + rounded > _ULONG_MAX:
-        raise InvalidRangeError(addr, length, f"range {addr:#x}+{rounded:#x} wraps around the "
-                                              "address space (EINVAL)")
-    return rounded
+    return check_range(addr, length) - addr
 
 
 def supported() -> bool:

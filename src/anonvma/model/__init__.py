@@ -1,10 +1,13 @@
-"""A faithful model of Linux 6.1 process address spaces with named anonymous VMAs.
+"""A faithful model of Linux process address spaces with named anonymous VMAs, per generation.
 
-``from anonvma.model import Mm``; see :class:`anonvma.model.mm.Mm` for the syscalls.
+``from anonvma.model import Mm``; ``Mm("refcount", linux="6.12")``. See :class:`anonvma.model.mm.Mm`
+for the syscalls and :mod:`anonvma.model.kernel` for what differs between generations.
 """
 
-from anonvma.model.mm import Machine, Mm, check_anon_name
-from anonvma.model.names import AnonVmaName, NameCounters, RefcountStrategy, StrdupStrategy
+from anonvma.model.kernel import RELEASES, Kernel, get_kernel
+from anonvma.model.mm import Machine, Mm
+from anonvma.model.names import AnonVmaName, NameCounters, RefcountStrategy, StrdupStrategy, UseAfterFree
+from anonvma.model.vma import Vma
 
-__all__ = ["Mm", "Machine", "AnonVmaName", "NameCounters", "RefcountStrategy", "StrdupStrategy",
-           "check_anon_name"]
+__all__ = ["Mm", "Machine", "Vma", "Kernel", "RELEASES", "get_kernel", "AnonVmaName", "NameCounters",
+           "RefcountStrategy", "StrdupStrategy", "UseAfterFree"]

@@ -1,7 +1,9 @@
 """Invariants of the model, checked the way the kernel would wish: no leak, no use after free.
 
 - each mm's VMAs are sorted, disjoint, non-empty and page-aligned, within max_map_count + 1;
-- no VMA holds a freed name, and only anonymous VMAs hold names;
+- the index's cached keys agree with its VMAs;
+- no VMA holds a freed name, and names sit only where the generation allows them;
+- no name's refcount exceeds REFCOUNT_MAX (refcount_t would saturate and leak it);
 - each live name object's refcount equals the number of VMAs (over all live mms) holding it
   plus the open temporary references; every object with references is live;
 - strdup never shares an object between two VMAs;
@@ -35,10 +37,17 @@ def check_mm(mm: Mm) -> None:
         if name is not None:
             if name.freed or name.refcount <= 0:
                 raise InvariantError(f"{vma!r} holds a freed name {name!r}")
-            if vma.file is not None:
-                raise InvariantError(f"file-backed {vma!r} holds a name")
+            if name.refcount > mm.strategy.refcount_max:
+                raise InvariantError(f"{vma!r} holds {name!r}, whose refcount exceeds REFCOUNT_MAX "
+                                     f"({mm.strategy.refcount_max}): refcount_t would saturate and "
+                                     "leak it")
+            if not mm.kernel.anon_vma_name_allowed(vma):
+                raise InvariantError(f"{vma!r} holds a name Linux {mm.kernel.release} cannot give it")
         if (vma.anon_vma is None) != (vma.anon_chain == 0):
             raise InvariantError(f"{vma!r}: anon_vma and its chain disagree")
+    broken = mm.index.consistency_errors()
+    if broken:
+        raise InvariantError(f"VMA index inconsistent: {broken[0]}")
     if mm.map_count > mm.max_map_count + 1:
         raise InvariantError(f"map_count {mm.map_count} beyond max_map_count {mm.max_map_count}")
 

@@ -1,44 +1,52 @@
-"""The ordered VMA index of one mm: sorted, non-overlapping VMAs with O(log n) lookup and update.
+"""The VMA index of one mm (the maple tree's job): sorted, disjoint VMAs, O(log n) lookup and update.
 
-The kernel keeps VMAs in a maple tree. Here they sit in a list of sorted chunks of at most
-``2 * CHUNK`` VMAs (the shape of ``sortedcontainers``' lists): a lookup bisects the chunks by
-their last VMA's end, then bisects inside one chunk; an insert or removal moves at most one
-chunk's pointers, so neither grows with the number of VMAs (a flat list's memmove did: 6 us
-per insert at 65,530 VMAs). Keys are read from the VMAs themselves, never cached: splits and
-merges move VMA boundaries in place without changing their order, and the index stays right.
-Hot path (every syscall): written for speed.
+The VMAs sit in a list of sorted chunks of at most ``2 * CHUNK`` (the shape of
+``sortedcontainers``' lists), each chunk with the list of its VMAs' end addresses beside it and
+the last end of every chunk in one more list. A lookup is two bisections of plain integer lists
+(both in C), an update moves at most one chunk's pointers, so neither grows with the number of
+VMAs. VMAs are immutable values, so the cached ends can never go stale: every change is a
+:meth:`VmaIndex.replace` of old values by new ones (vma_iter_store). Hot path (every syscall):
+written for speed.
 """
 
 from __future__ import annotations
 
 from bisect import bisect_right
 from itertools import chain
-from operator import attrgetter
-from typing import Iterator, Optional
+from typing import Iterator, Optional, Sequence
 
 from anonvma.model.vma import Vma
 
 #: Chunks split in two above 2 * CHUNK VMAs.
 CHUNK = 512
 
-_end = attrgetter("end")
-_start = attrgetter("start")
-
-
-def _last_end(chunk: list[Vma]) -> int:
-    return chunk[-1].end
-
 
 class VmaIndex:
     """Sorted VMAs of one mm, lowest address first."""
 
-    __slots__ = ("_chunks", "_len")
+    __slots__ = ("_chunks", "_ends", "_maxes", "_len")
 
-    def __init__(self, vmas: Optional[list[Vma]] = None) -> None:
-        """:param vmas: VMAs already sorted and disjoint (fork's copy of its parent's)."""
-        vmas = vmas or []
+    def __init__(self, vmas: Sequence[Vma] = ()) -> None:
+        """:param vmas: VMAs already sorted and disjoint."""
+        vmas = list(vmas)
         self._chunks: list[list[Vma]] = [vmas[i:i + CHUNK] for i in range(0, len(vmas), CHUNK)]
+        self._ends: list[list[int]] = [[v.end for v in c] for c in self._chunks]
+        self._maxes: list[int] = [e[-1] for e in self._ends]
         self._len = len(vmas)
+
+    @classmethod
+    def from_chunks(cls, chunks: list[list[Vma]], ends: list[list[int]]) -> "VmaIndex":
+        """An index over ready chunks (fork's copy): each non-empty, sorted, with its ends."""
+        index = cls.__new__(cls)
+        index._chunks = chunks
+        index._ends = ends
+        index._maxes = [e[-1] for e in ends]
+        index._len = sum(map(len, chunks))
+        return index
+
+    def chunks(self) -> list[tuple[list[Vma], list[int]]]:
+        """The chunks and their end lists, lowest first (read-only views, for fork)."""
+        return list(zip(self._chunks, self._ends, strict=True))
 
     def __len__(self) -> int:
         return self._len
@@ -51,77 +59,64 @@ class VmaIndex:
 
     @property
     def vmas(self) -> list[Vma]:
-        """All VMAs as a new list (O(n): for /proc output, fork, exit and checks)."""
+        """All VMAs as a new list (O(n): for /proc output, exit and checks)."""
         return list(chain.from_iterable(self._chunks))
-
-    def _locate(self, addr: int) -> tuple[int, int]:
-        """(chunk, position) of the first VMA with end > addr; (len(chunks), 0) when none."""
-        chunks = self._chunks
-        ci = bisect_right(chunks, addr, key=_last_end)
-        if ci == len(chunks):
-            return ci, 0
-        return ci, bisect_right(chunks[ci], addr, key=_end)
 
     def find_vma(self, addr: int) -> Optional[Vma]:
         """find_vma: the first VMA with end > addr, or None."""
-        ci, j = self._locate(addr)
-        return self._chunks[ci][j] if ci < len(self._chunks) else None
+        maxes = self._maxes
+        ci = bisect_right(maxes, addr)
+        if ci == len(maxes):
+            return None
+        return self._chunks[ci][bisect_right(self._ends[ci], addr)]
+
+    def vma_lookup(self, addr: int) -> Optional[Vma]:
+        """vma_lookup: the VMA containing ``addr``, or None."""
+        vma = self.find_vma(addr)
+        return vma if vma is not None and vma.start <= addr else None
 
     def around(self, addr: int) -> tuple[Optional[Vma], Optional[Vma]]:
-        """(the VMA before find_vma(addr), find_vma(addr)): find_vma_prev."""
-        chunks = self._chunks
-        ci, j = self._locate(addr)
-        if ci == len(chunks):
+        """find_vma_prev: (the VMA before find_vma(addr), find_vma(addr))."""
+        maxes, chunks = self._maxes, self._chunks
+        ci = bisect_right(maxes, addr)
+        if ci == len(maxes):
             return (chunks[-1][-1] if chunks else None), None
         chunk = chunks[ci]
+        j = bisect_right(self._ends[ci], addr)
         if j:
             return chunk[j - 1], chunk[j]
         return (chunks[ci - 1][-1] if ci else None), chunk[j]
 
     def _position(self, vma: Vma) -> tuple[int, int]:
-        ci, j = self._locate(vma.start)
-        if ci == len(self._chunks) or self._chunks[ci][j] is not vma:
-            raise AssertionError(f"{vma!r} is not in the index")
-        return ci, j
+        ci = bisect_right(self._maxes, vma.start)
+        if ci < len(self._chunks):
+            j = bisect_right(self._ends[ci], vma.start)
+            if self._chunks[ci][j] is vma:
+                return ci, j
+        raise AssertionError(f"{vma!r} is not in the index")
 
-    def neighbours(self, vma: Vma) -> tuple[Optional[Vma], Optional[Vma]]:
-        """(the VMA before ``vma``, the VMA after it), each None at an end; ``vma`` is in the index."""
-        chunks = self._chunks
+    def prev_of(self, vma: Vma) -> Optional[Vma]:
+        """The VMA before ``vma`` (which is in the index), or None."""
         ci, j = self._position(vma)
-        chunk = chunks[ci]
-        prev = chunk[j - 1] if j else (chunks[ci - 1][-1] if ci else None)
-        nxt = chunk[j + 1] if j + 1 < len(chunk) else (chunks[ci + 1][0] if ci + 1 < len(chunks) else None)
-        return prev, nxt
+        if j:
+            return self._chunks[ci][j - 1]
+        return self._chunks[ci - 1][-1] if ci else None
 
-    def insert(self, vma: Vma) -> None:
-        """Insert a VMA that overlaps nothing in the index."""
-        chunks = self._chunks
-        self._len += 1
-        if not chunks:
-            chunks.append([vma])
-            return
-        ci = bisect_right(chunks, vma.start, key=_last_end)
-        if ci == len(chunks):
-            ci -= 1
-        chunk = chunks[ci]
-        chunk.insert(bisect_right(chunk, vma.start, key=_start), vma)
-        if len(chunk) > 2 * CHUNK:
-            chunks.insert(ci + 1, chunk[CHUNK:])
-            del chunk[CHUNK:]
-
-    def remove(self, vma: Vma) -> None:
-        """Take out a VMA that is in the index."""
+    def next_of(self, vma: Vma) -> Optional[Vma]:
+        """The VMA after ``vma`` (which is in the index), or None."""
         ci, j = self._position(vma)
         chunk = self._chunks[ci]
-        del chunk[j]
-        self._len -= 1
-        if not chunk:
-            del self._chunks[ci]
+        if j + 1 < len(chunk):
+            return chunk[j + 1]
+        return self._chunks[ci + 1][0] if ci + 1 < len(self._chunks) else None
 
     def intersecting(self, start: int, end: int) -> list[Vma]:
         """The VMAs that overlap [start, end), lowest first."""
-        chunks = self._chunks
-        ci, j = self._locate(start)
+        chunks, maxes = self._chunks, self._maxes
+        ci = bisect_right(maxes, start)
+        if ci == len(chunks):
+            return []
+        j = bisect_right(self._ends[ci], start)
         out: list[Vma] = []
         while ci < len(chunks):
             chunk = chunks[ci]
@@ -132,4 +127,82 @@ class VmaIndex:
                 out.append(vma)
                 j += 1
             ci, j = ci + 1, 0
+        return out
+
+    def insert(self, vma: Vma) -> None:
+        """Insert a VMA that overlaps nothing in the index."""
+        chunks = self._chunks
+        self._len += 1
+        if not chunks:
+            chunks.append([vma])
+            self._ends.append([vma.end])
+            self._maxes.append(vma.end)
+            return
+        ci = bisect_right(self._maxes, vma.start)
+        if ci == len(chunks):
+            ci -= 1
+        ends = self._ends[ci]
+        j = bisect_right(ends, vma.start)
+        chunks[ci].insert(j, vma)
+        ends.insert(j, vma.end)
+        self._maxes[ci] = ends[-1]
+        if len(ends) > 2 * CHUNK:
+            self._split_chunk(ci)
+
+    def remove(self, vma: Vma) -> None:
+        """Take out a VMA that is in the index."""
+        ci, j = self._position(vma)
+        self._len -= 1
+        chunk, ends = self._chunks[ci], self._ends[ci]
+        del chunk[j]
+        del ends[j]
+        if chunk:
+            self._maxes[ci] = ends[-1]
+        else:
+            del self._chunks[ci], self._ends[ci], self._maxes[ci]
+
+    def replace(self, old: Vma, *new: Vma) -> None:
+        """vma_iter_store: put ``new`` (sorted, overlapping nothing else) where ``old`` was.
+
+        With no ``new`` this is :meth:`remove`. ``new`` may reach into free space around
+        ``old`` (a merge that grew over VMAs already removed).
+        """
+        ci, j = self._position(old)
+        chunk, ends = self._chunks[ci], self._ends[ci]
+        if len(new) == 1:
+            vma = new[0]
+            chunk[j] = vma
+            ends[j] = vma.end
+        else:
+            chunk[j:j + 1] = new
+            ends[j:j + 1] = [v.end for v in new]
+            self._len += len(new) - 1
+            if not chunk:
+                del self._chunks[ci], self._ends[ci], self._maxes[ci]
+                return
+            if len(ends) > 2 * CHUNK:
+                self._maxes[ci] = ends[-1]
+                self._split_chunk(ci)
+                return
+        self._maxes[ci] = ends[-1]
+
+    def _split_chunk(self, ci: int) -> None:
+        chunk, ends = self._chunks[ci], self._ends[ci]
+        self._chunks.insert(ci + 1, chunk[CHUNK:])
+        self._ends.insert(ci + 1, ends[CHUNK:])
+        del chunk[CHUNK:], ends[CHUNK:]
+        self._maxes[ci:ci + 1] = [ends[-1], self._ends[ci + 1][-1]]
+
+    def consistency_errors(self) -> list[str]:
+        """What is wrong with the cached keys, chunk sizes or count (empty: nothing)."""
+        out = []
+        if len(self._chunks) != len(self._ends) or len(self._chunks) != len(self._maxes):
+            out.append("chunk, end and max lists differ in length")
+        for ci, (chunk, ends) in enumerate(zip(self._chunks, self._ends, strict=False)):
+            if not chunk or len(chunk) > 2 * CHUNK:
+                out.append(f"chunk {ci} holds {len(chunk)} VMAs")
+            elif [v.end for v in chunk] != ends or self._maxes[ci] != ends[-1]:
+                out.append(f"chunk {ci}: cached ends disagree with its VMAs")
+        if sum(map(len, self._chunks)) != self._len:
+            out.append(f"count {self._len} but {sum(map(len, self._chunks))} VMAs")
         return out

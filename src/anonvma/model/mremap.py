@@ -1,4 +1,4 @@
-"""mremap(2) in the model, following Linux 6.1's mm/mremap.c and copy_vma (mm/mmap.c).
+"""mm/mremap.c: mremap, with copy_vma (6.1 mm/mmap.c, 6.12 mm/vma.c; the same rules in both).
 
 A moved range is copied to its destination (merging there when it can, else a vm_area_dup that
 shares the name object), its pages move, and the source range is unmapped (its references
@@ -11,7 +11,9 @@ import errno
 from typing import TYPE_CHECKING, Iterable, Optional
 
 from anonvma.model.merge import vma_merge
-from anonvma.model.vma import PAGE_MASK, PAGE_SHIFT, VM_DONTEXPAND, VM_MAYSHARE, VM_PFNMAP, VM_SHARED, Vma
+from anonvma.model.mmap import do_munmap, page_align, vm_enough_memory
+from anonvma.model.vma import (PAGE_MASK, PAGE_SHIFT, VM_ACCOUNT, VM_DONTEXPAND, VM_LOCKED_MASK,
+                               VM_MAYSHARE, VM_PFNMAP, VM_SHARED, Vma)
 
 if TYPE_CHECKING:
     from anonvma.model.mm import Mm
@@ -19,15 +21,6 @@ if TYPE_CHECKING:
 MREMAP_MAYMOVE, MREMAP_FIXED, MREMAP_DONTUNMAP = 1, 2, 4
 FLAG_BITS = {"maymove": MREMAP_MAYMOVE, "fixed": MREMAP_FIXED, "dontunmap": MREMAP_DONTUNMAP}
 U64 = (1 << 64) - 1
-
-
-def _page_align(length: int) -> int:
-    return (length + ~PAGE_MASK) & PAGE_MASK & U64
-
-
-def _vma_lookup(mm: "Mm", addr: int) -> Optional[Vma]:
-    vma = mm.index.find_vma(addr)
-    return vma if vma is not None and vma.start <= addr else None
 
 
 def do_mremap(mm: "Mm", addr: int, old_len: int, new_len: int, flags: Iterable[str] = (),
@@ -48,21 +41,23 @@ def do_mremap(mm: "Mm", addr: int, old_len: int, new_len: int, flags: Iterable[s
         raise OSError(errno.EINVAL, "MREMAP_DONTUNMAP needs MREMAP_MAYMOVE and an unchanged size")
     if addr & ~PAGE_MASK:
         raise OSError(errno.EINVAL, f"address {addr:#x} is not page-aligned")
-    old_len, new_len = _page_align(old_len), _page_align(new_len)
+    old_len, new_len = page_align(old_len), page_align(new_len)
     if not new_len:
         raise OSError(errno.EINVAL, "new length is 0")
-    if _vma_lookup(mm, addr) is None:
+    if mm.index.vma_lookup(addr) is None:
         raise OSError(errno.EFAULT, f"{addr:#x} is not mapped")
     if bits & (MREMAP_FIXED | MREMAP_DONTUNMAP):
         target = new_addr if new_addr is not None else 0
         return _mremap_to(mm, addr, old_len, target, new_len, bits)
     if old_len >= new_len:
         if old_len != new_len:
-            mm._do_munmap(addr + new_len, addr + old_len)
+            do_munmap(mm, addr + new_len, addr + old_len)
         return addr
     vma = _vma_to_resize(mm, addr, old_len, new_len, bits)
     if old_len == vma.end - addr and _vma_expandable(mm, vma, new_len - old_len):
         ext_start, ext_end = addr + old_len, addr + new_len
+        if vma.flags & VM_ACCOUNT:
+            vm_enough_memory(mm, (new_len - old_len) >> PAGE_SHIFT)
         merged = vma_merge(mm, vma, ext_start, ext_end, vma.flags, vma.anon_vma, vma.file,
                            vma.pgoff + ((ext_start - vma.start) >> PAGE_SHIFT), vma.anon_name)
         if merged is None:
@@ -76,7 +71,7 @@ def do_mremap(mm: "Mm", addr: int, old_len: int, new_len: int, flags: Iterable[s
 
 def _vma_to_resize(mm: "Mm", addr: int, old_len: int, new_len: int, bits: int) -> Vma:
     """mm/mremap.c vma_to_resize: the VMA at addr, if [addr, addr+old_len) may be resized."""
-    vma = _vma_lookup(mm, addr)
+    vma = mm.index.vma_lookup(addr)
     if vma is None:
         raise OSError(errno.EFAULT, f"{addr:#x} is not mapped")
     if not old_len and not vma.flags & (VM_SHARED | VM_MAYSHARE):
@@ -127,9 +122,9 @@ def _mremap_to(mm: "Mm", addr: int, old_len: int, new_addr: int, new_len: int, b
     if mm.map_count + 2 >= mm.max_map_count - 3:
         raise OSError(errno.ENOMEM, "too close to max_map_count to move")
     if bits & MREMAP_FIXED:
-        mm._do_munmap(new_addr, new_addr + new_len)
+        do_munmap(mm, new_addr, new_addr + new_len)
     if old_len > new_len:
-        mm._do_munmap(addr + new_len, addr + old_len)
+        do_munmap(mm, addr + new_len, addr + old_len)
         old_len = new_len
     vma = _vma_to_resize(mm, addr, old_len, new_len, bits)
     if not bits & MREMAP_FIXED:
@@ -153,10 +148,9 @@ def copy_vma(mm: "Mm", vma: Vma, addr: int, length: int, pgoff: int) -> tuple[Vm
         if merged.start <= vma.start < merged.end:
             vma = merged  # merged with itself: only possible while unfaulted
         return merged, vma
-    new = vma.copy()
-    if vma.anon_name is not None:
-        new.anon_name = mm.strategy.dup(vma.anon_name, mm.name_counters)
-    new.start, new.end, new.pgoff = addr, addr + length, pgoff
+    name = vma.anon_name
+    new = Vma(addr, addr + length, vma.flags, pgoff, vma.file, vma.anon_vma, vma.anon_chain,
+              mm.strategy.dup(name, mm.name_counters) if name is not None else None)
     index.insert(new)
     return new, vma
 
@@ -179,15 +173,25 @@ def _move_vma(mm: "Mm", vma: Vma, old_addr: int, old_len: int, new_len: int, new
     """mm/mremap.c move_vma: copy, move the pages, then unmap the source (unless DONTUNMAP)."""
     if mm.map_count >= mm.max_map_count - 3:
         raise OSError(errno.ENOMEM, "too close to max_map_count to move")
+    to_account = new_len if bits & MREMAP_DONTUNMAP else new_len - old_len
+    if vma.flags & VM_ACCOUNT and to_account > 0:
+        vm_enough_memory(mm, to_account >> PAGE_SHIFT)
     new_pgoff = vma.pgoff + ((old_addr - vma.start) >> PAGE_SHIFT)
     new_vma, vma = copy_vma(mm, vma, new_addr, new_len, new_pgoff)
     _move_page_tables(mm, old_addr, new_addr, old_len)
     if bits & MREMAP_DONTUNMAP:
+        # the source keeps its range but is never locked; when it moved whole, its page
+        # tables went with it and its anon_vma links go too (unlink_anon_vmas)
+        kept = vma.with_flags(vma.flags & ~VM_LOCKED_MASK) if vma.flags & VM_LOCKED_MASK else vma
         if new_vma is not vma and vma.start == old_addr and vma.end == old_addr + old_len:
-            vma.anon_vma, vma.anon_chain = None, 0  # unlink_anon_vmas: the source is empty now
+            kept = kept.with_anon_vma(None, 0)
+        if kept is not vma:
+            mm.index.replace(vma, kept)
         return new_addr
+    # VM_ACCOUNT is hidden from the unmap and restored on what is left of the source: the
+    # remnants' flags end as they were, so the model leaves them alone.
     try:
-        mm._do_munmap(old_addr, old_addr + old_len)
+        do_munmap(mm, old_addr, old_addr + old_len)
     except OSError:
         pass  # the kernel ignores a failed unmap of the source here
     return new_addr

@@ -1,19 +1,31 @@
 """Anonymous VMA names and the two ways of sharing them: refcount (upstream) and strdup (baseline).
 
 A name is an immutable string in an :class:`AnonVmaName` object. The strategies differ only in
-how a VMA's name is duplicated (split, fork, mremap copy), adopted (rename), released and compared;
-everything else in the model is shared. Both count every allocation, copy, get, put and free.
+how a VMA's name is duplicated (split, fork, mremap copy) and adopted (rename); everything else
+in the model is shared. Both count every allocation, copy, get, put and free.
+
+Every use of a name object is checked the way KASAN checks the kernel's: a get, put, dup or
+string comparison of an object already freed raises :class:`UseAfterFree` at once. A refcount
+left above REFCOUNT_MAX between syscalls (where only VMAs hold references) is one that
+refcount_t would have saturated, warning and leaking the object; the invariant checker
+reports it. Transient references inside a syscall may pass it briefly, as in the kernel,
+whose refcount_t limit lies far above any count its VMAs can reach.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from typing import Any, Iterable, Optional
+from typing import TYPE_CHECKING, Iterable, Optional
+
+if TYPE_CHECKING:
+    from anonvma.model.vma import Vma
 
 #: include/linux/refcount.h: REFCOUNT_MAX = INT_MAX
 REFCOUNT_MAX = 2**31 - 1
-#: kernel/sys.c: ANON_VMA_NAME_MAX_LEN (including the NUL)
-ANON_VMA_NAME_MAX_LEN = 80
+
+
+class UseAfterFree(AssertionError):
+    """A freed name object was used (what KASAN reports as slab-use-after-free)."""
 
 
 class AnonVmaName:
@@ -29,6 +41,12 @@ class AnonVmaName:
     def __repr__(self) -> str:
         state = "freed" if self.freed else f"ref={self.refcount}"
         return f"<AnonVmaName {self.name!r} {state} at {id(self):#x}>"
+
+
+def _used(obj: AnonVmaName) -> None:
+    """KASAN's check on a dereference: the object must not have been freed."""
+    if obj.freed:
+        raise UseAfterFree(f"use after free of {obj!r}")
 
 
 @dataclass
@@ -58,23 +76,34 @@ class NameCounters:
 
 
 def anon_vma_name_eq(a: Optional[AnonVmaName], b: Optional[AnonVmaName]) -> bool:
-    """include/linux/mm_inline.h anon_vma_name_eq: same object, or both set with equal strings."""
+    """include/linux/mm_inline.h anon_vma_name_eq: same pointer, or both set with equal strings
+    (the string comparison dereferences both: a freed object there is a use after free)."""
     if a is b:
         return True
-    return a is not None and b is not None and a.name == b.name
+    if a is None or b is None:
+        return False
+    if a.freed or b.freed:
+        _used(a)
+        _used(b)
+    return a.name == b.name
 
 
 class NameStrategy:
-    """Shared bookkeeping for both strategies: allocation, put/free, live-object tracking.
+    """Shared bookkeeping for both strategies: allocation, get/put/free, live-object tracking.
 
     One strategy object serves every Mm of one process tree, so it holds the total counters;
     each operation also charges the calling Mm's own counters.
+
+    :param refcount_max: REFCOUNT_MAX (lowered in tests to reach saturation).
+    :param saturation_guard: anon_vma_name_reuse's check (96403e11283d); False reintroduces
+        the bug it fixed, for the tests that prove the checker notices.
     """
 
     kind = ""
 
-    def __init__(self, refcount_max: int = REFCOUNT_MAX) -> None:
+    def __init__(self, refcount_max: int = REFCOUNT_MAX, saturation_guard: bool = True) -> None:
         self.refcount_max = refcount_max
+        self.saturation_guard = saturation_guard
         self.total = NameCounters()
         self.live: set[AnonVmaName] = set()
 
@@ -90,8 +119,8 @@ class NameStrategy:
         return obj
 
     def get(self, obj: AnonVmaName, mm_counters: NameCounters) -> None:
-        """anon_vma_name_get (kref_get); used for the transient reference around madvise updates."""
-        self._check_alive(obj)
+        """anon_vma_name_get (kref_get)."""
+        _used(obj)
         obj.refcount += 1
         self.total.gets += 1
         mm_counters.gets += 1
@@ -100,52 +129,54 @@ class NameStrategy:
         """anon_vma_name_put (kref_put); the last put frees the object."""
         if obj is None:
             return
-        self._check_alive(obj)
-        obj.refcount -= 1
+        _used(obj)
         self.total.puts += 1
         mm_counters.puts += 1
+        obj.refcount -= 1
         if obj.refcount == 0:
             obj.freed = True
             self.live.discard(obj)
             self.total.frees += 1
             mm_counters.frees += 1
 
-    @staticmethod
-    def _check_alive(obj: AnonVmaName) -> None:
-        if obj.freed or obj.refcount <= 0:
-            raise AssertionError(f"use after free of {obj!r}")
+    def reuse(self, obj: AnonVmaName, mm_counters: NameCounters) -> Optional[AnonVmaName]:
+        """anon_vma_name_reuse: share below REFCOUNT_MAX, else a fresh copy (96403e11283d)."""
+        _used(obj)
+        if self.saturation_guard and obj.refcount >= self.refcount_max:
+            return self.alloc(obj.name, mm_counters)
+        self.get(obj, mm_counters)
+        return obj
 
     def dup(self, obj: AnonVmaName, mm_counters: NameCounters) -> Optional[AnonVmaName]:
         """dup_anon_vma_name: the name a copied VMA (split half, fork child, mremap copy) gets."""
         raise NotImplementedError
 
-    def dup_vmas(self, vmas: "list[Any]", mm_counters: NameCounters) -> None:
-        """dup_anon_vma_name for each of these freshly copied VMAs, whose ``anon_name`` still
-        points at the original's object (fork; written for speed)."""
-        raise NotImplementedError
+    def adopt(self, obj: AnonVmaName, mm_counters: NameCounters) -> Optional[AnonVmaName]:
+        """The object a renamed VMA points at after replace_anon_vma_name with ``obj``."""
+        return self.reuse(obj, mm_counters)
 
-    def put_vmas(self, vmas: "Iterable[Any]", mm_counters: NameCounters) -> None:
-        """Drop the name reference of every VMA in ``vmas`` (exit; written for speed)."""
+    def put_vmas(self, vmas: "Iterable[Vma]", mm_counters: NameCounters) -> None:
+        """Drop the name reference of every VMA in ``vmas`` (exit_mmap; hot path, written for
+        speed: the per-object steps of :meth:`put`, inline)."""
         puts = frees = 0
         live = self.live
         for vma in vmas:
             obj = vma.anon_name
             if obj is not None:
-                if obj.refcount <= 0:
-                    raise AssertionError(f"use after free of {obj!r}")
-                obj.refcount -= 1
                 puts += 1
-                if not obj.refcount:
+                ref = obj.refcount
+                if ref > 1:
+                    obj.refcount = ref - 1
+                elif ref == 1:
+                    obj.refcount = 0
                     obj.freed = True
                     live.discard(obj)
                     frees += 1
+                else:
+                    _used(obj)
         for c in (self.total, mm_counters):
             c.puts += puts
             c.frees += frees
-
-    def adopt(self, obj: AnonVmaName, mm_counters: NameCounters) -> Optional[AnonVmaName]:
-        """The object a renamed VMA points at after replace_anon_vma_name with ``obj``."""
-        raise NotImplementedError
 
 
 class RefcountStrategy(NameStrategy):
@@ -153,58 +184,34 @@ class RefcountStrategy(NameStrategy):
 
     kind = "refcount"
 
-    def reuse(self, obj: AnonVmaName, mm_counters: NameCounters) -> Optional[AnonVmaName]:
-        """anon_vma_name_reuse: share below REFCOUNT_MAX, else a fresh copy (96403e11283d)."""
-        self._check_alive(obj)
-        if obj.refcount < self.refcount_max:
-            obj.refcount += 1
-            self.total.gets += 1
-            mm_counters.gets += 1
-            return obj
-        return self.alloc(obj.name, mm_counters)
-
-    dup = reuse
-    adopt = reuse
-
-    def dup_vmas(self, vmas: "list[Any]", mm_counters: NameCounters) -> None:
-        limit = self.refcount_max
-        gets = 0
-        for vma in vmas:
-            obj = vma.anon_name
-            if 0 < obj.refcount < limit:  # freed objects have refcount 0
-                obj.refcount += 1
-                gets += 1
-            else:
-                vma.anon_name = self.reuse(obj, mm_counters)  # saturated: a fresh copy
-        self.total.gets += gets
-        mm_counters.gets += gets
+    def dup(self, obj: AnonVmaName, mm_counters: NameCounters) -> Optional[AnonVmaName]:
+        return self.reuse(obj, mm_counters)
 
 
 class StrdupStrategy(NameStrategy):
-    """The series' strdup version: every copied or renamed VMA gets its own copy of the string."""
+    """The series' strdup version: every copied or renamed VMA gets its own copy of the string,
+    so no two VMAs ever share an object."""
 
     kind = "strdup"
 
     def dup(self, obj: AnonVmaName, mm_counters: NameCounters) -> Optional[AnonVmaName]:
-        self._check_alive(obj)
+        _used(obj)
         return self.alloc(obj.name, mm_counters)
 
     adopt = dup
-
-    def dup_vmas(self, vmas: "list[Any]", mm_counters: NameCounters) -> None:
-        alloc = self.alloc
-        for vma in vmas:
-            obj = vma.anon_name
-            self._check_alive(obj)
-            vma.anon_name = alloc(obj.name, mm_counters)
 
 
 STRATEGIES = {"refcount": RefcountStrategy, "strdup": StrdupStrategy}
 
 
-def make_strategy(kind: str, refcount_max: int = REFCOUNT_MAX) -> NameStrategy:
-    """A fresh strategy by name: ``"refcount"`` or ``"strdup"``."""
+def make_strategy(kind: str, refcount_max: int = REFCOUNT_MAX,
+                  saturation_guard: bool = True) -> NameStrategy:
+    """A fresh strategy by name: ``"refcount"`` or ``"strdup"``.
+
+    :raises ValueError: another name.
+    """
     try:
-        return STRATEGIES[kind](refcount_max)
+        cls = STRATEGIES[kind]
     except KeyError:
         raise ValueError(f"unknown name strategy {kind!r}: use 'refcount' or 'strdup'") from None
+    return cls(refcount_max, saturation_guard)

@@ -21,7 +21,8 @@ if TYPE_CHECKING:
 def find_mergeable_anon_vma(mm: "Mm", vma: Vma) -> Optional[AnonVma]:
     """mm/mmap.c find_mergeable_anon_vma: reuse a compatible neighbour's singular anon_vma,
     trying next first, then prev."""
-    prev, nxt = mm.index.neighbours(vma)
+    nxt = mm.index.next_of(vma)
+    prev = mm.index.prev_of(vma)
     if nxt is not None:
         if anon_vma_compatible(vma, nxt) and nxt.anon_vma is not None and nxt.anon_chain == 1:
             return nxt.anon_vma
@@ -34,8 +35,7 @@ def find_mergeable_anon_vma(mm: "Mm", vma: Vma) -> Optional[AnonVma]:
 def anon_vma_prepare(mm: "Mm", vma: Vma) -> None:
     """mm/rmap.c __anon_vma_prepare: give a VMA its anon_vma on the first write fault."""
     if vma.anon_vma is None:
-        vma.anon_vma = find_mergeable_anon_vma(mm, vma) or AnonVma()
-        vma.anon_chain = 1
+        mm.index.replace(vma, vma.with_anon_vma(find_mergeable_anon_vma(mm, vma) or AnonVma(), 1))
 
 
 def _set_pte(mm: "Mm", vpn: int, page: Page) -> None:
@@ -52,14 +52,14 @@ def handle_mm_fault(mm: "Mm", addr: int, write: bool) -> None:
     :raises OSError: EFAULT when no VMA maps ``addr`` with the needed permission (read needs
         'r', write needs 'w'), or the page lies beyond the end of its file (SIGBUS).
     """
-    vma = mm.index.find_vma(addr)
-    if vma is None or vma.start > addr or not vma.flags & (VM_WRITE if write else VM_READ):
+    vma = mm.index.vma_lookup(addr)
+    if vma is None or not vma.flags & (VM_WRITE if write else VM_READ):
         raise OSError(errno.EFAULT, f"no {'writable' if write else 'readable'} mapping at {addr:#x}")
     vpn = addr >> PAGE_SHIFT
     mm.young.add(vpn)  # the access sets the pte's accessed bit (smaps Referenced)
     file = vma.file
     file_index = vma.pgoff + ((addr - vma.start) >> PAGE_SHIFT)
-    if file is not None and not file.shmem and file_index >= mm.machine.file_pages:
+    if file is not None and not file.anon_shmem and file_index >= mm.machine.file_pages:
         raise OSError(errno.EFAULT, f"{addr:#x} lies beyond the end of {file.path} (SIGBUS)")
     pte = mm.ptes.get(vpn)
     if vma.flags & VM_SHARED:

@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Optional, Sequence
+from typing import Any, Callable, Mapping, Optional, Sequence, Union
 
+from anonvma.model.bugs import FIXED, HistoricBugs
+from anonvma.model.kernel import Kernel
 from anonvma.model.mm import Machine, Mm
 from anonvma.model.names import make_strategy
 from anonvma.ops import ARENA_BASE, FILE_SIZE, Op, arena_maps, err, ok
 
-#: TASK_SIZE of the oracle (User-Mode Linux 6.1 on x86-64: user space ends at 0x7fc0000000,
+#: TASK_SIZE of the oracle (User-Mode Linux on x86-64: user space ends at 0x7fc0000000,
 #: measured inside it); the host's is TASK_SIZE in anonvma.model.mm. Only huge lengths see it.
 UML_TASK_SIZE = 0x7FC0000000
+#: RAM + swap of the oracle guest in pages (MemTotal 496,916 kB of a mem=512M UML 6.1 guest, no
+#: swap; measured inside it): the heuristic overcommit limit one private writable mapping must stay under.
+UML_COMMIT_LIMIT_PAGES = 124229
 
 
 @dataclass
@@ -48,7 +53,8 @@ def _madvise(mm: Mm, a: Mapping[str, Any], p: Processes) -> dict[str, Any]:
 
 
 def _name(mm: Mm, a: Mapping[str, Any], p: Processes) -> dict[str, Any]:
-    mm.set_anon_name(ARENA_BASE + a["addr"], a["len"], a["name"])
+    name = a["name"]
+    mm.set_anon_name(ARENA_BASE + a["addr"], a["len"], None if name is None else name.encode("latin-1"))
     return ok()
 
 
@@ -101,10 +107,15 @@ HANDLERS: dict[str, Handler] = {
 
 def run_ops(ops: Sequence[Op], strategy: str = "refcount", check: bool = False,
             mms: Optional[dict[int, Mm]] = None, task_size: int = UML_TASK_SIZE,
-            linux: str = "6.1") -> list[dict[str, Any]]:
+            linux: Union[str, Kernel] = "6.1", commit_limit_pages: Optional[int] = UML_COMMIT_LIMIT_PAGES,
+            bugs: HistoricBugs = FIXED) -> list[dict[str, Any]]:
     """Execute checked ops (see :func:`anonvma.ops.parse_script`) and return their results.
 
-    :param linux: the kernel generation whose rules the model follows (only ``"6.1"`` so far).
+    Names are passed byte for byte (latin-1), as the ops format says.
+    :param linux: the kernel generation whose rules the model follows: ``"6.1"``, ``"6.12"``
+        or a :class:`~anonvma.model.kernel.Kernel`.
+    :param commit_limit_pages: RAM + swap in pages (the oracle's by default; None: no limit).
+    :param bugs: historic bugs to reintroduce (tests only).
 
     :param check: run the invariant checker after every op (slower; for tests).
     :param mms: filled with pid -> Mm, so callers can look at the final state.
@@ -113,9 +124,8 @@ def run_ops(ops: Sequence[Op], strategy: str = "refcount", check: bool = False,
     """
     from anonvma.model.check import check_machine
 
-    if linux != "6.1":
-        raise ValueError(f"the model knows Linux 6.1 only, not {linux!r}")
-    machine = Machine(make_strategy(strategy), file_size=FILE_SIZE)
+    machine = Machine(make_strategy(strategy, saturation_guard=not bugs.no_saturation_guard), linux,
+                      file_size=FILE_SIZE, commit_limit_pages=commit_limit_pages, bugs=bugs)
     procs: dict[int, Mm] = {} if mms is None else mms
     procs[0] = Mm(machine=machine, task_size=task_size)
     files = {f"/anonvma/{op.args['file']}": op.args["file"] for op in ops if "file" in op.args}

@@ -1,4 +1,12 @@
-"""struct vm_area_struct and what hangs off it: flags, anon_vma, backing files, pages."""
+"""struct vm_area_struct as a value, and what hangs off it: flags, anon_vma, backing files, pages.
+
+A :class:`Vma` never changes once built. Where the kernel writes ``vma->vm_end = end`` and
+stores the VMA back into the maple tree, the model builds the changed value and stores it in
+the index (:meth:`anonvma.model.index.VmaIndex.replace`). Values can therefore be shared: a
+fork child holds the very objects of its parent wherever its VMA equals the parent's (each
+holder still owns its name reference), and a reader may keep any VMA it was given and print
+it later: it stays what it was.
+"""
 
 from __future__ import annotations
 
@@ -23,6 +31,8 @@ VM_GROWSDOWN = 0x00000100
 VM_PFNMAP = 0x00000400
 VM_LOCKED = 0x00002000
 VM_IO = 0x00004000
+VM_SEQ_READ = 0x00008000
+VM_RAND_READ = 0x00010000
 VM_DONTCOPY = 0x00020000
 VM_DONTEXPAND = 0x00040000
 VM_LOCKONFAULT = 0x00080000
@@ -32,19 +42,29 @@ VM_WIPEONFORK = 0x02000000
 VM_MIXEDMAP = 0x10000000
 VM_ACCESS_FLAGS = VM_READ | VM_WRITE | VM_EXEC
 VM_SPECIAL = VM_IO | VM_DONTEXPAND | VM_PFNMAP | VM_MIXEDMAP
+VM_LOCKED_MASK = VM_LOCKED | VM_LOCKONFAULT
 
 #: fs/proc/task_mmu.c show_smap_vma_flags mnemonics, by bit number (those the model can set)
 VM_FLAG_MNEMONICS = (
     (VM_READ, "rd"), (VM_WRITE, "wr"), (VM_EXEC, "ex"), (VM_SHARED, "sh"),
     (VM_MAYREAD, "mr"), (VM_MAYWRITE, "mw"), (VM_MAYEXEC, "me"), (VM_MAYSHARE, "ms"),
     (VM_GROWSDOWN, "gd"), (VM_PFNMAP, "pf"), (VM_LOCKED, "lo"), (VM_IO, "io"),
+    (VM_SEQ_READ, "sr"), (VM_RAND_READ, "rr"),
     (VM_DONTCOPY, "dc"), (VM_DONTEXPAND, "de"), (VM_ACCOUNT, "ac"), (VM_NORESERVE, "nr"),
     (VM_WIPEONFORK, "wf"), (VM_MIXEDMAP, "mm"),
 )
 
+#: The protections ``prot`` strings may name: letters from ``rwx``, each at most once.
+PROT_LETTERS = frozenset("rwx")
+
 
 def prot_to_vm_flags(prot: str) -> int:
-    """calc_vm_prot_bits for ``rwx`` letters."""
+    """calc_vm_prot_bits for a ``prot`` string of letters from ``rwx`` (``""`` is PROT_NONE).
+
+    :raises ValueError: another letter, or one letter twice (``"RW"``, ``"xyz"``, ``"rr"``).
+    """
+    if not PROT_LETTERS.issuperset(prot) or len(set(prot)) != len(prot):
+        raise ValueError(f"prot must be letters from 'rwx', each at most once, not {prot!r}")
     return (VM_READ if "r" in prot else 0) | (VM_WRITE if "w" in prot else 0) | (
         VM_EXEC if "x" in prot else 0)
 
@@ -59,15 +79,18 @@ class AnonVma:
 
 
 class File:
-    """A backing file: a regular file (label) or the shmem file behind a shared anonymous mapping."""
+    """A backing file: a regular file (label) or the shmem file behind a shared anonymous mapping.
 
-    __slots__ = ("path", "inode", "dev", "shmem", "page_cache")
+    :ivar anon_shmem: mapped with shmem_anon_vm_ops (shared anonymous memory): 6.2+ can name it.
+    """
 
-    def __init__(self, path: str, inode: int, dev: str = "00:00", shmem: bool = False) -> None:
+    __slots__ = ("path", "inode", "dev", "anon_shmem", "page_cache")
+
+    def __init__(self, path: str, inode: int, dev: str = "00:00", anon_shmem: bool = False) -> None:
         self.path = path
         self.inode = inode
         self.dev = dev
-        self.shmem = shmem
+        self.anon_shmem = anon_shmem
         #: file page index -> Page, shared by every mapping of the file
         self.page_cache: dict[int, Page] = {}
 
@@ -95,16 +118,33 @@ class Page:
 #: The shared zero page that read faults on anonymous memory map (never counted in Rss).
 ZERO_PAGE = Page(anon=False)
 
+_FIELDS = ("start", "end", "flags", "pgoff", "file", "anon_vma", "anon_chain", "anon_name")
+
 
 class Vma:
-    """One VMA. ``anon_chain`` is the length of its anon_vma_chain: 0 (no anon_vma),
-    1 (singular: its own anon_vma) or more (cloned from a fork parent)."""
+    """One VMA, immutable: [start, end), vm_flags, vm_pgoff, vm_file, anon_vma, anon_name.
 
-    __slots__ = ("start", "end", "flags", "pgoff", "file", "anon_vma", "anon_chain", "anon_name")
+    ``anon_chain`` is the length of its anon_vma_chain: 0 (no anon_vma), 1 (singular: its own
+    anon_vma) or more (cloned from a fork parent). The ``with_*`` methods return changed copies;
+    none of them touches the name's refcount (whoever stores the copy owns that). Immutable by
+    contract, not by a __setattr__ guard (which would cost 4x per copy on the split path).
+    """
+
+    __slots__ = _FIELDS
+
+    start: int
+    end: int
+    flags: int
+    pgoff: int
+    file: Optional[File]
+    anon_vma: Optional[AnonVma]
+    anon_chain: int
+    anon_name: Optional[AnonVmaName]
 
     def __init__(self, start: int, end: int, flags: int, pgoff: int,
                  file: Optional[File] = None, anon_vma: Optional[AnonVma] = None,
                  anon_chain: int = 0, anon_name: Optional[AnonVmaName] = None) -> None:
+        # The only place a field is assigned (tests/test_model_structure.py holds the model to it).
         self.start = start
         self.end = end
         self.flags = flags
@@ -118,18 +158,25 @@ class Vma:
     def pages(self) -> int:
         return (self.end - self.start) >> PAGE_SHIFT
 
-    def copy(self) -> "Vma":
-        """vm_area_dup's struct copy, without the name reference (the caller dups it)."""
-        new = Vma.__new__(Vma)
-        new.start = self.start
-        new.end = self.end
-        new.flags = self.flags
-        new.pgoff = self.pgoff
-        new.file = self.file
-        new.anon_vma = self.anon_vma
-        new.anon_chain = self.anon_chain
-        new.anon_name = self.anon_name
-        return new
+    def with_range(self, start: int, end: int, pgoff: int) -> "Vma":
+        """vma_set_range: the same VMA over [start, end) at file offset ``pgoff``."""
+        return Vma(start, end, self.flags, pgoff, self.file, self.anon_vma, self.anon_chain,
+                   self.anon_name)
+
+    def with_flags(self, flags: int) -> "Vma":
+        """vm_flags_reset: the same VMA with other flags."""
+        return Vma(self.start, self.end, flags, self.pgoff, self.file, self.anon_vma,
+                   self.anon_chain, self.anon_name)
+
+    def with_name(self, anon_name: Optional[AnonVmaName]) -> "Vma":
+        """The same VMA pointing at another name object (the caller moves the references)."""
+        return Vma(self.start, self.end, self.flags, self.pgoff, self.file, self.anon_vma,
+                   self.anon_chain, anon_name)
+
+    def with_anon_vma(self, anon_vma: Optional[AnonVma], chain: int) -> "Vma":
+        """The same VMA with another anon_vma and anon_vma_chain length."""
+        return Vma(self.start, self.end, self.flags, self.pgoff, self.file, anon_vma, chain,
+                   self.anon_name)
 
     def perms(self) -> str:
         f = self.flags
@@ -138,4 +185,6 @@ class Vma:
 
     def __repr__(self) -> str:
         name = f" [anon:{self.anon_name.name}]" if self.anon_name is not None else ""
-        return f"<Vma {self.start:#x}-{self.end:#x} {self.perms()} pgoff={self.pgoff:#x}{name}>"
+        file = f" {self.file.path}" if self.file is not None else ""
+        return f"<Vma {self.start:#x}-{self.end:#x} {self.perms()} pgoff={self.pgoff:#x}{file}{name}>"
+

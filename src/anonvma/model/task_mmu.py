@@ -1,4 +1,4 @@
-"""/proc/PID/maps and /proc/PID/smaps of a model mm, byte for byte as fs/proc/task_mmu.c prints."""
+"""fs/proc/task_mmu.c: /proc/PID/maps and /proc/PID/smaps of a model mm, byte for byte."""
 
 from __future__ import annotations
 
@@ -13,12 +13,16 @@ if TYPE_CHECKING:
 NAME_COLUMN = 72
 
 
-def vma_name(vma: Vma) -> Optional[str]:
-    """show_map_vma's name: the file path first, else ``[anon:NAME]`` for a named VMA."""
+def get_vma_name(vma: Vma) -> Optional[str]:
+    """get_vma_name (6.1 show_map_vma): a file VMA shows ``[anon_shmem:NAME]`` when named
+    (only anonymous shmem can be, from 6.2) or else its path; an anonymous one ``[anon:NAME]``."""
+    name = vma.anon_name
     if vma.file is not None:
+        if name is not None:
+            return f"[anon_shmem:{name.name}]"
         return vma.file.path.replace("\n", "\\012")
-    if vma.anon_name is not None:
-        return f"[anon:{vma.anon_name.name}]"
+    if name is not None:
+        return f"[anon:{name.name}]"
     return None
 
 
@@ -30,7 +34,7 @@ def maps_line(vma: Vma) -> str:
     else:
         pgoff, dev, inode = 0, "00:00", 0
     line = f"{vma.start:08x}-{vma.end:08x} {vma.perms()} {pgoff:08x} {dev} {inode} "
-    name = vma_name(vma)
+    name = get_vma_name(vma)
     if name is None:
         return line
     return f"{line:<{NAME_COLUMN}} {name}"

@@ -1,0 +1,188 @@
+"""mm/mmap.c: mmap, munmap, the commit check, and exit_mmap.
+
+Where generations differ (which neighbour a new mapping extends; what a MAP_FIXED mapping
+that fails its commit check leaves behind) the code asks ``mm.kernel``.
+"""
+
+from __future__ import annotations
+
+import errno
+from typing import TYPE_CHECKING, Optional
+
+from anonvma.model.merge import split_vma_at
+from anonvma.model.pagetable import zap_range
+from anonvma.model.vma import (PAGE_MASK, PAGE_SHIFT, VM_ACCOUNT, VM_MAYEXEC, VM_MAYREAD, VM_MAYSHARE,
+                               VM_MAYWRITE, VM_NORESERVE, VM_SHARED, VM_SPECIAL, VM_WRITE, File, Vma,
+                               prot_to_vm_flags)
+
+if TYPE_CHECKING:
+    from anonvma.model.mm import Mm
+
+U64 = (1 << 64) - 1
+#: include/linux/fs.h MAX_LFS_FILESIZE on 64-bit (file_mmap_ok)
+MAX_LFS_FILESIZE = (1 << 63) - 1
+
+
+def page_align(length: int) -> int:
+    """PAGE_ALIGN on an unsigned long: rounds up, wrapping to 0 past 2**64."""
+    return (length + ~PAGE_MASK) & PAGE_MASK & U64
+
+
+def vm_prot(prot: str) -> int:
+    """The vm_flags of a ``prot`` string, or EINVAL (what the kernel says to unknown prot bits)."""
+    try:
+        return prot_to_vm_flags(prot)
+    except ValueError as exc:
+        raise OSError(errno.EINVAL, str(exc)) from None
+
+
+def vm_enough_memory(mm: "Mm", pages: int) -> None:
+    """mm/util.c __vm_enough_memory under vm.overcommit_memory=0 (the heuristic): a request
+    fails only if it alone exceeds RAM + swap (``Machine.commit_limit_pages``; None: never).
+
+    :raises OSError: ENOMEM.
+    """
+    limit = mm.machine.commit_limit_pages
+    if limit is not None and pages > limit:
+        raise OSError(errno.ENOMEM, f"{pages} pages of commit exceed RAM + swap ({limit} pages)")
+
+
+def accountable_mapping(file: Optional[File], flags: int) -> bool:
+    """mm/mmap.c accountable_mapping: private writable memory without MAP_NORESERVE is charged."""
+    return flags & (VM_NORESERVE | VM_SHARED | VM_WRITE) == VM_WRITE
+
+
+def do_mmap(mm: "Mm", addr: int, length: int, prot: str, shared: bool, file: Optional[str],
+            pgoff: int) -> int:
+    """mmap(addr, length, prot, MAP_FIXED | MAP_PRIVATE/SHARED [| MAP_ANONYMOUS], fd, pgoff).
+
+    :return: addr.
+    :raises OSError: EINVAL (bad prot, length 0, unaligned addr), ENOMEM (length overflows,
+        beyond TASK_SIZE, map-count limit, commit), EOVERFLOW (offset + length too large).
+    """
+    flags = vm_prot(prot) | VM_MAYREAD | VM_MAYWRITE | VM_MAYEXEC
+    if length == 0:
+        raise OSError(errno.EINVAL, "mmap length is 0")
+    length = page_align(length)
+    if length == 0:
+        raise OSError(errno.ENOMEM, "mmap length overflows when rounded to a page")
+    if mm.map_count > mm.max_map_count:
+        raise OSError(errno.ENOMEM, "map count above max_map_count")
+    if length > mm.task_size or addr > mm.task_size - length:
+        raise OSError(errno.ENOMEM, "mapping would end above TASK_SIZE")
+    if addr & ~PAGE_MASK:
+        raise OSError(errno.EINVAL, f"address {addr:#x} is not page-aligned")
+    backing: Optional[File] = None
+    if file is not None:
+        if pgoff > (MAX_LFS_FILESIZE - length) >> PAGE_SHIFT:
+            raise OSError(errno.EOVERFLOW, "file offset + length beyond the largest file size")
+        backing = mm.machine.file(file)
+        if shared:
+            flags |= VM_SHARED | VM_MAYSHARE
+    elif shared:
+        flags |= VM_SHARED | VM_MAYSHARE
+        pgoff = 0
+    else:
+        pgoff = addr >> PAGE_SHIFT  # do_mmap: anonymous pgoff is the page number
+    return mmap_region(mm, addr, length, flags, backing, pgoff, anon_shmem=shared and file is None)
+
+
+def mmap_region(mm: "Mm", addr: int, length: int, flags: int, file: Optional[File], pgoff: int,
+                anon_shmem: bool) -> int:
+    """__mmap_region: replace what was there, charge commit, then extend a neighbour or insert.
+
+    A shared anonymous mapping gets its shmem file only after the merge attempt
+    (shmem_zero_setup), and no neighbour can match a VM_SHARED range without a file, so it
+    never merges.
+    """
+    end = addr + length
+    accountable = accountable_mapping(file, flags)
+    mm.kernel.mmap_region_unmap(mm, addr, end, length >> PAGE_SHIFT if accountable else 0)
+    if accountable:
+        flags |= VM_ACCOUNT
+    if not flags & VM_SPECIAL and not anon_shmem:
+        if mm.kernel.mmap_region_merge(mm, addr, end, flags, file, pgoff) is not None:
+            return addr
+    backing = mm.machine.shmem_file() if anon_shmem else file
+    mm.index.insert(Vma(addr, end, flags, pgoff, backing))
+    return addr
+
+
+def do_munmap(mm: "Mm", start: int, end: int) -> None:
+    """do_munmap (6.1 do_mas_munmap): split the edges, then free every VMA in [start, end).
+
+    :raises OSError: EINVAL for an empty range (mremap's unmap of a 0-length source sees it),
+        ENOMEM when punching a hole would exceed max_map_count.
+    """
+    vmas = vms_gather_munmap_vmas(mm, start, end)
+    vms_complete_munmap_vmas(mm, start, end, vmas)
+
+
+def vms_gather_munmap_vmas(mm: "Mm", start: int, end: int) -> list[Vma]:
+    """The VMAs [start, end) covers, split at its edges (the splits stay even if what follows
+    fails). A split at the start is refused (ENOMEM) only when the range also ends inside
+    that VMA and the mm is at max_map_count; the end split is never checked."""
+    if end <= start:
+        raise OSError(errno.EINVAL, "empty range")
+    vmas = mm.index.intersecting(start, end)
+    if not vmas:
+        return vmas
+    first = vmas[0]
+    if start > first.start:
+        if end < first.end and mm.map_count >= mm.max_map_count:
+            raise OSError(errno.ENOMEM, "munmap would exceed max_map_count")
+        vmas[0] = split_vma_at(mm, first, start)[1]
+    last = vmas[-1]
+    if last.end > end:
+        vmas[-1] = split_vma_at(mm, last, end)[0]
+    return vmas
+
+
+def vms_complete_munmap_vmas(mm: "Mm", start: int, end: int, vmas: list[Vma]) -> None:
+    """Zap the pages of [start, end) and free the VMAs gathered there (each drops its name)."""
+    if not vmas:
+        return
+    zap_range(mm, start, end)
+    for vma in vmas:
+        mm.remove_vma(vma)
+
+
+def do_munmap_syscall(mm: "Mm", addr: int, length: int) -> None:
+    """munmap(addr, length).
+
+    :raises OSError: EINVAL (unaligned, length 0, beyond TASK_SIZE), ENOMEM (punching a
+        hole would exceed max_map_count).
+    """
+    if addr & ~PAGE_MASK or addr > mm.task_size or length > mm.task_size - addr:
+        raise OSError(errno.EINVAL, "bad munmap range")
+    end = addr + page_align(length)
+    if end == addr:
+        raise OSError(errno.EINVAL, "munmap length is 0")
+    do_munmap(mm, addr, end)
+
+
+def exit_mmap(mm: "Mm") -> None:
+    """exit_mmap: drop every pte, free every VMA (each drops its name reference)."""
+    exit_ptes(mm)
+    exit_names(mm)
+    exit_vmas(mm)
+
+
+# exit_mmap in phases (``anonvma bench fork --profile`` times each)
+def exit_ptes(mm: "Mm") -> None:
+    for page in mm.ptes.values():
+        page.mapcount -= 1
+    mm.ptes = {}
+    mm.young = set()
+
+
+def exit_names(mm: "Mm") -> None:
+    mm.strategy.put_vmas(mm.index, mm.name_counters)
+
+
+def exit_vmas(mm: "Mm") -> None:
+    from anonvma.model.index import VmaIndex
+
+    mm.index = VmaIndex()
+    mm.exited = True
+    mm.machine.mms.remove(mm)
