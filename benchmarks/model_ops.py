@@ -1,38 +1,49 @@
-"""Benchmark: what each model syscall costs with 1,000 and with 65,530 named VMAs.
+"""Benchmark: what each model syscall costs at 1,000 and 64,000 named VMAs, beside the host kernel.
 
-The address space holds N VMAs of 3 pages at 0x4000000000, side by side, alternating ``rw``
-and ``r`` so neighbours never merge, each named with a 79-character name. Every timed step
-is a pair that leaves the address space as it found it (split then merge back, map then
-unmap, ...), on the VMA in the middle, so all repeats see the same N. A syscall that is
-O(log n) in the number of VMAs shows a ratio near 1 between the two sizes; fork, exit and
-rendering maps are O(n) by nature.
+The model's address space holds N VMAs of 3 pages at 0x4000000000, side by side, alternating
+``rw`` and ``r`` so neighbours never merge, each named with a 79-character name. The host
+kernel gets the same layout (unnamed: it cannot name) at 0x5000000000 in this very process,
+through ctypes. Every timed step is a pair that leaves the address space as it found it, on
+the VMA in the middle, so all repeats see the same N; model and kernel alternate batch by
+batch in one run. Figures are what a user gets: default interpreter settings, garbage
+collector on. Per call, microseconds: the median over batches of 50 calls.
 
-Usage: ``python benchmarks/model_ops.py [--sizes 1000,65530] [--repeat 2000] [--out results/model_ops.json]``
+Steps the host kernel cannot run (naming) are set beside the kernel's mprotect pair, the
+pair the issue compares them with. fork + exit forks this whole process on the kernel side.
+
+Usage: ``python benchmarks/model_ops.py [--sizes 1000,64000] [--rounds 40] [--out results/model_ops.json]``
 """
 
 from __future__ import annotations
 
 import argparse
+import ctypes
 import json
+import mmap as _mmap
 import os
 import platform
 import statistics
 import sys
 import time
 from pathlib import Path
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Tuple
 
 from anonvma.model import Mm
 
 BASE = 0x4000000000
+HOST_BASE = 0x5000000000
 PAGE = 4096
 NAME = "n" * 79
+MAP_FIXED_NOREPLACE = 0x100000
+BATCH = 50
+
+Step = Callable[[], object]
 
 
 def build(count: int, strategy: str) -> Mm:
     """An Mm with ``count`` named 3-page VMAs that cannot merge with each other.
 
-    max_map_count is raised by a few so that a step's temporary split fits at 65,530.
+    max_map_count is raised by a few so that a step's temporary split fits.
     """
     mm = Mm(strategy, max_map_count=count + 8)
     for i in range(count):
@@ -43,89 +54,184 @@ def build(count: int, strategy: str) -> Mm:
     return mm
 
 
-def steps(mm: Mm, count: int) -> Dict[str, Callable[[], object]]:
-    """Named do-and-undo pairs on the middle VMA (an ``rw`` one)."""
-    mid = BASE + 3 * PAGE * (count // 2 // 2 * 2)
-    inner = mid + PAGE
-    far = BASE + 3 * PAGE * (count + 10)
+class HostLayout:
+    """The same layout in this process on the running kernel (unnamed), through ctypes."""
 
-    def rename_interior() -> None:  # split into three, then merge back
+    def __init__(self, count: int) -> None:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.mmap.restype = ctypes.c_void_p
+        libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int,
+                              ctypes.c_int, ctypes.c_long]
+        for name in ("mprotect", "munmap", "madvise"):
+            getattr(libc, name).argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int][
+                :3 if name != "munmap" else 2]
+        libc.mremap.restype = ctypes.c_void_p
+        libc.mremap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_size_t, ctypes.c_int,
+                                ctypes.c_void_p]
+        self.libc, self.count = libc, count
+        flags = _mmap.MAP_PRIVATE | _mmap.MAP_ANONYMOUS | MAP_FIXED_NOREPLACE
+        for i in range(count):
+            addr = HOST_BASE + 3 * PAGE * i
+            if libc.mmap(addr, 3 * PAGE, 3 if i % 2 == 0 else 1, flags, -1, 0) != addr:
+                self.close(i)
+                raise OSError(ctypes.get_errno(), f"host layout: mmap of VMA {i} failed "
+                                                  f"(vm.max_map_count too low for {count}?)")
+
+    def close(self, upto: Optional[int] = None) -> None:
+        self.libc.munmap(HOST_BASE, 3 * PAGE * (self.count if upto is None else upto))
+
+
+def steps(mm: Mm, count: int, host: HostLayout) -> Dict[str, Tuple[Step, Optional[Step], str]]:
+    """Named do-and-undo pairs on the middle VMA: (model step, kernel step, what the kernel does)."""
+    middle = count // 2 // 2 * 2  # an rw VMA between two r ones
+    mid, inner = BASE + 3 * PAGE * middle, BASE + 3 * PAGE * middle + PAGE
+    far = BASE + 3 * PAGE * (count + 10)
+    hmid = HOST_BASE + 3 * PAGE * middle
+    hinner, hfar = hmid + PAGE, HOST_BASE + 3 * PAGE * (count + 10)
+    libc = host.libc
+    anon = _mmap.MAP_PRIVATE | _mmap.MAP_ANONYMOUS | _mmap.MAP_FIXED if hasattr(_mmap, "MAP_FIXED") \
+        else _mmap.MAP_PRIVATE | _mmap.MAP_ANONYMOUS | 0x10
+
+    def m_rename() -> None:  # split into three, then merge back
         mm.set_anon_name(inner, PAGE, "other")
         mm.set_anon_name(inner, PAGE, NAME)
 
-    def mprotect_interior() -> None:
+    def m_mprotect_interior() -> None:
         mm.mprotect(inner, PAGE, "r")
         mm.mprotect(inner, PAGE, "rw")
 
-    def munmap_mmap_name() -> None:
+    def k_mprotect_interior() -> None:
+        libc.mprotect(hinner, PAGE, 1)
+        libc.mprotect(hinner, PAGE, 3)
+
+    def m_mprotect_merge3() -> None:  # the middle rw VMA joins its two r neighbours, then splits off
+        mm.mprotect(mid, 3 * PAGE, "r")
+        mm.mprotect(mid, 3 * PAGE, "rw")
+
+    def k_mprotect_merge3() -> None:
+        libc.mprotect(hmid, 3 * PAGE, 1)
+        libc.mprotect(hmid, 3 * PAGE, 3)
+
+    def m_munmap_mmap() -> None:
         mm.munmap(inner, PAGE)
         mm.mmap(inner, PAGE, "rw")
         mm.set_anon_name(inner, PAGE, NAME)
 
-    def fault_then_dontneed() -> None:
+    def k_munmap_mmap() -> None:
+        libc.munmap(hinner, PAGE)
+        libc.mmap(hinner, PAGE, 3, anon, -1, 0)
+
+    def m_fault() -> None:
         mm.fault(inner, write=True)
         mm.madvise(inner, PAGE, "dontneed")
 
-    def mremap_away_and_back() -> None:
+    def k_fault() -> None:
+        ctypes.memset(hinner, 0x5A, 1)
+        libc.madvise(hinner, PAGE, _mmap.MADV_DONTNEED)
+
+    def m_mremap() -> None:
         mm.mremap(mid, 3 * PAGE, 3 * PAGE, ("maymove", "fixed"), far)
         mm.mremap(far, 3 * PAGE, 3 * PAGE, ("maymove", "fixed"), mid)
 
-    def fork_exit() -> None:
+    def k_mremap() -> None:
+        libc.mremap(hmid, 3 * PAGE, 3 * PAGE, 3, hfar)
+        libc.mremap(hfar, 3 * PAGE, 3 * PAGE, 3, hmid)
+
+    def m_fork() -> None:
         mm.fork().exit()
 
+    def k_fork() -> None:
+        pid = os.fork()
+        if pid == 0:
+            os._exit(0)
+        os.waitpid(pid, 0)
+
+    def k_maps() -> None:
+        with open("/proc/self/maps", "rb") as f:
+            f.read()
+
     return {
-        "set_anon_name interior + back (split 3, merge)": rename_interior,
-        "mprotect interior + back": mprotect_interior,
-        "munmap + mmap + name one page": munmap_mmap_name,
-        "write fault + madvise dontneed": fault_then_dontneed,
-        "mremap move away + back": mremap_away_and_back,
-        "fork + exit (O(n))": fork_exit,
-        "maps() text (O(n))": mm.maps,
+        "set_anon_name interior + back (split 3, merge)": (m_rename, k_mprotect_merge3,
+                                                            "mprotect merge 3 + split back"),
+        "mprotect merge 3 + split back": (m_mprotect_merge3, k_mprotect_merge3, "same"),
+        "mprotect interior + back": (m_mprotect_interior, k_mprotect_interior, "same"),
+        "munmap + mmap (+ name) one page": (m_munmap_mmap, k_munmap_mmap, "munmap + mmap, unnamed"),
+        "write fault + madvise dontneed": (m_fault, k_fault, "same"),
+        "mremap away + back": (m_mremap, k_mremap, "same"),
+        "fork + exit (O(n))": (m_fork, k_fork, "fork + _exit + waitpid of this process"),
+        "maps() text (O(n))": (mm.maps, k_maps, "read /proc/self/maps"),
     }
 
 
-def timed_us(fn: Callable[[], object], budget_s: float, at_most: int) -> List[float]:
-    """Per-call wall times in microseconds: up to ``at_most`` calls or ``budget_s`` seconds."""
-    fn()
-    out: List[float] = []
-    stop = time.perf_counter() + budget_s
-    while len(out) < at_most and (len(out) < 5 or time.perf_counter() < stop):
-        t0 = time.perf_counter()
+def batch_us(fn: Step, calls: int) -> float:
+    t0 = time.perf_counter()
+    for _ in range(calls):
         fn()
-        out.append((time.perf_counter() - t0) * 1e6)
-    return out
+    return (time.perf_counter() - t0) / calls * 1e6
+
+
+def measure(model: Step, kernel: Optional[Step], rounds: int, calls: int) -> Tuple[float, Optional[float]]:
+    """Median per-call microseconds of the model step and the kernel step, batch by batch
+    alternating in one run."""
+    model()
+    if kernel is not None:
+        kernel()
+    ms: List[float] = []
+    ks: List[float] = []
+    for _ in range(rounds):
+        ms.append(batch_us(model, calls))
+        if kernel is not None:
+            ks.append(batch_us(kernel, calls))
+    return statistics.median(ms), (statistics.median(ks) if ks else None)
 
 
 def main(argv: Optional[List[str]] = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--sizes", default="1000,65530")
+    ap.add_argument("--sizes", default="1000,64000")
     ap.add_argument("--strategy", default="refcount", choices=("refcount", "strdup"))
-    ap.add_argument("--repeat", type=int, default=2000, help="at most this many calls per step")
-    ap.add_argument("--budget", type=float, default=2.0, help="seconds per step and size")
+    ap.add_argument("--rounds", type=int, default=40, help="batches per step (default 40)")
     ap.add_argument("--out", default="results/model_ops.json")
     args = ap.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",")]
 
-    medians: Dict[int, Dict[str, float]] = {}
+    table: Dict[int, Dict[str, Dict[str, Optional[float]]]] = {}
     for count in sizes:
         mm = build(count, args.strategy)
-        medians[count] = {name: statistics.median(timed_us(fn, args.budget, args.repeat))
-                          for name, fn in steps(mm, count).items()}
-        assert mm.map_count == count, "a step did not leave the address space as it found it"
+        host = HostLayout(count)
+        try:
+            table[count] = {}
+            for name, (model, kernel, _) in steps(mm, count, host).items():
+                heavy = "O(n)" in name
+                m, k = measure(model, kernel, max(3, args.rounds // 8) if heavy else args.rounds,
+                               1 if heavy else BATCH)
+                table[count][name] = {"model_us": m, "kernel_us": k}
+            assert mm.map_count == count, "a step did not leave the address space as it found it"
+        finally:
+            host.close()
         mm.exit()
 
-    small, big = sizes[0], sizes[-1]
-    print(f"model ({args.strategy}), median microseconds per step, 79-character names")
-    print(f"{'step':48s} {small:>10,d} {big:>10,d}  ratio")
-    for name in medians[big]:
-        a, b = medians[small][name], medians[big][name]
-        print(f"{name:48s} {a:10.1f} {b:10.1f}  {b / a:5.2f}")
+    labels = {name: what for name, (_, _, what) in steps(build(2, args.strategy), 2, HostLayout(2)).items()}
+    print(f"model ({args.strategy}) and host kernel {platform.release()}, microseconds per call "
+          "(median of batches; default settings, GC on)")
+    print(f"{'step':48} " + " ".join(f"{'model ' + format(n, ','):>14} {'kernel':>9} {'ratio':>6}"
+                                       for n in sizes) + "   kernel step")
+    for name in table[sizes[-1]]:
+        row = f"{name:48} "
+        for n in sizes:
+            cell = table[n][name]
+            m, k = cell["model_us"], cell["kernel_us"]
+            row += f"{m:14.1f} {k:9.1f} {m / k:6.2f} " if k else f"{m:14.1f} {'-':>9} {'-':>6} "
+        print(row + "  " + labels[name])
     result = {
         "benchmark": "model_ops",
         "strategy": args.strategy,
+        "settings": "default (garbage collector on, nothing frozen)",
         "python": platform.python_version(),
+        "kernel": platform.release(),
         "cpus": os.cpu_count(),
-        "us_median": {str(k): v for k, v in medians.items()},
+        "batch_calls": BATCH,
+        "us_median": {str(k): v for k, v in table.items()},
+        "kernel_step": labels,
     }
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

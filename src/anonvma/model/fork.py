@@ -92,7 +92,6 @@ def vm_area_dups(parent: "Mm", child: "Mm") -> tuple[list[list[Vma]], list[list[
         if rows:
             out_chunks.append(rows)
             out_ends.append([v.end for v in rows])
-    strategy.total.gets += gets
     counters.gets += gets
     return out_chunks, out_ends, faulted
 

@@ -12,7 +12,7 @@ written for speed.
 from __future__ import annotations
 
 from bisect import bisect_right
-from itertools import chain
+from itertools import chain, islice
 from typing import Iterator, Optional, Sequence
 
 from anonvma.model.vma import Vma
@@ -22,9 +22,12 @@ CHUNK = 512
 
 
 class VmaIndex:
-    """Sorted VMAs of one mm, lowest address first."""
+    """Sorted VMAs of one mm, lowest address first.
 
-    __slots__ = ("_chunks", "_ends", "_maxes", "_len")
+    :ivar count: how many (map_count; ``len()`` says the same).
+    """
+
+    __slots__ = ("_chunks", "_ends", "_maxes", "count")
 
     def __init__(self, vmas: Sequence[Vma] = ()) -> None:
         """:param vmas: VMAs already sorted and disjoint."""
@@ -32,7 +35,7 @@ class VmaIndex:
         self._chunks: list[list[Vma]] = [vmas[i:i + CHUNK] for i in range(0, len(vmas), CHUNK)]
         self._ends: list[list[int]] = [[v.end for v in c] for c in self._chunks]
         self._maxes: list[int] = [e[-1] for e in self._ends]
-        self._len = len(vmas)
+        self.count = len(vmas)
 
     @classmethod
     def from_chunks(cls, chunks: list[list[Vma]], ends: list[list[int]]) -> "VmaIndex":
@@ -41,7 +44,7 @@ class VmaIndex:
         index._chunks = chunks
         index._ends = ends
         index._maxes = [e[-1] for e in ends]
-        index._len = sum(map(len, chunks))
+        index.count = sum(map(len, chunks))
         return index
 
     def chunks(self) -> list[tuple[list[Vma], list[int]]]:
@@ -49,7 +52,7 @@ class VmaIndex:
         return list(zip(self._chunks, self._ends, strict=True))
 
     def __len__(self) -> int:
-        return self._len
+        return self.count
 
     def __iter__(self) -> Iterator[Vma]:
         return chain.from_iterable(self._chunks)
@@ -132,7 +135,7 @@ class VmaIndex:
     def insert(self, vma: Vma) -> None:
         """Insert a VMA that overlaps nothing in the index."""
         chunks = self._chunks
-        self._len += 1
+        self.count += 1
         if not chunks:
             chunks.append([vma])
             self._ends.append([vma.end])
@@ -151,40 +154,43 @@ class VmaIndex:
 
     def remove(self, vma: Vma) -> None:
         """Take out a VMA that is in the index."""
-        ci, j = self._position(vma)
-        self._len -= 1
-        chunk, ends = self._chunks[ci], self._ends[ci]
-        del chunk[j]
-        del ends[j]
-        if chunk:
-            self._maxes[ci] = ends[-1]
-        else:
-            del self._chunks[ci], self._ends[ci], self._maxes[ci]
+        self.splice(vma, 1, ())
 
     def replace(self, old: Vma, *new: Vma) -> None:
-        """vma_iter_store: put ``new`` (sorted, overlapping nothing else) where ``old`` was.
+        """vma_iter_store: put ``new`` (sorted, overlapping nothing else) where ``old`` was."""
+        self.splice(old, 1, new)
 
-        With no ``new`` this is :meth:`remove`. ``new`` may reach into free space around
-        ``old`` (a merge that grew over VMAs already removed).
-        """
-        ci, j = self._position(old)
+    def splice(self, first: Vma, count: int, new: Sequence[Vma]) -> None:
+        """Replace ``count`` consecutive VMAs, ``first`` and those after it, by ``new`` (sorted,
+        overlapping nothing that stays; they may reach into free space around the old ones)."""
+        # _position inline (every split and merge stores here)
+        start = first.start
+        ci = bisect_right(self._maxes, start)
+        j = bisect_right(self._ends[ci], start) if ci < len(self._ends) else 0
+        if ci == len(self._chunks) or self._chunks[ci][j] is not first:
+            raise AssertionError(f"{first!r} is not in the index")
         chunk, ends = self._chunks[ci], self._ends[ci]
-        if len(new) == 1:
+        if j + count > len(chunk):  # the run crosses into the next chunk: one at a time
+            doomed = list(islice(chain.from_iterable(self._chunks[ci:]), j, j + count))
+            for vma in doomed:
+                self.splice(vma, 1, ())
+            for vma in new:
+                self.insert(vma)
+            return
+        if count == 1 and len(new) == 1:
             vma = new[0]
             chunk[j] = vma
             ends[j] = vma.end
         else:
-            chunk[j:j + 1] = new
-            ends[j:j + 1] = [v.end for v in new]
-            self._len += len(new) - 1
+            chunk[j:j + count] = new
+            ends[j:j + count] = [v.end for v in new]
+            self.count += len(new) - count
             if not chunk:
                 del self._chunks[ci], self._ends[ci], self._maxes[ci]
                 return
-            if len(ends) > 2 * CHUNK:
-                self._maxes[ci] = ends[-1]
-                self._split_chunk(ci)
-                return
         self._maxes[ci] = ends[-1]
+        if len(ends) > 2 * CHUNK:
+            self._split_chunk(ci)
 
     def _split_chunk(self, ci: int) -> None:
         chunk, ends = self._chunks[ci], self._ends[ci]
@@ -203,6 +209,6 @@ class VmaIndex:
                 out.append(f"chunk {ci} holds {len(chunk)} VMAs")
             elif [v.end for v in chunk] != ends or self._maxes[ci] != ends[-1]:
                 out.append(f"chunk {ci}: cached ends disagree with its VMAs")
-        if sum(map(len, self._chunks)) != self._len:
-            out.append(f"count {self._len} but {sum(map(len, self._chunks))} VMAs")
+        if sum(map(len, self._chunks)) != self.count:
+            out.append(f"count {self.count} but {sum(map(len, self._chunks))} VMAs")
         return out

@@ -8,13 +8,13 @@ is the generation's rule (``mm.kernel.anon_vma_name_allowed``).
 from __future__ import annotations
 
 import errno
-from typing import TYPE_CHECKING, Callable, Optional, Union
+from typing import TYPE_CHECKING, Any, Callable, Optional, Union
 
 from anonvma.anon_name import check_anon_name, check_range
-from anonvma.model.merge import split_vma_at, vma_merge
+from anonvma.model.merge import vma_modify
 from anonvma.model.names import AnonVmaName, anon_vma_name_eq
 from anonvma.model.pagetable import zap_range
-from anonvma.model.vma import PAGE_SHIFT, VM_DONTCOPY, VM_IO, VM_SHARED, VM_WIPEONFORK, Vma
+from anonvma.model.vma import VM_DONTCOPY, VM_IO, VM_SHARED, VM_WIPEONFORK, Vma
 
 if TYPE_CHECKING:
     from anonvma.model.mm import Mm
@@ -28,13 +28,15 @@ ADVICE: dict[str, tuple[int, int]] = {
     "keeponfork": (0, VM_WIPEONFORK),
 }
 
-#: Visits one VMA piece [start, end) of a walk; returns the VMA that now ends the walk's progress.
-Visitor = Callable[["Mm", Vma, Optional[Vma], int, int], Vma]
+#: Visits one VMA piece [start, end) of a walk with the walk's argument; returns the VMA that
+#: now ends the walk's progress.
+Visitor = Callable[["Mm", Vma, Optional[Vma], int, int, Any], Vma]
 
 
-def madvise_walk_vmas(mm: "Mm", start: int, end: int, visit: Visitor) -> None:
-    """Visit each VMA piece of [start, end). A hole gives ENOMEM at the end (the rest is still
-    done); a visitor's error stops the walk at once (what it did so far stays)."""
+def madvise_walk_vmas(mm: "Mm", start: int, end: int, arg: Any, visit: Visitor) -> None:
+    """Visit each VMA piece of [start, end), passing ``arg`` (a name, an advice). A hole gives
+    ENOMEM at the end (the rest is still done); a visitor's error stops the walk at once
+    (what it did so far stays)."""
     index = mm.index
     before, vma = index.around(start)
     prev = vma if vma is not None and start > vma.start else before
@@ -48,7 +50,7 @@ def madvise_walk_vmas(mm: "Mm", start: int, end: int, visit: Visitor) -> None:
             if start >= end:
                 break
         tmp = vma.end if vma.end < end else end
-        prev = visit(mm, vma, prev, start, tmp)
+        prev = visit(mm, vma, prev, start, tmp, arg)
         start = tmp
         if start < prev.end:
             start = prev.end
@@ -59,51 +61,18 @@ def madvise_walk_vmas(mm: "Mm", start: int, end: int, visit: Visitor) -> None:
         raise OSError(errno.ENOMEM, "part of the range is not mapped")
 
 
-def replace_anon_vma_name(mm: "Mm", orig: Optional[AnonVmaName],
-                          anon_name: Optional[AnonVmaName]) -> Optional[AnonVmaName]:
-    """replace_anon_vma_name: the VMA's name after the update: cleared, its own object kept
-    when the strings are equal, or ``anon_name`` adopted (the old one put)."""
-    if anon_name is None:
-        mm.strategy.put(orig, mm.name_counters)
-        return None
-    if anon_vma_name_eq(orig, anon_name):
-        return orig
-    new = mm.strategy.adopt(anon_name, mm.name_counters)
-    mm.strategy.put(orig, mm.name_counters)
-    return new
-
-
 def madvise_update_vma(mm: "Mm", vma: Vma, prev: Optional[Vma], start: int, end: int,
                        new_flags: int, anon_name: Optional[AnonVmaName]) -> Vma:
-    """madvise_update_vma: no-op, merge, or split; then set flags and name. Returns the VMA
-    now covering [start, end).
+    """madvise_update_vma: no-op when nothing changes, else merge or split (vma_modify), setting
+    the flags and, where the generation allows names, the name. Returns the VMA now covering
+    [start, end).
 
     :raises OSError: ENOMEM when a split would exceed max_map_count (callers make it EAGAIN).
     """
-    if new_flags == vma.flags and anon_vma_name_eq(vma.anon_name, anon_name):
+    if new_flags == vma.flags and (vma.anon_name is anon_name or anon_vma_name_eq(vma.anon_name, anon_name)):
         return vma  # early no-op: no split and no merge attempt
-    merged = vma_merge(mm, prev, start, end, new_flags, vma.anon_vma, vma.file,
-                       vma.pgoff + ((start - vma.start) >> PAGE_SHIFT), anon_name)
-    if merged is not None:
-        vma = merged
-    else:
-        if start != vma.start:
-            if len(mm.index) >= mm.max_map_count:
-                raise OSError(errno.ENOMEM, "split would exceed max_map_count")
-            vma = split_vma_at(mm, vma, start)[1]
-        if end != vma.end:
-            if len(mm.index) >= mm.max_map_count:
-                raise OSError(errno.ENOMEM, "split would exceed max_map_count")
-            vma = split_vma_at(mm, vma, end)[0]
-    name = vma.anon_name
-    if mm.kernel.anon_vma_name_allowed(vma):
-        name = replace_anon_vma_name(mm, name, anon_name)
-    if name is not vma.anon_name or new_flags != vma.flags:
-        changed = Vma(vma.start, vma.end, new_flags, vma.pgoff, vma.file, vma.anon_vma,
-                      vma.anon_chain, name)
-        mm.index.replace(vma, changed)
-        return changed
-    return vma
+    return vma_modify(mm, prev, vma, start, end, new_flags, anon_name,
+                      mm.kernel.anon_vma_name_allowed(vma))
 
 
 def _eagain(exc: OSError) -> OSError:
@@ -111,16 +80,15 @@ def _eagain(exc: OSError) -> OSError:
     return OSError(errno.EAGAIN, exc.strerror) if exc.errno == errno.ENOMEM else exc
 
 
-def madvise_vma_anon_name(anon_name: Optional[AnonVmaName]) -> Visitor:
-    """madvise_vma_anon_name for ``anon_name``: EBADF where the generation forbids names."""
-    def visit(mm: "Mm", vma: Vma, prev: Optional[Vma], start: int, end: int) -> Vma:
-        if not mm.kernel.anon_vma_name_allowed(vma):
-            raise OSError(errno.EBADF, f"{start:#x}: this mapping cannot be named")
-        try:
-            return madvise_update_vma(mm, vma, prev, start, end, vma.flags, anon_name)
-        except OSError as exc:
-            raise _eagain(exc) from exc
-    return visit
+def madvise_vma_anon_name(mm: "Mm", vma: Vma, prev: Optional[Vma], start: int, end: int,
+                          anon_name: Optional[AnonVmaName]) -> Vma:
+    """madvise_vma_anon_name: EBADF where the generation forbids names, else update the name."""
+    if not mm.kernel.anon_vma_name_allowed(vma):
+        raise OSError(errno.EBADF, f"{start:#x}: this mapping cannot be named")
+    try:
+        return madvise_update_vma(mm, vma, prev, start, end, vma.flags, anon_name)
+    except OSError as exc:
+        raise _eagain(exc) from exc
 
 
 def madvise_set_anon_name(mm: "Mm", addr: int, length: int,
@@ -138,36 +106,35 @@ def madvise_set_anon_name(mm: "Mm", addr: int, length: int,
     try:
         end = check_range(addr, length)
         if end != addr:
-            madvise_walk_vmas(mm, addr, end, madvise_vma_anon_name(obj))
+            madvise_walk_vmas(mm, addr, end, obj, madvise_vma_anon_name)
     finally:
         mm.strategy.put(obj, mm.name_counters)  # the prctl's own reference
 
 
-def madvise_vma_behavior(advice: str) -> Visitor:
-    """madvise_vma_behavior for ``advice``: zap pages, or change flags (keeping the name)."""
+def madvise_vma_behavior(mm: "Mm", vma: Vma, prev: Optional[Vma], start: int, end: int,
+                         advice: str) -> Vma:
+    """madvise_vma_behavior: zap pages, or change flags (keeping the name, with a reference
+    held across the update in case a merge frees the VMA: 942341dcc574)."""
+    if advice == "dontneed":
+        zap_range(mm, start, end)
+        return vma
     set_flags, clear_flags = ADVICE[advice]
-
-    def visit(mm: "Mm", vma: Vma, prev: Optional[Vma], start: int, end: int) -> Vma:
-        if advice == "dontneed":
-            zap_range(mm, start, end)
-            return vma
-        flags = (vma.flags | set_flags) & ~clear_flags
-        if advice == "dofork" and vma.flags & VM_IO:
-            raise OSError(errno.EINVAL, "MADV_DOFORK on a VM_IO mapping")
-        if advice == "wipeonfork" and (vma.file is not None or vma.flags & VM_SHARED):
-            raise OSError(errno.EINVAL, "MADV_WIPEONFORK needs private anonymous memory")
-        name = vma.anon_name
-        transient = name is not None and not mm.machine.bugs.no_transient_name_ref
+    flags = (vma.flags | set_flags) & ~clear_flags
+    if advice == "dofork" and vma.flags & VM_IO:
+        raise OSError(errno.EINVAL, "MADV_DOFORK on a VM_IO mapping")
+    if advice == "wipeonfork" and (vma.file is not None or vma.flags & VM_SHARED):
+        raise OSError(errno.EINVAL, "MADV_WIPEONFORK needs private anonymous memory")
+    name = vma.anon_name
+    transient = name is not None and not mm.machine.bugs.no_transient_name_ref
+    if transient:
+        mm.strategy.get(name, mm.name_counters)  # type: ignore[arg-type]
+    try:
+        return madvise_update_vma(mm, vma, prev, start, end, flags, name)
+    except OSError as exc:
+        raise _eagain(exc) from exc
+    finally:
         if transient:
-            mm.strategy.get(name, mm.name_counters)  # type: ignore[arg-type]  # 942341dcc574
-        try:
-            return madvise_update_vma(mm, vma, prev, start, end, flags, name)
-        except OSError as exc:
-            raise _eagain(exc) from exc
-        finally:
-            if transient:
-                mm.strategy.put(name, mm.name_counters)
-    return visit
+            mm.strategy.put(name, mm.name_counters)
 
 
 def do_madvise(mm: "Mm", addr: int, length: int, advice: str) -> None:
@@ -180,4 +147,4 @@ def do_madvise(mm: "Mm", addr: int, length: int, advice: str) -> None:
         raise OSError(errno.EINVAL, f"unknown advice {advice!r}")
     end = check_range(addr, length)
     if end != addr:
-        madvise_walk_vmas(mm, addr, end, madvise_vma_behavior(advice))
+        madvise_walk_vmas(mm, addr, end, advice, madvise_vma_behavior)

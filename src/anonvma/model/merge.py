@@ -32,19 +32,31 @@ def is_mergeable_anon_vma(anon_vma1: Optional[AnonVma], anon_vma2: Optional[Anon
     return anon_vma1 is anon_vma2
 
 
+def _mergeable(vma: Vma, flags: int, anon_vma: Optional[AnonVma], file: Optional[File],
+               anon_name: Optional[AnonVmaName]) -> bool:
+    """is_mergeable_vma and is_mergeable_anon_vma in one (hot path: inlined by hand)."""
+    if vma.flags != flags or vma.file is not file:
+        return False
+    name = vma.anon_name
+    if name is not anon_name and not anon_vma_name_eq(name, anon_name):
+        return False
+    theirs = vma.anon_vma
+    if (anon_vma is None or theirs is None) and vma.anon_chain == 1:
+        return True
+    return anon_vma is theirs
+
+
 def can_vma_merge_before(vma: Vma, flags: int, anon_vma: Optional[AnonVma], file: Optional[File],
                          pgoff: int, anon_name: Optional[AnonVmaName]) -> bool:
     """A range ending where ``vma`` starts (file offset ``pgoff`` + its length) may join it."""
-    return (is_mergeable_vma(vma, file, flags, anon_name)
-            and is_mergeable_anon_vma(anon_vma, vma.anon_vma, vma) and vma.pgoff == pgoff)
+    return vma.pgoff == pgoff and _mergeable(vma, flags, anon_vma, file, anon_name)
 
 
 def can_vma_merge_after(vma: Vma, flags: int, anon_vma: Optional[AnonVma], file: Optional[File],
                         pgoff: int, anon_name: Optional[AnonVmaName]) -> bool:
     """A range starting where ``vma`` ends, at file offset ``pgoff``, may join it."""
-    return (is_mergeable_vma(vma, file, flags, anon_name)
-            and is_mergeable_anon_vma(anon_vma, vma.anon_vma, vma)
-            and vma.pgoff + ((vma.end - vma.start) >> PAGE_SHIFT) == pgoff)
+    return (vma.pgoff + ((vma.end - vma.start) >> PAGE_SHIFT) == pgoff
+            and _mergeable(vma, flags, anon_vma, file, anon_name))
 
 
 def anon_vma_compatible(a: Vma, b: Vma) -> bool:
@@ -82,12 +94,14 @@ def vma_merge(mm: "Mm", prev: Optional[Vma], addr: int, end: int, flags: int,
     """
     if flags & VM_SPECIAL:
         return None
-    pglen = (end - addr) >> PAGE_SHIFT
+    if prev is not None and end < prev.end:
+        return None  # strictly inside prev: no neighbour touches it (6.12 checks this first)
     index = mm.index
     nxt = index.find_vma(prev.end if prev is not None else 0)
     mid = nxt
     if nxt is not None and nxt.end == end:  # cases 6, 7, 8
         nxt = index.find_vma(end)
+    pglen = (end - addr) >> PAGE_SHIFT
 
     merge_prev = (prev is not None and prev.end == addr
                   and can_vma_merge_after(prev, flags, anon_vma, file, pgoff, anon_name))
@@ -101,38 +115,106 @@ def vma_merge(mm: "Mm", prev: Optional[Vma], addr: int, end: int, flags: int,
         assert prev is not None and nxt is not None and mid is not None
         removed = (mid, nxt) if overlapped else (nxt,)
         merged = _grown(prev, prev.start, nxt.end, prev.pgoff, removed)
-        for vma in removed:
-            mm.remove_vma(vma)
-        index.replace(prev, merged)
+        index.splice(prev, 1 + len(removed), (merged,))
+        _put_all(mm, removed)
         return merged
     if merge_prev:  # cases 2, 5, 7
         assert prev is not None
-        if overlapped:
+        if not overlapped:  # case 2
+            merged = prev.with_range(prev.start, end, prev.pgoff)
+            index.replace(prev, merged)
+        else:
             assert mid is not None
             merged = _grown(prev, prev.start, end, prev.pgoff, (mid,))
             if mid.end == end:  # case 7
-                mm.remove_vma(mid)
+                index.splice(prev, 2, (merged,))
+                _put_all(mm, (mid,))
             else:  # case 5: mid keeps its tail
                 tail = mid.pgoff + ((end - mid.start) >> PAGE_SHIFT)
-                index.replace(mid, mid.with_range(end, mid.end, tail))
-        else:
-            merged = prev.with_range(prev.start, end, prev.pgoff)
-        index.replace(prev, merged)
+                index.splice(prev, 2, (merged, mid.with_range(end, mid.end, tail)))
         return merged
     if merge_next:
         assert nxt is not None
+        merged = nxt.with_range(addr, nxt.end, nxt.pgoff - pglen)
         if prev is not None and addr < prev.end:  # case 4: prev gives its tail to next
             merged = _grown(nxt, addr, nxt.end, nxt.pgoff - pglen, (prev,))
-            index.replace(prev, prev.with_range(prev.start, addr, prev.pgoff))
+            index.splice(prev, 2, (prev.with_range(prev.start, addr, prev.pgoff), merged))
         elif overlapped:  # case 8: next grows down over mid, mid is freed
             assert mid is not None
             merged = _grown(nxt, addr, nxt.end, nxt.pgoff - pglen, (mid,))
-            mm.remove_vma(mid)
+            index.splice(mid, 2, (merged,))
+            _put_all(mm, (mid,))
         else:  # case 3
-            merged = nxt.with_range(addr, nxt.end, nxt.pgoff - pglen)
-        index.replace(nxt, merged)
+            index.replace(nxt, merged)
         return merged
     return None
+
+
+def _put_all(mm: "Mm", freed: tuple[Vma, ...]) -> None:
+    """vm_area_free of VMAs a merge removed: each drops its name reference."""
+    for vma in freed:
+        if vma.anon_name is not None:
+            mm.strategy.put(vma.anon_name, mm.name_counters)
+
+
+def vma_modify(mm: "Mm", prev: Optional[Vma], vma: Vma, start: int, end: int, new_flags: int,
+               anon_name: Optional[AnonVmaName], set_name: bool) -> Vma:
+    """6.12 vma_modify (6.1: the same steps in mprotect_fixup and madvise_update_vma): give
+    [start, end) of ``vma`` new flags (and, with ``set_name``, the name ``anon_name``), merging
+    it into a neighbour when it can, else splitting it off; returns the VMA now covering it.
+
+    Each split is refused at max_map_count (ENOMEM); when the second is refused the first
+    stays. The split-off pieces share (refcount) or copy (strdup) the old name before the
+    middle gives it up (replace_anon_vma_name). Hot path: both splits are one index update.
+    """
+    merged = vma_merge(mm, prev, start, end, new_flags, vma.anon_vma, vma.file,
+                       vma.pgoff + ((start - vma.start) >> PAGE_SHIFT), anon_name)
+    if merged is not None:
+        if set_name:  # the survivor's own name object stays: equal strings by construction
+            replace_anon_vma_name(mm, merged.anon_name, anon_name)
+        return merged
+    below, above = start != vma.start, end != vma.end
+    count, limit = mm.index.count, mm.max_map_count
+    if below or above:
+        if count >= limit:
+            raise OSError(errno.ENOMEM, "split would exceed max_map_count")
+        if below and above and count + 1 >= limit:
+            split_vma_at(mm, vma, start)  # the first split stays
+            raise OSError(errno.ENOMEM, "split would exceed max_map_count")
+    name = vma.anon_name
+    strategy, counters = mm.strategy, mm.name_counters
+    pieces = []
+    if below:
+        pieces.append(Vma(vma.start, start, vma.flags, vma.pgoff, vma.file, vma.anon_vma,
+                          vma.anon_chain, strategy.dup(name, counters) if name is not None else None))
+    upper = None
+    if above:
+        upper = Vma(end, vma.end, vma.flags, vma.pgoff + ((end - vma.start) >> PAGE_SHIFT), vma.file,
+                    vma.anon_vma, vma.anon_chain,
+                    strategy.dup(name, counters) if name is not None else None)
+    if set_name:
+        name = replace_anon_vma_name(mm, name, anon_name)
+    middle = Vma(start, end, new_flags, vma.pgoff + ((start - vma.start) >> PAGE_SHIFT), vma.file,
+                 vma.anon_vma, vma.anon_chain, name)
+    pieces.append(middle)
+    if upper is not None:
+        pieces.append(upper)
+    mm.index.splice(vma, 1, pieces)
+    return middle
+
+
+def replace_anon_vma_name(mm: "Mm", orig: Optional[AnonVmaName],
+                          anon_name: Optional[AnonVmaName]) -> Optional[AnonVmaName]:
+    """mm/madvise.c replace_anon_vma_name: the VMA's name after the update: cleared, its own
+    object kept when the strings are equal, or ``anon_name`` adopted (the old one put)."""
+    if anon_name is None:
+        mm.strategy.put(orig, mm.name_counters)
+        return None
+    if anon_vma_name_eq(orig, anon_name):
+        return orig
+    new = mm.strategy.adopt(anon_name, mm.name_counters)
+    mm.strategy.put(orig, mm.name_counters)
+    return new
 
 
 def split_vma_at(mm: "Mm", vma: Vma, addr: int) -> tuple[Vma, Vma]:
@@ -156,6 +238,6 @@ def split_vma(mm: "Mm", vma: Vma, addr: int) -> tuple[Vma, Vma]:
 
     :raises OSError: ENOMEM when the mm already has max_map_count VMAs.
     """
-    if len(mm.index) >= mm.max_map_count:
+    if mm.index.count >= mm.max_map_count:
         raise OSError(errno.ENOMEM, "split would exceed max_map_count")
     return split_vma_at(mm, vma, addr)

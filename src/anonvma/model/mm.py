@@ -98,6 +98,7 @@ class Mm:
         #: virtual page numbers whose pte is young (accessed since it was set up in this mm)
         self.young: set[int] = set()
         self.name_counters = NameCounters()
+        self.strategy.track(self.name_counters)
         self.exited = False
         machine.mms.append(self)
 
@@ -107,7 +108,7 @@ class Mm:
 
     @property
     def map_count(self) -> int:
-        return len(self.index)
+        return self.index.count
 
     @property
     def vmas(self) -> list[Vma]:

@@ -186,3 +186,4 @@ def exit_vmas(mm: "Mm") -> None:
     mm.index = VmaIndex()
     mm.exited = True
     mm.machine.mms.remove(mm)
+    mm.strategy.retire(mm.name_counters)

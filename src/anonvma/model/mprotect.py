@@ -9,7 +9,7 @@ from __future__ import annotations
 import errno
 from typing import TYPE_CHECKING, Optional
 
-from anonvma.model.merge import split_vma, vma_merge
+from anonvma.model.merge import vma_modify
 from anonvma.model.mmap import page_align, vm_enough_memory, vm_prot
 from anonvma.model.vma import (PAGE_MASK, PAGE_SHIFT, VM_ACCESS_FLAGS, VM_ACCOUNT, VM_NORESERVE,
                                VM_SHARED, VM_WRITE, Vma)
@@ -69,14 +69,4 @@ def mprotect_fixup(mm: "Mm", vma: Vma, prev: Optional[Vma], start: int, end: int
             newflags |= VM_ACCOUNT
     else:
         newflags = mm.kernel.mprotect_unaccount(vma, newflags)
-    merged = vma_merge(mm, prev, start, end, newflags, vma.anon_vma, vma.file,
-                       vma.pgoff + ((start - vma.start) >> PAGE_SHIFT), vma.anon_name)
-    if merged is not None:
-        return merged  # its flags already equal newflags
-    if start != vma.start:
-        vma = split_vma(mm, vma, start)[1]
-    if end != vma.end:
-        vma = split_vma(mm, vma, end)[0]
-    changed = vma.with_flags(newflags)
-    mm.index.replace(vma, changed)
-    return changed
+    return vma_modify(mm, prev, vma, start, end, newflags, vma.anon_name, False)

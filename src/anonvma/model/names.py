@@ -74,6 +74,10 @@ class NameCounters:
         """The difference self - other, e.g. the cost of one fork."""
         return NameCounters(*(getattr(self, f.name) - getattr(other, f.name) for f in fields(self)))
 
+    def plus(self, other: "NameCounters") -> "NameCounters":
+        """The sum self + other."""
+        return NameCounters(*(getattr(self, f.name) + getattr(other, f.name) for f in fields(self)))
+
 
 def anon_vma_name_eq(a: Optional[AnonVmaName], b: Optional[AnonVmaName]) -> bool:
     """include/linux/mm_inline.h anon_vma_name_eq: same pointer, or both set with equal strings
@@ -104,47 +108,67 @@ class NameStrategy:
     def __init__(self, refcount_max: int = REFCOUNT_MAX, saturation_guard: bool = True) -> None:
         self.refcount_max = refcount_max
         self.saturation_guard = saturation_guard
-        self.total = NameCounters()
         self.live: set[AnonVmaName] = set()
+        self._counters: list[NameCounters] = []
+        self._retired = NameCounters()
 
+    def track(self, mm_counters: NameCounters) -> None:
+        """Count ``mm_counters`` (a new mm's) in :attr:`total`."""
+        self._counters.append(mm_counters)
+
+    def retire(self, mm_counters: NameCounters) -> None:
+        """An mm exited: keep what it cost in :attr:`total`, stop following it."""
+        self._counters = [c for c in self._counters if c is not mm_counters]
+        self._retired = self._retired.plus(mm_counters)
+
+    @property
+    def total(self) -> NameCounters:
+        """What every mm of this strategy has cost so far, the exited ones included."""
+        out = self._retired
+        for c in self._counters:
+            out = out.plus(c)
+        return out
+
+    # alloc, get, put and reuse run on every split, merge and rename: written for speed.
     def alloc(self, name: str, mm_counters: NameCounters) -> AnonVmaName:
         """anon_vma_name_alloc: a new object holding a copy of ``name``, refcount 1."""
         size = len(name) + 1
-        for c in (self.total, mm_counters):
-            c.allocs += 1
-            c.bytes_allocated += size
-            c.bytes_copied += size
+        mm_counters.allocs += 1
+        mm_counters.bytes_allocated += size
+        mm_counters.bytes_copied += size
         obj = AnonVmaName(name)
         self.live.add(obj)
         return obj
 
     def get(self, obj: AnonVmaName, mm_counters: NameCounters) -> None:
         """anon_vma_name_get (kref_get)."""
-        _used(obj)
+        if obj.freed:
+            _used(obj)
         obj.refcount += 1
-        self.total.gets += 1
         mm_counters.gets += 1
 
     def put(self, obj: Optional[AnonVmaName], mm_counters: NameCounters) -> None:
         """anon_vma_name_put (kref_put); the last put frees the object."""
         if obj is None:
             return
-        _used(obj)
-        self.total.puts += 1
+        if obj.freed:
+            _used(obj)
         mm_counters.puts += 1
-        obj.refcount -= 1
-        if obj.refcount == 0:
+        ref = obj.refcount - 1
+        obj.refcount = ref
+        if not ref:
             obj.freed = True
             self.live.discard(obj)
-            self.total.frees += 1
             mm_counters.frees += 1
 
     def reuse(self, obj: AnonVmaName, mm_counters: NameCounters) -> Optional[AnonVmaName]:
         """anon_vma_name_reuse: share below REFCOUNT_MAX, else a fresh copy (96403e11283d)."""
-        _used(obj)
-        if self.saturation_guard and obj.refcount >= self.refcount_max:
+        if obj.freed:
+            _used(obj)
+        if obj.refcount >= self.refcount_max and self.saturation_guard:
             return self.alloc(obj.name, mm_counters)
-        self.get(obj, mm_counters)
+        obj.refcount += 1
+        mm_counters.gets += 1
         return obj
 
     def dup(self, obj: AnonVmaName, mm_counters: NameCounters) -> Optional[AnonVmaName]:
@@ -153,7 +177,7 @@ class NameStrategy:
 
     def adopt(self, obj: AnonVmaName, mm_counters: NameCounters) -> Optional[AnonVmaName]:
         """The object a renamed VMA points at after replace_anon_vma_name with ``obj``."""
-        return self.reuse(obj, mm_counters)
+        raise NotImplementedError
 
     def put_vmas(self, vmas: "Iterable[Vma]", mm_counters: NameCounters) -> None:
         """Drop the name reference of every VMA in ``vmas`` (exit_mmap; hot path, written for
@@ -174,9 +198,8 @@ class NameStrategy:
                     frees += 1
                 else:
                     _used(obj)
-        for c in (self.total, mm_counters):
-            c.puts += puts
-            c.frees += frees
+        mm_counters.puts += puts
+        mm_counters.frees += frees
 
 
 class RefcountStrategy(NameStrategy):
@@ -184,8 +207,8 @@ class RefcountStrategy(NameStrategy):
 
     kind = "refcount"
 
-    def dup(self, obj: AnonVmaName, mm_counters: NameCounters) -> Optional[AnonVmaName]:
-        return self.reuse(obj, mm_counters)
+    dup = NameStrategy.reuse
+    adopt = NameStrategy.reuse
 
 
 class StrdupStrategy(NameStrategy):
@@ -195,7 +218,8 @@ class StrdupStrategy(NameStrategy):
     kind = "strdup"
 
     def dup(self, obj: AnonVmaName, mm_counters: NameCounters) -> Optional[AnonVmaName]:
-        _used(obj)
+        if obj.freed:
+            _used(obj)
         return self.alloc(obj.name, mm_counters)
 
     adopt = dup

@@ -54,8 +54,20 @@ VM_FLAG_MNEMONICS = (
     (VM_WIPEONFORK, "wf"), (VM_MIXEDMAP, "mm"),
 )
 
-#: The protections ``prot`` strings may name: letters from ``rwx``, each at most once.
-PROT_LETTERS = frozenset("rwx")
+def _prot_table() -> dict[str, int]:
+    from itertools import permutations
+
+    table = {}
+    for n in range(4):
+        for letters in permutations("rwx", n):
+            table["".join(letters)] = ((VM_READ if "r" in letters else 0)
+                                       | (VM_WRITE if "w" in letters else 0)
+                                       | (VM_EXEC if "x" in letters else 0))
+    return table
+
+
+#: Every valid ``prot`` string (letters from ``rwx`` in any order, each at most once).
+_PROT_FLAGS = _prot_table()
 
 
 def prot_to_vm_flags(prot: str) -> int:
@@ -63,10 +75,10 @@ def prot_to_vm_flags(prot: str) -> int:
 
     :raises ValueError: another letter, or one letter twice (``"RW"``, ``"xyz"``, ``"rr"``).
     """
-    if not PROT_LETTERS.issuperset(prot) or len(set(prot)) != len(prot):
-        raise ValueError(f"prot must be letters from 'rwx', each at most once, not {prot!r}")
-    return (VM_READ if "r" in prot else 0) | (VM_WRITE if "w" in prot else 0) | (
-        VM_EXEC if "x" in prot else 0)
+    try:
+        return _PROT_FLAGS[prot]
+    except (KeyError, TypeError):
+        raise ValueError(f"prot must be letters from 'rwx', each at most once, not {prot!r}") from None
 
 
 class AnonVma:
