@@ -138,7 +138,7 @@ def run_vs_host(args: argparse.Namespace) -> int:
     samples: Dict[str, Dict[str, List[float]]] = {k: {"fork": [], "fork_exit": []}
                                                   for k in [*keys, "host"]}
     try:
-        for k in range(args.warmup + repeats):
+        for rnd in range(args.warmup + repeats):
             for s, gc_off in modes:
                 if gc_off:
                     gc.disable()
@@ -146,11 +146,11 @@ def run_vs_host(args: argparse.Namespace) -> int:
                     f, fe = model_fork_exit(parents[s])
                 finally:
                     gc.enable()
-                if k >= args.warmup:
+                if rnd >= args.warmup:
                     samples[_key(s, gc_off)]["fork"].append(f)
                     samples[_key(s, gc_off)]["fork_exit"].append(fe)
             f, fe = host.fork()
-            if k >= args.warmup:
+            if rnd >= args.warmup:
                 samples["host"]["fork"].append(f)
                 samples["host"]["fork_exit"].append(fe)
     finally:
