@@ -53,8 +53,9 @@ def do_mprotect(mm: "Mm", addr: int, length: int, prot: str) -> None:
         if nstart >= end:
             return
         nxt = index.find_vma(prev.end)
-        if nxt is None or vma.start != nstart:
+        if nxt is None or nxt.start != nstart:
             raise OSError(errno.ENOMEM, f"{nstart:#x} is not mapped")
+        vma = nxt
 
 
 def mprotect_fixup(mm: "Mm", vma: Vma, prev: Optional[Vma], start: int, end: int,
