@@ -9,15 +9,16 @@ from __future__ import annotations
 import errno
 from typing import Callable, Iterable, Optional, Union
 
+from anonvma.model.gup import mm_populate, populate_vma_page_range
 from anonvma.model.index import VmaIndex
 from anonvma.model.merge import can_vma_merge_after, can_vma_merge_before, split_vma, split_vma_at, vma_merge
 from anonvma.model.names import (ANON_VMA_NAME_MAX_LEN, REFCOUNT_MAX, AnonVmaName, NameCounters,
                                  NameStrategy, anon_vma_name_eq, make_strategy)
 from anonvma.model.pagetable import handle_mm_fault, zap_range
 from anonvma.model.vma import (PAGE_MASK, PAGE_SHIFT, PAGE_SIZE, VM_ACCOUNT, VM_DONTCOPY, VM_IO,
-                               VM_MAYEXEC, VM_MAYREAD, VM_MAYSHARE, VM_MAYWRITE, VM_NORESERVE,
-                               VM_SHARED, VM_SPECIAL, VM_WIPEONFORK, VM_WRITE, File, Page, Vma,
-                               prot_to_vm_flags)
+                               VM_LOCKED, VM_MAYEXEC, VM_MAYREAD, VM_MAYSHARE, VM_MAYWRITE,
+                               VM_NORESERVE, VM_PFNMAP, VM_RAND_READ, VM_SEQ_READ, VM_SHARED,
+                               VM_SPECIAL, VM_WIPEONFORK, VM_WRITE, File, Page, Vma, prot_to_vm_flags)
 
 U64 = (1 << 64) - 1
 #: x86-64 TASK_SIZE_MAX with 4-level page tables
@@ -28,7 +29,10 @@ DEFAULT_MAX_MAP_COUNT = 65530
 MAX_LFS_FILESIZE = (1 << 63) - 1
 #: kernel/sys.c is_valid_name_char: printable ASCII except these
 FORBIDDEN_NAME_CHARS = frozenset(b"\\`$[]")
-ADVICE = ("dontneed", "dontfork", "dofork", "wipeonfork", "keeponfork")
+ADVICE = ("dontneed", "dontfork", "dofork", "wipeonfork", "keeponfork", "normal", "random", "sequential")
+#: mm/madvise.c madvise_vma_behavior: the read-ahead hints, as (flag cleared, flag set)
+READ_HINTS = {"normal": (VM_RAND_READ | VM_SEQ_READ, 0), "random": (VM_SEQ_READ, VM_RAND_READ),
+              "sequential": (VM_RAND_READ, VM_SEQ_READ)}
 
 
 def page_align(length: int) -> int:
@@ -129,11 +133,16 @@ class Mm:
     # -- mmap / munmap ------------------------------------------------------------------------
 
     def mmap(self, addr: int, length: int, prot: str = "rw", shared: bool = False,
-             file: Optional[str] = None, pgoff: int = 0) -> int:
-        """mmap(addr, length, prot, MAP_FIXED | MAP_PRIVATE/SHARED [| MAP_ANONYMOUS]).
+             file: Optional[str] = None, pgoff: int = 0, noreserve: bool = False,
+             populate: bool = False) -> int:
+        """mmap(addr, length, prot, MAP_FIXED | MAP_PRIVATE/SHARED [| MAP_ANONYMOUS]
+        [| MAP_NORESERVE] [| MAP_POPULATE]).
 
         :param file: a file label (every Mm of this machine sees the same file), or None.
         :param pgoff: file offset in pages.
+        :param noreserve: MAP_NORESERVE: VM_NORESERVE, so the mapping gets no VM_ACCOUNT (the
+            model assumes vm.overcommit_memory is not 2, OVERCOMMIT_NEVER, which ignores it).
+        :param populate: MAP_POPULATE: fault the new range in after mapping it, errors ignored.
         :return: addr.
         :raises OSError: EINVAL (length 0, unaligned addr), ENOMEM (length overflows, beyond
             TASK_SIZE, map-count limit), EOVERFLOW (pgoff + pages wraps).
@@ -163,7 +172,14 @@ class Mm:
             pgoff = 0
         else:
             pgoff = addr >> PAGE_SHIFT  # mm/mmap.c do_mmap: anonymous pgoff is the page number
-        return self._mmap_region(addr, length, flags, backing, pgoff, shmem=shared and file is None)
+        if noreserve:
+            flags |= VM_NORESERVE  # do_mmap (6.1 mm/mmap.c 1426-1434, 6.12 496-504)
+        self._mmap_region(addr, length, flags, backing, pgoff, shmem=shared and file is None)
+        if populate:
+            # do_mmap sets *populate = len (6.1 1437-1440, 6.12 507-510); vm_mmap_pgoff then
+            # calls mm_populate, which ignores errors (mm/util.c 6.1 524-525)
+            mm_populate(self, addr, length, ignore_errors=True)
+        return addr
 
     def _mmap_region(self, addr: int, length: int, flags: int, file: Optional[File], pgoff: int,
                      shmem: bool) -> int:
@@ -275,10 +291,27 @@ class Mm:
     def _mprotect_fixup(self, vma: Vma, prev: Optional[Vma], start: int, end: int,
                         newflags: int) -> Vma:
         """mm/mprotect.c mprotect_fixup: merge or split, then set the flags. Returns the new prev."""
-        if newflags == vma.flags:
+        oldflags = vma.flags
+        if newflags == oldflags:
             return vma
-        if newflags & VM_WRITE and not vma.flags & (VM_ACCOUNT | VM_WRITE | VM_SHARED | VM_NORESERVE):
+        if newflags & VM_WRITE and not oldflags & (VM_ACCOUNT | VM_WRITE | VM_SHARED | VM_NORESERVE):
             newflags |= VM_ACCOUNT  # charged once; kept when write is removed later
+        vma = self.vma_modify_flags(vma, prev, start, end, newflags)
+        if oldflags & (VM_WRITE | VM_SHARED | VM_LOCKED) == VM_LOCKED and newflags & VM_WRITE:
+            # a private locked VMA becoming writable is write-faulted at once ("trigger COW"),
+            # so it gets an anon_vma; errors ignored (6.1 mm/mprotect.c 649-656, 6.12 687-694)
+            try:
+                populate_vma_page_range(self, vma, start, end)
+            except OSError:
+                pass
+        return vma
+
+    def vma_modify_flags(self, vma: Vma, prev: Optional[Vma], start: int, end: int,
+                         newflags: int) -> Vma:
+        """Give [start, end) of ``vma`` new flags: merge with prev/next, else split off the
+        range; the piece keeps its name. 6.1 open-codes this in mprotect_fixup and mlock_fixup
+        (vma_merge, then split_vma at start and end, ENOMEM at max_map_count); 6.12 calls it
+        vma_modify_flags (mm/vma.c). Returns the VMA now covering the range."""
         pgoff = vma.pgoff + ((start - vma.start) >> PAGE_SHIFT)
         merged = vma_merge(self, prev, start, end, newflags, vma.anon_vma, vma.file, pgoff,
                            vma.anon_name)
@@ -291,6 +324,29 @@ class Mm:
             split_vma(self, vma, end, new_below=False)
         vma.flags = newflags
         return vma
+
+    # -- mlock -----------------------------------------------------------------------------------
+
+    def mlock(self, addr: int, length: int, onfault: bool = False) -> None:
+        """mlock(addr, length), or mlock2(addr, length, MLOCK_ONFAULT) with ``onfault``.
+
+        See :func:`anonvma.model.mlock.do_mlock` for the errors and what stays done.
+        """
+        from anonvma.model.mlock import do_mlock
+
+        self._check_alive()
+        do_mlock(self, addr, length, onfault)
+
+    def munlock(self, addr: int, length: int) -> None:
+        """munlock(addr, length): clear VM_LOCKED and VM_LOCKONFAULT.
+
+        :raises OSError: EINVAL (the range wraps), ENOMEM (start unmapped, or a hole; the VMAs
+            before it stay unlocked).
+        """
+        from anonvma.model.mlock import do_munlock
+
+        self._check_alive()
+        do_munlock(self, addr, length)
 
     # -- madvise and the prctl: the madvise_walk_vmas family -----------------------------------
 
@@ -398,10 +454,12 @@ class Mm:
             raise
 
     def madvise(self, addr: int, length: int, advice: str) -> None:
-        """madvise(addr, length, advice) for dontneed, dontfork, dofork, wipeonfork, keeponfork.
+        """madvise(addr, length, advice) for dontneed, dontfork, dofork, wipeonfork, keeponfork,
+        normal, random, sequential.
 
-        :raises OSError: EINVAL (unaligned, unknown advice, wipeonfork on file/shared memory),
-            EAGAIN (max_map_count while splitting), ENOMEM (holes; the rest was done).
+        :raises OSError: EINVAL (unaligned, unknown advice, wipeonfork on file/shared memory,
+            dontneed on locked memory; the walk stops there), EAGAIN (max_map_count while
+            splitting), ENOMEM (holes; the rest was done).
         """
         self._check_alive()
         if advice not in ADVICE:
@@ -413,10 +471,16 @@ class Mm:
     def _vma_behavior(self, vma: Vma, prev: Optional[Vma], start: int, end: int, advice: str) -> Vma:
         """mm/madvise.c madvise_vma_behavior for the advices the model knows."""
         if advice == "dontneed":
+            # madvise_dontneed_free_valid_vma (6.1 mm/madvise.c 797-812, 6.12 853-868)
+            if vma.flags & (VM_LOCKED | VM_PFNMAP):
+                raise OSError(errno.EINVAL, f"{start:#x}: MADV_DONTNEED on locked memory")
             zap_range(self, start, end)
             return vma
         flags = vma.flags
-        if advice == "dontfork":
+        if advice in READ_HINTS:  # 6.1 mm/madvise.c 1038-1046, 6.12 1061-1069
+            clear, add = READ_HINTS[advice]
+            flags = (flags & ~clear) | add
+        elif advice == "dontfork":
             flags |= VM_DONTCOPY
         elif advice == "dofork":
             if flags & VM_IO:

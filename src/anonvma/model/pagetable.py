@@ -55,6 +55,16 @@ def handle_mm_fault(mm: "Mm", addr: int, write: bool) -> None:
     vma = mm.index.find_vma(addr)
     if vma is None or vma.start > addr or not vma.flags & (VM_WRITE if write else VM_READ):
         raise OSError(errno.EFAULT, f"no {'writable' if write else 'readable'} mapping at {addr:#x}")
+    fault_page(mm, vma, addr, write)
+
+
+def fault_page(mm: "Mm", vma: Vma, addr: int, write: bool) -> Page:
+    """The fault itself, once the access is allowed (get_user_pages' FOLL_FORCE also reads
+    VMAs without VM_READ): map the page at ``addr`` of ``vma``, breaking COW on a write.
+
+    :return: the page now mapped there.
+    :raises OSError: EFAULT when the page lies beyond the end of its file (SIGBUS).
+    """
     vpn = addr >> PAGE_SHIFT
     mm.young.add(vpn)  # the access sets the pte's accessed bit (smaps Referenced)
     file = vma.file
@@ -68,16 +78,19 @@ def handle_mm_fault(mm: "Mm", addr: int, write: bool) -> None:
             _set_pte(mm, vpn, page)
         if write:
             page.dirty = True
-        return
+        return page
     if not write:
         if pte is None:
-            _set_pte(mm, vpn, file.page(file_index) if file is not None else ZERO_PAGE)
-        return
+            pte = file.page(file_index) if file is not None else ZERO_PAGE
+            _set_pte(mm, vpn, pte)
+        return pte
     anon_vma_prepare(mm, vma)
     if pte is not None and pte.anon and pte.mapcount == 1:
         pte.dirty = True  # already ours: write-enable in place
-        return
-    _set_pte(mm, vpn, Page(anon=True, dirty=True))  # new page, or the copy of a COW page
+        return pte
+    page = Page(anon=True, dirty=True)  # new page, or the copy of a COW page
+    _set_pte(mm, vpn, page)
+    return page
 
 
 def zap_range(mm: "Mm", start: int, end: int) -> None:

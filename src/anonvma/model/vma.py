@@ -23,6 +23,8 @@ VM_GROWSDOWN = 0x00000100
 VM_PFNMAP = 0x00000400
 VM_LOCKED = 0x00002000
 VM_IO = 0x00004000
+VM_SEQ_READ = 0x00008000
+VM_RAND_READ = 0x00010000
 VM_DONTCOPY = 0x00020000
 VM_DONTEXPAND = 0x00040000
 VM_LOCKONFAULT = 0x00080000
@@ -31,15 +33,19 @@ VM_NORESERVE = 0x00200000
 VM_WIPEONFORK = 0x02000000
 VM_MIXEDMAP = 0x10000000
 VM_ACCESS_FLAGS = VM_READ | VM_WRITE | VM_EXEC
+#: 6.1 VM_LOCKED_CLEAR_MASK is its complement; 6.12 calls it VM_LOCKED_MASK
+VM_LOCKED_MASK = VM_LOCKED | VM_LOCKONFAULT
 VM_SPECIAL = VM_IO | VM_DONTEXPAND | VM_PFNMAP | VM_MIXEDMAP
 
-#: fs/proc/task_mmu.c show_smap_vma_flags mnemonics, by bit number (those the model can set)
+#: fs/proc/task_mmu.c show_smap_vma_flags mnemonics, by bit number (those the model can set).
+#: 6.1 has no entry for VM_LOCKONFAULT, so it prints the table's default "??" (6.12: "lf").
 VM_FLAG_MNEMONICS = (
     (VM_READ, "rd"), (VM_WRITE, "wr"), (VM_EXEC, "ex"), (VM_SHARED, "sh"),
     (VM_MAYREAD, "mr"), (VM_MAYWRITE, "mw"), (VM_MAYEXEC, "me"), (VM_MAYSHARE, "ms"),
     (VM_GROWSDOWN, "gd"), (VM_PFNMAP, "pf"), (VM_LOCKED, "lo"), (VM_IO, "io"),
-    (VM_DONTCOPY, "dc"), (VM_DONTEXPAND, "de"), (VM_ACCOUNT, "ac"), (VM_NORESERVE, "nr"),
-    (VM_WIPEONFORK, "wf"), (VM_MIXEDMAP, "mm"),
+    (VM_SEQ_READ, "sr"), (VM_RAND_READ, "rr"), (VM_DONTCOPY, "dc"), (VM_DONTEXPAND, "de"),
+    (VM_LOCKONFAULT, "??"), (VM_ACCOUNT, "ac"), (VM_NORESERVE, "nr"), (VM_WIPEONFORK, "wf"),
+    (VM_MIXEDMAP, "mm"),
 )
 
 
@@ -82,14 +88,17 @@ class File:
 
 
 class Page:
-    """A physical page: anonymous or page cache, with its map count and dirty state."""
+    """A physical page: anonymous or page cache, with its map count, dirty state and the
+    PG_referenced / PG_active bits that mark_page_accessed sets (smaps Referenced)."""
 
-    __slots__ = ("anon", "mapcount", "dirty")
+    __slots__ = ("anon", "mapcount", "dirty", "referenced", "active")
 
     def __init__(self, anon: bool, dirty: bool = False) -> None:
         self.anon = anon
         self.mapcount = 0
         self.dirty = dirty
+        self.referenced = False
+        self.active = False
 
 
 #: The shared zero page that read faults on anonymous memory map (never counted in Rss).
