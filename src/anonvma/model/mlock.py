@@ -67,22 +67,8 @@ def apply_vma_lock_flags(mm: "Mm", start: int, length: int, flags: int) -> None:
         raise OSError(errno.EINVAL, "range wraps around the address space")
     if end == start:
         return
-    index = mm.index
-    before, vma = index.around(start)
-    if vma is None or vma.start > start:
-        raise OSError(errno.ENOMEM, f"{start:#x} is not mapped")
-    prev = vma if start > vma.start else before
-    nstart = start
-    while True:
-        newflags = (vma.flags & ~VM_LOCKED_MASK) | flags
-        tmp = min(vma.end, end)
-        prev = mlock_fixup(mm, vma, prev, nstart, tmp, newflags)
-        nstart = max(tmp, prev.end)
-        if nstart >= end:
-            return
-        vma = index.find_vma(prev.end)
-        if vma is None or vma.start != nstart:
-            raise OSError(errno.ENOMEM, f"{nstart:#x} is not mapped")
+    mm.fixup_walk(start, end, lambda vma, prev, s, e: mlock_fixup(
+        mm, vma, prev, s, e, (vma.flags & ~VM_LOCKED_MASK) | flags))
 
 
 def mlock_fixup(mm: "Mm", vma: Vma, prev: Optional[Vma], start: int, end: int, newflags: int) -> Vma:

@@ -268,19 +268,31 @@ class Mm:
         end = (addr + page_align(length)) & U64
         if end <= addr:
             raise OSError(errno.ENOMEM, "mprotect range overflows")
-        index = self.index
-        before, vma = index.around(addr)
-        if vma is None or vma.start > addr:
-            raise OSError(errno.ENOMEM, f"{addr:#x} is not mapped")
-        prev = vma if addr > vma.start else before
         new_prot = prot_to_vm_flags(prot)
-        nstart = addr
-        while True:
+
+        def fixup(vma: Vma, prev: Optional[Vma], start: int, end: int) -> Vma:
             newflags = new_prot | (vma.flags & ~0x7)
             if (newflags & ~(newflags >> 4)) & 0x7:
                 raise OSError(errno.EACCES, "mapping may not get that protection")
+            return self._mprotect_fixup(vma, prev, start, end, newflags)
+
+        self.fixup_walk(addr, end, fixup)
+
+    def fixup_walk(self, start: int, end: int,
+                   fixup: Callable[[Vma, Optional[Vma], int, int], Vma]) -> None:
+        """The VMA walk of mm/mprotect.c do_mprotect_pkey and mm/mlock.c apply_vma_lock_flags:
+        ``fixup`` each VMA piece of [start, end) in turn, each returning the new prev. Unlike
+        madvise's walk, an unmapped start or a hole stops it with ENOMEM at once (pieces
+        already changed stay changed)."""
+        index = self.index
+        before, vma = index.around(start)
+        if vma is None or vma.start > start:
+            raise OSError(errno.ENOMEM, f"{start:#x} is not mapped")
+        prev = vma if start > vma.start else before
+        nstart = start
+        while True:
             tmp = min(vma.end, end)
-            prev = self._mprotect_fixup(vma, prev, nstart, tmp, newflags)
+            prev = fixup(vma, prev, nstart, tmp)
             nstart = max(tmp, prev.end)
             if nstart >= end:
                 return

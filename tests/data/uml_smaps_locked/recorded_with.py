@@ -9,27 +9,20 @@ Usage (from the repo root):
 
 import ctypes
 import os
+import runpy
 import sys
+from pathlib import Path
 
 from anonvma.live import syscalls as s
+
+#: The entries of /proc/self/smaps that lie in the arena (the first recorder's function).
+FIRST = Path(__file__).parent.parent / "uml_smaps" / "recorded_with.py"
+arena_smaps = runpy.run_path(str(FIRST))["arena_smaps"]
 
 ARENA = 0x4000000000
 PAGE = 4096
 FIXED = s.MAP_PRIVATE | s.MAP_ANONYMOUS | s.MAP_FIXED
 RW, R = s.PROT_READ | s.PROT_WRITE, s.PROT_READ
-
-
-def arena_smaps() -> str:
-    """The entries of /proc/self/smaps that lie in the arena."""
-    keep, on = [], False
-    with open("/proc/self/smaps") as f:
-        for line in f.read().splitlines():
-            head = line.split(" ", 1)[0]
-            if "-" in head and all(c in "0123456789abcdef-" for c in head):
-                on = ARENA <= int(head.split("-")[0], 16) < ARENA + (1 << 36)
-            if on:
-                keep.append(line)
-    return "\n".join(keep) + "\n"
 
 
 def main(outdir: str) -> None:
