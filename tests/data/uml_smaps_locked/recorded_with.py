@@ -2,6 +2,10 @@
 locked, read-ahead-hinted, MAP_NORESERVE and MAP_POPULATE mappings; both are read while both
 processes are alive, so the locked pages are shared (Pss and Locked halved).
 
+parent.smaps and child.smaps come from the UML 6.1.176 oracle; parent.smaps-6.12 and
+child.smaps-6.12 from the UML 6.12.95 one (`boot_python(Path(KERNEL), ...)`): the same numbers,
+but VM_LOCKONFAULT shows as `lf` (6.1: `??`), and 6.12 adds a `KSM:` line and pads THPeligible.
+
 Usage (from the repo root):
     python -c "from anonvma.oracle.boot import boot_python; from anonvma.oracle.build import require_kernel;
                boot_python(require_kernel().path, ['tests/data/uml_smaps_locked/recorded_with.py', 'OUTDIR'])"
