@@ -108,3 +108,64 @@ def test_strdup_patch_changes_exactly_the_dup_line_and_refuses_other_sources():
     with pytest.raises(OracleBuildError, match="found 0"):
         patch_strdup(patched)
     assert config_key("refcount") != config_key("strdup")
+
+
+def test_lock_advice_and_mmap_flags_split_and_merge_on_the_running_kernel():
+    """The VM-flag ops reach the kernel: each splits a VMA, undoing it merges it back (nothing
+    here is faulted in, so this holds on every kernel generation); the errnos are the kernel's."""
+    res = _run('{"op": "mmap", "addr": 0, "len": 16384, "prot": "rw"}\n'
+               '{"op": "mlock", "addr": 4096, "len": 4096, "onfault": true}\n'
+               '{"op": "madvise", "addr": 8192, "len": 4096, "advice": "random"}\n'
+               '{"op": "madvise", "addr": 12288, "len": 4096, "advice": "sequential"}\n'
+               '{"op": "maps"}\n'
+               '{"op": "madvise", "addr": 4096, "len": 4096, "advice": "dontneed"}\n'
+               '{"op": "munlock", "addr": 0, "len": 16384}\n'
+               '{"op": "madvise", "addr": 0, "len": 16384, "advice": "normal"}\n'
+               '{"op": "maps"}\n'
+               '{"op": "mmap", "addr": 16384, "len": 4096, "prot": "rw", "noreserve": true}\n'
+               '{"op": "mmap", "addr": 20480, "len": 4096, "prot": "", "populate": true}\n'
+               '{"op": "mlock", "addr": 20480, "len": 4096}\n'
+               '{"op": "mlock", "addr": 24576, "len": 4096}\n'
+               '{"op": "maps"}\n')
+    assert res == [{"ret": 0}, {"ret": 0}, {"ret": 0}, {"ret": 0},
+                   {"maps": ["0-1000 rw-p", "1000-2000 rw-p", "2000-3000 rw-p", "3000-4000 rw-p"]},
+                   {"errno": "EINVAL"}, {"ret": 0}, {"ret": 0}, {"maps": ["0-4000 rw-p"]},
+                   {"ret": 0}, {"ret": 0}, {"errno": "ENOMEM"}, {"errno": "ENOMEM"},
+                   {"maps": ["0-4000 rw-p", "4000-5000 rw-p", "5000-6000 ---p"]}]
+
+
+def _smaps_entry(addr: int) -> dict[str, str]:
+    """The /proc/self/smaps fields of the VMA starting at ``addr``."""
+    fields: dict[str, str] = {}
+    with open("/proc/self/smaps") as f:
+        entries = f.read().split("\n")
+    on = False
+    for line in entries:
+        head = line.split(" ", 1)[0]
+        if "-" in head and ":" not in head:
+            on = int(head.split("-")[0], 16) == addr
+        elif on and ":" in line:
+            key, _, val = line.partition(":")
+            fields[key] = val.strip()
+    return fields
+
+
+def test_mlock2_onfault_locks_without_faulting_and_mlock_populates():
+    from anonvma.live import syscalls as s
+
+    size = 4 * s.PAGE_SIZE
+    addr = s.mmap(0, size, s.PROT_READ | s.PROT_WRITE, s.MAP_PRIVATE | s.MAP_ANONYMOUS)
+    try:
+        s.mlock2(addr, size, s.MLOCK_ONFAULT)
+        entry = _smaps_entry(addr)
+        assert "lo" in entry["VmFlags"].split() and entry["Rss"] == "0 kB"
+        s.mlock(addr, size)
+        entry = _smaps_entry(addr)
+        assert entry["Rss"] == entry["Locked"] == f"{size >> 10} kB"
+        s.munlock(addr, size)
+        assert "lo" not in _smaps_entry(addr)["VmFlags"].split()
+        with pytest.raises(OSError) as info:
+            s.mlock2(addr, size, 0x80)  # only MLOCK_ONFAULT is a valid flag
+        assert info.value.errno == 22
+    finally:
+        s.munmap(addr, size)

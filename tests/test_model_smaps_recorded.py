@@ -39,3 +39,34 @@ def test_smaps_header_lines_are_the_maps_lines():
     parent, _ = _replay("refcount")
     headers = [line for line in parent.smaps().splitlines() if line[:1] == "4"]
     assert headers == parent.maps().splitlines()
+
+
+LOCKED = Path(__file__).parent / "data" / "uml_smaps_locked"
+
+
+def _replay_locked(strategy: str) -> tuple[Mm, Mm]:
+    """What tests/data/uml_smaps_locked/recorded_with.py did, on the model."""
+    mm = Mm(strategy=strategy)
+    mm.mmap(B, 4 * P, "rw")
+    mm.set_anon_name(B + P, 2 * P, "locked")
+    mm.mlock(B + P, 2 * P)
+    mm.fault(B, write=True)
+    mm.mmap(B + 8 * P, 2 * P, "r", noreserve=True)
+    mm.madvise(B + 8 * P, P, "random")
+    mm.madvise(B + 9 * P, P, "sequential")
+    mm.fault(B + 8 * P, write=False)
+    mm.mmap(B + 12 * P, 2 * P, "rw")
+    mm.mlock(B + 12 * P, 2 * P, onfault=True)
+    mm.fault(B + 12 * P, write=True)
+    mm.mmap(B + 16 * P, 2 * P, "rw", populate=True)
+    return mm, mm.fork()
+
+
+@pytest.mark.parametrize("strategy", ["refcount", "strdup"])
+def test_model_smaps_of_locked_and_hinted_mappings_match_the_kernel(strategy):
+    """Locked: counts the Pss of pages in VM_LOCKED VMAs (halved while shared with the child,
+    which lost VM_LOCKED); VmFlags lo, rr, sr, nr, and '??' for VM_LOCKONFAULT (6.1 has no
+    mnemonic for it); mlock and MAP_POPULATE fault pages in, MLOCK_ONFAULT does not."""
+    parent, child = _replay_locked(strategy)
+    assert child.smaps() == (LOCKED / "child.smaps").read_text()
+    assert parent.smaps() == (LOCKED / "parent.smaps").read_text()

@@ -23,6 +23,13 @@ SCRIPTS = Path(__file__).parent / "scripts" / "6.1"
     ('{"op": "name", "addr": 0, "len": 4096}', 1, "missing field 'name'"),
     ('{"op": "madvise", "addr": 0, "len": 4096, "advice": "free"}', 1, "advice"),
     ('{"op": "mmap", "addr": -4096, "len": 4096, "prot": "rw"}', 1, "addr"),
+    ('{"op": "mmap", "addr": 0, "len": 4096, "prot": "rw", "populate": 1}', 1,
+     "'populate' must be true or false"),
+    ('{"op": "mmap", "addr": 0, "len": 4096, "prot": "rw", "noreserve": "yes"}', 1, "'noreserve'"),
+    ('{"op": "mlock", "addr": 0, "len": 4096, "onfault": null}', 1, "'onfault' must be true or false"),
+    ('{"op": "mlock", "addr": 0}', 1, "missing field 'len'"),
+    ('{"op": "munlock", "len": 4096}', 1, "missing field 'addr'"),
+    ('{"op": "madvise", "addr": 0, "len": 4096, "advice": "willneed"}', 1, "sequential"),
 ])
 def test_broken_script_names_the_line(text, lineno, words):
     with pytest.raises(ScriptError) as info:
@@ -84,3 +91,22 @@ def test_every_runner_handles_every_op_of_the_format():
     assert set(MODEL) == set(OPS)
     assert set(LIVE) == set(OPS) - LIFECYCLE_OPS
     assert LIFECYCLE_OPS <= set(OPS)
+
+
+def test_new_flag_fields_default_to_false_and_only_true_is_kept():
+    """Lines written before noreserve/populate/onfault existed keep their meaning: an absent
+    field and false are the same op, and a script round-trips without the false fields."""
+    from anonvma.ops import script_text
+
+    text = ('{"op": "mmap", "addr": 0, "len": 4096, "prot": "rw", "noreserve": false, "populate": true}\n'
+            '{"op": "mlock", "addr": 0, "len": 4096, "onfault": false}\n'
+            '{"op": "mlock", "addr": 0, "len": 4096, "onfault": true}\n'
+            '{"op": "munlock", "addr": 0, "len": 4096}\n')
+    ops = parse_script(text)
+    assert [dict(op.args) for op in ops] == [
+        {"addr": 0, "len": 4096, "prot": "rw", "populate": True},
+        {"addr": 0, "len": 4096},
+        {"addr": 0, "len": 4096, "onfault": True},
+        {"addr": 0, "len": 4096},
+    ]
+    assert parse_script(script_text(ops)) == ops

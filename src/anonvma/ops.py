@@ -21,6 +21,8 @@ FILE_SIZE = 64 << 20
 U64 = (1 << 64) - 1
 PROT_LETTERS = frozenset("rwx")
 ADVICES = ("dontfork", "dofork", "wipeonfork", "keeponfork", "dontneed")
+#: Advices added to format v1 later (VM_SEQ_READ / VM_RAND_READ); kept apart so the old tuple stays.
+READ_ADVICES = ("normal", "random", "sequential")
 MREMAP_FLAGS = ("maymove", "fixed", "dontunmap")
 SHMEM_PATH = "/dev/zero (deleted)"
 #: Largest arena offset: base + offset must still fit in 64 bits.
@@ -81,9 +83,20 @@ def _range(obj: Mapping[str, Any], lineno: int) -> dict[str, Any]:
     return {"addr": _int(obj, "addr", lineno, limit=ADDR_LIMIT), "len": _int(obj, "len", lineno)}
 
 
+def _flag(obj: Mapping[str, Any], key: str, lineno: int, args: dict[str, Any]) -> None:
+    """An optional boolean field, kept in ``args`` only when true (false is the default)."""
+    val = obj.get(key, False)
+    if not isinstance(val, bool):
+        raise ScriptError(lineno, f"field {key!r} must be true or false, not {val!r}")
+    if val:
+        args[key] = True
+
+
 def _mmap(obj: Mapping[str, Any], lineno: int) -> dict[str, Any]:
     args = _range(obj, lineno)
     args["prot"] = _prot(obj, lineno)
+    _flag(obj, "noreserve", lineno, args)
+    _flag(obj, "populate", lineno, args)
     share = obj.get("share", "private")
     if share not in ("private", "shared"):
         raise ScriptError(lineno, f"field 'share' must be 'private' or 'shared', not {share!r}")
@@ -108,9 +121,16 @@ def _mprotect(obj: Mapping[str, Any], lineno: int) -> dict[str, Any]:
 def _madvise(obj: Mapping[str, Any], lineno: int) -> dict[str, Any]:
     args = _range(obj, lineno)
     advice = obj.get("advice")
-    if advice not in ADVICES:
-        raise ScriptError(lineno, f"field 'advice' must be one of {', '.join(ADVICES)}, not {advice!r}")
+    if advice not in ADVICES + READ_ADVICES:
+        raise ScriptError(lineno, f"field 'advice' must be one of {', '.join(ADVICES + READ_ADVICES)}, "
+                                  f"not {advice!r}")
     args["advice"] = advice
+    return args
+
+
+def _mlock(obj: Mapping[str, Any], lineno: int) -> dict[str, Any]:
+    args = _range(obj, lineno)
+    _flag(obj, "onfault", lineno, args)
     return args
 
 
@@ -164,6 +184,8 @@ OPS: dict[str, FieldCheck] = {
     "mremap": _mremap,
     "mprotect": _mprotect,
     "madvise": _madvise,
+    "mlock": _mlock,
+    "munlock": _range,
     "name": _name,
     "touch": _touch,
     "fork": _no_fields,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import random
 from typing import Any, Optional
 
-from anonvma.ops import ADVICES, Op, parse_script, script_text
+from anonvma.ops import ADVICES, READ_ADVICES, Op, parse_script, script_text
 
 PAGE = 4096
 #: Ops touch only [0, WINDOW) of the arena.
@@ -82,7 +82,7 @@ def random_script(seed: int, length: Optional[int] = None, files: bool = True,
     lines: list[dict[str, Any]] = []
     weights = {"mmap": 14, "munmap": 5, "mprotect": 8, "madvise": 6, "name": 16 if names else 0,
                "touch": 10, "fork": 4 if fork else 0, "exit": 3 if fork else 0, "maps": 8,
-               "mremap": 4 if mremap else 0}
+               "mremap": 4 if mremap else 0, "mlock": 3, "munlock": 2}
     kinds, cum = list(weights), list(weights.values())
     while len(lines) < length:
         kind = rng.choices(kinds, cum)[0]
@@ -90,7 +90,7 @@ def random_script(seed: int, length: Optional[int] = None, files: bool = True,
         obj: dict[str, Any] = {"op": kind}
         if pid:
             obj["pid"] = pid
-        if kind in ("mmap", "munmap", "mprotect", "madvise", "name"):
+        if kind in ("mmap", "munmap", "mprotect", "madvise", "name", "mlock", "munlock"):
             obj["addr"] = _addr(rng)
             obj["len"] = _len(rng, obj["addr"])
         if kind == "mmap":
@@ -104,10 +104,17 @@ def random_script(seed: int, length: Optional[int] = None, files: bool = True,
                 obj["pgoff"] = rng.choice((0, 0, obj["addr"] // PAGE, rng.randrange(64)))
                 if rng.random() < 0.5:
                     obj["share"] = "shared"
+            if rng.random() < 0.1:
+                obj["noreserve"] = True
+            if rng.random() < 0.1:
+                obj["populate"] = True
         elif kind == "mprotect":
             obj["prot"] = _prot(rng)
         elif kind == "madvise":
-            obj["advice"] = rng.choice(ADVICES)
+            obj["advice"] = rng.choice(READ_ADVICES if rng.random() < 0.25 else ADVICES)
+        elif kind == "mlock":
+            if rng.random() < 0.4:
+                obj["onfault"] = True
         elif kind == "name":
             obj["name"] = _name(rng)
             if rng.random() < 0.02:

@@ -48,6 +48,10 @@ def _mmap(op: Mapping[str, Any], ctx: Context) -> dict[str, Any]:
     share = syscalls.MAP_SHARED if op.get("share") == "shared" else syscalls.MAP_PRIVATE
     label = op.get("file")
     flags = syscalls.MAP_FIXED | share | (0 if label else syscalls.MAP_ANONYMOUS)
+    if op.get("noreserve"):
+        flags |= syscalls.MAP_NORESERVE
+    if op.get("populate"):
+        flags |= syscalls.MAP_POPULATE
     syscalls.mmap(ctx.base + op["addr"], op["len"], syscalls.prot_bits(op["prot"]), flags,
                   ctx.fds[label] if label else -1, _signed64(op.get("pgoff", 0) << 12))
     return ok()
@@ -65,6 +69,20 @@ def _mprotect(op: Mapping[str, Any], ctx: Context) -> dict[str, Any]:
 
 def _madvise(op: Mapping[str, Any], ctx: Context) -> dict[str, Any]:
     syscalls.madvise(ctx.base + op["addr"], op["len"], syscalls.MADV[op["advice"]])
+    return ok()
+
+
+def _mlock(op: Mapping[str, Any], ctx: Context) -> dict[str, Any]:
+    """mlock(2), or mlock2(2) with MLOCK_ONFAULT when ``onfault``."""
+    if op.get("onfault"):
+        syscalls.mlock2(ctx.base + op["addr"], op["len"], syscalls.MLOCK_ONFAULT)
+    else:
+        syscalls.mlock(ctx.base + op["addr"], op["len"])
+    return ok()
+
+
+def _munlock(op: Mapping[str, Any], ctx: Context) -> dict[str, Any]:
+    syscalls.munlock(ctx.base + op["addr"], op["len"])
     return ok()
 
 
@@ -110,6 +128,8 @@ HANDLERS: dict[str, Handler] = {
     "mremap": _mremap,
     "mprotect": _mprotect,
     "madvise": _madvise,
+    "mlock": _mlock,
+    "munlock": _munlock,
     "name": _name,
     "touch": _touch,
     "maps": _maps,

@@ -7,7 +7,9 @@ answer. The naming API (:mod:`anonvma.live`) and the real-process ops runner bui
 from __future__ import annotations
 
 import ctypes
+import errno
 import os
+import platform
 from typing import Optional
 
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
@@ -15,7 +17,12 @@ PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 PROT_NONE, PROT_READ, PROT_WRITE, PROT_EXEC = 0, 1, 2, 4
 MAP_SHARED, MAP_PRIVATE, MAP_FIXED, MAP_ANONYMOUS = 0x01, 0x02, 0x10, 0x20
 MAP_FIXED_NOREPLACE = 0x100000
-MADV = {"dontneed": 4, "dontfork": 10, "dofork": 11, "wipeonfork": 18, "keeponfork": 19}
+MAP_NORESERVE, MAP_POPULATE = 0x4000, 0x8000
+MADV = {"normal": 0, "random": 1, "sequential": 2, "dontneed": 4, "dontfork": 10, "dofork": 11,
+        "wipeonfork": 18, "keeponfork": 19}
+MLOCK_ONFAULT = 0x01
+#: mlock2(2) syscall numbers (called directly, so the kernel's answer is never glibc's fallback)
+_SYS_MLOCK2 = {"x86_64": 325, "aarch64": 284}
 MREMAP = {"maymove": 1, "fixed": 2, "dontunmap": 4}
 PR_SET_VMA = 0x53564D41
 PR_SET_VMA_ANON_NAME = 0
@@ -33,6 +40,12 @@ _madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
 _mremap = _libc.mremap
 _mremap.restype = ctypes.c_void_p
 _mremap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_size_t, ctypes.c_int, ctypes.c_void_p]
+_mlock = _libc.mlock
+_mlock.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+_munlock = _libc.munlock
+_munlock.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+_syscall = _libc.syscall
+_syscall.restype = ctypes.c_long
 _prctl = _libc.prctl
 _prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_char_p]
 
@@ -79,6 +92,25 @@ def mremap(addr: int, old_len: int, new_len: int, flags: int, new_addr: int = 0)
     if ret == _MAP_FAILED:
         _raise("mremap")
     return int(ret or 0)
+
+
+def mlock(addr: int, length: int) -> None:
+    if _mlock(addr, length) != 0:
+        _raise("mlock")
+
+
+def mlock2(addr: int, length: int, flags: int) -> None:
+    """The mlock2 syscall itself (glibc's wrapper may fall back to mlock on old kernels)."""
+    nr = _SYS_MLOCK2.get(platform.machine())
+    if nr is None:
+        raise OSError(errno.ENOSYS, f"mlock2 syscall number unknown on {platform.machine()}")
+    if _syscall(ctypes.c_long(nr), ctypes.c_ulong(addr), ctypes.c_size_t(length), ctypes.c_int(flags)) != 0:
+        _raise("mlock2")
+
+
+def munlock(addr: int, length: int) -> None:
+    if _munlock(addr, length) != 0:
+        _raise("munlock")
 
 
 def prctl_set_vma_anon_name(addr: int, length: int, name: Optional[bytes]) -> None:

@@ -14,18 +14,23 @@ from anonvma.anon_name import check_anon_name, check_range
 from anonvma.model.merge import vma_modify
 from anonvma.model.names import AnonVmaName, anon_vma_name_eq
 from anonvma.model.pagetable import zap_range
-from anonvma.model.vma import VM_DONTCOPY, VM_IO, VM_SHARED, VM_WIPEONFORK, Vma
+from anonvma.model.vma import (VM_DONTCOPY, VM_IO, VM_LOCKED, VM_PFNMAP, VM_RAND_READ, VM_SEQ_READ,
+                               VM_SHARED, VM_WIPEONFORK, Vma)
 
 if TYPE_CHECKING:
     from anonvma.model.mm import Mm
 
 #: The advices the model knows, each with the vm_flags it sets and clears (dontneed: none).
+#: The read-ahead hints: 6.1 mm/madvise.c 1038-1046, 6.12 1061-1069.
 ADVICE: dict[str, tuple[int, int]] = {
     "dontneed": (0, 0),
     "dontfork": (VM_DONTCOPY, 0),
     "dofork": (0, VM_DONTCOPY),
     "wipeonfork": (VM_WIPEONFORK, 0),
     "keeponfork": (0, VM_WIPEONFORK),
+    "normal": (0, VM_RAND_READ | VM_SEQ_READ),
+    "random": (VM_RAND_READ, VM_SEQ_READ),
+    "sequential": (VM_SEQ_READ, VM_RAND_READ),
 }
 
 #: Visits one VMA piece [start, end) of a walk with the walk's argument; returns the VMA that
@@ -116,6 +121,9 @@ def madvise_vma_behavior(mm: "Mm", vma: Vma, prev: Optional[Vma], start: int, en
     """madvise_vma_behavior: zap pages, or change flags (keeping the name, with a reference
     held across the update in case a merge frees the VMA: 942341dcc574)."""
     if advice == "dontneed":
+        # madvise_dontneed_free_valid_vma (6.1 mm/madvise.c 797-812, 6.12 853-868)
+        if vma.flags & (VM_LOCKED | VM_PFNMAP):
+            raise OSError(errno.EINVAL, f"{start:#x}: MADV_DONTNEED on locked memory")
         zap_range(mm, start, end)
         return vma
     set_flags, clear_flags = ADVICE[advice]
@@ -140,8 +148,9 @@ def madvise_vma_behavior(mm: "Mm", vma: Vma, prev: Optional[Vma], start: int, en
 def do_madvise(mm: "Mm", addr: int, length: int, advice: str) -> None:
     """madvise(addr, length, advice) for the advices of :data:`ADVICE`.
 
-    :raises OSError: EINVAL (unaligned, unknown advice, wipeonfork on file/shared memory),
-        EAGAIN (max_map_count while splitting), ENOMEM (holes; the rest was done).
+    :raises OSError: EINVAL (unaligned, unknown advice, wipeonfork on file/shared memory,
+        dontneed on locked memory; the walk stops there), EAGAIN (max_map_count while
+        splitting), ENOMEM (holes; the rest was done).
     """
     if advice not in ADVICE:
         raise OSError(errno.EINVAL, f"unknown advice {advice!r}")

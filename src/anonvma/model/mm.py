@@ -17,6 +17,7 @@ from anonvma.model.fork import dup_mmap
 from anonvma.model.index import VmaIndex
 from anonvma.model.kernel import Kernel, get_kernel
 from anonvma.model.madvise import do_madvise, madvise_set_anon_name
+from anonvma.model.mlock import do_mlock, do_munlock
 from anonvma.model.mmap import do_mmap, do_munmap_syscall, exit_mmap
 from anonvma.model.mprotect import do_mprotect
 from anonvma.model.mremap import do_mremap
@@ -131,8 +132,10 @@ class Mm:
     # -- the syscalls ----------------------------------------------------------------------------
 
     def mmap(self, addr: int, length: int, prot: str = "rw", shared: bool = False,
-             file: Optional[str] = None, pgoff: int = 0) -> int:
-        """mmap(addr, length, prot, MAP_FIXED | MAP_PRIVATE/SHARED [| MAP_ANONYMOUS]).
+             file: Optional[str] = None, pgoff: int = 0, noreserve: bool = False,
+             populate: bool = False) -> int:
+        """mmap(addr, length, prot, MAP_FIXED | MAP_PRIVATE/SHARED [| MAP_ANONYMOUS]
+        [| MAP_NORESERVE] [| MAP_POPULATE]); see :func:`anonvma.model.mmap.do_mmap`.
 
         :param prot: letters from ``rwx``, each at most once; ``""`` is PROT_NONE.
         :param file: a file label (every Mm of this machine sees the same file), or None.
@@ -143,7 +146,7 @@ class Mm:
         """
 
         self._check_alive()
-        return do_mmap(self, addr, length, prot, shared, file, pgoff)
+        return do_mmap(self, addr, length, prot, shared, file, pgoff, noreserve, populate)
 
     def munmap(self, addr: int, length: int) -> None:
         """munmap(addr, length); see :func:`anonvma.model.mmap.do_munmap_syscall`."""
@@ -158,11 +161,22 @@ class Mm:
         do_mprotect(self, addr, length, prot)
 
     def madvise(self, addr: int, length: int, advice: str) -> None:
-        """madvise(addr, length, advice) for dontneed, dontfork, dofork, wipeonfork, keeponfork;
-        see :func:`anonvma.model.madvise.do_madvise`."""
+        """madvise(addr, length, advice) for dontneed, dontfork, dofork, wipeonfork, keeponfork,
+        normal, random, sequential; see :func:`anonvma.model.madvise.do_madvise`."""
 
         self._check_alive()
         do_madvise(self, addr, length, advice)
+
+    def mlock(self, addr: int, length: int, onfault: bool = False) -> None:
+        """mlock(addr, length), or mlock2(addr, length, MLOCK_ONFAULT) with ``onfault``;
+        see :func:`anonvma.model.mlock.do_mlock`."""
+        self._check_alive()
+        do_mlock(self, addr, length, onfault)
+
+    def munlock(self, addr: int, length: int) -> None:
+        """munlock(addr, length); see :func:`anonvma.model.mlock.do_munlock`."""
+        self._check_alive()
+        do_munlock(self, addr, length)
 
     def set_anon_name(self, addr: int, length: int, name: Union[str, bytes, None]) -> None:
         """prctl(PR_SET_VMA, PR_SET_VMA_ANON_NAME, addr, length, name); None clears the name.

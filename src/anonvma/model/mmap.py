@@ -9,6 +9,7 @@ from __future__ import annotations
 import errno
 from typing import TYPE_CHECKING, Optional
 
+from anonvma.model.gup import mm_populate
 from anonvma.model.merge import split_vma_at
 from anonvma.model.pagetable import zap_range
 from anonvma.model.vma import (PAGE_MASK, PAGE_SHIFT, VM_ACCOUNT, VM_MAYEXEC, VM_MAYREAD, VM_MAYSHARE,
@@ -53,8 +54,13 @@ def accountable_mapping(file: Optional[File], flags: int) -> bool:
 
 
 def do_mmap(mm: "Mm", addr: int, length: int, prot: str, shared: bool, file: Optional[str],
-            pgoff: int) -> int:
-    """mmap(addr, length, prot, MAP_FIXED | MAP_PRIVATE/SHARED [| MAP_ANONYMOUS], fd, pgoff).
+            pgoff: int, noreserve: bool = False, populate: bool = False) -> int:
+    """mmap(addr, length, prot, MAP_FIXED | MAP_PRIVATE/SHARED [| MAP_ANONYMOUS]
+    [| MAP_NORESERVE] [| MAP_POPULATE], fd, pgoff).
+
+    MAP_NORESERVE sets VM_NORESERVE, so the mapping is never charged (VM_ACCOUNT; the model
+    assumes vm.overcommit_memory is not 2, which ignores the flag). MAP_POPULATE faults the
+    new range in afterwards, errors ignored (do_mmap's *populate, then mm_populate).
 
     :return: addr.
     :raises OSError: EINVAL (bad prot, length 0, unaligned addr), ENOMEM (length overflows,
@@ -84,7 +90,12 @@ def do_mmap(mm: "Mm", addr: int, length: int, prot: str, shared: bool, file: Opt
         pgoff = 0
     else:
         pgoff = addr >> PAGE_SHIFT  # do_mmap: anonymous pgoff is the page number
-    return mmap_region(mm, addr, length, flags, backing, pgoff, anon_shmem=shared and file is None)
+    if noreserve:
+        flags |= VM_NORESERVE  # 6.1 mm/mmap.c 1426-1434, 6.12 496-504
+    mmap_region(mm, addr, length, flags, backing, pgoff, anon_shmem=shared and file is None)
+    if populate:
+        mm_populate(mm, addr, length, ignore_errors=True)  # mm/util.c vm_mmap_pgoff
+    return addr
 
 
 def mmap_region(mm: "Mm", addr: int, length: int, flags: int, file: Optional[File], pgoff: int,

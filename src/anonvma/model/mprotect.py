@@ -7,12 +7,13 @@ with the kernel's structure.
 from __future__ import annotations
 
 import errno
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
+from anonvma.model.gup import populate_vma_page_range
 from anonvma.model.merge import vma_modify
 from anonvma.model.mmap import page_align, vm_enough_memory, vm_prot
 from anonvma.model.vma import (PAGE_MASK, PAGE_SHIFT, VM_ACCESS_FLAGS, VM_ACCOUNT, VM_NORESERVE,
-                               VM_SHARED, VM_WRITE, Vma)
+                               VM_LOCKED, VM_SHARED, VM_WRITE, Vma)
 
 if TYPE_CHECKING:
     from anonvma.model.mm import Mm
@@ -36,19 +37,35 @@ def do_mprotect(mm: "Mm", addr: int, length: int, prot: str) -> None:
     end = (addr + page_align(length)) & U64
     if end <= addr:
         raise OSError(errno.ENOMEM, "mprotect range overflows")
+    fixup_walk(mm, addr, end, new_prot, _mprotect_vma)
+
+
+def _mprotect_vma(mm: "Mm", vma: Vma, prev: Optional[Vma], start: int, end: int, new_prot: int) -> Vma:
+    """One VMA of do_mprotect_pkey's loop: the new flags, refused where VM_MAY* forbid them."""
+    newflags = new_prot | (vma.flags & ~VM_ACCESS_FLAGS)
+    if (newflags & ~(newflags >> 4)) & VM_ACCESS_FLAGS:  # each of rwx needs its VM_MAY*
+        raise OSError(errno.EACCES, "mapping may not get that protection")
+    return mprotect_fixup(mm, vma, prev, start, end, newflags)
+
+
+#: Changes one VMA piece [start, end) with the walk's argument; returns the new prev.
+Fixup = Callable[["Mm", Vma, Optional[Vma], int, int, Any], Vma]
+
+
+def fixup_walk(mm: "Mm", start: int, end: int, arg: Any, fixup: Fixup) -> None:
+    """The VMA walk of do_mprotect_pkey (and of mm/mlock.c apply_vma_lock_flags): ``fixup``
+    each VMA piece of [start, end) in turn. Unlike madvise's walk, an unmapped start or a
+    hole stops it with ENOMEM at once (pieces already changed stay changed)."""
     index = mm.index
-    prev, vma = index.around(addr)
-    if vma is None or vma.start > addr:
-        raise OSError(errno.ENOMEM, f"{addr:#x} is not mapped")
-    if addr > vma.start:
+    prev, vma = index.around(start)
+    if vma is None or vma.start > start:
+        raise OSError(errno.ENOMEM, f"{start:#x} is not mapped")
+    if start > vma.start:
         prev = vma
-    nstart = addr
+    nstart = start
     while True:
-        newflags = new_prot | (vma.flags & ~VM_ACCESS_FLAGS)
-        if (newflags & ~(newflags >> 4)) & VM_ACCESS_FLAGS:  # each of rwx needs its VM_MAY*
-            raise OSError(errno.EACCES, "mapping may not get that protection")
         tmp = vma.end if vma.end < end else end
-        prev = mprotect_fixup(mm, vma, prev, nstart, tmp, newflags)
+        prev = fixup(mm, vma, prev, nstart, tmp, arg)
         nstart = tmp if tmp > prev.end else prev.end
         if nstart >= end:
             return
@@ -70,4 +87,13 @@ def mprotect_fixup(mm: "Mm", vma: Vma, prev: Optional[Vma], start: int, end: int
             newflags |= VM_ACCOUNT
     else:
         newflags = mm.kernel.mprotect_unaccount(vma, newflags)
-    return vma_modify(mm, prev, vma, start, end, newflags, vma.anon_name, False)
+    changed = vma_modify(mm, prev, vma, start, end, newflags, vma.anon_name, False)
+    if oldflags & (VM_WRITE | VM_SHARED | VM_LOCKED) == VM_LOCKED and newflags & VM_WRITE:
+        # a private locked VMA becoming writable is write-faulted at once ("trigger COW"), so
+        # it gets an anon_vma; errors ignored (6.1 mm/mprotect.c 649-656, 6.12 687-694)
+        try:
+            populate_vma_page_range(mm, changed, start, end)
+        except OSError:
+            pass
+        return mm.index.vma_lookup(start)  # type: ignore[return-value]
+    return changed

@@ -10,9 +10,10 @@ from __future__ import annotations
 import errno
 from typing import TYPE_CHECKING, Iterable, Optional
 
+from anonvma.model.gup import mm_populate
 from anonvma.model.merge import vma_merge
 from anonvma.model.mmap import do_munmap, page_align, vm_enough_memory
-from anonvma.model.vma import (PAGE_MASK, PAGE_SHIFT, VM_ACCOUNT, VM_DONTEXPAND, VM_LOCKED_MASK,
+from anonvma.model.vma import (PAGE_MASK, PAGE_SHIFT, VM_ACCOUNT, VM_DONTEXPAND, VM_LOCKED, VM_LOCKED_MASK,
                                VM_MAYSHARE, VM_PFNMAP, VM_SHARED, Vma)
 
 if TYPE_CHECKING:
@@ -27,11 +28,28 @@ def do_mremap(mm: "Mm", addr: int, old_len: int, new_len: int, flags: Iterable[s
               new_addr: Optional[int] = None) -> int:
     """SYSCALL mremap: shrink, grow in place, or move (``maymove``, ``fixed``, ``dontunmap``).
 
+    A locked VMA that grew (in place or by a move, not with dontunmap) has its new part
+    populated afterwards, errors ignored (6.1 mm/mremap.c 1099-1100, 6.12 1216-1217).
+
     :return: the mapping's address afterwards.
     :raises OSError: EINVAL (bad flags or alignment, overlapping move, zero new length,
         dontunmap with a size change), EFAULT (addr or the old range not inside one VMA),
         ENOMEM (cannot grow in place and may not move; map-count headroom).
     """
+    got = _do_mremap(mm, addr, old_len, new_len, flags, new_addr)
+    old_len, new_len = page_align(old_len), page_align(new_len)
+    if new_len > old_len:
+        # `locked` in the kernel: the grown VMA (in place, or the copy, which has the
+        # source's flags) is VM_LOCKED
+        vma = mm.index.vma_lookup(got)
+        if vma is not None and vma.flags & VM_LOCKED:
+            mm_populate(mm, got + old_len, new_len - old_len, ignore_errors=True)
+    return got
+
+
+def _do_mremap(mm: "Mm", addr: int, old_len: int, new_len: int, flags: Iterable[str],
+               new_addr: Optional[int]) -> int:
+    """The body of SYSCALL mremap, under mmap_lock."""
     bits = 0
     for f in flags:
         bits |= FLAG_BITS[f]

@@ -32,10 +32,16 @@ def find_mergeable_anon_vma(mm: "Mm", vma: Vma) -> Optional[AnonVma]:
     return None
 
 
-def anon_vma_prepare(mm: "Mm", vma: Vma) -> None:
-    """mm/rmap.c __anon_vma_prepare: give a VMA its anon_vma on the first write fault."""
+def anon_vma_prepare(mm: "Mm", vma: Vma) -> Vma:
+    """mm/rmap.c __anon_vma_prepare: give a VMA its anon_vma on the first write fault.
+
+    :return: the VMA as it is stored now.
+    """
     if vma.anon_vma is None:
-        mm.index.replace(vma, vma.with_anon_vma(find_mergeable_anon_vma(mm, vma) or AnonVma(), 1))
+        prepared = vma.with_anon_vma(find_mergeable_anon_vma(mm, vma) or AnonVma(), 1)
+        mm.index.replace(vma, prepared)
+        return prepared
+    return vma
 
 
 def _set_pte(mm: "Mm", vpn: int, page: Page) -> None:
@@ -55,6 +61,17 @@ def handle_mm_fault(mm: "Mm", addr: int, write: bool) -> None:
     vma = mm.index.vma_lookup(addr)
     if vma is None or not vma.flags & (VM_WRITE if write else VM_READ):
         raise OSError(errno.EFAULT, f"no {'writable' if write else 'readable'} mapping at {addr:#x}")
+    fault_page(mm, vma, addr, write)
+
+
+def fault_page(mm: "Mm", vma: Vma, addr: int, write: bool) -> Page:
+    """The fault itself, once the access is allowed (get_user_pages' FOLL_FORCE also reads
+    VMAs without VM_READ): map the page at ``addr`` of ``vma``, breaking COW on a write.
+
+    :return: the page now mapped there (a write fault on private memory may have given
+        the VMA an anon_vma: look it up again in the index).
+    :raises OSError: EFAULT when the page lies beyond the end of its file (SIGBUS).
+    """
     vpn = addr >> PAGE_SHIFT
     mm.young.add(vpn)  # the access sets the pte's accessed bit (smaps Referenced)
     file = vma.file
@@ -68,16 +85,19 @@ def handle_mm_fault(mm: "Mm", addr: int, write: bool) -> None:
             _set_pte(mm, vpn, page)
         if write:
             page.dirty = True
-        return
+        return page
     if not write:
         if pte is None:
-            _set_pte(mm, vpn, file.page(file_index) if file is not None else ZERO_PAGE)
-        return
+            pte = file.page(file_index) if file is not None else ZERO_PAGE
+            _set_pte(mm, vpn, pte)
+        return pte
     anon_vma_prepare(mm, vma)
     if pte is not None and pte.anon and pte.mapcount == 1:
         pte.dirty = True  # already ours: write-enable in place
-        return
-    _set_pte(mm, vpn, Page(anon=True, dirty=True))  # new page, or the copy of a COW page
+        return pte
+    page = Page(anon=True, dirty=True)  # new page, or the copy of a COW page
+    _set_pte(mm, vpn, page)
+    return page
 
 
 def zap_range(mm: "Mm", start: int, end: int) -> None:

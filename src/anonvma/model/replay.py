@@ -33,7 +33,8 @@ Handler = Callable[[Mm, Mapping[str, Any], Processes], dict[str, Any]]
 
 def _mmap(mm: Mm, a: Mapping[str, Any], p: Processes) -> dict[str, Any]:
     mm.mmap(ARENA_BASE + a["addr"], a["len"], a["prot"], shared=a.get("share") == "shared",
-            file=a.get("file"), pgoff=a.get("pgoff", 0))
+            file=a.get("file"), pgoff=a.get("pgoff", 0), noreserve=a.get("noreserve", False),
+            populate=a.get("populate", False))
     return ok()
 
 
@@ -49,6 +50,16 @@ def _mprotect(mm: Mm, a: Mapping[str, Any], p: Processes) -> dict[str, Any]:
 
 def _madvise(mm: Mm, a: Mapping[str, Any], p: Processes) -> dict[str, Any]:
     mm.madvise(ARENA_BASE + a["addr"], a["len"], a["advice"])
+    return ok()
+
+
+def _mlock(mm: Mm, a: Mapping[str, Any], p: Processes) -> dict[str, Any]:
+    mm.mlock(ARENA_BASE + a["addr"], a["len"], onfault=a.get("onfault", False))
+    return ok()
+
+
+def _munlock(mm: Mm, a: Mapping[str, Any], p: Processes) -> dict[str, Any]:
+    mm.munlock(ARENA_BASE + a["addr"], a["len"])
     return ok()
 
 
@@ -97,6 +108,8 @@ HANDLERS: dict[str, Handler] = {
     "mremap": _mremap,
     "mprotect": _mprotect,
     "madvise": _madvise,
+    "mlock": _mlock,
+    "munlock": _munlock,
     "name": _name,
     "touch": _touch,
     "fork": _fork,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Optional
 
-from anonvma.model.vma import PAGE_SHIFT, VM_FLAG_MNEMONICS, ZERO_PAGE, Vma
+from anonvma.model.vma import PAGE_SHIFT, VM_FLAG_MNEMONICS, VM_LOCKED, ZERO_PAGE, Vma
 
 if TYPE_CHECKING:
     from anonvma.model.mm import Mm
@@ -64,7 +64,7 @@ def smap_stats(mm: "Mm", vma: Vma) -> dict[str, int]:
         if page is None or page is ZERO_PAGE:
             continue
         stats["Rss"] += kb
-        if vpn in young:
+        if vpn in young or page.referenced:
             stats["Referenced"] += kb
         if page.anon:
             stats["Anonymous"] += kb
@@ -76,6 +76,8 @@ def smap_stats(mm: "Mm", vma: Vma) -> dict[str, int]:
         stats[kind] += kb
     stats["Pss"] = pss >> PSS_SHIFT >> 10
     stats["Pss_Dirty"] = pss_dirty >> PSS_SHIFT >> 10
+    if vma.flags & VM_LOCKED:  # smaps_page_accumulate: pss_locked sums the same shares as Pss
+        stats["Locked"] = stats["Pss"]
     return stats
 
 

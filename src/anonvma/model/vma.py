@@ -42,16 +42,18 @@ VM_WIPEONFORK = 0x02000000
 VM_MIXEDMAP = 0x10000000
 VM_ACCESS_FLAGS = VM_READ | VM_WRITE | VM_EXEC
 VM_SPECIAL = VM_IO | VM_DONTEXPAND | VM_PFNMAP | VM_MIXEDMAP
+#: 6.1 VM_LOCKED_CLEAR_MASK is its complement; 6.12 calls it VM_LOCKED_MASK
 VM_LOCKED_MASK = VM_LOCKED | VM_LOCKONFAULT
 
-#: fs/proc/task_mmu.c show_smap_vma_flags mnemonics, by bit number (those the model can set)
+#: fs/proc/task_mmu.c show_smap_vma_flags mnemonics, by bit number (those the model can set).
+#: 6.1 has no entry for VM_LOCKONFAULT, so it prints the table's default "??" (6.12: "lf").
 VM_FLAG_MNEMONICS = (
     (VM_READ, "rd"), (VM_WRITE, "wr"), (VM_EXEC, "ex"), (VM_SHARED, "sh"),
     (VM_MAYREAD, "mr"), (VM_MAYWRITE, "mw"), (VM_MAYEXEC, "me"), (VM_MAYSHARE, "ms"),
     (VM_GROWSDOWN, "gd"), (VM_PFNMAP, "pf"), (VM_LOCKED, "lo"), (VM_IO, "io"),
-    (VM_SEQ_READ, "sr"), (VM_RAND_READ, "rr"),
-    (VM_DONTCOPY, "dc"), (VM_DONTEXPAND, "de"), (VM_ACCOUNT, "ac"), (VM_NORESERVE, "nr"),
-    (VM_WIPEONFORK, "wf"), (VM_MIXEDMAP, "mm"),
+    (VM_SEQ_READ, "sr"), (VM_RAND_READ, "rr"), (VM_DONTCOPY, "dc"), (VM_DONTEXPAND, "de"),
+    (VM_LOCKONFAULT, "??"), (VM_ACCOUNT, "ac"), (VM_NORESERVE, "nr"), (VM_WIPEONFORK, "wf"),
+    (VM_MIXEDMAP, "mm"),
 )
 
 def _prot_table() -> dict[str, int]:
@@ -117,14 +119,17 @@ class File:
 
 
 class Page:
-    """A physical page: anonymous or page cache, with its map count and dirty state."""
+    """A physical page: anonymous or page cache, with its map count, dirty state and the
+    PG_referenced / PG_active bits that mark_page_accessed sets (smaps Referenced)."""
 
-    __slots__ = ("anon", "mapcount", "dirty")
+    __slots__ = ("anon", "mapcount", "dirty", "referenced", "active")
 
     def __init__(self, anon: bool, dirty: bool = False) -> None:
         self.anon = anon
         self.mapcount = 0
         self.dirty = dirty
+        self.referenced = False
+        self.active = False
 
 
 #: The shared zero page that read faults on anonymous memory map (never counted in Rss).

@@ -23,7 +23,7 @@ def arena_smaps() -> str:
         for line in f.read().splitlines():
             head = line.split(" ", 1)[0]
             if "-" in head and all(c in "0123456789abcdef-" for c in head):
-                on = line.startswith("40000")
+                on = ARENA <= int(head.split("-")[0], 16) < ARENA + (1 << 36)  # not ld.so at 0x40000000
             if on:
                 keep.append(line)
     return "\n".join(keep) + "\n"
