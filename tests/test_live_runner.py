@@ -143,7 +143,8 @@ def _smaps_entry(addr: int) -> dict[str, str]:
     for line in entries:
         head = line.split(" ", 1)[0]
         if "-" in head and ":" not in head:
-            on = int(head.split("-")[0], 16) == addr
+            lo, hi = (int(x, 16) for x in head.split("-"))
+            on = lo <= addr < hi  # the mapping may have merged into a neighbour
         elif on and ":" in line:
             key, _, val = line.partition(":")
             fields[key] = val.strip()

@@ -44,9 +44,9 @@ def test_smaps_header_lines_are_the_maps_lines():
 LOCKED = Path(__file__).parent / "data" / "uml_smaps_locked"
 
 
-def _replay_locked(strategy: str) -> tuple[Mm, Mm]:
+def _replay_locked(strategy: str, linux: str = "6.1") -> tuple[Mm, Mm]:
     """What tests/data/uml_smaps_locked/recorded_with.py did, on the model."""
-    mm = Mm(strategy=strategy)
+    mm = Mm(strategy=strategy, linux=linux)
     mm.mmap(B, 4 * P, "rw")
     mm.set_anon_name(B + P, 2 * P, "locked")
     mm.mlock(B + P, 2 * P)
@@ -70,3 +70,11 @@ def test_model_smaps_of_locked_and_hinted_mappings_match_the_kernel(strategy):
     parent, child = _replay_locked(strategy)
     assert child.smaps() == (LOCKED / "child.smaps").read_text()
     assert parent.smaps() == (LOCKED / "parent.smaps").read_text()
+
+
+@pytest.mark.parametrize("strategy", ["refcount", "strdup"])
+def test_model_smaps_in_the_6_12_format_match_the_real_6_12(strategy):
+    """6.12 prints a KSM line, pads THPeligible and names VM_LOCKONFAULT ``lf``."""
+    parent, child = _replay_locked(strategy, linux="6.12")
+    assert child.smaps() == (LOCKED / "child.smaps-6.12").read_text()
+    assert parent.smaps() == (LOCKED / "parent.smaps-6.12").read_text()

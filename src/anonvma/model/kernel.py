@@ -61,6 +61,8 @@ class Kernel:
         charge ``charge`` pages of commit, raising ENOMEM: what a failed MAP_FIXED leaves.
     :ivar mprotect_unaccount: (vma, newflags) -> newflags, where mprotect may give back the
         commit (VM_ACCOUNT) of a VMA losing write.
+    :ivar show_smap_fields: (stats in kB by field) -> the smaps lines from Rss to THPeligible.
+    :ivar show_smap_vma_flags: (vm_flags) -> the VmFlags mnemonics.
     """
 
     release: str
@@ -68,6 +70,8 @@ class Kernel:
     mmap_region_merge: Callable[["Mm", int, int, int, Optional["File"], int], Optional["Vma"]]
     mmap_region_unmap: Callable[["Mm", int, int, int], None]
     mprotect_unaccount: Callable[["Vma", int], int]
+    show_smap_fields: Callable[[dict[str, int]], list[str]]
+    show_smap_vma_flags: Callable[[int], list[str]]
 
     def rules(self) -> dict[str, RuleInfo]:
         """Each rule's field name and where this generation's version comes from."""

@@ -10,6 +10,7 @@ import errno
 from typing import TYPE_CHECKING, Optional
 
 from anonvma.model.kernel import Kernel, rule
+from anonvma.model.task_mmu import smap_field_line, vma_flag_names
 from anonvma.model.merge import can_vma_merge_after, can_vma_merge_before
 from anonvma.model.mmap import do_munmap, vm_enough_memory
 from anonvma.model.vma import PAGE_SHIFT, File, Vma
@@ -77,10 +78,26 @@ def mprotect_unaccount(vma: Vma, newflags: int) -> int:
     return newflags
 
 
+@rule("fs/proc/task_mmu.c __show_smap, show_smap", "", "no KSM line; THPeligible printed with %d",
+      "before 5.17")
+def show_smap_fields(stats: dict[str, int]) -> list[str]:
+    """Rss .. Locked in __show_smap's order, then ``THPeligible:    0``."""
+    return [smap_field_line(key, kb) for key, kb in stats.items()] + ["THPeligible:    0"]
+
+
+@rule("fs/proc/task_mmu.c show_smap_vma_flags", "", "VM_LOCKONFAULT has no mnemonic: '??'",
+      "before 5.17")
+def show_smap_vma_flags(flags: int) -> list[str]:
+    """The mnemonics; VM_LOCKONFAULT falls to the table's default, ``??``."""
+    return vma_flag_names(flags, "??")
+
+
 LINUX_6_1 = Kernel(
     release="6.1",
     anon_vma_name_allowed=anon_vma_name_allowed,
     mmap_region_merge=mmap_region_merge,
     mmap_region_unmap=mmap_region_unmap,
     mprotect_unaccount=mprotect_unaccount,
+    show_smap_fields=show_smap_fields,
+    show_smap_vma_flags=show_smap_vma_flags,
 )

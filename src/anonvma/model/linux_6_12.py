@@ -13,6 +13,7 @@ import errno
 from typing import TYPE_CHECKING, Optional
 
 from anonvma.model.kernel import Kernel, rule
+from anonvma.model.task_mmu import smap_field_line, vma_flag_names
 from anonvma.model.merge import vma_merge
 from anonvma.model.mmap import vm_enough_memory, vms_complete_munmap_vmas, vms_gather_munmap_vmas
 from anonvma.model.vma import PAGE_SHIFT, VM_ACCOUNT, VM_WRITE, File, Vma
@@ -66,10 +67,33 @@ def mprotect_unaccount(vma: Vma, newflags: int) -> int:
     return newflags
 
 
+@rule("fs/proc/task_mmu.c __show_smap, show_smap",
+      "lore 20230822180539.1424843-1-shr@devkernel.io",
+      "proc/ksm: add ksm stats to /proc/pid/smaps (and THPeligible with %8u)", "6.6")
+def show_smap_fields(stats: dict[str, int]) -> list[str]:
+    """Rss .. Locked with a ``KSM:`` line after Anonymous, then ``THPeligible:`` padded like
+    the other fields."""
+    out = []
+    for key, kb in stats.items():
+        out.append(smap_field_line(key, kb))
+        if key == "Anonymous":
+            out.append(smap_field_line("KSM", 0))  # the model has no KSM pages
+    return out + [f"THPeligible:    {0:8d}"]
+
+
+@rule("fs/proc/task_mmu.c show_smap_vma_flags", "8614d6c5eda0",
+      "VM_LOCKONFAULT gets its mnemonic, lf", "6.2")
+def show_smap_vma_flags(flags: int) -> list[str]:
+    """The mnemonics, VM_LOCKONFAULT as ``lf``."""
+    return vma_flag_names(flags, "lf")
+
+
 LINUX_6_12 = Kernel(
     release="6.12",
     anon_vma_name_allowed=anon_vma_name_allowed,
     mmap_region_merge=mmap_region_merge,
     mmap_region_unmap=mmap_region_unmap,
     mprotect_unaccount=mprotect_unaccount,
+    show_smap_fields=show_smap_fields,
+    show_smap_vma_flags=show_smap_vma_flags,
 )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Optional
 
-from anonvma.model.vma import PAGE_SHIFT, VM_FLAG_MNEMONICS, VM_LOCKED, ZERO_PAGE, Vma
+from anonvma.model.vma import PAGE_SHIFT, VM_FLAG_MNEMONICS, VM_LOCKED, VM_LOCKONFAULT, ZERO_PAGE, Vma
 
 if TYPE_CHECKING:
     from anonvma.model.mm import Mm
@@ -82,18 +82,27 @@ def smap_stats(mm: "Mm", vma: Vma) -> dict[str, int]:
 
 
 def smaps_entry(mm: "Mm", vma: Vma) -> str:
-    """One VMA's /proc/PID/smaps entry (show_smap)."""
+    """One VMA's /proc/PID/smaps entry (show_smap); the generation decides the field lines
+    after the header and the VmFlags mnemonics."""
+    kernel = mm.kernel
     out = [maps_line(vma), f"Size:           {(vma.end - vma.start) >> 10:8d} kB",
            "KernelPageSize: {:8d} kB".format(4), "MMUPageSize:    {:8d} kB".format(4)]
-    for key, val in smap_stats(mm, vma).items():
-        if key == "Private_Hugetlb":  # printed with width 7 after a 17-column label
-            out.append(f"Private_Hugetlb: {val:7d} kB")
-        else:
-            out.append(f"{key + ':':<16}{val:8d} kB")
-    out.append("THPeligible:    0")
-    flags = "".join(m + " " for bit, m in VM_FLAG_MNEMONICS if vma.flags & bit)
+    out += kernel.show_smap_fields(smap_stats(mm, vma))
+    flags = "".join(m + " " for m in kernel.show_smap_vma_flags(vma.flags))
     out.append(f"VmFlags: {flags}")
     return "\n".join(out) + "\n"
+
+
+def smap_field_line(key: str, kb: int) -> str:
+    """One ``Key:   value kB`` line of __show_smap (Private_Hugetlb's label is one column longer)."""
+    if key == "Private_Hugetlb":
+        return f"Private_Hugetlb: {kb:7d} kB"
+    return f"{key + ':':<16}{kb:8d} kB"
+
+
+def vma_flag_names(flags: int, lockonfault: str) -> list[str]:
+    """show_smap_vma_flags: the mnemonic of each set flag, VM_LOCKONFAULT's given."""
+    return [lockonfault if bit == VM_LOCKONFAULT else m for bit, m in VM_FLAG_MNEMONICS if flags & bit]
 
 
 def render_smaps(mm: "Mm") -> str:
