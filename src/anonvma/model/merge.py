@@ -167,8 +167,10 @@ def vma_modify(mm: "Mm", prev: Optional[Vma], vma: Vma, start: int, end: int, ne
     stays. The split-off pieces share (refcount) or copy (strdup) the old name before the
     middle gives it up (replace_anon_vma_name). Hot path: both splits are one index update.
     """
+    # a range touching neither end of the VMA cannot merge (vma_merge_existing_range's first test)
     merged = vma_merge(mm, prev, start, end, new_flags, vma.anon_vma, vma.file,
-                       vma.pgoff + ((start - vma.start) >> PAGE_SHIFT), anon_name)
+                       vma.pgoff + ((start - vma.start) >> PAGE_SHIFT), anon_name
+                       ) if start == vma.start or end == vma.end else None
     if merged is not None:
         if set_name:  # the survivor's own name object stays: equal strings by construction
             replace_anon_vma_name(mm, merged.anon_name, anon_name)

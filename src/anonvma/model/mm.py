@@ -157,7 +157,8 @@ class Mm:
     def mprotect(self, addr: int, length: int, prot: str) -> None:
         """mprotect(addr, length, prot); see :func:`anonvma.model.mprotect.do_mprotect`."""
 
-        self._check_alive()
+        if self.exited:
+            self._check_alive()
         do_mprotect(self, addr, length, prot)
 
     def madvise(self, addr: int, length: int, advice: str) -> None:
@@ -184,7 +185,8 @@ class Mm:
         A ``str`` is passed as UTF-8. See :func:`anonvma.model.madvise.madvise_set_anon_name`.
         """
 
-        self._check_alive()
+        if self.exited:
+            self._check_alive()
         madvise_set_anon_name(self, addr, length, name)
 
     def mremap(self, addr: int, old_len: int, new_len: int, flags: Iterable[str] = (),
