@@ -1,0 +1,87 @@
+"""Finding every host process a command left behind: real processes, tagged through the environment.
+
+A command started with ``TAG=<unique value>`` in its environment passes the tag to every process
+it starts (make and its compilers, a UML kernel and its host helpers, workers), however they
+detach (new sessions, reparented orphans). ``tagged(tag)`` lists the ones still alive.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Callable, Optional, Sequence
+
+TAG = "ANONVMA_TEST_PROCESS_TAG"
+
+
+def new_tag() -> str:
+    return uuid.uuid4().hex
+
+
+def tagged(tag: str) -> dict[int, str]:
+    """pid -> command line of every live process whose environment carries ``TAG=tag``."""
+    needle = f"{TAG}={tag}".encode()
+    found = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            env = Path(f"/proc/{entry}/environ").read_bytes()
+            if needle not in env.split(b"\0"):
+                continue
+            state = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[0]
+            if state == "Z":  # a zombie holds no resources; its parent may just not have reaped yet
+                continue
+            cmd = Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        found[int(entry)] = cmd.strip()
+    return found
+
+
+def wait_until(check: Callable[[], bool], timeout: float, step: float = 0.2) -> bool:
+    """Poll ``check`` until it holds or ``timeout`` seconds pass."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(step)
+    return check()
+
+
+def start_tagged(argv: Sequence[str], tag: str, env: Optional[dict[str, str]] = None,
+                 cwd: Optional[Path] = None) -> subprocess.Popen[str]:
+    """Start ``argv`` (stdout and stderr piped) with the tag in its environment."""
+    full = {**os.environ, **(env or {}), TAG: tag, "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen(list(argv), env=full, cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def interrupt(proc: subprocess.Popen[str], timeout: float = 120) -> tuple[int, str, str]:
+    """Send SIGINT (what Ctrl-C sends) to the command alone, wait for it; (status, stdout, stderr)."""
+    proc.send_signal(signal.SIGINT)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, err = proc.communicate()
+        raise AssertionError(f"{proc.args} did not end within {timeout} s of SIGINT:\n"
+                             f"{err[-3000:]}") from None
+    return proc.returncode, out, err
+
+
+def kill_tagged(tag: str) -> None:
+    """Clean up after a failed test (never needed when the code under test works)."""
+    for pid in tagged(tag):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+PYTHON = sys.executable
