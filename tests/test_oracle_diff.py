@@ -1,119 +1,196 @@
 """The model against real kernels: curated and seeded random scripts, compared line by line.
 
-The UML 6.1 oracle runs every script of a variant in one boot (session fixtures). A mismatch
-is shrunk (delta debugging, a few boots) and the failure shows the small script with both
-outputs. Without an oracle kernel these tests skip, saying what is missing; they never pass
-silently. Knobs: ANONVMA_DIFF_SCRIPTS (default 500), ANONVMA_DIFF_SEED (default 0).
+The UML oracle runs the scripts of each generation and variant on a pool of guests (session
+fixtures). Every run compares ANONVMA_DIFF_SCRIPTS (default 2,000) random scripts per generation
+the model speaks, from a fresh seed printed at the start (ANONVMA_DIFF_SEED repeats a run). A
+mismatch is shrunk (delta debugging) and saved as a regression script under
+tests/scripts/regress/ with the kernel's output as .expected; from then on it runs with the
+curated scripts. Without an oracle kernel these tests skip, saying what is missing.
 """
 
 from __future__ import annotations
 
 import os
 import platform
+import random
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import pytest
 
 from anonvma.difftest.compare import (
     Divergence,
+    OracleBackend,
     coalesced_maps,
     compare,
     host_backend,
     model_lines,
-    oracle_backend,
+    model_supports,
     shrink_divergence,
 )
 from anonvma.difftest.generate import random_scripts
-from anonvma.ops import Op, format_result, parse_script
+from anonvma.ops import Op, format_result, parse_script, script_text
+from anonvma.oracle.build import LINUX_VERSIONS
+from anonvma.oracle.pool import ScriptOutcome
 from oracle_helpers import oracle_kernel_or_skip
 
 SCRIPTS = Path(__file__).parent / "scripts"
-CURATED = sorted(SCRIPTS.glob("*.jsonl"))
-N_RANDOM = int(os.environ.get("ANONVMA_DIFF_SCRIPTS", "500"))
-SEED = int(os.environ.get("ANONVMA_DIFF_SEED", "0"))
+REGRESS = SCRIPTS / "regress"
+CURATED = sorted(SCRIPTS.glob("*.jsonl")) + sorted(REGRESS.glob("*.jsonl"))
+N_RANDOM = int(os.environ.get("ANONVMA_DIFF_SCRIPTS", "2000"))
+SEED = int(os.environ.get("ANONVMA_DIFF_SEED") or random.SystemRandom().randrange(10**9))
+#: Generations whose kernels the model is compared with. Add "6.12" here once
+#: anonvma.model.replay.run_ops(linux="6.12") follows 6.12's rules.
+MODEL_GENERATIONS = ("6.1",)
+#: The curated .expected files were recorded on this generation.
+RECORDED_ON = "6.1"
 N_HOST = 200
-#: Shrinking costs boots; past this many mismatches a failure shows the unshrunk script.
+#: Shrinking costs guest time; past this many mismatches a failure shows the unshrunk script.
 SHRINK_AT_MOST = 5
 
 
 class OracleSession:
-    """One boot per variant and batch, results kept for the whole test session."""
+    """The outcomes of one kernel (generation, variant) for the whole test session."""
 
-    def __init__(self, variant: str) -> None:
-        oracle_kernel_or_skip(variant)
+    def __init__(self, linux: str, variant: str, with_random: bool) -> None:
+        oracle_kernel_or_skip(variant, linux)
+        self.linux = linux
         self.variant = variant
-        self.backend = oracle_backend(variant)
+        self.backend = OracleBackend(variant, linux)
         self.curated = [parse_script(p.read_text()) for p in CURATED]
-        self.random = random_scripts(N_RANDOM, seed=SEED) if variant == "refcount" else []
+        self.random = random_scripts(N_RANDOM, seed=SEED) if with_random else []
         outcomes = self.backend(self.curated + self.random)
         self.curated_out = outcomes[:len(self.curated)]
         self.random_out = outcomes[len(self.curated):]
         self.shrunk = 0
 
 
-@pytest.fixture(scope="session")
-def oracle() -> OracleSession:
-    return OracleSession("refcount")
+class Oracles:
+    """The :class:`OracleSession` of each (generation, variant), made when first asked for."""
+
+    def __init__(self, request: pytest.FixtureRequest) -> None:
+        self.request = request
+        self.made: dict[tuple[str, str], OracleSession] = {}
+        self.skipped: dict[tuple[str, str], BaseException] = {}
+
+    def get(self, linux: str, variant: str = "refcount") -> OracleSession:
+        key = (linux, variant)
+        if key in self.skipped:
+            raise self.skipped[key]
+        if key not in self.made:
+            with_random = variant == "refcount" and linux in MODEL_GENERATIONS
+            if with_random:
+                reporter = self.request.config.pluginmanager.get_plugin("terminalreporter")
+                if reporter is not None:
+                    reporter.write_line(f"\ntest_oracle_diff: {N_RANDOM} random scripts on Linux {linux}, "
+                                        f"seeds {SEED}..{SEED + N_RANDOM - 1} (repeat with "
+                                        f"ANONVMA_DIFF_SEED={SEED})")
+            try:
+                self.made[key] = OracleSession(linux, variant, with_random)
+            except pytest.skip.Exception as exc:
+                self.skipped[key] = exc
+                raise
+        return self.made[key]
+
+    def close(self) -> None:
+        for session in self.made.values():
+            session.backend.close()
 
 
 @pytest.fixture(scope="session")
-def oracle_strdup() -> OracleSession:
-    return OracleSession("strdup")
+def oracles(request: pytest.FixtureRequest) -> Iterator[Oracles]:
+    made = Oracles(request)
+    try:
+        yield made
+    finally:
+        made.close()
 
 
 def _lines(results: list[dict[str, Any]]) -> list[str]:
     return [format_result(r) for r in results]
 
 
-def _fail_with_divergence(ops: list[Op], kernel: list[str], session: OracleSession) -> None:
-    model = model_lines(ops)
+def _model_or_skip(linux: str) -> None:
+    if linux not in MODEL_GENERATIONS:
+        why = model_supports(linux) or f"Linux {linux} is not in MODEL_GENERATIONS yet"
+        pytest.skip(f"the model does not follow Linux {linux}'s rules yet ({why}): "
+                    "compared with the model once anonvma.model speaks it")
+
+
+def _save_regression(div: Divergence, linux: str, seed: int) -> Path:
+    """The shrunk script and the kernel's output, as a regression script run with the curated ones."""
+    REGRESS.mkdir(parents=True, exist_ok=True)
+    base = REGRESS / f"linux{linux.replace('.', '_')}_seed{seed}"
+    base.with_suffix(".jsonl").write_text(script_text(div.ops))
+    base.with_suffix(".expected").write_text("".join(line + "\n" for line in div.kernel))
+    return base.with_suffix(".jsonl")
+
+
+def _fail_with_divergence(ops: list[Op], kernel: list[str], session: OracleSession,
+                          seed: int | None = None) -> None:
+    model = model_lines(ops, linux=session.linux)
     if session.shrunk < SHRINK_AT_MOST:
         session.shrunk += 1
-        div = shrink_divergence(ops, session.backend)
+        div = shrink_divergence(ops, session.backend, linux=session.linux)
     else:
         div = Divergence(list(ops), model, kernel)
-    pytest.fail(f"model differs from the {session.variant} oracle at result line {div.line + 1}\n"
-                + div.report(), pytrace=False)
+    where = ""
+    if seed is not None:
+        where = (f" (seed {seed}; repeat with ANONVMA_DIFF_SEED={SEED}); saved as "
+                 f"{_save_regression(div, session.linux, seed)}")
+    pytest.fail(f"model differs from the Linux {session.linux} {session.variant} oracle at result line "
+                f"{div.line + 1}{where}\n" + div.report(), pytrace=False)
+
+
+def _ran(out: ScriptOutcome, what: str) -> list[str]:
+    assert out.error is None, f"the oracle could not run {what}: {out.error}"
+    assert out.results is not None
+    return _lines(out.results)
 
 
 @pytest.mark.oracle
+@pytest.mark.parametrize("linux", LINUX_VERSIONS)
 @pytest.mark.parametrize("path", CURATED, ids=lambda p: p.stem)
-def test_oracle_reproduces_curated_script(path: Path, oracle: OracleSession) -> None:
-    """The oracle gives the recorded output (where recorded), and the model gives the oracle's."""
-    out = oracle.curated_out[CURATED.index(path)]
-    assert out.error is None, out.error
-    assert out.results is not None
-    kernel = _lines(out.results)
+def test_oracle_reproduces_curated_script(path: Path, linux: str, oracles: Oracles) -> None:
+    """The oracle gives the recorded output (recorded on 6.1), and the model gives the oracle's."""
+    oracle = oracles.get(linux)
+    kernel = _ran(oracle.curated_out[CURATED.index(path)], path.name)
     expected = path.with_suffix(".expected")
-    if expected.exists():
+    if oracle.linux == RECORDED_ON and expected.exists():
         assert "".join(line + "\n" for line in kernel) == expected.read_text()
+    _model_or_skip(oracle.linux)
     ops = parse_script(path.read_text())
-    if model_lines(ops) != kernel:
+    if model_lines(ops, linux=oracle.linux) != kernel:
         _fail_with_divergence(ops, kernel, oracle)
 
 
 @pytest.mark.oracle
 @pytest.mark.parametrize("path", CURATED, ids=lambda p: p.stem)
-def test_strdup_and_refcount_kernels_agree(path: Path, oracle: OracleSession,
-                                           oracle_strdup: OracleSession) -> None:
+@pytest.mark.parametrize("linux", LINUX_VERSIONS)
+def test_strdup_and_refcount_kernels_agree(path: Path, linux: str, oracles: Oracles) -> None:
     """How a name is duplicated (reference or copy) never shows in results or maps."""
-    a = oracle.curated_out[CURATED.index(path)]
-    b = oracle_strdup.curated_out[CURATED.index(path)]
+    refcount, strdup = oracles.get(linux, "refcount"), oracles.get(linux, "strdup")
+    a = refcount.curated_out[CURATED.index(path)]
+    b = strdup.curated_out[CURATED.index(path)]
     assert a.error is None and b.error is None, (a.error, b.error)
     assert b.results == a.results
 
 
 @pytest.mark.oracle
+@pytest.mark.parametrize("linux", MODEL_GENERATIONS)
 @pytest.mark.parametrize("index", range(N_RANDOM), ids=lambda i: f"seed{SEED + i}")
-def test_model_matches_oracle_on_random_script(index: int, oracle: OracleSession) -> None:
+def test_model_matches_oracle_on_random_script(index: int, linux: str, oracles: Oracles) -> None:
+    oracle = oracles.get(linux)
     ops = oracle.random[index]
-    out = oracle.random_out[index]
-    assert out.error is None, f"the oracle could not run seed {SEED + index}: {out.error}"
-    assert out.results is not None
-    kernel = _lines(out.results)
-    if model_lines(ops) != kernel:
-        _fail_with_divergence(ops, kernel, oracle)
+    kernel = _ran(oracle.random_out[index], f"seed {SEED + index} (ANONVMA_DIFF_SEED={SEED})")
+    if model_lines(ops, linux=oracle.linux) != kernel:
+        _fail_with_divergence(ops, kernel, oracle, seed=SEED + index)
+
+
+@pytest.mark.oracle
+@pytest.mark.parametrize("linux", [g for g in LINUX_VERSIONS if g not in MODEL_GENERATIONS])
+def test_model_matches_oracle_on_random_scripts_of_generations_it_does_not_speak_yet(linux: str) -> None:
+    _model_or_skip(linux)
 
 
 def test_random_scripts_exercise_every_op_and_outcome() -> None:
@@ -169,5 +246,6 @@ def test_model_matches_host_kernel_on_unnamed_script(index: int, host_run: Any) 
         kernel, model = coalesced_maps(kernel), coalesced_maps(model)
     if kernel != model:
         div = Divergence(scripts[index], model, kernel)
-        pytest.fail(f"model differs from the host kernel ({platform.release()})\n{div.report()}",
-                    pytrace=False)
+        seed = SEED + 100_000 + index
+        pytest.fail(f"model differs from the host kernel ({platform.release()}; seed {seed}, "
+                    f"ANONVMA_DIFF_SEED={SEED})\n{div.report()}", pytrace=False)
