@@ -7,6 +7,7 @@ detach (new sessions, reparented orphans). ``tagged(tag)`` lists the ones still 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -14,13 +15,11 @@ import sys
 import time
 import uuid
 from pathlib import Path
-from typing import Callable, Optional, Sequence
+from typing import Callable, Iterator, Optional, Sequence
 
 TAG = "ANONVMA_TEST_PROCESS_TAG"
-
-
-def new_tag() -> str:
-    return uuid.uuid4().hex
+REPO = Path(__file__).resolve().parent.parent
+PYTHON = sys.executable
 
 
 def tagged(tag: str) -> dict[int, str]:
@@ -55,24 +54,53 @@ def wait_until(check: Callable[[], bool], timeout: float, step: float = 0.2) -> 
 
 
 def start_tagged(argv: Sequence[str], tag: str, env: Optional[dict[str, str]] = None,
-                 cwd: Optional[Path] = None) -> subprocess.Popen[str]:
+                 cwd: Path = REPO) -> subprocess.Popen[str]:
     """Start ``argv`` (stdout and stderr piped) with the tag in its environment."""
     full = {**os.environ, **(env or {}), TAG: tag, "PYTHONUNBUFFERED": "1"}
     return subprocess.Popen(list(argv), env=full, cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
 
 
-def interrupt(proc: subprocess.Popen[str], timeout: float = 120) -> tuple[int, str, str]:
-    """Send SIGINT (what Ctrl-C sends) to the command alone, wait for it; (status, stdout, stderr)."""
-    proc.send_signal(signal.SIGINT)
+def guests(tag: str) -> int:
+    """How many UML kernels (host processes running a ``.../linux`` executable) carry the tag."""
+    return sum(cmd.split(" ")[0].endswith("/linux") for cmd in tagged(tag).values())
+
+
+def signal_when(argv: Sequence[str], tag: str, ready: Callable[[], bool], sig: int = signal.SIGINT,
+                env: Optional[dict[str, str]] = None, settle: float = 2.0,
+                timeout: float = 120) -> tuple[int, str, str]:
+    """Start the tagged command, wait until ``ready()`` (then ``settle`` seconds more), send ``sig``
+    (SIGINT is what Ctrl-C sends) to the command alone and wait for it: (status, stdout, stderr).
+
+    :raises AssertionError: the command ended before it was ready, or did not end after ``sig``.
+    """
+    proc = start_tagged(argv, tag, env)
     try:
-        out, err = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        out, err = proc.communicate()
-        raise AssertionError(f"{proc.args} did not end within {timeout} s of SIGINT:\n"
-                             f"{err[-3000:]}") from None
+        if not wait_until(lambda: ready() or proc.poll() is not None, timeout) or proc.poll() is not None:
+            out, err = proc.communicate(timeout=timeout)
+            raise AssertionError(f"{argv} ended (status {proc.returncode}) or stalled before it was "
+                                 f"ready:\n{err[-3000:]}")
+        time.sleep(settle)
+        proc.send_signal(sig)
+        try:
+            out, err = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"{argv} did not end within {timeout} s of signal {sig}") from None
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
     return proc.returncode, out, err
+
+
+@contextlib.contextmanager
+def process_tag() -> Iterator[str]:
+    """A fresh tag; any process still carrying it afterwards is killed (only if a test failed)."""
+    tag = uuid.uuid4().hex
+    try:
+        yield tag
+    finally:
+        kill_tagged(tag)
 
 
 def kill_tagged(tag: str) -> None:
@@ -82,6 +110,3 @@ def kill_tagged(tag: str) -> None:
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
-
-
-PYTHON = sys.executable

@@ -10,23 +10,18 @@ import json
 import os
 import signal
 import subprocess
-from pathlib import Path
 
 import pytest
 
 from anonvma.difftest.generate import random_scripts
 from anonvma.oracle.pool import GuestPool
 from oracle_helpers import oracle_kernel_or_skip
-from process_helpers import PYTHON, TAG, kill_tagged, new_tag, tagged, wait_until
-
-REPO = Path(__file__).resolve().parent.parent
-
+from process_helpers import PYTHON, REPO, TAG, process_tag, tagged, wait_until
 
 @pytest.fixture
 def tag():
-    value = new_tag()
-    yield value
-    kill_tagged(value)
+    with process_tag() as value:
+        yield value
 
 
 def _first_guest_pid(pool: GuestPool) -> int:

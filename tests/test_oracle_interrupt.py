@@ -10,24 +10,36 @@ from __future__ import annotations
 
 import shutil
 import signal
+import subprocess
 import time
-from pathlib import Path
 
 import pytest
 
 from anonvma.oracle import build
+from anonvma.oracle import procgroup
 from anonvma.oracle.boot import Guest, OracleBootError, boot
+from anonvma.oracle.procgroup import ProcessGroup
 from oracle_helpers import oracle_kernel_or_skip
-from process_helpers import PYTHON, TAG, interrupt, kill_tagged, new_tag, start_tagged, tagged, wait_until
-
-REPO = Path(__file__).resolve().parent.parent
-
+from process_helpers import PYTHON, TAG, guests, process_tag, signal_when, tagged, wait_until
 
 @pytest.fixture
 def tag():
-    value = new_tag()
-    yield value
-    kill_tagged(value)
+    with process_tag() as value:
+        yield value
+
+
+def test_a_group_is_killed_whole_when_its_leader_has_already_exited(monkeypatch, tag):
+    monkeypatch.setenv(TAG, tag)
+    with ProcessGroup(["sh", "-c", "sleep 600 & exit 7"]) as group:
+        assert group.wait(30) == 7  # the leader's status; its background child was in the group
+    assert tagged(tag) == {}
+
+
+def test_a_command_that_outlives_its_timeout_is_killed_with_its_group(monkeypatch, tag):
+    monkeypatch.setenv(TAG, tag)
+    with pytest.raises(subprocess.TimeoutExpired):
+        procgroup.run(["sh", "-c", "sleep 600 & sleep 600"], timeout=1)
+    assert tagged(tag) == {}
 
 
 def _is_compiler(cmd: str) -> bool:
@@ -38,22 +50,14 @@ def test_ctrl_c_during_oracle_build_kills_every_build_process_and_caches_nothing
     """SIGINT while make compiles: exit 130, no compiler left, no kernel found as built."""
     if build.missing_tools() or shutil.which("apt-get") is None:
         pytest.skip(f"build tools missing here: {build.missing_tools() or ['apt-get']}")
-    proc = start_tagged([PYTHON, "-m", "anonvma", "oracle", "build", "--linux", "6.1", "--variant", "strdup"],
-                        tag, env={"XDG_CACHE_HOME": str(tmp_path)}, cwd=REPO)
+    argv = [PYTHON, "-m", "anonvma", "oracle", "build", "--linux", "6.1", "--variant", "strdup"]
     try:
-        compiling = wait_until(lambda: sum(_is_compiler(c) for c in tagged(tag).values()) >= 2
-                               or proc.poll() is not None, timeout=900)
-        if proc.poll() is not None:
-            _, err = proc.communicate()
-            if "apt-get" in err:
-                pytest.skip(f"cannot fetch the kernel source here: {err.strip().splitlines()[-1]}")
-            pytest.fail(f"the build ended before compiling:\n{err[-3000:]}")
-        assert compiling
-        time.sleep(2)
-        status, _, err = interrupt(proc)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+        status, _, err = signal_when(argv, tag, lambda: sum(map(_is_compiler, tagged(tag).values())) >= 2,
+                                     env={"XDG_CACHE_HOME": str(tmp_path)}, timeout=900)
+    except AssertionError as exc:
+        if "apt-get" in str(exc):
+            pytest.skip(f"cannot fetch the kernel source here: {str(exc).strip().splitlines()[-1]}")
+        raise
     assert status == 130, err[-2000:]
     assert "interrupted" in err
     assert tagged(tag) == {}
@@ -66,19 +70,8 @@ def test_ctrl_c_during_oracle_build_kills_every_build_process_and_caches_nothing
 @pytest.mark.oracle
 def test_ctrl_c_during_a_difftest_kills_every_guest_and_removes_their_files(tmp_path, tag):
     oracle_kernel_or_skip("refcount")
-    proc = start_tagged([PYTHON, "-m", "anonvma.difftest", "--count", "2000", "--jobs", "2"], tag,
-                        env={"TMPDIR": str(tmp_path)}, cwd=REPO)
-    try:
-        def guests_running() -> bool:
-            return sum(c.split(" ")[0].endswith("/linux") for c in tagged(tag).values()) >= 2
-        came_up = wait_until(lambda: guests_running() or proc.poll() is not None, timeout=120)
-        assert came_up, "no guest came up"
-        assert proc.poll() is None, proc.communicate()[1][-2000:]
-        time.sleep(3)  # scripts running inside both guests
-        status, _, err = interrupt(proc)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    argv = [PYTHON, "-m", "anonvma.difftest", "--count", "2000", "--jobs", "2"]
+    status, _, err = signal_when(argv, tag, lambda: guests(tag) >= 2, env={"TMPDIR": str(tmp_path)}, settle=3)
     assert status == 130, err[-2000:]
     assert tagged(tag) == {}
     assert [p.name for p in tmp_path.iterdir()] == []
@@ -88,18 +81,10 @@ def test_ctrl_c_during_a_difftest_kills_every_guest_and_removes_their_files(tmp_
 def test_sigterm_during_a_difftest_is_handled_like_ctrl_c(tmp_path, tag):
     """A batch system's kill (SIGTERM) cleans up as Ctrl-C does."""
     oracle_kernel_or_skip("refcount")
-    proc = start_tagged([PYTHON, "-m", "anonvma.difftest", "--count", "2000", "--jobs", "1"], tag,
-                        env={"TMPDIR": str(tmp_path)}, cwd=REPO)
-    try:
-        assert wait_until(lambda: any(c.split(" ")[0].endswith("/linux") for c in tagged(tag).values())
-                          or proc.poll() is not None, timeout=120)
-        time.sleep(2)
-        proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 130, err[-2000:]
+    argv = [PYTHON, "-m", "anonvma.difftest", "--count", "2000", "--jobs", "1"]
+    status, _, err = signal_when(argv, tag, lambda: guests(tag) >= 1, signal.SIGTERM,
+                                 env={"TMPDIR": str(tmp_path)})
+    assert status == 130, err[-2000:]
     assert tagged(tag) == {}
 
 
@@ -151,17 +136,10 @@ def test_bench_fork_uml_timeout_kills_a_guest_that_prints_nothing(tmp_path, monk
 def test_ctrl_c_during_bench_fork_on_uml_leaves_no_guest(tmp_path, tag):
     oracle_kernel_or_skip("refcount")
     out = tmp_path / "bench.json"
-    proc = start_tagged([PYTHON, "-m", "anonvma", "bench", "fork", "--backends", "uml", "--counts", "30000",
-                         "--namings", "max", "--scenarios", "10pages", "--strategies", "refcount",
-                         "--uml-repeats", "50", "--no-plot", "--out", str(out)], tag, cwd=REPO)
-    try:
-        assert wait_until(lambda: any(c.split(" ")[0].endswith("/linux") for c in tagged(tag).values())
-                          or proc.poll() is not None, timeout=120)
-        time.sleep(3)
-        status, _, err = interrupt(proc)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    argv = [PYTHON, "-m", "anonvma", "bench", "fork", "--backends", "uml", "--counts", "30000",
+            "--namings", "max", "--scenarios", "10pages", "--strategies", "refcount", "--uml-repeats", "50",
+            "--no-plot", "--out", str(out)]
+    status, _, err = signal_when(argv, tag, lambda: guests(tag) >= 1, settle=3)
     assert status != 0
     assert tagged(tag) == {}
     assert not out.exists()

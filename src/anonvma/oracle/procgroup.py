@@ -13,8 +13,13 @@ import os
 import select
 import signal
 import subprocess
+import time
 from types import FrameType, TracebackType
 from typing import Any, Iterator, Optional, Sequence
+
+
+#: How long :meth:`ProcessGroup.close` waits for the members of a killed group to be gone.
+GROUP_EXIT_SECONDS = 30.0
 
 
 class ProcessGroup:
@@ -52,7 +57,8 @@ class ProcessGroup:
         return self.returncode
 
     def close(self) -> None:
-        """SIGKILL every process of the group, then reap the leader (idempotent)."""
+        """SIGKILL every process of the group, reap the leader, and wait until the whole group is
+        gone (a process with much memory takes a while to die); idempotent."""
         if self._pidfd is None:
             return
         with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -60,6 +66,32 @@ class ProcessGroup:
         self.returncode = self.proc.wait()
         os.close(self._pidfd)
         self._pidfd = None
+        # The group id stays reserved while any member lives, so it still names only our group.
+        started = time.monotonic()
+        while time.monotonic() < started + GROUP_EXIT_SECONDS:
+            try:
+                os.killpg(self.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                return
+            if time.monotonic() > started + 0.05 and not _live_members(self.pid):
+                return  # only zombies left, waiting for an init that reaps slowly (or never)
+            time.sleep(0.01)
+
+
+def _live_members(pgid: int) -> list[int]:
+    """Pids of the members of process group ``pgid`` that are not zombies (from /proc)."""
+    live = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            live.append(int(entry))
+    return live
 
 
 def run(argv: Sequence[str], timeout: Optional[float] = None, **popen: Any) -> int:
