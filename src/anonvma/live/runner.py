@@ -9,8 +9,9 @@ worker's code kills that worker, never the runner; a dead worker is reported as
 :class:`RunnerError`.
 
 Between scripts, a process 0 that is still alive has its whole arena unmapped and its files
-closed and serves the next script: every VMA a script can make lies in the arena, so the next
-script sees the same process state as in a fresh process 0, without paying for a fork. The
+closed (in the next script's first round trip) and serves the next script: every VMA a script
+can make lies in the arena, so the next script sees the same process state as in a fresh
+process 0, without paying for a fork. The
 children of a script never outlive it. An ``exit`` result is sent only after the runner has
 reaped the process, so its mm is gone (names put, anon_vmas unlinked) before the next op runs,
 as in the model. The runner's own interpreter state (garbage collector included) is left alone.
@@ -161,13 +162,15 @@ class LiveSession:
         return results
 
     def _begin(self, files: _ScriptFiles) -> None:
-        """Process 0 for a new script: the spare one if it takes the script's files, else a new one."""
-        spec = {"begin": {"base": self.base, "files": files.labels_by_path, "labels": files.labels}}
+        """Process 0 for a new script: the spare one (its arena unmapped first, in the same round
+        trip) if it is still alive, else a new one."""
+        spec: dict[str, Any] = {"begin": {"base": self.base, "files": files.labels_by_path,
+                                          "labels": files.labels}}
         for attempt in (1, 2):
-            proc = self._spare or self._spawn()
-            self._spare = None
+            spare, self._spare = self._spare, None
+            proc = spare or self._spawn()
             try:
-                send(proc.sock, spec, files.fds)
+                send(proc.sock, {"reset": True, **spec} if spare else spec, files.fds)
                 reply, _ = self.chan.recv(proc.sock)
             except OSError:
                 reply = None
@@ -188,25 +191,16 @@ class LiveSession:
         return self._zygote.spawn()
 
     def _end(self) -> None:
-        """End the script's other processes; keep process 0 (arena unmapped) if it is alive."""
+        """End the script's other processes; keep process 0, if alive, for the next script (which
+        unmaps its arena first)."""
         first = self.procs.pop(0, None)
         for proc in self.procs.values():
             proc.sock.close()
         for proc in self.procs.values():
             _reap(proc.pid)
         self.procs.clear()
-        if first is None:
-            return
-        try:
-            send(first.sock, {"reset": True}, [])
-            reply, _ = self.chan.recv(first.sock)
-        except OSError:
-            reply = None
-        if reply == {}:
+        if first is not None:
             self._spare = first
-        else:
-            first.sock.close()
-            _reap(first.pid)
 
     def _lost(self, proc: _Proc, op: Op) -> RunnerError:
         """The worker behind ``proc`` is gone: reap it and say how it ended."""

@@ -4,14 +4,17 @@ Kept lean on purpose: a fork inside User-Mode Linux costs time in proportion to 
 forking process has mapped and then writes, so the zygote is a fresh interpreter (``python -S``)
 that imports this module and the op handlers only, never the runner's imports, and every
 worker of a script descends from it. The runner (:mod:`anonvma.live.runner`) starts the zygote
-and speaks to every process over its own ``AF_UNIX`` ``SOCK_SEQPACKET`` channel, JSON messages:
+and speaks to every process over its own ``AF_UNIX`` ``SOCK_SEQPACKET`` channel, in messages
+encoded with :mod:`marshal` (built in and compact: decoding JSON instead makes a freshly forked
+worker fault in some 130 more pages of the interpreter, about 10 ms inside UML):
 
 - to a worker: a list of consecutive ops of that process (only the last may be ``fork`` or
   ``exit``), answered by the list of their results; a fork's reply carries the child's channel;
 - to a worker: ``{"begin": {"base": B, "files": {path: label}, "labels": [...]}}`` with one fd per
   label, answered by ``{}``: the script's arena base and open files;
 - to a worker: ``{"reset": true}``: unmap the whole arena and close the script's files, so the
-  process can serve the next script as a fresh process 0 would; answered by ``{}``;
+  process can serve the next script as a fresh process 0 would; answered by ``{}`` (sent together
+  with the next ``begin``, one round trip for both);
 - to the zygote: ``{"spawn": true}`` with the new worker's channel; answered by ``{"pid": PID}``.
 
 Workers fork with ``clone(CLONE_PARENT | SIGCHLD)``: the kernel runs the same dup_mmap as fork(),
@@ -21,10 +24,11 @@ but the child's parent is the runner (the zygote's parent), which reaps every pr
 from __future__ import annotations
 
 import array
+import contextlib
 import ctypes
 import errno
 import gc
-import json
+import marshal
 import mmap
 import os
 import signal
@@ -86,12 +90,12 @@ class Channel:
             for fd in fds:
                 os.close(fd)
             raise OSError(errno.EMSGSIZE, f"message longer than {len(self.buf)} bytes or too many fds")
-        return (json.loads(self.view[:n].tobytes()) if n else None), fds
+        return (marshal.loads(self.view[:n]) if n else None), fds
 
 
 def send(sock: socket.socket, obj: Any, fds: list[int]) -> None:
-    """One JSON message, with ``fds`` attached when there are any."""
-    data = json.dumps(obj).encode()
+    """One message, with ``fds`` attached when there are any."""
+    data = marshal.dumps(obj)
     if fds:
         socket.send_fds(sock, [data], fds)
     else:
@@ -131,10 +135,10 @@ def serve(sock: socket.socket, script: _Script, chan: Channel) -> NoReturn:
             if msg is None:
                 break
             if isinstance(msg, dict):
+                if "reset" in msg:
+                    script.reset()
                 if "begin" in msg:
                     script.begin(msg["begin"], fds)
-                elif "reset" in msg:
-                    script.reset()
                 send(sock, {}, [])
                 continue
             sock = _batch(sock, msg, script)
@@ -183,6 +187,8 @@ def zygote_main(fd: int) -> NoReturn:
     """
     gc.collect()
     gc.freeze()
+    with contextlib.suppress(AttributeError):
+        _libc.malloc_trim(0)  # glibc: hand back what the imports freed, so forks copy less
     sock = socket.socket(fileno=fd)
     chan = Channel()
     try:
