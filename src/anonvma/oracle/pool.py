@@ -63,6 +63,7 @@ class _Slot:
 
     guest: Guest
     dir: Path
+    cpu: int
     fed: Deque[_Work] = field(default_factory=collections.deque)
     chunks: int = 0
     offset: int = 0
@@ -131,8 +132,12 @@ class GuestPool:
         work = Path(self._tmp.name) / f"guest{self._booted}"
         work.mkdir()
         (work / "alive").touch()
-        guest = Guest(self.kernel, [sys.executable, "-m", "anonvma.oracle.run", str(work)], mem=self.mem)
-        return _Slot(guest, work)
+        # each guest on a CPU of its own while there are CPUs enough (see Guest's cpu)
+        cpus = sorted(os.sched_getaffinity(0))
+        cpu = min(cpus, key=lambda c: (sum(slot.cpu == c for slot in self._slots), c))
+        guest = Guest(self.kernel, [sys.executable, "-m", "anonvma.oracle.run", str(work)], mem=self.mem,
+                      cpu=cpu)
+        return _Slot(guest, work, cpu)
 
     def _feed(self, slot: _Slot, scripts: list[_Work]) -> None:
         name = f"in.{slot.chunks}"
