@@ -74,3 +74,17 @@ def test_difftest_shards_merge_into_the_whole_run(tmp_path):
     partial = subprocess.run([PYTHON, "-m", "anonvma.difftest", "--merge", str(outs[0]), str(outs[2])],
                              cwd=REPO, capture_output=True, text=True)
     assert partial.returncode == 2 and "shards missing: 2 of 3" in partial.stderr
+
+
+@pytest.mark.oracle
+def test_a_run_abandoned_half_way_does_not_leak_answers_into_the_next():
+    kernel = oracle_kernel_or_skip("refcount")
+    first, second = random_scripts(40, seed=77), random_scripts(12, seed=5000)
+    with GuestPool(kernel, jobs=2) as pool:
+        for n, _ in enumerate(pool.run(first)):
+            if n == 3:
+                break  # the guests still owe answers for the rest of `first`
+        got = dict(pool.run(second))
+        alone = dict(pool.run(second))
+    assert sorted(got) == list(range(12))
+    assert [got[i].results for i in range(12)] == [alone[i].results for i in range(12)]

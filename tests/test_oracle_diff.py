@@ -80,17 +80,23 @@ class Oracles:
         if key not in self.made:
             with_random = variant == "refcount" and linux in MODEL_GENERATIONS
             if with_random:
-                reporter = self.request.config.pluginmanager.get_plugin("terminalreporter")
-                if reporter is not None:
-                    reporter.write_line(f"\ntest_oracle_diff: {N_RANDOM} random scripts on Linux {linux}, "
-                                        f"seeds {SEED}..{SEED + N_RANDOM - 1} (repeat with "
-                                        f"ANONVMA_DIFF_SEED={SEED})")
+                self.say(f"test_oracle_diff: {N_RANDOM} random scripts on Linux {linux}, seeds "
+                         f"{SEED}..{SEED + N_RANDOM - 1} (repeat with ANONVMA_DIFF_SEED={SEED})")
             try:
                 self.made[key] = OracleSession(linux, variant, with_random)
             except pytest.skip.Exception as exc:
                 self.skipped[key] = exc
                 raise
         return self.made[key]
+
+    def say(self, line: str) -> None:
+        """A line on the terminal now, past pytest's output capture (the seed of this run)."""
+        plugins = self.request.config.pluginmanager
+        reporter, capture = plugins.get_plugin("terminalreporter"), plugins.get_plugin("capturemanager")
+        if reporter is None or capture is None:
+            return
+        with capture.global_and_fixture_disabled():
+            reporter.write_line(f"\n{line}")
 
     def close(self) -> None:
         for session in self.made.values():

@@ -82,9 +82,23 @@ def guest_env(extra: Optional[Mapping[str, str]] = None) -> dict[str, str]:
     return env
 
 
-def memory_dir(fallback: str) -> str:
-    """Where UML puts the (unlinked) file backing guest memory: tmpfs when there is one."""
-    return "/dev/shm" if os.access("/dev/shm", os.W_OK) else fallback
+def memory_dir(fallback: str, need: int) -> str:
+    """Where UML puts the (unlinked) file backing ``need`` bytes of guest memory: /dev/shm (tmpfs:
+    no writeback to disk) when it has that much room (containers often give it 64 MiB), else
+    ``fallback``."""
+    try:
+        st = os.statvfs("/dev/shm")
+    except OSError:
+        return fallback
+    roomy = st.f_bavail * st.f_frsize >= need
+    return "/dev/shm" if roomy and os.access("/dev/shm", os.W_OK) else fallback
+
+
+def mem_bytes(mem: str) -> int:
+    """UML's ``mem=`` size (``512M``, ``2G``, ``1048576K``, bytes) in bytes."""
+    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+    unit = units.get(mem[-1:].upper(), 1)
+    return int(mem[:-1] if unit > 1 else mem) * unit
 
 
 class Guest:
@@ -121,7 +135,7 @@ class Guest:
             with open(self.outdir / "console", "wb") as console:
                 self._group = ProcessGroup(
                     cmd, stdin=subprocess.DEVNULL, stdout=console, stderr=subprocess.STDOUT,
-                    env={**os.environ, "TMPDIR": memory_dir(str(self.outdir))}, **pin)
+                    env={**os.environ, "TMPDIR": memory_dir(str(self.outdir), mem_bytes(mem))}, **pin)
         except BaseException:
             self._tmp.cleanup()
             raise

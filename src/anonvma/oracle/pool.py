@@ -187,6 +187,17 @@ class GuestPool:
         :raises OracleBootError: guests keep ending before answering anything (the kernel does
             not boot or the guest side cannot start).
         """
+        done = False
+        try:
+            yield from self._run(scripts)
+            done = True
+        finally:
+            if not done:  # abandoned half-way: guests still owing answers would answer the next run
+                for slot in [slot for slot in self._slots if slot.fed]:
+                    slot.guest.close()
+                    self._slots.remove(slot)
+
+    def _run(self, scripts: Iterable[Sequence[Op]]) -> Iterator[tuple[int, ScriptOutcome]]:
         source = iter(enumerate(scripts))
         requeued: Deque[_Work] = collections.deque()
         exhausted = False
