@@ -83,7 +83,7 @@ class GuestPool:
     """
 
     def __init__(self, kernel: Path, jobs: Optional[int] = None, script_timeout: float = 120.0,
-                 chunk: int = 8, mem: str = "512M", log: Optional[Callable[[str], None]] = None) -> None:
+                 chunk: int = 4, mem: str = "512M", log: Optional[Callable[[str], None]] = None) -> None:
         self.kernel = kernel
         self.jobs = max(1, jobs or os.cpu_count() or 1)
         self.script_timeout = script_timeout
