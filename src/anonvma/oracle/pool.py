@@ -66,6 +66,8 @@ class _Slot:
     cpu: int
     fed: Deque[_Work] = field(default_factory=collections.deque)
     chunks: int = 0
+    sizes: Deque[int] = field(default_factory=collections.deque)  # scripts of each chunk not yet read
+    reading: int = 0
     offset: int = 0
     answered: int = 0
     last_progress: float = field(default_factory=time.monotonic)
@@ -146,25 +148,35 @@ class GuestPool:
         tmp.write_text(json.dumps([[i, script_text(ops)] for i, ops in scripts]))
         tmp.rename(slot.dir / name)
         slot.fed.extend(scripts)
+        slot.sizes.append(len(scripts))
 
     def _answers(self, slot: _Slot) -> Iterator[tuple[int, ScriptOutcome]]:
         """The outcome lines the guest has finished writing since the last look."""
-        try:
-            with open(slot.dir / "out", "rb") as f:
-                f.seek(slot.offset)
-                data = f.read()
-        except FileNotFoundError:
-            return
-        data = data[:data.rfind(b"\n") + 1]
-        slot.offset += len(data)
-        for line in data.splitlines():
-            obj = json.loads(line)
-            index, _ = slot.fed.popleft()
-            if obj["i"] != index:
-                raise OracleBootError(f"guest answered script {obj['i']} where {index} was next")
-            slot.answered += 1
-            slot.last_progress = time.monotonic()
-            yield index, ScriptOutcome(obj.get("results"), obj.get("error"))
+        while slot.sizes:
+            path = slot.dir / f"out.{slot.reading}"
+            try:
+                with open(path, "rb") as f:
+                    f.seek(slot.offset)
+                    data = f.read()
+            except FileNotFoundError:
+                return
+            data = data[:data.rfind(b"\n") + 1]
+            slot.offset += len(data)
+            for line in data.splitlines():
+                obj = json.loads(line)
+                index, _ = slot.fed.popleft()
+                if obj["i"] != index:
+                    raise OracleBootError(f"guest answered script {obj['i']} where {index} was next")
+                slot.answered += 1
+                slot.sizes[0] -= 1
+                slot.last_progress = time.monotonic()
+                yield index, ScriptOutcome(obj.get("results"), obj.get("error"))
+            if slot.sizes[0]:
+                return
+            slot.sizes.popleft()
+            path.unlink()
+            slot.reading += 1
+            slot.offset = 0
 
     def _fail(self, slot: _Slot, why: str) -> tuple[tuple[int, ScriptOutcome], list[_Work]]:
         """Kill a dead or hung guest: the outcome of the script it lost, and the scripts to requeue."""

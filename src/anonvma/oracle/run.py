@@ -75,12 +75,12 @@ def _host_gone(work: Path) -> bool:
 
 def guest_main(argv: Sequence[str]) -> int:
     """Inside the guest: run the chunks ``DIR/in.0``, ``DIR/in.1``, ... (JSON lists of
-    ``[index, script text]``), one outcome line per script to ``DIR/out``, until ``DIR/end``
-    appears or the host stops touching ``DIR/alive``."""
+    ``[index, script text]``, removed once read), one outcome line per script to ``DIR/out.K``
+    for chunk K, until ``DIR/end`` appears or the host stops touching ``DIR/alive``."""
     from anonvma.live.runner import LiveSession, RunnerError
 
     work = Path(argv[0])
-    with LiveSession() as session, open(work / "out", "a") as out:
+    with LiveSession() as session:
         (work / "ready").touch()
         chunk = 0
         while True:
@@ -89,15 +89,18 @@ def guest_main(argv: Sequence[str]) -> int:
                 if (work / "end").exists() or _host_gone(work):
                     return 0
                 time.sleep(0.01)
-            for index, text in json.loads(path.read_text()):
-                try:
-                    outcome: dict[str, Any] = {"results": session.run(parse_script(text))}
-                except RunnerError as exc:
-                    outcome = {"error": str(exc)}
-                except Exception:  # report and go on: one bad script must not lose the others
-                    outcome = {"error": traceback.format_exc()}
-                out.write(json.dumps({"i": index, **outcome}) + "\n")
-                out.flush()
+            scripts = json.loads(path.read_text())
+            path.unlink()
+            with open(work / f"out.{chunk}", "w") as out:
+                for index, text in scripts:
+                    try:
+                        outcome: dict[str, Any] = {"results": session.run(parse_script(text))}
+                    except RunnerError as exc:
+                        outcome = {"error": str(exc)}
+                    except Exception:  # report and go on: one bad script must not lose the others
+                        outcome = {"error": traceback.format_exc()}
+                    out.write(json.dumps({"i": index, **outcome}) + "\n")
+                    out.flush()
             chunk += 1
 
 
