@@ -199,6 +199,22 @@ def test_model_matches_oracle_on_random_scripts_of_generations_it_does_not_speak
     _model_or_skip(linux)
 
 
+SHMEM_NAMING = ('{"op": "mmap", "addr": 0, "len": 8192, "prot": "rw", "share": "shared"}\n'
+                '{"op": "name", "addr": 0, "len": 8192, "name": "shm"}\n{"op": "maps"}\n')
+
+
+@pytest.mark.oracle
+@pytest.mark.parametrize("linux, named", [("6.1", False), ("6.12", True)])
+def test_shared_anonymous_memory_is_nameable_from_6_12_on(linux: str, named: bool) -> None:
+    """6.1 refuses to name shmem (EBADF); 6.12 names it and maps shows [anon_shmem:NAME]."""
+    from anonvma.oracle.run import run_scripts
+
+    oracle_kernel_or_skip("refcount", linux)
+    (out,) = run_scripts([parse_script(SHMEM_NAMING)], linux=linux).outcomes
+    assert out.results == ([{"ret": 0}, {"ret": 0}, {"maps": ["0-2000 rw-s [anon_shmem:shm]"]}] if named else
+                           [{"ret": 0}, {"errno": "EBADF"}, {"maps": ["0-2000 rw-s shmem"]}])
+
+
 def test_random_scripts_exercise_every_op_and_outcome() -> None:
     """The generator is worth running: every op, both successes and each common errno."""
     scripts = random_scripts(200, seed=SEED)
