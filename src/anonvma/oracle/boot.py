@@ -196,15 +196,7 @@ class Guest:
     def follow_stderr(self, callback: Callable[[str], None], final: bool = False) -> None:
         """Pass the complete lines the command added to its stderr since the last call (and, when
         ``final``, an unterminated last line) to ``callback``."""
-        path = self.outdir / "stderr"
-        try:
-            with open(path, "rb") as f:
-                f.seek(self._stderr_seen)
-                data = f.read()
-        except FileNotFoundError:
-            return
-        if not final:
-            data = data[:data.rfind(b"\n") + 1]
+        data = appended(self.outdir / "stderr", self._stderr_seen, whole_lines=not final)
         self._stderr_seen += len(data)
         for line in data.decode(errors="replace").splitlines():
             callback(line)
@@ -225,6 +217,18 @@ class Guest:
                                   f"stderr:\n{_tail(self.outdir / 'stderr')}")
         return BootResult(int(rc_file.read_text().strip() or 255), self.read("stdout"), self.read("stderr"),
                           self.read("console"), self.seconds)
+
+
+def appended(path: Path, offset: int, whole_lines: bool = True) -> bytes:
+    """What a file the guest writes holds past ``offset`` (up to its last newline when
+    ``whole_lines``: a line still being written waits for the next look); b"" if it is absent."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(offset)
+            data = f.read()
+    except FileNotFoundError:
+        return b""
+    return data[:data.rfind(b"\n") + 1] if whole_lines else data
 
 
 def boot(kernel: Path, argv: Sequence[str], *, cwd: Optional[Path] = None,

@@ -32,7 +32,7 @@ from types import TracebackType
 from typing import Any, Callable, Deque, Iterable, Iterator, Optional, Sequence
 
 from anonvma.ops import Op, script_text
-from anonvma.oracle.boot import Guest, OracleBootError
+from anonvma.oracle.boot import Guest, OracleBootError, appended
 
 #: How long the host sleeps between looks at its guests.
 POLL_SECONDS = 0.02
@@ -154,13 +154,7 @@ class GuestPool:
         """The outcome lines the guest has finished writing since the last look."""
         while slot.sizes:
             path = slot.dir / f"out.{slot.reading}"
-            try:
-                with open(path, "rb") as f:
-                    f.seek(slot.offset)
-                    data = f.read()
-            except FileNotFoundError:
-                return
-            data = data[:data.rfind(b"\n") + 1]
+            data = appended(path, slot.offset)
             slot.offset += len(data)
             for line in data.splitlines():
                 obj = json.loads(line)
@@ -174,7 +168,7 @@ class GuestPool:
             if slot.sizes[0]:
                 return
             slot.sizes.popleft()
-            path.unlink()
+            path.unlink()  # every answer of the chunk is in: the file exists and is complete
             slot.reading += 1
             slot.offset = 0
 
