@@ -7,15 +7,16 @@ from pathlib import Path
 
 import pytest
 
-from anonvma.oracle.build import find_kernel
+from anonvma.oracle.build import build_command, find_kernel
 
 
-def oracle_kernel_or_skip(variant: str = "refcount") -> Path:
-    """The cached oracle kernel of ``variant``; skips the test, saying what is missing, when none."""
-    build = find_kernel(variant)
+def oracle_kernel_or_skip(variant: str = "refcount", linux: str = "6.1") -> Path:
+    """The cached oracle kernel of ``linux`` and ``variant``; skips the test, saying what is
+    missing, when none."""
+    build = find_kernel(variant, linux=linux)
     if build is None:
-        why = f"oracle kernel ({variant}) not built: run `anonvma oracle build --variant {variant}`"
+        why = f"oracle kernel (Linux {linux}, {variant}) not built: run `{build_command(variant, linux)}`"
         if shutil.which("apt-get") is None:
-            why += "; and no apt-get here: cannot fetch linux-source-6.1"
+            why += f"; and no apt-get here: cannot fetch linux-source-{linux}"
         pytest.skip(why)
     return build.path

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import gc
+import weakref
+
 import pytest
 
 from anonvma.difftest.generate import PAGE, WINDOW, random_script
 from anonvma.difftest.shrink import shrink, subset
-from anonvma.live.runner import RunnerError, run_ops
+from anonvma.live.runner import LiveSession, RunnerError, run_ops
 from anonvma.ops import ARENA_BASE, parse_script, script_text
 from anonvma.oracle.build import OracleBuildError, config_key, patch_strdup
 
@@ -170,3 +173,56 @@ def test_mlock2_onfault_locks_without_faulting_and_mlock_populates():
         assert info.value.errno == 22
     finally:
         s.munmap(addr, size)
+
+
+FORKING = ('{"op": "mmap", "addr": 0, "len": 8192, "prot": "rw"}\n{"op": "fork"}\n'
+           '{"op": "touch", "pid": 1, "addr": 0}\n{"op": "exit", "pid": 1}\n{"op": "maps"}\n')
+
+
+def test_the_runner_leaves_the_garbage_collector_as_it_found_it():
+    """A long-lived runner (a difftest, a guest) keeps collecting: nothing frozen, nothing disabled."""
+    before = (gc.isenabled(), gc.get_freeze_count())
+    for _ in range(3):
+        _run(FORKING)
+    with LiveSession() as session:
+        for _ in range(3):
+            session.run(parse_script(FORKING))
+    assert (gc.isenabled(), gc.get_freeze_count()) == before
+
+    class Node:
+        pass
+
+    cycle = Node()
+    cycle.self = cycle  # type: ignore[attr-defined]
+    alive = weakref.ref(cycle)
+    del cycle
+    gc.collect()
+    assert alive() is None  # the collector still reaches objects made after the runs
+
+
+def test_a_session_gives_every_script_the_results_of_a_fresh_process():
+    """Process 0 is reused between scripts (arena unmapped): results as if each ran alone."""
+    scripts = [random_script(seed, names=False, mremap=False) for seed in range(300, 340)]
+    alone = []
+    for ops in scripts:
+        try:
+            alone.append(run_ops(ops))
+        except RunnerError as exc:
+            alone.append(str(exc))
+    together = []
+    with LiveSession() as session:
+        for ops in scripts:
+            try:
+                together.append(session.run(ops))
+            except RunnerError as exc:
+                together.append(str(exc))
+    assert together == alone
+    assert any(op.op == "exit" and op.pid == 0 for ops in scripts for op in ops)  # process 0 replaced
+
+
+def test_a_session_survives_a_script_that_kills_process_0():
+    huge = (1 << 47) - 2 * PAGE - ARENA_BASE
+    with LiveSession() as session:
+        with pytest.raises(RunnerError, match="process 0"):
+            session.run(parse_script(f'{{"op": "munmap", "addr": 0, "len": {huge}}}\n{{"op": "maps"}}\n'))
+        assert session.run(parse_script(FORKING))[-1] == {"maps": ["0-2000 rw-p"]}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 from pathlib import Path
@@ -57,3 +58,147 @@ def test_missing_build_tools_are_named_with_their_debian_packages(monkeypatch: p
         build.ensure_tools(lambda _: None)
     for package in ("flex", "bison", "gcc", "make", "bc", "xz-utils"):
         assert package in str(exc.value)
+
+
+# --- generations, cache keys, the strdup patch ---------------------------------------------------
+
+def test_cached_6_1_kernels_keep_their_keys_when_generations_are_added():
+    """Builds cached before 6.12 existed stay valid: the 6.1 keys are the ones they were built with."""
+    assert build.config_key("refcount") == build.config_key("refcount", "6.1") == "a74cfb80691a"
+    assert build.config_key("strdup", "6.1") == "19dd15388795"
+    keys = {build.config_key(v, g) for v in build.VARIANTS for g in build.LINUX_VERSIONS}
+    assert len(keys) == len(build.VARIANTS) * len(build.LINUX_VERSIONS)
+
+
+def test_generation_is_read_from_the_debian_version():
+    assert build.generation_of("6.1.176-1") == "6.1"
+    assert build.generation_of("6.12.95-1~bpo12+1") == "6.12"
+    with pytest.raises(ValueError, match="6.1, 6.12"):
+        build.generation("6.13")
+
+
+def _cache_entry(root: Path, version: str, variant: str, linux: str, complete: bool = True) -> Path:
+    key = build.config_key(variant, linux)
+    entry = root / f"linux-{version}-{variant}-{key}"
+    entry.mkdir(parents=True)
+    (entry / "linux").write_bytes(b"\x7fELF")
+    if complete:
+        meta = {"variant": variant, "version": version, "key": key}
+        (entry / "build.json").write_text(json.dumps(meta))
+    return entry
+
+
+def test_find_kernel_picks_the_generation_asked_for_and_skips_incomplete_entries(tmp_path: Path):
+    _cache_entry(tmp_path, "6.1.176-1", "refcount", "6.1")
+    _cache_entry(tmp_path, "6.12.95-1~bpo12+1", "refcount", "6.12")
+    _cache_entry(tmp_path, "6.12.99-1~bpo12+1", "refcount", "6.12", complete=False)  # killed mid-build
+    (tmp_path / ".staging-6.12-strdup-123").mkdir()
+    assert build.find_kernel("refcount", tmp_path).version == "6.1.176-1"
+    assert build.find_kernel("refcount", tmp_path, linux="6.12").version == "6.12.95-1~bpo12+1"
+    assert build.find_kernel("strdup", tmp_path, linux="6.12") is None
+    assert {b.linux for b in build.cached_kernels(tmp_path)} == {"6.1", "6.12"}
+
+
+MM_INLINE_612 = """static inline void dup_anon_vma_name(struct vm_area_struct *orig_vma,
+\t\t\t\t     struct vm_area_struct *new_vma)
+{
+\tstruct anon_vma_name *anon_name = anon_vma_name(orig_vma);
+
+\tif (anon_name)
+\t\tnew_vma->anon_name = anon_vma_name_reuse(anon_name);
+}
+"""
+
+
+def test_strdup_patch_replaces_the_reference_inside_dup_anon_vma_name_only():
+    patched = build.patch_strdup(MM_INLINE_612)
+    assert "\t\tnew_vma->anon_name = anon_vma_name_alloc(anon_name->name);\n" in patched
+    assert "anon_vma_name_reuse" not in patched
+    # the same line somewhere else is not the place this patch was written for
+    elsewhere = MM_INLINE_612.replace("static inline void dup_anon_vma_name(", "static inline void other(")
+    with pytest.raises(build.OracleBuildError, match="not inside dup_anon_vma_name"):
+        build.patch_strdup(elsewhere)
+    with pytest.raises(build.OracleBuildError, match="found 2"):
+        build.patch_strdup(MM_INLINE_612 + MM_INLINE_612)
+
+
+@pytest.mark.parametrize("linux", ["6.1", "6.12"])
+def test_strdup_patch_applies_to_exactly_one_place_in_the_cached_source(linux: str):
+    """The real header of each generation, when its source package is still in the work dir."""
+    tarballs = sorted((build.cache_dir() / "work" / linux).glob("x/usr/src/linux-source-*.tar.xz"))
+    trees = sorted((build.cache_dir() / "work" / linux).glob("*/linux-source-*/include/linux/mm_inline.h"))
+    if trees:
+        text = trees[0].read_text()
+    elif tarballs:
+        import subprocess
+        name = f"{tarballs[0].name[:-len('.tar.xz')]}/include/linux/mm_inline.h"
+        text = subprocess.run(["tar", "-xOf", str(tarballs[0]), name], capture_output=True, text=True,
+                              check=True).stdout
+    else:
+        pytest.skip(f"no unpacked linux-source-{linux} in {build.cache_dir() / 'work'} "
+                    f"(`anonvma oracle build --linux {linux} --keep-tree` keeps one)")
+    if "anon_vma_name_alloc(anon_name->name)" in text:
+        text = text.replace("anon_vma_name_alloc(anon_name->name)", "anon_vma_name_reuse(anon_name)")
+    patched = build.patch_strdup(text)
+    assert patched.count("anon_vma_name_alloc(anon_name->name)") == 1
+
+
+# --- the private apt configuration ---------------------------------------------------------------
+
+def test_system_mirrors_are_read_from_both_sources_formats(tmp_path: Path):
+    (tmp_path / "sources.list").write_text(
+        "# comment\ndeb-src http://src.example/debian bookworm main\n"
+        "deb [arch=amd64 signed-by=/k/main.gpg] http://mirror.example/debian/ bookworm main\n")
+    parts = tmp_path / "sources.list.d"
+    parts.mkdir()
+    (parts / "debian.sources").write_text(
+        "Types: deb\nURIs: http://other.example/debian\nSuites: bookworm\nComponents: main\n\n"
+        "Types: deb\nURIs: http://sec.example/debian-security\nSuites: bookworm-security\n"
+        "Components: main\nSigned-By: /k/sec.gpg\n\n"
+        "Types: deb\nURIs: https://vendor.example/apt\nSuites: nodistro\nComponents: main\n")
+    (parts / "off.list.disabled").write_text("deb http://never.example/debian bookworm main\n")
+    mirrors = build.system_mirrors([tmp_path / "sources.list", parts])
+    assert mirrors["debian"] == ("http://mirror.example/debian", "/k/main.gpg")
+    assert mirrors["debian-security"] == ("http://sec.example/debian-security", "/k/sec.gpg")
+    assert build.system_mirrors([tmp_path / "nothing"])["debian"][0] == "http://deb.debian.org/debian"
+
+
+def _apt_state() -> dict[str, tuple[int, int, str]]:
+    """Every file of the system's apt configuration, lists and cache: size, mtime, and a content
+    hash (but for the package cache, gigabytes of .debs: size and mtime say enough there)."""
+    import hashlib
+    state = {}
+    for top in ("/etc/apt", "/var/lib/apt", "/var/cache/apt"):
+        hashed = top != "/var/cache/apt"
+        for dirpath, _, names in os.walk(top):
+            for name in names:
+                path = os.path.join(dirpath, name)
+                try:
+                    st = os.lstat(path)
+                    regular = hashed and stat.S_ISREG(st.st_mode)
+                    digest = hashlib.sha256(Path(path).read_bytes()).hexdigest() if regular else ""
+                except OSError:
+                    continue
+                state[path] = (st.st_size, st.st_mtime_ns, digest)
+    return state
+
+
+@pytest.mark.parametrize("linux", ["6.12", "6.1"])
+def test_private_apt_finds_the_source_package_and_leaves_the_system_apt_alone(tmp_path: Path, linux: str):
+    """The real apt-get against the system's mirror, with the private sources list and state."""
+    import shutil
+    if shutil.which("apt-get") is None:
+        pytest.skip("no apt-get here")
+    gen = build.GENERATIONS[linux]
+    before = _apt_state()
+    apt = build.PrivateApt(tmp_path / "apt", gen)
+    try:
+        apt.update()
+    except build.OracleBuildError as exc:
+        pytest.skip(f"the Debian mirror is not reachable from here: {exc}")
+    uris = apt.run(["download", "--print-uris", gen.package], cwd=tmp_path)
+    assert uris.returncode == 0, uris.stderr
+    assert f"/{gen.package}_{linux}." in uris.stdout
+    assert list((tmp_path / "apt" / "state" / "lists").glob(f"*{gen.suites[0][1]}*Packages*"))
+    assert not list(tmp_path.glob("*.deb"))  # --print-uris downloads nothing
+    assert _apt_state() == before

@@ -1,130 +1,230 @@
 """The model against real kernels: curated and seeded random scripts, compared line by line.
 
-The UML 6.1 oracle runs every script of a variant in one boot (session fixtures). A mismatch
-is shrunk (delta debugging, a few boots) and the failure shows the small script with both
-outputs. Without an oracle kernel these tests skip, saying what is missing; they never pass
-silently. Knobs: ANONVMA_DIFF_SCRIPTS (default 500), ANONVMA_DIFF_SEED (default 0).
+The UML oracle runs the scripts of each generation and variant on a pool of guests (session
+fixtures). Every run compares ANONVMA_DIFF_SCRIPTS (default 2,000) random scripts per generation
+the model speaks, from a fresh seed printed at the start (ANONVMA_DIFF_SEED repeats a run). A
+mismatch is shrunk (delta debugging) and saved as a regression script under
+tests/scripts/regress/ with the kernel's output as .expected; from then on it runs with the
+curated scripts. Without an oracle kernel these tests skip, saying what is missing.
 """
 
 from __future__ import annotations
 
 import os
 import platform
+import random
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import pytest
 
 from anonvma.difftest.compare import (
     Divergence,
+    OracleBackend,
     coalesced_maps,
     compare,
     host_backend,
     model_lines,
-    oracle_backend,
+    model_supports,
     shrink_divergence,
 )
 from anonvma.difftest.generate import random_scripts
-from anonvma.ops import OPS, Op, format_result, parse_script
+from anonvma.ops import Op, format_result, parse_script, script_text
+from anonvma.oracle.build import LINUX_VERSIONS
+from anonvma.oracle.pool import ScriptOutcome
 from oracle_helpers import oracle_kernel_or_skip
 
-SCRIPTS = Path(__file__).parent / "scripts" / "6.1"
-CURATED = sorted(SCRIPTS.glob("*.jsonl"))
-N_RANDOM = int(os.environ.get("ANONVMA_DIFF_SCRIPTS", "500"))
-SEED = int(os.environ.get("ANONVMA_DIFF_SEED", "0"))
+SCRIPTS = Path(__file__).parent / "scripts"
+REGRESS = SCRIPTS / "regress"
+N_RANDOM = int(os.environ.get("ANONVMA_DIFF_SCRIPTS", "2000"))
+SEED = int(os.environ.get("ANONVMA_DIFF_SEED") or random.SystemRandom().randrange(10**9))
+#: Generations whose kernels the model is compared with (every generation it speaks).
+MODEL_GENERATIONS = tuple(g for g in LINUX_VERSIONS if not model_supports(g))
 N_HOST = 200
-#: Shrinking costs boots; past this many mismatches a failure shows the unshrunk script.
+
+
+def curated(linux: str) -> list[Path]:
+    """The scripts recorded on ``linux`` (tests/scripts/<linux>/) and its saved regressions."""
+    stem = f"linux{linux.replace('.', '_')}_"
+    return sorted((SCRIPTS / linux).glob("*.jsonl")) + sorted(REGRESS.glob(f"{stem}*.jsonl"))
+
+
+CURATED = [(linux, path) for linux in LINUX_VERSIONS for path in curated(linux)]
+#: Shrinking costs guest time; past this many mismatches a failure shows the unshrunk script.
 SHRINK_AT_MOST = 5
 
 
 class OracleSession:
-    """One boot per variant and batch, results kept for the whole test session."""
+    """The outcomes of one kernel (generation, variant) for the whole test session."""
 
-    def __init__(self, variant: str) -> None:
-        oracle_kernel_or_skip(variant)
+    def __init__(self, linux: str, variant: str, with_random: bool) -> None:
+        oracle_kernel_or_skip(variant, linux)
+        self.linux = linux
         self.variant = variant
-        self.backend = oracle_backend(variant)
-        self.curated = [parse_script(p.read_text()) for p in CURATED]
-        self.random = random_scripts(N_RANDOM, seed=SEED) if variant == "refcount" else []
+        self.backend = OracleBackend(variant, linux)
+        self.paths = curated(linux)
+        self.curated = [parse_script(p.read_text()) for p in self.paths]
+        self.random = random_scripts(N_RANDOM, seed=SEED) if with_random else []
         outcomes = self.backend(self.curated + self.random)
         self.curated_out = outcomes[:len(self.curated)]
         self.random_out = outcomes[len(self.curated):]
         self.shrunk = 0
 
 
-@pytest.fixture(scope="session")
-def oracle() -> OracleSession:
-    return OracleSession("refcount")
+class Oracles:
+    """The :class:`OracleSession` of each (generation, variant), made when first asked for."""
+
+    def __init__(self, request: pytest.FixtureRequest) -> None:
+        self.request = request
+        self.made: dict[tuple[str, str], OracleSession] = {}
+        self.skipped: dict[tuple[str, str], BaseException] = {}
+
+    def get(self, linux: str, variant: str = "refcount") -> OracleSession:
+        key = (linux, variant)
+        if key in self.skipped:
+            raise self.skipped[key]
+        if key not in self.made:
+            with_random = variant == "refcount" and linux in MODEL_GENERATIONS
+            if with_random:
+                self.say(f"test_oracle_diff: {N_RANDOM} random scripts on Linux {linux}, seeds "
+                         f"{SEED}..{SEED + N_RANDOM - 1} (repeat with ANONVMA_DIFF_SEED={SEED})")
+            try:
+                self.made[key] = OracleSession(linux, variant, with_random)
+            except pytest.skip.Exception as exc:
+                self.skipped[key] = exc
+                raise
+        return self.made[key]
+
+    def say(self, line: str) -> None:
+        """A line on the terminal now, past pytest's output capture (the seed of this run)."""
+        plugins = self.request.config.pluginmanager
+        reporter, capture = plugins.get_plugin("terminalreporter"), plugins.get_plugin("capturemanager")
+        if reporter is None or capture is None:
+            return
+        with capture.global_and_fixture_disabled():
+            reporter.write_line(f"\n{line}")
+
+    def close(self) -> None:
+        for session in self.made.values():
+            session.backend.close()
 
 
 @pytest.fixture(scope="session")
-def oracle_strdup() -> OracleSession:
-    return OracleSession("strdup")
+def oracles(request: pytest.FixtureRequest) -> Iterator[Oracles]:
+    made = Oracles(request)
+    try:
+        yield made
+    finally:
+        made.close()
 
 
 def _lines(results: list[dict[str, Any]]) -> list[str]:
     return [format_result(r) for r in results]
 
 
-def _fail_with_divergence(ops: list[Op], kernel: list[str], session: OracleSession) -> None:
-    model = model_lines(ops)
+def _model_or_skip(linux: str) -> None:
+    if linux not in MODEL_GENERATIONS:
+        why = model_supports(linux) or f"Linux {linux} is not in MODEL_GENERATIONS yet"
+        pytest.skip(f"the model does not follow Linux {linux}'s rules yet ({why}): "
+                    "compared with the model once anonvma.model speaks it")
+
+
+def _save_regression(div: Divergence, linux: str, seed: int) -> Path:
+    """The shrunk script and the kernel's output, as a regression script run with the curated ones."""
+    REGRESS.mkdir(parents=True, exist_ok=True)
+    base = REGRESS / f"linux{linux.replace('.', '_')}_seed{seed}"
+    base.with_suffix(".jsonl").write_text(script_text(div.ops))
+    base.with_suffix(".expected").write_text("".join(line + "\n" for line in div.kernel))
+    return base.with_suffix(".jsonl")
+
+
+def _fail_with_divergence(ops: list[Op], kernel: list[str], session: OracleSession,
+                          seed: int | None = None) -> None:
+    model = model_lines(ops, linux=session.linux)
     if session.shrunk < SHRINK_AT_MOST:
         session.shrunk += 1
-        div = shrink_divergence(ops, session.backend)
+        div = shrink_divergence(ops, session.backend, linux=session.linux)
     else:
         div = Divergence(list(ops), model, kernel)
-    pytest.fail(f"model differs from the {session.variant} oracle at result line {div.line + 1}\n"
-                + div.report(), pytrace=False)
+    where = ""
+    if seed is not None:
+        where = (f" (seed {seed}; repeat with ANONVMA_DIFF_SEED={SEED}); saved as "
+                 f"{_save_regression(div, session.linux, seed)}")
+    pytest.fail(f"model differs from the Linux {session.linux} {session.variant} oracle at result line "
+                f"{div.line + 1}{where}\n" + div.report(), pytrace=False)
+
+
+def _ran(out: ScriptOutcome, what: str) -> list[str]:
+    assert out.error is None, f"the oracle could not run {what}: {out.error}"
+    assert out.results is not None
+    return _lines(out.results)
+
+
+def _curated_id(value: Any) -> str:
+    return value.stem if isinstance(value, Path) else str(value)
 
 
 @pytest.mark.oracle
-@pytest.mark.parametrize("path", CURATED, ids=lambda p: p.stem)
-def test_oracle_reproduces_curated_script(path: Path, oracle: OracleSession) -> None:
-    """The oracle gives the recorded output (where recorded), and the model gives the oracle's."""
-    out = oracle.curated_out[CURATED.index(path)]
-    assert out.error is None, out.error
-    assert out.results is not None
-    kernel = _lines(out.results)
+@pytest.mark.parametrize("linux, path", CURATED, ids=_curated_id)
+def test_oracle_reproduces_curated_script(path: Path, linux: str, oracles: Oracles) -> None:
+    """The oracle gives the output recorded on its generation, and the model gives the oracle's."""
+    oracle = oracles.get(linux)
+    kernel = _ran(oracle.curated_out[oracle.paths.index(path)], path.name)
     expected = path.with_suffix(".expected")
     if expected.exists():
         assert "".join(line + "\n" for line in kernel) == expected.read_text()
+    _model_or_skip(oracle.linux)
     ops = parse_script(path.read_text())
-    if model_lines(ops) != kernel:
+    if model_lines(ops, linux=oracle.linux) != kernel:
         _fail_with_divergence(ops, kernel, oracle)
 
 
 @pytest.mark.oracle
-@pytest.mark.parametrize("path", CURATED, ids=lambda p: p.stem)
-def test_strdup_and_refcount_kernels_agree(path: Path, oracle: OracleSession,
-                                           oracle_strdup: OracleSession) -> None:
+@pytest.mark.parametrize("linux, path", CURATED, ids=_curated_id)
+def test_strdup_and_refcount_kernels_agree(path: Path, linux: str, oracles: Oracles) -> None:
     """How a name is duplicated (reference or copy) never shows in results or maps."""
-    a = oracle.curated_out[CURATED.index(path)]
-    b = oracle_strdup.curated_out[CURATED.index(path)]
+    refcount, strdup = oracles.get(linux, "refcount"), oracles.get(linux, "strdup")
+    a = refcount.curated_out[refcount.paths.index(path)]
+    b = strdup.curated_out[strdup.paths.index(path)]
     assert a.error is None and b.error is None, (a.error, b.error)
     assert b.results == a.results
 
 
 @pytest.mark.oracle
+@pytest.mark.parametrize("linux", MODEL_GENERATIONS)
 @pytest.mark.parametrize("index", range(N_RANDOM), ids=lambda i: f"seed{SEED + i}")
-def test_model_matches_oracle_on_random_script(index: int, oracle: OracleSession) -> None:
+def test_model_matches_oracle_on_random_script(index: int, linux: str, oracles: Oracles) -> None:
+    oracle = oracles.get(linux)
     ops = oracle.random[index]
-    out = oracle.random_out[index]
-    assert out.error is None, f"the oracle could not run seed {SEED + index}: {out.error}"
-    assert out.results is not None
-    kernel = _lines(out.results)
-    if model_lines(ops) != kernel:
-        _fail_with_divergence(ops, kernel, oracle)
+    kernel = _ran(oracle.random_out[index], f"seed {SEED + index} (ANONVMA_DIFF_SEED={SEED})")
+    if model_lines(ops, linux=oracle.linux) != kernel:
+        _fail_with_divergence(ops, kernel, oracle, seed=SEED + index)
+
+
+SHMEM_NAMING = ('{"op": "mmap", "addr": 0, "len": 8192, "prot": "rw", "share": "shared"}\n'
+                '{"op": "name", "addr": 0, "len": 8192, "name": "shm"}\n{"op": "maps"}\n')
+
+
+@pytest.mark.oracle
+@pytest.mark.parametrize("linux, named", [("6.1", False), ("6.12", True)])
+def test_shared_anonymous_memory_is_nameable_from_6_12_on(linux: str, named: bool) -> None:
+    """6.1 refuses to name shmem (EBADF); 6.12 names it and maps shows [anon_shmem:NAME]."""
+    from anonvma.oracle.run import run_scripts
+
+    oracle_kernel_or_skip("refcount", linux)
+    (out,) = run_scripts([parse_script(SHMEM_NAMING)], linux=linux).outcomes
+    assert out.results == ([{"ret": 0}, {"ret": 0}, {"maps": ["0-2000 rw-s [anon_shmem:shm]"]}] if named else
+                           [{"ret": 0}, {"errno": "EBADF"}, {"maps": ["0-2000 rw-s shmem"]}])
 
 
 def test_random_scripts_exercise_every_op_and_outcome() -> None:
     """The generator is worth running: every op, both successes and each common errno."""
     scripts = random_scripts(200, seed=SEED)
     ops = [op for s in scripts for op in s]
-    assert {op.op for op in ops} == set(OPS)
+    assert {op.op for op in ops} == {"mmap", "munmap", "mremap", "mprotect", "madvise", "name", "touch",
+                                    "fork", "exit", "maps"}
     assert {op.args["advice"] for op in ops if op.op == "madvise"} == {
-        "dontfork", "dofork", "wipeonfork", "keeponfork", "dontneed", "normal", "random", "sequential"}
-    for op_name, flag in (("mmap", "noreserve"), ("mmap", "populate"), ("mlock", "onfault")):
-        assert any(op.args.get(flag) for op in ops if op.op == op_name), flag
+        "dontfork", "dofork", "wipeonfork", "keeponfork", "dontneed"}
     outcomes = {line.split('"')[1] if "errno" not in line else line
                 for s in scripts for line in model_lines(s)}
     for want in ("ret", "maps", '{"errno": "EINVAL"}', '{"errno": "ENOMEM"}', '{"errno": "EFAULT"}'):
@@ -170,5 +270,6 @@ def test_model_matches_host_kernel_on_unnamed_script(index: int, host_run: Any) 
         kernel, model = coalesced_maps(kernel), coalesced_maps(model)
     if kernel != model:
         div = Divergence(scripts[index], model, kernel)
-        pytest.fail(f"model differs from the host kernel ({platform.release()})\n{div.report()}",
-                    pytrace=False)
+        seed = SEED + 100_000 + index
+        pytest.fail(f"model differs from the host kernel ({platform.release()}; seed {seed}, "
+                    f"ANONVMA_DIFF_SEED={SEED})\n{div.report()}", pytrace=False)

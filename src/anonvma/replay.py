@@ -1,8 +1,10 @@
-"""``anonvma replay``: run ops scripts on a backend and print the result lines of OPS format v1.
+"""``anonvma replay``: run ops scripts on a backend and print the result lines (docs/ops-format.md).
 
-Backends: the model (default), the running kernel in real processes (``--kernel``), or the
-UML 6.1 oracle kernel (``--oracle``, all scripts in one boot). A script that cannot run on a
-backend (a real process died) prints its error on stderr and makes the exit status 1.
+Backends: the model (default) of a kernel generation (``--linux``), the running kernel in real
+processes (``--kernel``), or the UML oracle kernel of that generation (``--oracle``). A script
+that cannot run on a backend (a real process died) prints its error on stderr and makes the
+exit status 1. ``--compare A,B`` runs each script on two generations (model, or ``--oracle``)
+and prints the ops whose results differ, with the rule behind each where the model knows it.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence, Union
 
-from anonvma.ops import Op, ScriptError, parse_script, results_text
+from anonvma.ops import Op, ScriptError, format_result, parse_script, results_text
 
 #: Per script: its result objects in order, or the message saying why it could not run.
 Outcome = Union[list[dict[str, Any]], str]
@@ -24,7 +26,7 @@ Runner = Callable[[Sequence[Sequence[Op]], argparse.Namespace], Sequence[Outcome
 def _run_model(scripts: Sequence[Sequence[Op]], args: argparse.Namespace) -> list[list[dict[str, Any]]]:
     from anonvma.model.replay import run_ops
 
-    return [run_ops(ops, strategy=args.strategy) for ops in scripts]
+    return [run_ops(ops, strategy=args.strategy, linux=args.linux) for ops in scripts]
 
 
 def _run_kernel(scripts: Sequence[Sequence[Op]], args: argparse.Namespace) -> list[Outcome]:
@@ -44,7 +46,7 @@ def _run_oracle(scripts: Sequence[Sequence[Op]], args: argparse.Namespace) -> li
     """All scripts in one boot of the oracle kernel of ``args.variant``."""
     from anonvma.oracle.run import run_scripts
 
-    run = run_scripts(scripts, variant=args.variant, kernel=args.oracle_kernel)
+    run = run_scripts(scripts, variant=args.variant, kernel=args.oracle_kernel, linux=args.linux)
     return [o.results if o.error is None and o.results is not None else str(o.error) for o in run.outcomes]
 
 
@@ -70,6 +72,55 @@ def load_scripts(paths: Sequence[str]) -> list[list[Op]]:
     return scripts
 
 
+def _compare(paths: Sequence[str], scripts: Sequence[Sequence[Op]], args: argparse.Namespace) -> int:
+    """``--compare A,B``: per script, the ops whose results differ between A and B."""
+    from anonvma.model.differences import compare_generations, describe_rule
+    from anonvma.model.kernel import get_kernel
+
+    a, b = (get_kernel(r) for r in args.compare)
+    results: dict[str, Sequence[Outcome]] = {}
+    if args.oracle:
+        for release in args.compare:
+            args.linux = release
+            results[release] = _run_oracle(scripts, args)
+    status = differ = 0
+    for n, (path, ops) in enumerate(zip(paths, scripts, strict=True)):
+        sys.stdout.write(f"==> {path} <==\n")
+        got = [results[r][n] for r in args.compare] if results else [None, None]
+        broken = [m for m in got if isinstance(m, str)]
+        if broken:
+            print(f"anonvma replay: {path}: {broken[0]}", file=sys.stderr)
+            status = 1
+            continue
+        diffs = compare_generations(ops, a, b, got[0], got[1])  # type: ignore[arg-type]
+        if not diffs:
+            print(f"the same on Linux {a.release} and {b.release} ({len(ops)} ops)")
+            continue
+        differ += 1
+        for d in diffs:
+            print(f"line {d.op.lineno}: {d.op.to_json()}")
+            print(f"  {a.release:6} {format_result(d.result_a)}")
+            print(f"  {b.release:6} {format_result(d.result_b)}")
+            for name, info in d.rules:
+                print(f"  rule   {describe_rule(name, info)}")
+            if not d.rules:
+                print("  rule   none alone (a consequence of an earlier difference, or several rules)")
+    source = "real kernels" if args.oracle else "the model"
+    print(f"anonvma replay: {differ} of {len(scripts)} scripts differ between Linux {a.release} and "
+          f"{b.release} ({source})", file=sys.stderr)
+    return status
+
+
+def _releases(value: str) -> list[str]:
+    from anonvma.model.kernel import RELEASES
+
+    parts = value.split(",")
+    if len(parts) != 2 or not all(p in RELEASES for p in parts) or parts[0] == parts[1]:
+        raise argparse.ArgumentTypeError(f"two different generations out of {', '.join(RELEASES)}, "
+                                         f"as A,B (e.g. 6.1,6.12), not {value!r}")
+    return parts
+
+
 def _replay(args: argparse.Namespace) -> int:
     from anonvma.oracle.boot import OracleBootError
     from anonvma.oracle.build import OracleMissingError
@@ -79,6 +130,12 @@ def _replay(args: argparse.Namespace) -> int:
     except SystemExit as exc:
         print(exc, file=sys.stderr)
         return 2
+    if args.compare:
+        try:
+            return _compare(args.scripts, scripts, args)
+        except (OracleMissingError, OracleBootError) as exc:
+            print(f"anonvma replay: {exc}", file=sys.stderr)
+            return 1
     started = time.monotonic()
     try:
         outcomes = _pick_runner(args)(scripts, args)
@@ -107,11 +164,19 @@ def _path(value: str) -> Optional[Path]:
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser("replay", help="run ops scripts (OPS-FORMAT v1) and print their result lines",
-                       description="Run ops scripts and print one result line per op. "
-                                   "With several scripts, each block starts with '==> SCRIPT <=='. "
-                                   "Default backend: the model.")
+    from anonvma.model.kernel import RELEASES
+
+    p = sub.add_parser("replay", help="run ops scripts and print their result lines, or compare generations",
+                       description="Run ops scripts (JSON lines, one syscall each; see docs/ops-format.md) "
+                                   "and print one result line per op. With several scripts, each block "
+                                   "starts with '==> SCRIPT <=='. Default backend: the model.")
     p.add_argument("scripts", nargs="+", metavar="SCRIPT", help="a .jsonl ops script, or - for stdin")
+    p.add_argument("--linux", choices=RELEASES, default="6.1",
+                   help="kernel generation: the model's rules, and which oracle kernel boots (default 6.1)")
+    p.add_argument("--compare", type=_releases, default=None, metavar="A,B",
+                   help="print, per script, the ops whose results differ between generations A and B "
+                        "(e.g. 6.1,6.12), with the rule behind each; on the model, or the real "
+                        "kernels with --oracle")
     p.add_argument("--strategy", choices=("refcount", "strdup"), default="refcount",
                    help="name strategy of the model (default: refcount; the output does not depend on it)")
     backend = p.add_mutually_exclusive_group()
@@ -119,8 +184,8 @@ def register(sub: Any) -> None:
                          help="run in real processes on the running kernel (naming needs "
                               "CONFIG_ANON_VMA_NAME; without it every name op is EINVAL)")
     backend.add_argument("--oracle", action="store_true",
-                         help="run in the UML 6.1 oracle kernel, all scripts in one boot "
-                              "(build it first: anonvma oracle build)")
+                         help="run in the UML oracle kernel of --linux "
+                              "(build it first: anonvma oracle build --linux RELEASE)")
     p.add_argument("--variant", choices=("refcount", "strdup"), default="refcount",
                    help="oracle kernel variant (with --oracle; default refcount)")
     p.add_argument("--oracle-kernel", type=_path, default=None, metavar="PATH",

@@ -19,7 +19,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any, Dict, Iterable, Optional
 
@@ -42,12 +41,23 @@ def _worker_env() -> Dict[str, str]:
 
 
 def run_host(config: Dict[str, Any], timeout: float = 3600) -> Dict[str, Any]:
-    """Run the worker as a child process of this one on the host kernel; its progress goes to stderr."""
+    """Run the worker as a child process of this one on the host kernel; its progress goes to stderr.
+
+    The worker runs in its own process group, killed whole on timeout or Ctrl-C.
+    :raises RuntimeError: the worker failed or timed out.
+    """
+    from anonvma.oracle.procgroup import run
+
     with tempfile.TemporaryDirectory(prefix="anonvma-bench-") as tmp:
         cfg, out = Path(tmp, "config.json"), Path(tmp, "out.json")
         cfg.write_text(json.dumps(config))
-        subprocess.run([sys.executable, "-m", "anonvma.bench.worker", str(cfg), str(out)],
-                       env=_worker_env(), check=True, timeout=timeout, stdin=subprocess.DEVNULL)
+        try:
+            status = run([sys.executable, "-m", "anonvma.bench.worker", str(cfg), str(out)],
+                         timeout=timeout, env=_worker_env(), stdin=subprocess.DEVNULL)
+        except subprocess.TimeoutExpired:
+            raise RuntimeError(f"the host worker did not finish within {timeout:.0f} s (killed)") from None
+        if status != 0:
+            raise RuntimeError(f"the host worker failed (exit {status})")
         result: Dict[str, Any] = json.loads(out.read_text())
     result["backend"] = "host"
     return result
@@ -105,52 +115,39 @@ def uml_mem_mb(config: Dict[str, Any]) -> int:
     return 768 + (biggest * pages * PAGE_SIZE >> 20) * 5 // 4
 
 
-def _uml_tmpdir(fallback: str) -> str:
-    """Where UML puts the file backing guest memory: tmpfs when there is one."""
-    return "/dev/shm" if os.access("/dev/shm", os.W_OK) else fallback
-
-
 def run_uml(kernel: str, variant: str, config: Dict[str, Any], timeout: float = 3600) -> Dict[str, Any]:
     """Boot ``kernel`` (UML, host / as its root over hostfs) and run the worker inside it.
 
-    The guest's console goes to our stderr (progress); the result comes back through a host file.
+    The worker's progress goes to our stderr as it comes; the result comes back through a host
+    file. The guest is killed with its whole process group after ``timeout`` seconds (a silent
+    guest included), on Ctrl-C, or on any error.
     :raises RuntimeError: the guest halted without writing a result (its console output attached).
     """
+    from anonvma.oracle.boot import Guest
+
+    def progress(line: str) -> None:
+        if "[worker]" in line:
+            print(f"[uml {variant}] {line[line.index('[worker]') + 9:]}", file=sys.stderr, flush=True)
+
     with tempfile.TemporaryDirectory(prefix="anonvma-uml-") as tmp:
-        cfg, out, init = Path(tmp, "config.json"), Path(tmp, "out.json"), Path(tmp, "init.sh")
+        cfg, out = Path(tmp, "config.json"), Path(tmp, "out.json")
         cfg.write_text(json.dumps(config))
-        python = os.path.realpath(sys.executable)
-        init.write_text(
-            "#!/bin/sh\n"
-            "mount -t proc proc /proc\n"
-            f"cd {tmp}\n"
-            f"PYTHONPATH={SRC_DIR} {python} -m anonvma.bench.worker {cfg} {out}\n"
-            "exec /sbin/halt -f 2>/dev/null || echo o > /proc/sysrq-trigger\n")
-        init.chmod(0o755)
-        cmd = [kernel, f"mem={uml_mem_mb(config)}M", "rootfstype=hostfs", "rootflags=/", "rw",
-               f"init={init}", "con=null", "con0=fd:0,fd:1"]
-        started = time.monotonic()
-        proc = subprocess.Popen(cmd, cwd=tmp, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, env={**os.environ, "TMPDIR": _uml_tmpdir(tmp)})
-        console = []
-        assert proc.stdout is not None
-        for raw in proc.stdout:
-            line = raw.decode("utf-8", "replace").rstrip("\r\n")
-            console.append(line)
-            if "[worker]" in line:
-                print(f"[uml {variant}] {line[line.index('[worker]') + 9:]}", file=sys.stderr, flush=True)
-            if time.monotonic() - started > timeout:
-                proc.kill()
-                break
-        proc.wait()
-        partial = bool(console) and not any("wrote " in line for line in console)
+        argv = [os.path.realpath(sys.executable), "-m", "anonvma.bench.worker", str(cfg), str(out)]
+        with Guest(Path(kernel), argv, cwd=Path(tmp), mem=f"{uml_mem_mb(config)}M") as guest:
+            finished = guest.wait(timeout, on_stderr=progress)
+            guest.kill()
+            stderr = guest.read("stderr").splitlines()
+            console = guest.read("console").splitlines()
+            seconds = guest.seconds
         if not out.exists():
-            tail = "\n".join(console[-30:])
-            raise RuntimeError(f"UML kernel {kernel} ({variant}) gave no result; console tail:\n{tail}")
+            tail = "\n".join((console + stderr)[-30:])
+            why = f"did not finish within {timeout:.0f} s (killed)" if not finished else "gave no result"
+            raise RuntimeError(f"UML kernel {kernel} ({variant}) {why}; console and stderr tail:\n{tail}")
         result: Dict[str, Any] = json.loads(out.read_text())
-    if partial:
-        result["incomplete"] = ("the guest died before the last cell; console tail: "
-                                + " | ".join(console[-6:]))
+    if not finished or not any("wrote " in line for line in stderr):
+        reason = "timed out" if not finished else "died"
+        result["incomplete"] = (f"the guest {reason} before the last cell; tail: "
+                                + " | ".join((console + stderr)[-6:]))
     result.update(backend=f"uml-{variant}", kernel_binary=kernel, label=UML_LABEL,
-                  boot_seconds=round(time.monotonic() - started, 1))
+                  boot_seconds=round(seconds, 1))
     return result

@@ -1,77 +1,317 @@
 """``python -m anonvma.difftest``: random scripts on the model and a kernel; shrink and save mismatches.
 
-    python -m anonvma.difftest --count 2000 --seed 5000 [--host] [--save tests/scripts]
+    python -m anonvma.difftest --count 2000 --seed 5000 [--linux 6.1] [--variant strdup] [--jobs N]
+    python -m anonvma.difftest --count 100000 --shard 3/8 --out shard3.json    # one of 8 machines
+    python -m anonvma.difftest --merge shard*.json                              # the whole campaign
 
-Each mismatch is shrunk and printed; with ``--save DIR`` it is written as
-``DIR/regress_<seed>.jsonl`` with the kernel's output as ``.expected`` (the kernel is the truth).
+Script ``i`` of a run is generated from seed ``SEED + i``; shard K/N runs the K-th of N equal
+slices of ``range(COUNT)``, so shards are disjoint and together make the whole run. Each mismatch
+is shrunk and printed; with ``--save DIR`` it is written as ``DIR/regress_seed<N>.jsonl`` with the
+kernel's output as ``.expected`` (the kernel is the truth). Guests that die or hang are killed
+and replaced; the scripts they were running are reported as lost. Exit status: 0 all agree, 1
+some differ, could not run or were lost, 2 bad usage (or shards that do not make one campaign),
+130 interrupted.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import sys
 import time
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Any, Callable, Iterator, Optional, Sequence
 
-from anonvma.difftest.compare import coalesced_maps, compare, host_backend, oracle_backend, shrink_divergence
-from anonvma.difftest.generate import random_scripts
-from anonvma.ops import script_text
+from anonvma.difftest.compare import (
+    Divergence,
+    OracleBackend,
+    coalesced_maps,
+    first_difference,
+    host_backend,
+    model_lines,
+    model_supports,
+    shrink_divergence,
+)
+from anonvma.difftest.generate import random_script
+from anonvma.ops import Op, format_result, script_text
+from anonvma.oracle.build import DEFAULT_LINUX, LINUX_VERSIONS, VARIANTS, OracleMissingError
+from anonvma.oracle.pool import ScriptOutcome
+from anonvma.oracle.procgroup import sigterm_interrupts
+
+RESULTS_FORMAT = "anonvma-difftest-1"
+#: Seconds between progress lines on stderr.
+PROGRESS_SECONDS = 30.0
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m anonvma.difftest", description=__doc__.split("\n")[0])
-    p.add_argument("--count", type=int, default=500)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--batch", type=int, default=1000, help="scripts per oracle boot")
-    p.add_argument("--variant", choices=("refcount", "strdup"), default="refcount")
+def _shard(value: str) -> tuple[int, int]:
+    k, sep, n = value.partition("/")
+    try:
+        kk, nn = int(k), int(n)
+    except ValueError:
+        kk = nn = 0
+    if not sep or not 1 <= kk <= nn:
+        raise argparse.ArgumentTypeError(f"{value!r} is not K/N with 1 <= K <= N (e.g. 2/8)")
+    return kk, nn
+
+
+def shard_range(count: int, k: int, n: int) -> range:
+    """The script indexes of shard ``k`` (1-based) of ``n``: the k-th of n equal slices of range(count)."""
+    return range((k - 1) * count // n, k * count // n)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m anonvma.difftest", description=(__doc__ or "").split("\n")[0],
+        epilog="Shards: run `--shard K/N --out FILE` on N machines (same --count, --seed, --linux, "
+               "--variant), then `--merge FILE...` anywhere.")
+    p.add_argument("--count", type=int, default=500, help="scripts in the whole run (default 500)")
+    p.add_argument("--seed", type=int, default=0,
+                   help="seed of script 0; script i uses SEED+i (default 0)")
+    p.add_argument("--linux", choices=LINUX_VERSIONS, default=DEFAULT_LINUX,
+                   help=f"oracle kernel generation; the model is told the same (default {DEFAULT_LINUX})")
+    p.add_argument("--variant", choices=VARIANTS, default="refcount",
+                   help="oracle kernel variant, and the model's name strategy (default refcount)")
+    p.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
+                   help="oracle guests running at once (default: the CPU count, %(default)s here)")
+    p.add_argument("--shard", type=_shard, default=(1, 1), metavar="K/N",
+                   help="run only the K-th of N equal slices of the scripts (default 1/1: all)")
+    p.add_argument("--out", type=Path, default=None, metavar="FILE",
+                   help="write this run's results (mismatches, lost scripts, timings) as JSON")
+    p.add_argument("--merge", type=Path, nargs="+", default=None, metavar="FILE",
+                   help="merge the --out files of a campaign's shards, check they cover it, report")
     p.add_argument("--host", action="store_true",
                    help="the running kernel instead of the oracle (no names, no mremap; maps coalesced "
                         "unless the host runs 6.1)")
-    p.add_argument("--shrink", type=int, default=10, help="shrink at most this many mismatches")
+    p.add_argument("--no-model", action="store_true",
+                   help="run the scripts on the kernel only (for a generation the model does not speak "
+                        "yet): counts scripts that cannot run or are lost, and the throughput")
+    p.add_argument("--script-timeout", type=float, default=120.0, metavar="SECONDS",
+                   help="a guest that finishes no script for this long is killed as hung (default 120)")
+    p.add_argument("--shrink", type=int, default=10, metavar="N",
+                   help="shrink at most this many mismatches (default 10; the rest are listed unshrunk)")
     p.add_argument("--save", type=Path, default=None, metavar="DIR",
-                   help="write regress_seed<N>.jsonl/.expected there")
-    args = p.parse_args(argv)
+                   help="write each shrunk mismatch as DIR/regress_seed<N>.jsonl and .expected")
+    return p
 
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = parser().parse_args(argv)
+    if args.merge is not None:
+        return merge(args.merge)
+    if args.count < 0 or args.jobs < 1:
+        print("python -m anonvma.difftest: --count must be >= 0 and --jobs >= 1", file=sys.stderr)
+        return 2
+    if not args.no_model:
+        why = model_supports(args.linux)
+        if why is not None:
+            print(f"python -m anonvma.difftest: the model cannot run Linux {args.linux} scripts ({why}); "
+                  "use --no-model to run the kernel alone", file=sys.stderr)
+            return 2
+    try:
+        with sigterm_interrupts():
+            return _run(args)
+    except OracleMissingError as exc:
+        print(f"python -m anonvma.difftest: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("python -m anonvma.difftest: interrupted; every guest killed", file=sys.stderr)
+        return 130
+
+
+class _Run:
+    """Counters and findings of one run (or shard)."""
+
+    def __init__(self, args: argparse.Namespace, indexes: range) -> None:
+        self.args = args
+        self.indexes = indexes
+        self.scripts = 0
+        self.ops = 0
+        self.mismatches: list[dict[str, Any]] = []
+        self.failed: list[dict[str, Any]] = []
+        self.lost: list[dict[str, Any]] = []
+
+    def seed(self, index: int) -> int:
+        return int(self.args.seed) + index
+
+
+def _scripts(args: argparse.Namespace, indexes: range) -> Iterator[list[Op]]:
+    for i in indexes:
+        if args.host:
+            yield random_script(args.seed + i, names=False, mremap=False)
+        else:
+            yield random_script(args.seed + i)
+
+
+def _run(args: argparse.Namespace) -> int:
+    k, n = args.shard
+    indexes = shard_range(args.count, k, n)
+    run = _Run(args, indexes)
     task_size = None
+    norm: Callable[[list[str]], list[str]] = lambda lines: lines  # noqa: E731
     if args.host:
         import platform
 
         from anonvma.model.mm import TASK_SIZE
 
-        backend, task_size = host_backend(), TASK_SIZE
-        scripts = random_scripts(args.count, seed=args.seed, names=False, mremap=False)
-        norm = (lambda lines: lines) if platform.release().startswith("6.1.") else coalesced_maps
-    else:
-        backend = oracle_backend(args.variant)
-        scripts = random_scripts(args.count, seed=args.seed)
-        norm = lambda lines: lines  # noqa: E731
+        task_size = TASK_SIZE
+        if not platform.release().startswith("6.1."):
+            norm = coalesced_maps
+    where = ("the running kernel" if args.host
+             else f"Linux {args.linux} {args.variant} oracle ({args.jobs} guests)")
+    print(f"difftest: scripts {indexes.start}..{indexes.stop - 1} of {args.count} (shard {k}/{n}), "
+          f"seeds {args.seed + indexes.start}..{args.seed + indexes.stop - 1}, on {where}",
+          file=sys.stderr, flush=True)
     started = time.monotonic()
-    mismatches, nops, errors = [], 0, 0
-    for lo in range(0, len(scripts), args.batch):
-        chunk = scripts[lo:lo + args.batch]
-        got = compare(chunk, backend, task_size=task_size)
-        nops += got.ops_compared
-        for i, kernel in enumerate(got.kernel):
-            if kernel is None:
-                errors += 1
-                print(f"seed {args.seed + lo + i}: kernel run failed: {got.errors[i]}", file=sys.stderr)
-            elif norm(kernel) != norm(got.model[i]):
-                mismatches.append(lo + i)
-    seconds = time.monotonic() - started
-    print(f"{len(scripts)} scripts, {nops} ops compared in {seconds:.1f} s "
-          f"({len(scripts) / seconds:.1f} scripts/s); {len(mismatches)} differ, {errors} could not run")
-    for n, i in enumerate(mismatches):
-        if n >= args.shrink:
-            break
-        div = shrink_divergence(scripts[i], backend, task_size=task_size)
-        print(f"\n=== seed {args.seed + i}\n{div.report()}")
-        if args.save is not None:
-            base = args.save / f"regress_seed{args.seed + i}"
+    boots = 0
+    if args.host:
+        backend = host_backend()
+        pending = list(_scripts(args, indexes))
+        for i, outcome in enumerate(backend(pending)):
+            _judge(run, i, pending[i], outcome, task_size, norm)
+        seconds = time.monotonic() - started
+        _shrink_all(run, backend, task_size)
+    else:
+        with OracleBackend(args.variant, args.linux, args.jobs, args.script_timeout) as oracle:
+            inflight: dict[int, list[Op]] = {}
+
+            def feed() -> Iterator[list[Op]]:
+                for i, ops in enumerate(_scripts(args, indexes)):
+                    inflight[i] = ops
+                    yield ops
+
+            last = time.monotonic()
+            for i, outcome in oracle.stream(feed()):
+                _judge(run, i, inflight.pop(i), outcome, task_size, norm)
+                if time.monotonic() - last > PROGRESS_SECONDS:
+                    last = time.monotonic()
+                    rate = run.scripts / (last - started)
+                    print(f"difftest: {run.scripts}/{len(indexes)} scripts, {len(run.mismatches)} differ, "
+                          f"{len(run.failed)} could not run, {len(run.lost)} lost ({rate:.1f} scripts/s)",
+                          file=sys.stderr, flush=True)
+            seconds = time.monotonic() - started
+            boots = oracle.boots
+            _shrink_all(run, oracle, task_size)
+    print(f"{run.scripts} scripts, {run.ops} ops compared in {seconds:.1f} s "
+          f"({run.scripts / seconds if seconds else 0.0:.1f} scripts/s, {boots} boots); "
+          f"{len(run.mismatches)} differ, {len(run.failed)} could not run, {len(run.lost)} lost")
+    if args.out is not None:
+        _write_json(args.out, _results(run, seconds, boots))
+        print(f"results: {args.out}")
+    return 1 if run.mismatches or run.failed or run.lost else 0
+
+
+def _judge(run: _Run, i: int, ops: list[Op], outcome: ScriptOutcome, task_size: Optional[int],
+           norm: Callable[[list[str]], list[str]]) -> None:
+    """Compare one script's kernel outcome with the model; record what is wrong."""
+    args = run.args
+    run.scripts += 1
+    index = run.indexes[i]
+    seed = run.seed(index)
+    if outcome.results is None:
+        entry = {"seed": seed, "error": outcome.error}
+        (run.lost if outcome.lost else run.failed).append(entry)
+        print(f"seed {seed}: {'lost' if outcome.lost else 'kernel run failed'}: {outcome.error}",
+              file=sys.stderr, flush=True)
+        return
+    kernel = [format_result(r) for r in outcome.results]
+    run.ops += len(kernel)
+    if args.no_model:
+        return
+    model = model_lines(ops, args.variant, task_size, args.linux)
+    if norm(kernel) != norm(model):
+        line = first_difference(norm(model), norm(kernel))
+        run.mismatches.append({"seed": seed, "line": line, "ops": ops, "kernel": kernel, "model": model})
+
+
+def _shrink_all(run: _Run, backend: Callable[[Sequence[Sequence[Op]]], list[ScriptOutcome]],
+                task_size: Optional[int]) -> None:
+    """Shrink (up to --shrink) mismatches, print them, save them with --save."""
+    args = run.args
+    for n, found in enumerate(sorted(run.mismatches, key=lambda m: m["seed"])):
+        ops = found.pop("ops")
+        if n < args.shrink:
+            div = shrink_divergence(ops, backend, args.variant, task_size, linux=args.linux)
+        else:
+            div = Divergence(ops, found["model"], found["kernel"])
+        found.update(script=script_text(div.ops), kernel=div.kernel, model=div.model,
+                     shrunk=n < args.shrink, original_ops=len(ops))
+        print(f"\n=== seed {found['seed']}\n{div.report()}")
+        if args.save is not None and n < args.shrink:
+            args.save.mkdir(parents=True, exist_ok=True)
+            base = args.save / f"regress_seed{found['seed']}"
             base.with_suffix(".jsonl").write_text(script_text(div.ops))
             base.with_suffix(".expected").write_text("".join(line + "\n" for line in div.kernel))
             print(f"saved {base}.jsonl/.expected")
-    return 1 if mismatches or errors else 0
+
+
+def _campaign(args: argparse.Namespace) -> dict[str, Any]:
+    return {"count": args.count, "seed": args.seed, "linux": args.linux, "variant": args.variant,
+            "host": args.host, "model": not args.no_model, "shards": args.shard[1]}
+
+
+def _results(run: _Run, seconds: float, boots: int) -> dict[str, Any]:
+    args = run.args
+    return {"format": RESULTS_FORMAT, "campaign": _campaign(args),
+            "shard": {"k": args.shard[0], "first": run.indexes.start, "stop": run.indexes.stop},
+            "scripts": run.scripts, "ops": run.ops, "seconds": round(seconds, 1), "boots": boots,
+            "jobs": args.jobs, "mismatches": run.mismatches, "could_not_run": run.failed, "lost": run.lost}
+
+
+def _write_json(path: Path, doc: dict[str, Any]) -> None:
+    """Write whole or not at all: a temp file renamed into place."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(doc, indent=1) + "\n")
+    tmp.replace(path)
+
+
+def merge(paths: Sequence[Path]) -> int:
+    """Merge shard results: check they are one campaign, each shard once, every script run; report."""
+    docs = []
+    for path in paths:
+        try:
+            doc = json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            print(f"python -m anonvma.difftest: {path}: {exc}", file=sys.stderr)
+            return 2
+        if doc.get("format") != RESULTS_FORMAT:
+            print(f"python -m anonvma.difftest: {path} is not a difftest --out file", file=sys.stderr)
+            return 2
+        docs.append((path, doc))
+    campaign = docs[0][1]["campaign"]
+    problems = [f"{p}: another campaign ({d['campaign']})" for p, d in docs if d["campaign"] != campaign]
+    seen: dict[int, Path] = {}
+    for path, doc in docs:
+        k = doc["shard"]["k"]
+        if k in seen:
+            problems.append(f"{path}: shard {k} again (also {seen[k]})")
+        seen[k] = path
+        want = shard_range(campaign["count"], k, campaign["shards"])
+        ran = (doc["shard"]["first"], doc["shard"]["stop"], doc["scripts"])
+        if ran != (want.start, want.stop, len(want)):
+            problems.append(f"{path}: shard {k} ran {doc['scripts']} scripts, expected {len(want)}")
+    missing = sorted(set(range(1, campaign["shards"] + 1)) - set(seen))
+    if missing:
+        problems.append(f"shards missing: {', '.join(map(str, missing))} of {campaign['shards']}")
+    total = {key: sum(d[key] for _, d in docs) for key in ("scripts", "ops")}
+    found = {key: [x for _, d in docs for x in d[key]] for key in ("mismatches", "could_not_run", "lost")}
+    busy = sum(d["seconds"] for _, d in docs)
+    print(f"campaign: {campaign['count']} scripts from seed {campaign['seed']}, Linux {campaign['linux']} "
+          f"{campaign['variant']}, {campaign['shards']} shards; merged {len(docs)} files")
+    print(f"{total['scripts']} scripts, {total['ops']} ops, {busy:.0f} s of shard time; "
+          f"{len(found['mismatches'])} differ, {len(found['could_not_run'])} could not run, "
+          f"{len(found['lost'])} lost")
+    for m in found["mismatches"]:
+        print(f"\n=== seed {m['seed']} (first difference at result line {m['line']})\n{m['script']}")
+    for key in ("could_not_run", "lost"):
+        for x in found[key]:
+            print(f"seed {x['seed']}: {key.replace('_', ' ')}: {x['error']}")
+    for p in problems:
+        print(f"python -m anonvma.difftest: {p}", file=sys.stderr)
+    if problems:
+        return 2
+    return 1 if any(found.values()) else 0
 
 
 if __name__ == "__main__":

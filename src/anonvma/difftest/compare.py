@@ -1,60 +1,123 @@
 """Run scripts on the model and on a real kernel, compare result lines, shrink what differs.
 
 A backend runs a batch of scripts and returns one :class:`~anonvma.oracle.run.ScriptOutcome`
-each: the UML oracle (:func:`oracle_backend`, one boot per batch) or the running kernel
-(:func:`host_backend`, real processes). The kernel's output is the truth.
+each: the UML oracle (:class:`OracleBackend`, a pool of guests kept booted between batches) or
+the running kernel (:func:`host_backend`, real processes). The kernel's output is the truth.
 """
 
 from __future__ import annotations
 
 import traceback
 from dataclasses import dataclass
-from typing import Any, Callable, Optional, Sequence
+from types import TracebackType
+from typing import Any, Callable, Iterable, Iterator, Optional, Sequence
 
 from anonvma.difftest.shrink import shrink
 from anonvma.ops import Op, format_result, script_text
-from anonvma.oracle.run import ScriptOutcome
+from anonvma.oracle.build import DEFAULT_LINUX
+from anonvma.oracle.pool import GuestPool, ScriptOutcome, run_all
 
 Backend = Callable[[Sequence[Sequence[Op]]], list[ScriptOutcome]]
 
 
-def oracle_backend(variant: str = "refcount") -> Backend:
-    """Scripts run in one boot of the cached oracle kernel of ``variant`` per batch."""
-    from anonvma.oracle.run import run_scripts
+class OracleBackend:
+    """Scripts run on a pool of guests of the cached oracle kernel of ``linux`` and ``variant``;
+    the guests stay booted between calls (shrinking makes many small calls). Use as a context
+    manager, or call :meth:`close`: it halts the guests.
 
-    def run(scripts: Sequence[Sequence[Op]]) -> list[ScriptOutcome]:
-        return run_scripts(scripts, variant=variant).outcomes
+    :raises OracleMissingError: (when first used) no such kernel is cached.
+    """
 
-    return run
+    def __init__(self, variant: str = "refcount", linux: str = DEFAULT_LINUX, jobs: Optional[int] = None,
+                 script_timeout: float = 120.0) -> None:
+        from anonvma.oracle.build import require_kernel
+
+        self.variant = variant
+        self.linux = linux
+        self.jobs = jobs
+        self.script_timeout = script_timeout
+        self.kernel = require_kernel(variant, linux=linux).path
+        self._pool: Optional[GuestPool] = None
+
+    def pool(self) -> GuestPool:
+        """The guests (booted on first use)."""
+        if self._pool is None:
+            self._pool = GuestPool(self.kernel, jobs=self.jobs, script_timeout=self.script_timeout)
+        return self._pool
+
+    def stream(self, scripts: Iterable[Sequence[Op]]) -> Iterator[tuple[int, ScriptOutcome]]:
+        """``(index, outcome)`` as each script finishes, in any order (scripts read lazily)."""
+        return self.pool().run(scripts)
+
+    def __call__(self, scripts: Sequence[Sequence[Op]]) -> list[ScriptOutcome]:
+        return run_all(self.pool(), scripts)
+
+    @property
+    def boots(self) -> int:
+        """Guests booted so far."""
+        return 0 if self._pool is None else self._pool.boots
+
+    def close(self, graceful: bool = True) -> None:
+        if self._pool is not None:
+            self._pool.close(graceful)
+            self._pool = None
+
+    def __enter__(self) -> OracleBackend:
+        return self
+
+    def __exit__(self, kind: Optional[type[BaseException]], exc: Optional[BaseException],
+                 tb: Optional[TracebackType]) -> None:
+        self.close(graceful=kind is None)
+
+
+def oracle_backend(variant: str = "refcount", linux: str = DEFAULT_LINUX,
+                   jobs: Optional[int] = None) -> OracleBackend:
+    """An :class:`OracleBackend` (close it when done)."""
+    return OracleBackend(variant, linux, jobs)
 
 
 def host_backend() -> Backend:
-    """Scripts run in real processes on the running kernel."""
-    from anonvma.live.runner import RunnerError, run_ops
+    """Scripts run in real processes on the running kernel (one session per batch)."""
+    from anonvma.live.runner import LiveSession, RunnerError
 
     def run(scripts: Sequence[Sequence[Op]]) -> list[ScriptOutcome]:
         outcomes = []
-        for ops in scripts:
-            try:
-                outcomes.append(ScriptOutcome(run_ops(ops)))
-            except RunnerError as exc:
-                outcomes.append(ScriptOutcome(None, str(exc)))
+        with LiveSession() as session:
+            for ops in scripts:
+                try:
+                    outcomes.append(ScriptOutcome(session.run(ops)))
+                except RunnerError as exc:
+                    outcomes.append(ScriptOutcome(None, str(exc)))
         return outcomes
 
     return run
 
 
-def model_lines(ops: Sequence[Op], strategy: str = "refcount", task_size: Optional[int] = None) -> list[str]:
+def model_lines(ops: Sequence[Op], strategy: str = "refcount", task_size: Optional[int] = None,
+                linux: str = DEFAULT_LINUX) -> list[str]:
     """The model's result lines; an exception in the model becomes one last line saying so."""
     from anonvma.model.replay import run_ops
 
     kwargs: dict[str, Any] = {} if task_size is None else {"task_size": task_size}
+    if linux != DEFAULT_LINUX:  # older models take no generation; pass it only when it matters
+        kwargs["linux"] = linux
     try:
         return [format_result(r) for r in run_ops(ops, strategy=strategy, **kwargs)]
     except Exception as exc:  # a model bug is a difference, not a crash of the comparison
         return [f"model raised {type(exc).__name__}: {exc} "
                 f"({traceback.extract_tb(exc.__traceback__)[-1].filename.rsplit('/', 1)[-1]}:"
                 f"{traceback.extract_tb(exc.__traceback__)[-1].lineno})"]
+
+
+def model_supports(linux: str) -> Optional[str]:
+    """``None`` when the model runs scripts as Linux ``linux``; else the model's reason why not."""
+    from anonvma.model.replay import run_ops
+
+    try:
+        run_ops([], linux=linux)
+    except (ValueError, TypeError) as exc:
+        return str(exc)
+    return None
 
 
 def first_difference(model: Sequence[str], kernel: Sequence[str]) -> Optional[int]:
@@ -109,7 +172,7 @@ class Comparison:
 
 
 def compare(scripts: Sequence[Sequence[Op]], backend: Backend, strategy: str = "refcount",
-            task_size: Optional[int] = None) -> Comparison:
+            task_size: Optional[int] = None, linux: str = DEFAULT_LINUX) -> Comparison:
     """Run every script on ``backend`` and on the model; line-by-line verdicts."""
     outcomes = backend(scripts)
     differs: list[Optional[int]] = []
@@ -117,7 +180,7 @@ def compare(scripts: Sequence[Sequence[Op]], backend: Backend, strategy: str = "
     kernel: list[Optional[list[str]]] = []
     model: list[list[str]] = []
     for ops, outcome in zip(scripts, outcomes, strict=True):
-        mine = model_lines(ops, strategy, task_size)
+        mine = model_lines(ops, strategy, task_size, linux)
         model.append(mine)
         if outcome.results is None:
             errors.append(outcome.error or "no results")
@@ -132,18 +195,19 @@ def compare(scripts: Sequence[Sequence[Op]], backend: Backend, strategy: str = "
 
 
 def shrink_divergence(ops: Sequence[Op], backend: Backend, strategy: str = "refcount",
-                      task_size: Optional[int] = None, max_rounds: int = 40) -> Divergence:
+                      task_size: Optional[int] = None, max_rounds: int = 40,
+                      linux: str = DEFAULT_LINUX) -> Divergence:
     """Shrink a differing script (batches of candidates per backend call); the smallest found."""
     def still_fails(cands: Sequence[Sequence[Op]]) -> list[bool]:
-        got = compare(cands, backend, strategy, task_size)
+        got = compare(cands, backend, strategy, task_size, linux)
         return [d is not None for d in got.differs]
 
     small = shrink(ops, still_fails, max_rounds=max_rounds)
-    final = compare([small], backend, strategy, task_size)
+    final = compare([small], backend, strategy, task_size, linux)
     kernel = final.kernel[0]
     if kernel is None or final.differs[0] is None:  # flaky: report the original
         small = list(ops)
-        final = compare([small], backend, strategy, task_size)
+        final = compare([small], backend, strategy, task_size, linux)
         kernel = final.kernel[0] or [f"kernel run failed: {final.errors[0]}"]
     return Divergence(small, final.model[0], kernel, len(ops))
 

@@ -1,41 +1,39 @@
-"""Run an ops script (OPS-FORMAT v1) in real processes on the running kernel.
+"""Run ops scripts (OPS-FORMAT v1) in real processes on the running kernel.
 
-The runner never executes an op itself: process 0 is a forked worker, and each ``fork`` op
-makes a worker clone itself. Every worker is served over its own ``AF_UNIX`` ``SOCK_SEQPACKET``
-pair (a batch of consecutive ops of that process in, their results out, message boundaries
-kept; batching saves round trips, which cost most inside User-Mode Linux), so a script that unmaps a worker's
-code kills that worker, never the runner; a dead worker is reported as :class:`RunnerError`.
+The runner never executes an op itself. A lean zygote process (:mod:`anonvma.live.worker`,
+started once per :class:`LiveSession`) forks each script's process 0, and each ``fork`` op makes
+a worker clone itself. Every worker is served over its own ``AF_UNIX`` ``SOCK_SEQPACKET`` pair (a
+batch of consecutive ops of that process in, their results out, message boundaries kept;
+batching saves round trips, which cost most inside User-Mode Linux), so a script that unmaps a
+worker's code kills that worker, never the runner; a dead worker is reported as
+:class:`RunnerError`.
 
-Workers fork with ``clone(CLONE_PARENT | SIGCHLD)`` rather than fork(): the kernel runs the same
-dup_mmap, but the child's parent is the runner, which can then reap every process of the script
-itself. An ``exit`` result is sent only after the runner has reaped the process, so its mm is
-gone (names put, anon_vmas unlinked) before the next op runs, as in the model.
+Between scripts, a process 0 that is still alive has its whole arena unmapped and its files
+closed (in the next script's first round trip) and serves the next script: every VMA a script
+can make lies in the arena, so the next script sees the same process state as in a fresh
+process 0, without paying for a fork. The
+children of a script never outlive it. An ``exit`` result is sent only after the runner has
+reaped the process, so its mm is gone (names put, anon_vmas unlinked) before the next op runs,
+as in the model. The runner's own interpreter state (garbage collector included) is left alone.
 """
 
 from __future__ import annotations
 
-import ctypes
-import errno
-import gc
-import json
 import os
-import platform
 import shutil
 import signal
 import socket
+import subprocess
+import sys
 import tempfile
 from dataclasses import dataclass
-from typing import Any, NoReturn, Optional, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Optional, Sequence
 
-from anonvma.live.handlers import Context, run_op
-from anonvma.ops import ARENA_BASE, FILE_SIZE, Op, err, ok
-
-#: Largest message either side sends (a maps result of a few hundred VMAs is ~20 KiB).
-_MSG_MAX = 1 << 20
-
-# clone(2): x86-64 and arm64 syscall numbers; flags for a fork whose child is our sibling.
-_SYS_CLONE = {"x86_64": 56, "aarch64": 220}
-_CLONE_PARENT = 0x00008000
+import anonvma
+from anonvma.live.worker import Channel, send
+from anonvma.ops import ARENA_BASE, FILE_SIZE, Op, ok
 
 
 class RunnerError(RuntimeError):
@@ -51,160 +49,167 @@ class _Proc:
     sock: socket.socket
 
 
-# ---------------------------------------------------------------------------------------------
-# Worker side: runs in the forked processes, never returns.
-
-def _clone_parent() -> int:
-    """fork() whose child gets the caller's parent (the runner) as parent; 0 in the child."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    nr = _SYS_CLONE.get(platform.machine())
-    if nr is None:
-        raise OSError(errno.ENOSYS, f"clone syscall number unknown on {platform.machine()}")
-    libc.syscall.restype = ctypes.c_long
-    ret = int(libc.syscall(ctypes.c_long(nr), ctypes.c_ulong(_CLONE_PARENT | signal.SIGCHLD),
-                           ctypes.c_ulong(0), ctypes.c_ulong(0), ctypes.c_ulong(0), ctypes.c_ulong(0)))
-    if ret < 0:
-        code = ctypes.get_errno()
-        raise OSError(code, f"clone: {os.strerror(code)}")
-    return ret
-
-
-def _send(sock: socket.socket, obj: Any, fds: Sequence[int] = ()) -> None:
-    data = json.dumps(obj).encode()
-    if fds:
-        socket.send_fds(sock, [data], list(fds))
-    else:
-        sock.send(data)
-
-
-def _serve(sock: socket.socket, ctx: Context) -> NoReturn:
-    """The worker loop: a batch of ops per message, their results in one reply.
-
-    Only the last op of a batch may be ``fork`` or ``exit``. For ``exit`` the worker replies
-    with the results before it and ends; for ``fork`` the reply carries the child's channel.
-    """
+def _reap(pid: int) -> str:
+    """Wait for ``pid`` (a worker: our child) and say how it ended."""
     try:
-        while True:
-            data = sock.recv(_MSG_MAX)
-            if not data:
-                break
-            results: list[dict[str, Any]] = []
-            fd: list[int] = []
-            for op in json.loads(data):
-                if op["op"] == "exit":
-                    _send(sock, results)
-                    os._exit(0)
-                if op["op"] != "fork":
-                    results.append(run_op(op, ctx))
-                    continue
-                theirs, mine = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-                try:
-                    child = _clone_parent()
-                except OSError as exc:
-                    theirs.close()
-                    mine.close()
-                    results.append(err(exc))
-                    continue
-                if child == 0:  # the new process: serve on its own channel, reply nothing
-                    sock.close()
-                    theirs.close()
-                    sock = mine
-                    break
-                mine.close()
-                results.append({"ret": 0, "pid": child})
-                fd = [theirs.fileno()]
-                _send(sock, results, fd)
-                theirs.close()
-                break
-            else:
-                _send(sock, results)
-    except BaseException:  # a worker must end here, never unwind into the runner's code
-        os._exit(3)
-    os._exit(0)
+        _, status = os.waitpid(pid, 0)
+    except ChildProcessError:
+        return "ended"
+    if os.WIFSIGNALED(status):
+        return f"was killed by {signal.Signals(os.WTERMSIG(status)).name}"
+    return f"exited with status {os.WEXITSTATUS(status)}"
 
 
-# ---------------------------------------------------------------------------------------------
-# Runner side.
+class _Zygote:
+    """A fresh ``python -S`` that imports only the worker side and forks each process 0."""
 
-class LiveRunner:
-    """Runs one script's ops in real processes; use as a context manager (ends every process).
-
-    :param base: the arena base (:data:`anonvma.ops.ARENA_BASE`).
-    :param labels: the script's file labels; each gets one sparse regular file of
-        :data:`anonvma.ops.FILE_SIZE` bytes, opened O_RDWR and shared by every process.
-    """
-
-    def __init__(self, labels: Sequence[str] = (), base: int = ARENA_BASE,
-                 file_dir: Optional[str] = None) -> None:
-        self.base = base
-        self.procs: dict[int, _Proc] = {}
-        self.next_number = 0
-        self._dir: Optional[str] = None
-        self.files: dict[str, str] = {}  # real path -> label, for maps
-        fds: dict[str, int] = {}
+    def __init__(self, chan: Channel) -> None:
+        self.chan = chan
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        src = str(Path(anonvma.__file__).resolve().parent.parent)
+        code = (f"import sys; sys.path.insert(0, {src!r}); from anonvma.live.worker import zygote_main; "
+                f"zygote_main({theirs.fileno()})")
         try:
-            if labels:
-                self._dir = os.path.realpath(tempfile.mkdtemp(prefix="anonvma-files-", dir=file_dir))
-                for label in sorted(set(labels)):
-                    path = os.path.join(self._dir, label)
-                    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
-                    fds[label] = fd
-                    os.ftruncate(fd, FILE_SIZE)
-                    self.files[path] = label
-            self._spawn(fds)
+            self.proc = subprocess.Popen([sys.executable, "-S", "-c", code], pass_fds=[theirs.fileno()],
+                                         stdin=subprocess.DEVNULL)
         except BaseException:
-            self.close()
+            ours.close()
             raise
         finally:
-            for fd in fds.values():
-                os.close(fd)
+            theirs.close()
+        self.sock = ours
 
-    def _spawn(self, fds: dict[str, int]) -> None:
-        """Fork process 0; it keeps the files open, the runner does not."""
+    def spawn(self) -> _Proc:
+        """A new process 0 (our child, thanks to CLONE_PARENT), waiting for ``begin``.
+
+        :raises RunnerError: the zygote is gone or could not fork.
+        """
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        # Under UML every page a new process touches costs a host fault; the collector would
-        # touch every object, so freeze what exists (runner) and do not collect (worker).
-        gc.freeze()
-        pid = os.fork()
-        if pid == 0:
-            gc.disable()
+        try:
+            send(self.sock, {"spawn": True}, [theirs.fileno()])
+            reply, _ = self.chan.recv(self.sock)
+        except OSError as exc:
             ours.close()
-            for proc in self.procs.values():
-                proc.sock.close()
-            _serve(theirs, Context(self.base, fds, self.files))
-        theirs.close()
-        self.procs[0] = _Proc(0, pid, ours)
-        self.next_number = 1
+            raise RunnerError(f"the worker zygote is gone ({exc})") from None
+        finally:
+            theirs.close()
+        if reply is None or "pid" not in reply:
+            ours.close()
+            why = "exited" if reply is None else os.strerror(reply.get("errno", 0))
+            raise RunnerError(f"the worker zygote could not fork process 0: {why}")
+        return _Proc(0, reply["pid"], ours)
 
-    def __enter__(self) -> LiveRunner:
+    def close(self) -> None:
+        """Closing its channel ends the zygote; reap it."""
+        self.sock.close()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+class LiveSession:
+    """Runs scripts one after another in real processes; use as a context manager.
+
+    :param base: the arena base (:data:`anonvma.ops.ARENA_BASE`).
+    :param file_dir: where each script's files are made (a temp dir by default). Each file label
+        gets one sparse regular file of :data:`anonvma.ops.FILE_SIZE` bytes, opened O_RDWR and
+        shared by every process of the script.
+    """
+
+    def __init__(self, base: int = ARENA_BASE, file_dir: Optional[str] = None) -> None:
+        self.base = base
+        self.file_dir = file_dir
+        self.chan = Channel()
+        self.procs: dict[int, _Proc] = {}
+        self.next_number = 0
+        self._zygote: Optional[_Zygote] = None
+        self._spare: Optional[_Proc] = None  # process 0 of the last script, arena unmapped
+
+    def __enter__(self) -> LiveSession:
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, kind: Optional[type[BaseException]], exc: Optional[BaseException],
+                 tb: Optional[TracebackType]) -> None:
         self.close()
+
+    # -- one script --------------------------------------------------------------------------
+
+    def run(self, ops: Sequence[Op]) -> list[dict[str, Any]]:
+        """Run checked ops (see :func:`anonvma.ops.parse_script`) as one script; their results.
+
+        :raises RunnerError: a process died (the script cannot run live), with the op named.
+        """
+        labels = sorted({op.args["file"] for op in ops if "file" in op.args})
+        results: list[dict[str, Any]] = []
+        with _ScriptFiles(labels, self.file_dir) as files:
+            self._begin(files)
+            try:
+                batch: list[Op] = []
+                for op in ops:
+                    if batch and op.pid != batch[-1].pid:
+                        results += self.run_batch(batch)
+                        batch = []
+                    batch.append(op)
+                    if op.op in ("fork", "exit"):
+                        results += self.run_batch(batch)
+                        batch = []
+                if batch:
+                    results += self.run_batch(batch)
+            finally:
+                self._end()
+        return results
+
+    def _begin(self, files: _ScriptFiles) -> None:
+        """Process 0 for a new script: the spare one (its arena unmapped first, in the same round
+        trip) if it is still alive, else a new one."""
+        spec: dict[str, Any] = {"begin": {"base": self.base, "files": files.labels_by_path,
+                                          "labels": files.labels}}
+        for attempt in (1, 2):
+            spare, self._spare = self._spare, None
+            proc = spare or self._spawn()
+            try:
+                send(proc.sock, {"reset": True, **spec} if spare else spec, files.fds)
+                reply, _ = self.chan.recv(proc.sock)
+            except OSError:
+                reply = None
+            if reply == {}:
+                self.procs = {0: proc}
+                self.next_number = 1
+                return
+            proc.sock.close()
+            how = _reap(proc.pid)
+            if attempt == 2:
+                raise RunnerError(f"a new process 0 (pid {proc.pid}) {how} before the script began")
+
+    def _spawn(self) -> _Proc:
+        if self._zygote is None or self._zygote.proc.poll() is not None:
+            if self._zygote is not None:
+                self._zygote.close()
+            self._zygote = _Zygote(self.chan)
+        return self._zygote.spawn()
+
+    def _end(self) -> None:
+        """End the script's other processes; keep process 0, if alive, for the next script (which
+        unmaps its arena first)."""
+        first = self.procs.pop(0, None)
+        for proc in self.procs.values():
+            proc.sock.close()
+        for proc in self.procs.values():
+            _reap(proc.pid)
+        self.procs.clear()
+        if first is not None:
+            self._spare = first
 
     def _lost(self, proc: _Proc, op: Op) -> RunnerError:
         """The worker behind ``proc`` is gone: reap it and say how it ended."""
         del self.procs[proc.number]
         proc.sock.close()
-        how = "ended"
-        try:
-            _, status = os.waitpid(proc.pid, 0)
-            if os.WIFSIGNALED(status):
-                how = f"was killed by {signal.Signals(os.WTERMSIG(status)).name}"
-            else:
-                how = f"exited with status {os.WEXITSTATUS(status)}"
-        except ChildProcessError:
-            pass
+        how = _reap(proc.pid)
         return RunnerError(f"process {proc.number} (pid {proc.pid}) {how} while running line "
                            f"{op.lineno}: {op.to_json()}; a real process cannot survive this op "
                            "(e.g. it unmapped its own code), so the script cannot run live")
-
-    def run(self, op: Op) -> dict[str, Any]:
-        """Run one op in its process and return the result object.
-
-        :raises RunnerError: the process does not exist or died.
-        """
-        return self.run_batch([op])[0]
 
     def run_batch(self, ops: Sequence[Op]) -> list[dict[str, Any]]:
         """Run consecutive ops of one process in one round trip; only the last may fork or exit.
@@ -217,21 +222,20 @@ class LiveRunner:
             raise RunnerError(f"line {last.lineno}: no process {last.pid} (check scripts with parse_script)")
         if any(op.pid != last.pid or op.op in ("fork", "exit") for op in ops[:-1]):
             raise ValueError("a batch is ops of one process, with fork or exit only last")
-        msg = [{"op": op.op, **op.args} for op in ops]
         try:
-            proc.sock.send(json.dumps(msg).encode())
-            data, fds, flags, _ = socket.recv_fds(proc.sock, _MSG_MAX, 1)
+            send(proc.sock, [{"op": op.op, **op.args} for op in ops], [])
+            got, fds = self.chan.recv(proc.sock)
         except (BrokenPipeError, ConnectionResetError):
             raise self._lost(proc, last) from None
-        if not data:
+        except OSError as exc:
+            raise RunnerError(f"line {last.lineno}: {exc}") from None
+        if got is None:
             raise self._lost(proc, last)
-        if flags & socket.MSG_TRUNC:
-            raise RunnerError(f"line {last.lineno}: results longer than {_MSG_MAX} bytes")
-        results: list[dict[str, Any]] = json.loads(data)
+        results: list[dict[str, Any]] = got
         if last.op == "exit":
             del self.procs[last.pid]
             proc.sock.close()
-            os.waitpid(proc.pid, 0)
+            _reap(proc.pid)
             results.append(ok())
         elif last.op == "fork" and "pid" in results[-1]:
             number = self.next_number
@@ -245,15 +249,50 @@ class LiveRunner:
         return results
 
     def close(self) -> None:
-        """End every process still alive (closing its channel makes it exit), reap it, drop the files."""
-        for proc in list(self.procs.values()):
-            proc.sock.close()
-        for proc in list(self.procs.values()):
-            try:
-                os.waitpid(proc.pid, 0)
-            except ChildProcessError:
-                pass
-        self.procs.clear()
+        """End every process (closing its channel makes it exit), reap it, end the zygote."""
+        self._end()
+        if self._spare is not None:
+            self._spare.sock.close()
+            _reap(self._spare.pid)
+            self._spare = None
+        if self._zygote is not None:
+            self._zygote.close()
+            self._zygote = None
+
+
+class _ScriptFiles:
+    """The regular files of one script's labels, open while the script runs; removed after."""
+
+    def __init__(self, labels: Sequence[str], file_dir: Optional[str]) -> None:
+        self.labels = list(labels)
+        self.fds: list[int] = []
+        self.labels_by_path: dict[str, str] = {}
+        self._dir: Optional[str] = None
+        if not labels:
+            return
+        try:
+            self._dir = os.path.realpath(tempfile.mkdtemp(prefix="anonvma-files-", dir=file_dir))
+            for label in self.labels:
+                path = os.path.join(self._dir, label)
+                fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+                self.fds.append(fd)
+                os.ftruncate(fd, FILE_SIZE)
+                self.labels_by_path[path] = label
+        except BaseException:
+            self.close()
+            raise
+
+    def __enter__(self) -> _ScriptFiles:
+        return self
+
+    def __exit__(self, kind: Optional[type[BaseException]], exc: Optional[BaseException],
+                 tb: Optional[TracebackType]) -> None:
+        self.close()
+
+    def close(self) -> None:
+        for fd in self.fds:
+            os.close(fd)
+        self.fds = []
         if self._dir is not None:
             shutil.rmtree(self._dir, ignore_errors=True)
             self._dir = None
@@ -263,20 +302,9 @@ def run_ops(ops: Sequence[Op], base: int = ARENA_BASE,
             file_dir: Optional[str] = None) -> list[dict[str, Any]]:
     """Run checked ops (see :func:`anonvma.ops.parse_script`) in real processes; their results.
 
+    One script, one :class:`LiveSession`; to run many, keep a session (it reuses process 0).
+
     :raises RunnerError: a process died (the script cannot run live), with the op named.
     """
-    labels = [op.args["file"] for op in ops if "file" in op.args]
-    results: list[dict[str, Any]] = []
-    with LiveRunner(labels, base, file_dir) as runner:
-        batch: list[Op] = []
-        for op in ops:
-            if batch and op.pid != batch[-1].pid:
-                results += runner.run_batch(batch)
-                batch = []
-            batch.append(op)
-            if op.op in ("fork", "exit"):
-                results += runner.run_batch(batch)
-                batch = []
-        if batch:
-            results += runner.run_batch(batch)
-    return results
+    with LiveSession(base, file_dir) as session:
+        return session.run(ops)

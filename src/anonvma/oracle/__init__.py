@@ -1,13 +1,17 @@
-"""The oracle: User-Mode Linux 6.1 kernels built with CONFIG_ANON_VMA_NAME, cached and booted.
+"""The oracle: User-Mode Linux kernels (6.1 and 6.12) built with CONFIG_ANON_VMA_NAME, cached and booted.
 
-:mod:`anonvma.oracle.build` fetches Debian's ``linux-source-6.1``, builds the two variants
-(``refcount``: the kernel as is; ``strdup``: ``dup_anon_vma_name`` copies the string) and caches
-them under ``$XDG_CACHE_HOME/anonvma/oracle``; :mod:`anonvma.oracle.boot` boots one with the host's
-file system as root (hostfs) and runs a command inside; :mod:`anonvma.oracle.run` runs ops scripts
-there. Nothing here probes or builds anything at import time.
+:mod:`anonvma.oracle.build` fetches Debian's ``linux-source-6.1`` or ``linux-source-6.12``, builds
+the two variants of each (``refcount``: the kernel as is; ``strdup``: ``dup_anon_vma_name`` copies
+the string) and caches them under ``$XDG_CACHE_HOME/anonvma/oracle``; :mod:`anonvma.oracle.boot`
+boots one with the host's file system as root (hostfs) and runs a command inside, in a process
+group it always kills (:mod:`anonvma.oracle.procgroup`); :mod:`anonvma.oracle.pool` runs many ops
+scripts on several guests at once and :mod:`anonvma.oracle.run` is its simple front. Nothing here
+probes or builds anything at import time.
 """
 
 from anonvma.oracle.build import (
+    DEFAULT_LINUX,
+    LINUX_VERSIONS,
     VARIANTS,
     KernelBuild,
     OracleBuildError,
@@ -20,6 +24,8 @@ from anonvma.oracle.build import (
 )
 
 __all__ = [
+    "DEFAULT_LINUX",
+    "LINUX_VERSIONS",
     "VARIANTS",
     "KernelBuild",
     "OracleBuildError",

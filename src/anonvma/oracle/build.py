@@ -1,16 +1,20 @@
-"""Build the oracle kernels (User-Mode Linux 6.1 with CONFIG_ANON_VMA_NAME) and cache them.
+"""Build the oracle kernels (User-Mode Linux with CONFIG_ANON_VMA_NAME) and cache them.
 
-Recipe: Debian's ``linux-source-6.1`` package, fetched with ``apt-get download`` (no root
-needed), ``make ARCH=um defconfig`` plus ``ANON_VMA_NAME`` and ``HOSTFS``, ``make ARCH=um``.
-Two variants, each built in its own tree so both can coexist:
+Recipe: Debian's ``linux-source-<generation>`` package (``linux-source-6.1`` from bookworm,
+``linux-source-6.12`` from bookworm-backports), fetched with ``apt-get download`` through a
+private sources list and state directory under the cache (the system's apt configuration and
+package lists are never touched; the mirror is the one the system's sources use), then
+``make ARCH=um defconfig`` plus ``ANON_VMA_NAME`` and ``HOSTFS``, ``make ARCH=um linux``.
+Two variants per generation, each built in its own tree so all can coexist:
 
 - ``refcount``: the kernel as is (``dup_anon_vma_name`` takes a reference: anon_vma_name_reuse);
 - ``strdup``: ``include/linux/mm_inline.h`` patched so ``dup_anon_vma_name`` (fork, split)
   allocates a fresh copy of the string, as the pre-5.17 series did.
 
 Each build is cached as ``<cache>/linux-<version>-<variant>-<hash>/linux`` with a ``build.json``
-beside it; the hash covers the config options, the variant's patch and this recipe, so
-changing any of them makes a new entry rather than reusing a stale binary.
+beside it; the hash covers the generation, the config options, the variant's patch and this
+recipe, so changing any of them makes a new entry rather than reusing a stale binary. An entry
+appears by one rename of a complete directory: an interrupted build is never found as built.
 """
 
 from __future__ import annotations
@@ -28,18 +32,44 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator, Optional, Sequence
 
+from anonvma.oracle import procgroup
+
 VARIANTS = ("refcount", "strdup")
-SOURCE_PACKAGE = "linux-source-6.1"
 #: Options enabled on top of ``make ARCH=um defconfig``.
 CONFIG_OPTIONS = ("ANON_VMA_NAME", "HOSTFS")
 #: Bumped whenever the recipe changes in a way that changes the binary.
 RECIPE = 1
+#: The generation every function defaults to.
+DEFAULT_LINUX = "6.1"
+
+
+@dataclass(frozen=True)
+class Generation:
+    """One kernel generation the oracle builds: Debian's source package and where apt finds it.
+
+    :ivar suites: (archive, suite) pairs; archive ``debian`` or ``debian-security``.
+    """
+
+    linux: str
+    package: str
+    suites: tuple[tuple[str, str], ...]
+
+
+GENERATIONS = {
+    "6.1": Generation("6.1", "linux-source-6.1", (("debian", "bookworm"), ("debian", "bookworm-updates"),
+                                                   ("debian-security", "bookworm-security"))),
+    "6.12": Generation("6.12", "linux-source-6.12", (("debian", "bookworm-backports"),)),
+}
+#: Every generation, oldest first.
+LINUX_VERSIONS = tuple(GENERATIONS)
 
 #: Host tools the build needs, each with the Debian package that provides it.
 BUILD_TOOLS = {"flex": "flex", "bison": "bison", "gcc": "gcc", "make": "make", "bc": "bc",
                "xz": "xz-utils", "tar": "tar", "dpkg-deb": "dpkg"}
 
-# include/linux/mm_inline.h, dup_anon_vma_name() of 6.1: the one line the strdup variant changes.
+# include/linux/mm_inline.h, dup_anon_vma_name() (6.1 and 6.12 alike): the one line the strdup
+# variant changes, inside the one function where a copied VMA takes a reference to the name.
+_DUP_FUNCTION = "static inline void dup_anon_vma_name("
 _REUSE_LINE = "\t\tnew_vma->anon_name = anon_vma_name_reuse(anon_name);\n"
 _STRDUP_LINE = "\t\tnew_vma->anon_name = anon_vma_name_alloc(anon_name->name);\n"
 
@@ -52,6 +82,22 @@ class OracleBuildError(RuntimeError):
 
 class OracleMissingError(LookupError):
     """No cached oracle kernel for a variant; the message names the command that builds one."""
+
+
+def generation_of(version: str) -> str:
+    """The generation (``6.1``, ``6.12``) of a Debian kernel source version (``6.12.95-1~bpo12+1``)."""
+    return ".".join(version.split(".")[:2])
+
+
+def generation(linux: str) -> Generation:
+    """The :class:`Generation` named ``linux``.
+
+    :raises ValueError: not one of :data:`LINUX_VERSIONS`.
+    """
+    try:
+        return GENERATIONS[linux]
+    except KeyError:
+        raise ValueError(f"unknown Linux generation {linux!r}: one of {', '.join(LINUX_VERSIONS)}") from None
 
 
 @dataclass(frozen=True)
@@ -70,6 +116,11 @@ class KernelBuild:
     seconds: float = 0.0
 
     @property
+    def linux(self) -> str:
+        """The generation, ``6.1`` or ``6.12``."""
+        return generation_of(self.version)
+
+    @property
     def size(self) -> int:
         """Size of the executable in bytes."""
         return self.path.stat().st_size
@@ -84,25 +135,36 @@ def cache_dir() -> Path:
 def patch_strdup(mm_inline: str) -> str:
     """The text of ``include/linux/mm_inline.h`` with dup_anon_vma_name copying the string.
 
-    :raises OracleBuildError: when the 6.1 line is not found exactly once (a different source:
-        the patch must be looked at again rather than silently skipped).
+    :raises OracleBuildError: when the reference line is not found exactly once in the file, or
+        not inside dup_anon_vma_name (a different source: the patch must be looked at again
+        rather than silently skipped or applied to the wrong place).
     """
     count = mm_inline.count(_REUSE_LINE)
     if count != 1:
         raise OracleBuildError(
             f"strdup patch: expected exactly one line {_REUSE_LINE.strip()!r} in "
-            f"include/linux/mm_inline.h (dup_anon_vma_name), found {count}; the source is not the "
-            "6.1 this patch was written for")
+            f"include/linux/mm_inline.h (dup_anon_vma_name), found {count}; the source is not one "
+            "this patch was written for (6.1, 6.12)")
+    start = mm_inline.find(_DUP_FUNCTION)
+    end = mm_inline.find("\n}\n", start)
+    at = mm_inline.index(_REUSE_LINE)
+    if start < 0 or not start < at < end:
+        raise OracleBuildError(
+            f"strdup patch: the line {_REUSE_LINE.strip()!r} is not inside dup_anon_vma_name() in "
+            "include/linux/mm_inline.h; the source is not one this patch was written for")
     return mm_inline.replace(_REUSE_LINE, _STRDUP_LINE)
 
 
-def config_key(variant: str) -> str:
+def config_key(variant: str, linux: str = DEFAULT_LINUX) -> str:
     """Short hash of everything besides the source version that decides the binary."""
     if variant not in VARIANTS:
         raise ValueError(f"unknown variant {variant!r}: one of {', '.join(VARIANTS)}")
-    blob = json.dumps({"recipe": RECIPE, "config": CONFIG_OPTIONS, "variant": variant,
-                       "patch": [_REUSE_LINE, _STRDUP_LINE] if variant == "strdup" else []})
-    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+    fields: dict[str, object] = {
+        "recipe": RECIPE, "config": CONFIG_OPTIONS, "variant": variant,
+        "patch": [_REUSE_LINE, _STRDUP_LINE] if variant == "strdup" else []}
+    if generation(linux).linux != "6.1":  # 6.1 keys predate generations: cached 6.1 builds stay valid
+        fields["linux"] = linux
+    return hashlib.sha256(json.dumps(fields).encode()).hexdigest()[:12]
 
 
 def _version_key(version: str) -> tuple[int, ...]:
@@ -110,7 +172,7 @@ def _version_key(version: str) -> tuple[int, ...]:
 
 
 def cached_kernels(root: Optional[Path] = None) -> list[KernelBuild]:
-    """Every complete build in the cache (any variant, any key), oldest version first."""
+    """Every complete build in the cache (any generation, variant, key), oldest version first."""
     root = cache_dir() if root is None else root
     found = []
     for meta in sorted(root.glob("linux-*/build.json")):
@@ -125,19 +187,26 @@ def cached_kernels(root: Optional[Path] = None) -> list[KernelBuild]:
     return sorted(found, key=lambda b: (_version_key(b.version), b.variant))
 
 
-def find_kernel(variant: str = "refcount", root: Optional[Path] = None) -> Optional[KernelBuild]:
-    """The newest cached kernel of ``variant`` built with the current recipe, or ``None``."""
-    key = config_key(variant)
-    builds = [b for b in cached_kernels(root) if b.variant == variant and b.key == key]
+def find_kernel(variant: str = "refcount", root: Optional[Path] = None,
+                linux: str = DEFAULT_LINUX) -> Optional[KernelBuild]:
+    """The newest cached kernel of generation ``linux`` and ``variant`` built with the current
+    recipe, or ``None``."""
+    key = config_key(variant, linux)
+    builds = [b for b in cached_kernels(root) if b.variant == variant and b.key == key and b.linux == linux]
     return builds[-1] if builds else None
 
 
-def require_kernel(variant: str = "refcount") -> KernelBuild:
+def build_command(variant: str, linux: str = DEFAULT_LINUX) -> str:
+    """The command that builds the kernel of ``variant`` and generation ``linux``."""
+    return f"anonvma oracle build --linux {linux} --variant {variant}"
+
+
+def require_kernel(variant: str = "refcount", linux: str = DEFAULT_LINUX) -> KernelBuild:
     """Like :func:`find_kernel`, but raise :class:`OracleMissingError` naming the fix."""
-    build = find_kernel(variant)
+    build = find_kernel(variant, linux=linux)
     if build is None:
         raise OracleMissingError(
-            f"oracle kernel ({variant}) not built: run `anonvma oracle build --variant {variant}` "
+            f"oracle kernel (Linux {linux}, {variant}) not built: run `{build_command(variant, linux)}` "
             f"(caches it under {cache_dir()})")
     return build
 
@@ -169,70 +238,218 @@ def ensure_tools(log: Log) -> None:
 
 
 def _run(cmd: Sequence[str], cwd: Path, log_path: Path, what: str) -> None:
-    """Run one build step, appending its output to ``log_path``; raise with the log's tail."""
+    """Run one build step in its own process group (killed with it on Ctrl-C), appending its
+    output to ``log_path``; raise with the log's tail."""
     with open(log_path, "ab") as out:
         out.write(f"$ {' '.join(cmd)}\n".encode())
         out.flush()
-        proc = subprocess.run(list(cmd), cwd=cwd, stdout=out, stderr=subprocess.STDOUT,
-                              stdin=subprocess.DEVNULL)
-    if proc.returncode != 0:
+        status = procgroup.run(cmd, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    if status != 0:
         tail = log_path.read_text(errors="replace").splitlines()[-15:]
-        raise OracleBuildError(f"{what} failed (exit {proc.returncode}); log {log_path}:\n"
-                               + "\n".join(tail))
+        raise OracleBuildError(f"{what} failed (exit {status}); log {log_path}:\n" + "\n".join(tail))
+
+
+def _captured(cmd: Sequence[str], cwd: Optional[Path] = None) -> "subprocess.CompletedProcess[str]":
+    """Run ``cmd`` in its own process group, output captured as text."""
+    with procgroup.ProcessGroup(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                stdin=subprocess.DEVNULL, text=True) as group:
+        out, err = group.proc.communicate()
+    return subprocess.CompletedProcess(list(cmd), group.returncode or 0, out, err)
 
 
 def _apt(args: Sequence[str], log: Log, cwd: Optional[Path] = None) -> "subprocess.CompletedProcess[str]":
-    """Run ``apt-get ARGS``; when it fails and we are root, ``apt-get update`` once and retry
-    (a fresh Debian image has no package lists)."""
-    def run() -> "subprocess.CompletedProcess[str]":
-        return subprocess.run(["apt-get", *args], cwd=cwd, capture_output=True, text=True,
-                              stdin=subprocess.DEVNULL)
-
-    proc = run()
+    """Run the system's ``apt-get ARGS`` (installing build tools); when it fails and we are root,
+    ``apt-get update`` once and retry (a fresh Debian image has no package lists)."""
+    proc = _captured(["apt-get", *args], cwd)
     if proc.returncode != 0 and os.geteuid() == 0:
         log("apt-get failed; running apt-get update and trying again")
-        subprocess.run(["apt-get", "update"], capture_output=True, text=True, stdin=subprocess.DEVNULL)
-        proc = run()
+        _captured(["apt-get", "update"])
+        proc = _captured(["apt-get", *args], cwd)
     return proc
 
 
-def fetch_source(work: Path, log: Log) -> tuple[Path, str]:
-    """Download ``linux-source-6.1`` with apt-get (once per work dir); return (.deb, version).
+# ---------------------------------------------------------------------------------------------
+# Fetching the source through a private apt configuration.
+
+SYSTEM_SOURCES = (Path("/etc/apt/sources.list"), Path("/etc/apt/sources.list.d"))
+DEFAULT_MIRRORS = {"debian": "http://deb.debian.org/debian",
+                   "debian-security": "http://deb.debian.org/debian-security"}
+DEBIAN_KEYRING = Path("/usr/share/keyrings/debian-archive-keyring.gpg")
+
+
+def _source_entries(paths: Sequence[Path]) -> Iterator[tuple[str, list[str], Optional[str]]]:
+    """(URI, suites, Signed-By) of every enabled binary ``deb`` source in apt's two file formats."""
+    files: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            files += sorted(p for p in path.iterdir() if p.suffix in (".list", ".sources"))
+        elif path.is_file():
+            files.append(path)
+    for path in files:
+        try:
+            text = path.read_text(errors="replace")
+        except OSError:
+            continue
+        if path.suffix == ".sources":  # deb822: stanzas of Field: value
+            for stanza in re.split(r"\n\s*\n", text):
+                fields: dict[str, str] = {}
+                for line in stanza.splitlines():
+                    if line.startswith("#") or ":" not in line or line[:1].isspace():
+                        continue
+                    key, _, value = line.partition(":")
+                    fields[key.strip().lower()] = value.strip()
+                if "deb" not in fields.get("types", "").split() or fields.get("enabled", "yes") == "no":
+                    continue
+                for uri in fields.get("uris", "").split():
+                    yield uri, fields.get("suites", "").split(), fields.get("signed-by")
+        else:  # one-line: deb [options] URI suite components...
+            for line in text.splitlines():
+                words = line.split("#", 1)[0].split()
+                if not words or words[0] != "deb":
+                    continue
+                words = words[1:]
+                signed = None
+                if words and words[0].startswith("["):
+                    opts = []
+                    while words:
+                        opts.append(words.pop(0))
+                        if opts[-1].endswith("]"):
+                            break
+                    for opt in " ".join(opts).strip("[]").split():
+                        if opt.startswith("signed-by="):
+                            signed = opt.split("=", 1)[1]
+                if len(words) >= 2:
+                    yield words[0], [words[1]], signed
+
+
+def system_mirrors(paths: Sequence[Path] = SYSTEM_SOURCES) -> dict[str, tuple[str, Optional[str]]]:
+    """The system's Debian mirrors: archive (``debian``, ``debian-security``) -> (URI, Signed-By).
+
+    A source serving a ``*-security`` suite is the security archive, any other Debian suite the
+    main one; archives the system does not list fall back to deb.debian.org.
+    """
+    found: dict[str, tuple[str, Optional[str]]] = {}
+    codenames = ("bookworm", "trixie", "bullseye", "sid", "stable", "oldstable", "testing", "unstable")
+    for uri, suites, signed in _source_entries(paths):
+        for suite in suites:
+            if suite.split("-")[0].split("/")[0] not in codenames:
+                continue
+            archive = "debian-security" if "security" in suite else "debian"
+            found.setdefault(archive, (uri.rstrip("/"), signed))
+    for archive, uri in DEFAULT_MIRRORS.items():
+        found.setdefault(archive, (uri, str(DEBIAN_KEYRING) if DEBIAN_KEYRING.exists() else None))
+    return found
+
+
+class PrivateApt:
+    """apt-get with its own sources list, state and cache under ``root`` (one per generation).
+
+    The system's apt.conf (proxies) and keyrings still apply; its sources, pins, package lists
+    and archive cache are neither read nor written.
+    """
+
+    def __init__(self, root: Path, gen: Generation, sources: Sequence[Path] = SYSTEM_SOURCES) -> None:
+        self.root = root
+        self.gen = gen
+        mirrors = system_mirrors(sources)
+        lines = []
+        for archive, suite in gen.suites:
+            uri, signed = mirrors[archive]
+            opt = f"[signed-by={signed}] " if signed else ""
+            lines.append(f"deb {opt}{uri} {suite} main\n")
+        self.sources_text = "".join(lines)
+
+    def options(self) -> list[str]:
+        """The ``-o`` options that point apt-get at the private directories."""
+        r = self.root
+        opts = {"Dir::Etc::SourceList": r / "etc" / "sources.list",
+                "Dir::Etc::SourceParts": r / "etc" / "sources.list.d",
+                "Dir::Etc::Preferences": r / "etc" / "preferences",
+                "Dir::Etc::PreferencesParts": r / "etc" / "preferences.d",
+                "Dir::State": r / "state", "Dir::Cache": r / "cache"}
+        out = [f"-o{k}={v}" for k, v in opts.items()]
+        if os.geteuid() == 0:  # the _apt user cannot enter a root-owned home: download as root
+            out.append("-oAPT::Sandbox::User=root")
+        return out
+
+    def _prepare(self) -> None:
+        for sub in ("etc/sources.list.d", "etc/preferences.d", "state/lists/partial",
+                    "cache/archives/partial"):
+            (self.root / sub).mkdir(parents=True, exist_ok=True)
+        (self.root / "etc" / "sources.list").write_text(self.sources_text)
+
+    def run(self, args: Sequence[str], cwd: Optional[Path] = None) -> "subprocess.CompletedProcess[str]":
+        """``apt-get`` with the private options and ``args``."""
+        self._prepare()
+        return _captured(["apt-get", *self.options(), *args], cwd)
+
+    def update(self) -> None:
+        """Fetch the package lists of the generation's suites.
+
+        :raises OracleBuildError: apt-get failed (mirror unreachable, ...), with its message.
+        """
+        proc = self.run(["update"])
+        if proc.returncode != 0:
+            raise OracleBuildError(f"apt-get update (private sources: {self.sources_text.strip()}) failed: "
+                                   + " ".join(proc.stderr.strip().splitlines()[-2:]))
+
+
+def fetch_source(work: Path, gen: Generation, apt_root: Path, log: Log) -> tuple[Path, str]:
+    """Download ``gen``'s source package with apt-get (once per work dir); return (.deb, version).
+
+    The download lands in a scratch directory and is renamed into ``work`` when complete.
 
     :raises OracleBuildError: no apt-get, or the download failed.
     """
     work.mkdir(parents=True, exist_ok=True)
-    debs = sorted(work.glob(f"{SOURCE_PACKAGE}_*.deb"))
+    debs = sorted(work.glob(f"{gen.package}_*.deb"))
     if not debs:
         if shutil.which("apt-get") is None:
-            raise OracleBuildError(f"no apt-get: cannot fetch {SOURCE_PACKAGE} (Debian's kernel source)")
-        log(f"fetching {SOURCE_PACKAGE} with apt-get download")
-        proc = _apt(["download", SOURCE_PACKAGE], log, cwd=work)
-        debs = sorted(work.glob(f"{SOURCE_PACKAGE}_*.deb"))
-        if proc.returncode != 0 or not debs:
+            raise OracleBuildError(f"no apt-get: cannot fetch {gen.package} (Debian's kernel source)")
+        apt = PrivateApt(apt_root, gen)
+        log(f"fetching {gen.package} with apt-get download (sources: {apt.sources_text.strip()})")
+        apt.update()
+        scratch = work / "download.partial"
+        if scratch.exists():
+            shutil.rmtree(scratch)
+        scratch.mkdir()
+        proc = apt.run(["download", gen.package], cwd=scratch)
+        got = sorted(scratch.glob(f"{gen.package}_*.deb"))
+        if proc.returncode != 0 or not got:
             detail = (proc.stderr.strip().splitlines() or ["no .deb written"])[-1]
-            raise OracleBuildError(f"apt-get download {SOURCE_PACKAGE} failed: {detail} "
-                                   "(is deb.debian.org bookworm in the apt sources? try apt-get update)")
+            raise OracleBuildError(f"apt-get download {gen.package} failed: {detail}")
+        got[-1].rename(work / got[-1].name)
+        shutil.rmtree(scratch)
+        debs = sorted(work.glob(f"{gen.package}_*.deb"))
     deb = debs[-1]
-    version = subprocess.run(["dpkg-deb", "-f", str(deb), "Version"], capture_output=True, text=True,
-                             check=True).stdout.strip()
-    return deb, version
+    proc = _captured(["dpkg-deb", "-f", str(deb), "Version"])
+    if proc.returncode != 0:
+        raise OracleBuildError(f"dpkg-deb cannot read {deb}: {proc.stderr.strip()} (remove it and retry)")
+    return deb, proc.stdout.strip()
 
 
-def unpack_tree(deb: Path, dest: Path, log: Log) -> Path:
+def unpack_tree(deb: Path, gen: Generation, dest: Path, log: Log) -> Path:
     """Unpack the kernel tarball inside ``deb`` into ``dest``; return the tree's top directory."""
     extracted = deb.parent / "x"
-    tarball = extracted / "usr" / "src" / f"{SOURCE_PACKAGE}.tar.xz"
-    if not tarball.exists():
-        subprocess.run(["dpkg-deb", "-x", str(deb), str(extracted)], check=True)
+    tarball = extracted / "usr" / "src" / f"{gen.package}.tar.xz"
+    if not tarball.exists():  # extract next to it, rename when whole: never a half tarball
+        partial = deb.parent / "x.partial"
+        if partial.exists():
+            shutil.rmtree(partial)
+        if procgroup.run(["dpkg-deb", "-x", str(deb), str(partial)], stdin=subprocess.DEVNULL) != 0:
+            raise OracleBuildError(f"dpkg-deb -x {deb} failed (remove it and retry)")
+        if extracted.exists():
+            shutil.rmtree(extracted)
+        partial.rename(extracted)
     if not tarball.exists():
         raise OracleBuildError(f"{deb.name} holds no usr/src/{tarball.name}")
     if dest.exists():
         shutil.rmtree(dest)
     dest.mkdir(parents=True)
     log(f"unpacking {tarball.name} into {dest}")
-    subprocess.run(["tar", "-xf", str(tarball), "-C", str(dest)], check=True)
-    return dest / SOURCE_PACKAGE
+    if procgroup.run(["tar", "-xf", str(tarball), "-C", str(dest)], stdin=subprocess.DEVNULL) != 0:
+        raise OracleBuildError(f"tar -xf {tarball} failed")
+    return dest / gen.package
 
 
 def configure_and_make(tree: Path, log_path: Path, jobs: int) -> Path:
@@ -246,7 +463,8 @@ def configure_and_make(tree: Path, log_path: Path, jobs: int) -> Path:
         if f"\nCONFIG_{opt}=y\n" not in config:
             raise OracleBuildError(f"CONFIG_{opt}=y did not stick in {tree / '.config'} "
                                    "(a dependency is missing on this architecture)")
-    _run(["make", "ARCH=um", f"-j{jobs}"], tree, log_path, "make ARCH=um")
+    # the `linux` target: the kernel alone (UML's defconfig modules are never loaded by the oracle)
+    _run(["make", "ARCH=um", f"-j{jobs}", "linux"], tree, log_path, "make ARCH=um linux")
     binary = tree / "linux"
     if not binary.is_file():
         raise OracleBuildError(f"make finished but {binary} is missing; log {log_path}")
@@ -266,34 +484,46 @@ def _build_lock(root: Path, log: Log) -> Iterator[None]:
         yield
 
 
-def build_kernel(variant: str, *, force: bool = False, jobs: Optional[int] = None,
+def build_kernel(variant: str, *, linux: str = DEFAULT_LINUX, force: bool = False, jobs: Optional[int] = None,
                  keep_tree: bool = False, log: Log = print) -> KernelBuild:
-    """Build (or find in the cache) the oracle kernel of ``variant``.
+    """Build (or find in the cache) the oracle kernel of generation ``linux`` and ``variant``.
 
     A cached build with the current recipe is reused unless ``force``. The work directory
-    (``<cache>/work``) holds the downloaded package and the trees; a tree is removed after
-    its binary is cached unless ``keep_tree``.
+    (``<cache>/work/<linux>``) holds the downloaded package and the trees; a tree is removed
+    after its binary is cached unless ``keep_tree``. Interrupted (Ctrl-C, SIGTERM in the CLI),
+    it kills the build's processes and leaves no entry that :func:`find_kernel` would return.
 
     :raises OracleBuildError: tools missing, download failed, patch or build failed.
     """
     if variant not in VARIANTS:
         raise ValueError(f"unknown variant {variant!r}: one of {', '.join(VARIANTS)}")
+    gen = generation(linux)
     root = cache_dir()
     with _build_lock(root, log):
+        _remove_leftovers(root)
         if not force:
-            cached = find_kernel(variant)
+            cached = find_kernel(variant, linux=linux)
             if cached is not None:
-                log(f"{variant}: cached at {cached.path} ({cached.version})")
+                log(f"Linux {linux} {variant}: cached at {cached.path} ({cached.version})")
                 return cached
-        return _build(variant, root, jobs, keep_tree, log)
+        return _build(variant, gen, root, jobs, keep_tree, log)
 
 
-def _build(variant: str, root: Path, jobs: Optional[int], keep_tree: bool, log: Log) -> KernelBuild:
+def _remove_leftovers(root: Path) -> None:
+    """Staging directories of builds that were killed before they could clean up (we hold the lock)."""
+    for stale in (*root.glob(".staging-*"), *root.glob(".replaced-*")):
+        shutil.rmtree(stale, ignore_errors=True)
+
+
+def _build(variant: str, gen: Generation, root: Path, jobs: Optional[int], keep_tree: bool,
+           log: Log) -> KernelBuild:
     ensure_tools(log)
-    work = root / "work"
-    deb, version = fetch_source(work, log)
+    work = root / "work" / gen.linux
+    deb, version = fetch_source(work, gen, root / "apt" / gen.linux, log)
+    if generation_of(version) != gen.linux:
+        raise OracleBuildError(f"{deb.name} is version {version}, not Linux {gen.linux}")
     started = time.monotonic()
-    tree = unpack_tree(deb, work / variant, log)
+    tree = unpack_tree(deb, gen, work / variant, log)
     if variant == "strdup":
         header = tree / "include" / "linux" / "mm_inline.h"
         header.write_text(patch_strdup(header.read_text()))
@@ -301,32 +531,38 @@ def _build(variant: str, root: Path, jobs: Optional[int], keep_tree: bool, log: 
     jobs = jobs or os.cpu_count() or 1
     log_path = work / f"build-{variant}.log"
     log_path.write_text("")
-    log(f"{variant}: building UML {version} with -j{jobs} (log {log_path})")
+    log(f"Linux {gen.linux} {variant}: building UML {version} with -j{jobs} (log {log_path})")
     binary = configure_and_make(tree, log_path, jobs)
     seconds = time.monotonic() - started
-    key = config_key(variant)
+    key = config_key(variant, gen.linux)
     final = root / f"linux-{version}-{variant}-{key}"
-    staging = root / f".staging-{variant}-{os.getpid()}"
-    if staging.exists():
-        shutil.rmtree(staging)
-    staging.mkdir(parents=True)
-    shutil.copy2(binary, staging / "linux")
-    shutil.copy2(tree / ".config", staging / "config")
-    (staging / "build.json").write_text(json.dumps(
-        {"variant": variant, "version": version, "key": key, "seconds": round(seconds, 1),
-         "config": list(CONFIG_OPTIONS), "recipe": RECIPE, "built": time.strftime("%Y-%m-%dT%H:%M:%S")},
-        indent=1) + "\n")
-    if final.exists():
-        shutil.rmtree(final)
-    staging.rename(final)
+    staging = root / f".staging-{gen.linux}-{variant}-{os.getpid()}"
+    try:
+        if staging.exists():
+            shutil.rmtree(staging)
+        staging.mkdir(parents=True)
+        shutil.copy2(binary, staging / "linux")
+        shutil.copy2(tree / ".config", staging / "config")
+        (staging / "build.json").write_text(json.dumps(
+            {"variant": variant, "version": version, "linux": gen.linux, "key": key,
+             "seconds": round(seconds, 1), "config": list(CONFIG_OPTIONS), "recipe": RECIPE,
+             "built": time.strftime("%Y-%m-%dT%H:%M:%S")}, indent=1) + "\n")
+        if final.exists():  # --force: move the old entry aside in one rename, then drop it
+            replaced = root / f".replaced-{final.name}-{os.getpid()}"
+            final.rename(replaced)
+            shutil.rmtree(replaced)
+        staging.rename(final)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
     if not keep_tree:
         shutil.rmtree(tree.parent)
-    log(f"{variant}: built in {seconds:.0f} s -> {final / 'linux'}")
+    log(f"Linux {gen.linux} {variant}: built in {seconds:.0f} s -> {final / 'linux'}")
     return KernelBuild(variant, version, key, final / "linux", seconds)
 
 
 def clean_work(log: Log = print) -> None:
-    """Remove the work directory (downloaded package, unpacked trees); cached binaries stay."""
+    """Remove the work directory (downloaded packages, unpacked trees); cached binaries stay."""
     root = cache_dir()
     work = root / "work"
     if not work.exists():

@@ -1,86 +1,107 @@
-"""Run many ops scripts inside one boot of an oracle kernel.
+"""Run ops scripts inside the oracle kernels.
 
-The host side (:func:`run_scripts`) writes the scripts to a temp file, boots the kernel once
-with ``python -m anonvma.oracle.run IN OUT``, and reads one outcome per script back. The guest
-side (:func:`guest_main`) runs each script with the real-process runner
-(:mod:`anonvma.live.runner`), writing each outcome as soon as it has it, so a guest that dies
-part-way still reports the scripts it finished.
+The host side (:func:`run_scripts`) runs a list of scripts on a :class:`~anonvma.oracle.pool.GuestPool`
+of the cached kernel of a generation and variant and returns one outcome per script. The guest
+side (:func:`guest_main`, ``python -m anonvma.oracle.run DIR``) runs the chunks of scripts the
+host drops into DIR with one :class:`~anonvma.live.runner.LiveSession`, writing each outcome as
+soon as it has it, so a guest that dies part-way still reports the scripts it finished.
 """
 
 from __future__ import annotations
 
 import json
+import math
+import os
 import sys
-import tempfile
+import time
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
-from anonvma.ops import Op, parse_script, script_text
-from anonvma.oracle.boot import OracleBootError, boot_python
-from anonvma.oracle.build import require_kernel
+from anonvma.ops import Op, parse_script
+from anonvma.oracle.build import DEFAULT_LINUX, require_kernel
+from anonvma.oracle.pool import GuestPool, ScriptOutcome, run_all
 
+__all__ = ["OracleRun", "ScriptOutcome", "default_jobs", "guest_main", "run_scripts"]
 
-@dataclass(frozen=True)
-class ScriptOutcome:
-    """One script's run in the oracle: its result objects, or why it could not run.
-
-    :ivar error: ``None`` when the script ran; else the runner's message (a process died, ...).
-    """
-
-    results: Optional[list[dict[str, Any]]]
-    error: Optional[str] = None
+#: Scripts per guest below which one more guest does not pay for its boot.
+SCRIPTS_PER_GUEST = 40
+#: An idle guest halts when the host has not touched its ``alive`` file for this many seconds.
+IDLE_HALT = 120.0
 
 
 @dataclass(frozen=True)
 class OracleRun:
-    """Outcomes of one boot, in script order, with the kernel used and the boot's wall time."""
+    """Outcomes of one run, in script order, with the kernel used, the wall time and the boots."""
 
     outcomes: list[ScriptOutcome]
     kernel: Path
     seconds: float
+    boots: int = 1
+
+
+def default_jobs(n_scripts: int) -> int:
+    """Guests for ``n_scripts``: one per CPU, but no more than the scripts keep busy."""
+    return max(1, min(os.cpu_count() or 1, math.ceil(n_scripts / SCRIPTS_PER_GUEST)))
 
 
 def run_scripts(scripts: Sequence[Sequence[Op]], variant: str = "refcount", kernel: Optional[Path] = None,
-                timeout: float = 1800.0) -> OracleRun:
-    """Run every script in one boot of the oracle kernel of ``variant`` (or ``kernel``).
+                timeout: float = 120.0, linux: str = DEFAULT_LINUX, jobs: Optional[int] = None) -> OracleRun:
+    """Run every script in the oracle kernel of generation ``linux`` and ``variant`` (or ``kernel``).
 
-    :raises OracleMissingError: no kernel given and none cached for ``variant``.
-    :raises OracleBootError: the guest failed before running any script.
+    :param timeout: seconds a guest may go without finishing a script before it counts as hung
+        (killed; the script is reported lost, the others rerun in a new guest).
+    :param jobs: guests at once (default :func:`default_jobs`).
+    :raises OracleMissingError: no kernel given and none cached for ``linux`` and ``variant``.
+    :raises OracleBootError: the guests do not come up.
     """
-    kernel = require_kernel(variant).path if kernel is None else kernel
-    with tempfile.TemporaryDirectory(prefix="anonvma-oracle-") as tmp:
-        inp, out = Path(tmp) / "scripts.json", Path(tmp) / "outcomes.jsonl"
-        inp.write_text(json.dumps([script_text(ops) for ops in scripts]))
-        res = boot_python(kernel, ["-m", "anonvma.oracle.run", str(inp), str(out)], timeout=timeout)
-        lines = out.read_text().splitlines() if out.exists() else []
-    outcomes = [ScriptOutcome(o.get("results"), o.get("error")) for o in map(json.loads, lines)]
-    if len(outcomes) < len(scripts):
-        why = (f"the guest stopped after {len(outcomes)} of {len(scripts)} scripts "
-               f"(exit {res.returncode}); stderr:\n{res.stderr[-2000:]}\nconsole:\n{res.console[-1000:]}")
-        if not outcomes:
-            raise OracleBootError(why)
-        outcomes += [ScriptOutcome(None, why)] * (len(scripts) - len(outcomes))
-    return OracleRun(outcomes, kernel, res.seconds)
+    kernel = require_kernel(variant, linux=linux).path if kernel is None else kernel
+    started = time.monotonic()
+    with GuestPool(kernel, jobs=jobs or default_jobs(len(scripts)), script_timeout=timeout) as pool:
+        outcomes = run_all(pool, scripts)
+        boots = pool.boots
+    return OracleRun(outcomes, kernel, time.monotonic() - started, boots)
+
+
+def _host_gone(work: Path) -> bool:
+    """The host removed our directory, or has not touched ``alive`` for :data:`IDLE_HALT` seconds
+    (it was killed, or keeps us idle): halt rather than wait for ever."""
+    try:
+        return time.time() - (work / "alive").stat().st_mtime > IDLE_HALT
+    except FileNotFoundError:
+        return True
 
 
 def guest_main(argv: Sequence[str]) -> int:
-    """Inside the guest: run the scripts of ``argv[0]`` (JSON list of texts), outcomes to ``argv[1]``."""
-    from anonvma.live.runner import RunnerError, run_ops
+    """Inside the guest: run the chunks ``DIR/in.0``, ``DIR/in.1``, ... (JSON lists of
+    ``[index, script text]``, removed once read), one outcome line per script to ``DIR/out.K``
+    for chunk K, until ``DIR/end`` appears or the host stops touching ``DIR/alive``."""
+    from anonvma.live.runner import LiveSession, RunnerError
 
-    texts = json.loads(Path(argv[0]).read_text())
-    with open(argv[1], "w") as out:
-        for text in texts:
-            try:
-                outcome: dict[str, Any] = {"results": run_ops(parse_script(text))}
-            except RunnerError as exc:
-                outcome = {"error": str(exc)}
-            except Exception:  # report and go on: one bad script must not lose the others
-                outcome = {"error": traceback.format_exc()}
-            out.write(json.dumps(outcome) + "\n")
-            out.flush()
-    return 0
+    work = Path(argv[0])
+    with LiveSession() as session:
+        (work / "ready").touch()
+        chunk = 0
+        while True:
+            path = work / f"in.{chunk}"
+            while not path.exists():
+                if (work / "end").exists() or _host_gone(work):
+                    return 0
+                time.sleep(0.01)
+            scripts = json.loads(path.read_text())
+            path.unlink()
+            with open(work / f"out.{chunk}", "w") as out:
+                for index, text in scripts:
+                    try:
+                        outcome: dict[str, Any] = {"results": session.run(parse_script(text))}
+                    except RunnerError as exc:
+                        outcome = {"error": str(exc)}
+                    except Exception:  # report and go on: one bad script must not lose the others
+                        outcome = {"error": traceback.format_exc()}
+                    out.write(json.dumps({"i": index, **outcome}) + "\n")
+                    out.flush()
+            chunk += 1
 
 
 if __name__ == "__main__":
