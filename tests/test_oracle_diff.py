@@ -29,7 +29,7 @@ from anonvma.difftest.compare import (
     shrink_divergence,
 )
 from anonvma.difftest.generate import random_scripts
-from anonvma.ops import Op, format_result, parse_script, script_text
+from anonvma.ops import OPS, Op, format_result, parse_script, script_text
 from anonvma.oracle.build import LINUX_VERSIONS
 from anonvma.oracle.pool import ScriptOutcome
 from oracle_helpers import oracle_kernel_or_skip
@@ -221,10 +221,11 @@ def test_random_scripts_exercise_every_op_and_outcome() -> None:
     """The generator is worth running: every op, both successes and each common errno."""
     scripts = random_scripts(200, seed=SEED)
     ops = [op for s in scripts for op in s]
-    assert {op.op for op in ops} == {"mmap", "munmap", "mremap", "mprotect", "madvise", "name", "touch",
-                                    "fork", "exit", "maps"}
+    assert {op.op for op in ops} == set(OPS)
     assert {op.args["advice"] for op in ops if op.op == "madvise"} == {
-        "dontfork", "dofork", "wipeonfork", "keeponfork", "dontneed"}
+        "dontfork", "dofork", "wipeonfork", "keeponfork", "dontneed", "normal", "random", "sequential"}
+    for op_name, flag in (("mmap", "noreserve"), ("mmap", "populate"), ("mlock", "onfault")):
+        assert any(op.args.get(flag) for op in ops if op.op == op_name), flag
     outcomes = {line.split('"')[1] if "errno" not in line else line
                 for s in scripts for line in model_lines(s)}
     for want in ("ret", "maps", '{"errno": "EINVAL"}', '{"errno": "ENOMEM"}', '{"errno": "EFAULT"}'):
