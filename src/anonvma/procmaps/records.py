@@ -14,8 +14,9 @@ from anonvma.procmaps.names import classify
 class Smaps(NamedTuple):
     """The per-VMA counters of /proc/PID/smaps, in the kernel's order; sizes in kB.
 
-    A field the kernel did not print is 0 (``thp_eligible``/``protection_key``: ``None``); which
-    ones were printed is :attr:`Snapshot.fields`. VMAs with identical counters share one object.
+    A field the kernel did not print is 0 (``thp_eligible``/``protection_key``: ``None``; ``size``:
+    the address range); which ones were printed is :attr:`Snapshot.fields`. VMAs with identical
+    counters share one object.
     """
 
     size: int = 0
