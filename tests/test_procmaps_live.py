@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import io
 import json
 import os
 import subprocess
@@ -217,3 +218,189 @@ def test_named_child_mappings_are_read_back_and_grouped_by_name():
     assert alpha.size == 6 * PAGE // 1024 and alpha.rss == 2 * PAGE // 1024
     folded = {g.key: g for g in procmaps.group(snap.vmas, by="name", fold_numbers=True)}
     assert folded["[anon:beta:*]"].count == 2 and "[anon:beta:7]" not in folded
+
+
+# --- show self, the command line in the header, show --all (librank/procrank), --watch --------
+
+SHARED_CHILD = r"""
+import json, mmap, os, sys, time
+fd = os.memfd_create("anonvma-all-test")
+os.ftruncate(fd, 5 * mmap.PAGESIZE)
+m = mmap.mmap(fd, 5 * mmap.PAGESIZE, flags=mmap.MAP_SHARED)
+for i in range(3):
+    m[i * mmap.PAGESIZE] = 1
+r, w = os.pipe()
+ready_r, ready_w = os.pipe()
+pid = os.fork()
+if pid == 0:  # the grandchild touches the same 3 pages (fork copies no shared PTEs), then waits
+    os.close(w)
+    sum(m[i * mmap.PAGESIZE] for i in range(3))
+    os.write(ready_w, b"x")
+    os.read(r, 1)
+    os._exit(0)
+os.read(ready_r, 1)
+print(json.dumps({"pids": [os.getpid(), pid]}), flush=True)
+sys.stdin.read()
+os.close(w)
+os.waitpid(pid, 0)
+"""
+MEMFD = "/memfd:anonvma-all-test (deleted)"
+
+
+@pytest.fixture
+def sharing():
+    with spawned(SHARED_CHILD) as (pid, info):
+        yield info["pids"]
+
+
+def test_show_self_is_this_process_and_the_header_gives_its_command_line(capsys):
+    assert main(["show", "self", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["pid"] == os.getpid() and doc["cmdline"].startswith(f"pid {os.getpid()} (")
+    assert main(["show", "self", "--top", "3"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith(f"pid {os.getpid()} (") and "(top 3 of " in out[0]
+    assert len(out) == 2 + 3 + 1  # header, column names, 3 rows, total
+
+
+def test_show_header_puts_a_multi_line_command_line_on_one_line(capsys, sharing):
+    assert main(["show", str(sharing[0]), "--top", "1"]) == 0
+    first = capsys.readouterr().out.splitlines()[0]
+    assert first.startswith(f"pid {sharing[0]} ({sys.executable} -c import json, mmap, os, sys, time fd = ")
+
+
+def test_show_all_sums_a_name_across_processes_and_pss_counts_shared_pages_once(capsys, sharing):
+    assert main(["show", "--all", "--json", "--match", "anonvma-all-test"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    page_kb = PAGE // 1024
+    (g,) = [g for g in doc["groups"] if g["key"] == MEMFD]
+    assert (g["processes"], g["count"], g["size"]) == (2, 2, 10 * page_kb)
+    assert g["rss"] == 6 * page_kb  # 3 pages, resident in both processes
+    assert g["pss"] == 3 * page_kb  # ... but only 3 pages of memory: PSS sums to them
+    assert g["uss"] == 0 and g["kind"] == "deleted"
+    assert doc["processes_read"] >= 2 and doc["total"]["processes"] == 2  # the ones matching
+    assert set(doc["skipped"]) == {"denied", "exited", "unreadable"}
+
+
+def test_show_all_by_process_lists_each_process_with_its_command_line(capsys, sharing):
+    assert main(["show", "--all", "--by", "process", "--json", "--match", "anonvma-all-test"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    rows = {p["pid"]: p for p in doc["processes"]}
+    assert set(sharing) <= set(rows)
+    for pid in sharing:
+        assert rows[pid]["cmdline"].startswith(sys.executable) and rows[pid]["count"] == 1
+        assert rows[pid]["rss"] == 3 * PAGE // 1024 and rows[pid]["pss"] * 2 == rows[pid]["rss"]
+    assert main(["show", "--all", "--by", "process", "--top", "2"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    head = next(i for i, line in enumerate(lines) if line.split()[:2] == ["PID", "VMAS"])
+    assert lines[head].split()[-1] == "CMDLINE" and len(lines) == head + 1 + 2 + 1
+
+
+def test_show_all_table_has_a_procs_column_and_the_csv_the_processes_field(capsys, sharing):
+    assert main(["show", "--all", "--fold", "--match", "anonvma-all-test"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("all processes: ") and " read in " in lines[0]
+    header = next(line for line in lines if line.startswith("PROCS"))
+    assert header.split()[:3] == ["PROCS", "COUNT", "SIZE"]
+    row = next(line for line in lines if line.endswith(MEMFD))
+    assert row.split()[:2] == ["2", "2"]
+    assert main(["show", "--all", "--csv", "--match", "anonvma-all-test"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].split(",")[-1] == "processes" and out[1].startswith(f"{MEMFD},deleted,2,")
+
+
+def test_processes_that_cannot_be_read_are_counted_in_one_line_not_fatal(sharing):
+    """As nobody (a forked child of this test drops to it), root's processes are denied."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to drop to another user (as a user, root's processes are denied anyway)")
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - runs in the child
+        code = 3
+        try:
+            os.setgid(65534)
+            os.setuid(65534)
+            out = io.StringIO()
+            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
+                code = main(["show", "--all", "--top", "3"])
+            os.write(w, out.getvalue().encode())
+        finally:
+            os._exit(code)
+    os.close(w)
+    with os.fdopen(r) as f:
+        text = f.read()
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0, text
+    lines = text.splitlines()
+    assert lines[1].startswith("not counted: ") and " denied" in lines[1]
+    assert "run as root to read every process" in lines[1]
+
+
+def test_show_all_refuses_impossible_combinations(capsys):
+    for argv, why in ((["show"], "give one PID|FILE, or --all"),
+                      (["show", "1", "--all"], "give one PID|FILE, or --all"),
+                      (["show", "self", "--by", "process"], "--by process needs --all"),
+                      (["show", "--all", "--by", "none"], "--by none"),
+                      (["show", "self", "--watch", "1", "--json"], "anonvma record"),
+                      (["show", "self", "--count", "2"], "--count goes with --watch"),
+                      (["show", "self", "--match", "("], "bad --match '(': missing ), unterminated")):
+        assert main(argv) == 1
+        out, err = capsys.readouterr()
+        assert out == "" and why in err and err.count("\n") == 1, (argv, err)
+
+
+GROWING_CHILD = r"""
+import json, mmap, os, sys, threading, time
+fd = os.memfd_create("anonvma-watch-test")
+os.ftruncate(fd, 4096 * mmap.PAGESIZE)
+m = mmap.mmap(fd, 4096 * mmap.PAGESIZE, flags=mmap.MAP_SHARED)
+m[0] = 1
+def grow():
+    for i in range(1, 4096):
+        m[i * mmap.PAGESIZE] = 1
+        time.sleep(0.005)
+threading.Thread(target=grow, daemon=True).start()
+print("{}", flush=True)
+sys.stdin.read()
+"""
+
+
+def test_watch_redraws_with_the_change_since_the_first_table():
+    with spawned(GROWING_CHILD) as (pid, _):
+        proc = subprocess.run([sys.executable, "-m", "anonvma", "show", str(pid), "--watch", "0.3",
+                               "--count", "3", "--match", "anonvma-watch-test"],
+                              capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode == 0, proc.stderr
+    tables = proc.stdout.split("\n\n")
+    assert len(tables) == 3 and "\x1b[" not in proc.stdout  # not a terminal: one after the other
+    changes = []
+    for t in tables:
+        lines = t.splitlines()
+        assert lines[0].startswith("every 0.3s, ") and "DPSS: change since the first table" in lines[0]
+        header = lines[2].split()
+        assert header[-2:] == ["DPSS", "NAME"]
+        row = next(line for line in lines if line.endswith("/memfd:anonvma-watch-test (deleted)"))
+        changes.append(row.split()[header.index("DPSS")])
+    assert changes[0] == "0" and changes[-1].startswith("+")
+
+
+def test_watch_on_a_terminal_clears_it_between_tables():
+    import pty
+
+    primary, secondary = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "anonvma", "show", "self", "--watch", "0.1",
+                             "--count", "2", "--top", "2"], stdout=secondary, stderr=subprocess.DEVNULL)
+    os.close(secondary)
+    chunks = []
+    while True:
+        try:
+            data = os.read(primary, 65536)
+        except OSError:  # EIO: the other end closed
+            break
+        if not data:
+            break
+        chunks.append(data)
+    os.close(primary)
+    assert proc.wait(timeout=60) == 0
+    out = b"".join(chunks).decode()
+    assert out.count("\x1b[H\x1b[2J") == 2 and out.count("every 0.1s, ") == 2

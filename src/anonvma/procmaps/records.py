@@ -148,8 +148,21 @@ class Snapshot(NamedTuple):
         return bool(self.fields)
 
 
+#: Group values that only smaps has: unknown (``None`` from :meth:`Group.value`) for maps input.
+SMAPS_ONLY = frozenset({"rss", "pss", "uss", "shared", "swap", "swap_pss", "shared_clean",
+                        "shared_dirty", "private_clean", "private_dirty"})
+#: Group fields summed by :func:`~anonvma.procmaps.group.total` (kB, except count).
+SUMMED = ("count", "size", "rss", "pss", "shared_clean", "shared_dirty", "private_clean",
+          "private_dirty", "swap", "swap_pss")
+
+
 class Group(NamedTuple):
-    """Totals (kB) over the VMAs sharing one key (a name, folded name, kind, or one VMA)."""
+    """Totals (kB) over the VMAs sharing one key (a name, folded name, kind, one VMA, a process).
+
+    ``measured`` is False when the VMAs came from a maps file, which has no counters: then
+    only ``count`` and ``size`` mean something, and :meth:`value` gives ``None`` for the rest
+    (unknown, not zero). ``processes`` is how many processes the VMAs belong to.
+    """
 
     key: str
     kind: str
@@ -163,6 +176,8 @@ class Group(NamedTuple):
     private_dirty: int
     swap: int
     swap_pss: int
+    processes: int = 1
+    measured: bool = True
 
     @property
     def uss(self) -> int:
@@ -174,6 +189,12 @@ class Group(NamedTuple):
         """Shared_Clean + Shared_Dirty (kB)."""
         return self.shared_clean + self.shared_dirty
 
+    def value(self, field: str) -> Optional[int]:
+        """A field's value, ``None`` if unknown (a smaps-only field of maps input)."""
+        if not self.measured and field in SMAPS_ONLY:
+            return None
+        return int(getattr(self, field))
+
 
 #: Every :attr:`Change.status`.
 STATUSES = ("grew", "shrank", "appeared", "vanished", "same")
@@ -183,7 +204,8 @@ class Change(NamedTuple):
     """How one group differs between two snapshots.
 
     ``status`` is one of :data:`STATUSES`: ``appeared``/``vanished`` when the key exists on one
-    side only, else ``grew``/``shrank``/``same`` by the measure the diff was asked for.
+    side only, else ``grew``/``shrank``/``same`` by ``measure`` (the field the diff compared:
+    the one asked for, or ``size`` when a side came from maps and has no counters).
     """
 
     key: str
@@ -191,9 +213,16 @@ class Change(NamedTuple):
     status: str
     before: Optional[Group]
     after: Optional[Group]
+    measure: str = "pss"
 
-    def delta(self, field: str) -> int:
-        """after - before of a Group field (``"pss"``, ``"uss"``, ``"count"`` ...); missing = 0."""
-        old = getattr(self.before, field) if self.before is not None else 0
-        new = getattr(self.after, field) if self.after is not None else 0
-        return int(new) - int(old)
+    def delta(self, field: str) -> Optional[int]:
+        """after - before of a Group field (``"pss"``, ``"uss"``, ``"count"`` ...).
+
+        A side where the group does not exist counts 0; a side whose value is unknown (maps
+        input) makes the delta unknown: ``None``.
+        """
+        old = self.before.value(field) if self.before is not None else 0
+        new = self.after.value(field) if self.after is not None else 0
+        if old is None or new is None:
+            return None
+        return new - old
