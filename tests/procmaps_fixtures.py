@@ -1,10 +1,14 @@
-"""The one shared check of a saved maps/smaps fixture folder against its expected.json."""
+"""Shared by the procmaps tests: the check of a saved fixture folder against its expected.json,
+and a spawned child process with known mappings."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-from typing import Dict, List
+import subprocess
+import sys
+from typing import Any, Dict, Iterator, List
 
 from anonvma import procmaps
 from anonvma.procmaps import parser as parse_mod
@@ -53,3 +57,16 @@ def check_fixture(name: str) -> None:
         assert not maps.has_smaps
         assert [(v.start, v.end, v.perms, v.name) for v in maps.vmas] == \
             [(v.start, v.end, v.perms, v.name) for v in snap.vmas]
+
+
+@contextlib.contextmanager
+def spawned(code: str) -> Iterator[tuple[int, Any]]:
+    """A Python child running ``code``: (its pid, the JSON line it printed); it ends on leaving."""
+    proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        yield proc.pid, json.loads(proc.stdout.readline())
+    finally:
+        proc.stdin.close()
+        proc.wait()
+        proc.stdout.close()

@@ -9,12 +9,13 @@ import json
 import os
 import subprocess
 import sys
-from typing import Any, Iterator
 
 import pytest
 
 from anonvma import procmaps
 from anonvma.cli import main
+
+from procmaps_fixtures import spawned
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
@@ -43,19 +44,6 @@ print(json.dumps({"anon": addr(anon), "shared": addr(shared), "path": path}), fl
 sys.stdin.read()
 os.unlink(path); os.rmdir(d)
 """
-
-
-@contextlib.contextmanager
-def spawned(code: str) -> Iterator[tuple[int, Any]]:
-    """A Python child running ``code``: (its pid, the JSON line it printed); it ends on leaving."""
-    proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, text=True)
-    try:
-        yield proc.pid, json.loads(proc.stdout.readline())
-    finally:
-        proc.stdin.close()
-        proc.wait()
-        proc.stdout.close()
 
 
 @pytest.fixture

@@ -21,6 +21,9 @@ COMMANDS: Dict[str, str] = {
     "show": "anonvma.procmaps.cli",
     "diff": "anonvma.procmaps.cli",
     "snapshot": "anonvma.procmaps.cli",
+    "export": "anonvma.fleet.cli",
+    "record": "anonvma.fleet.cli",
+    "plot": "anonvma.fleet.cli",
     "oracle": "anonvma.oracle.cli",
     "bench": "anonvma.bench.cli",
 }
