@@ -9,8 +9,8 @@ digit, a number, an address, a key; truncate; insert bytes) and checks the contr
   range, counters on every VMA or on none) or raises ProcmapsParseError naming a line that
   exists; nothing else escapes;
 - the fast path, when it accepts an input, returns what the line-by-line path returns;
-- :class:`ChunkParser`, fed the input in random pieces, returns what ``parse`` returns (or
-  raises the same error);
+- :class:`ChunkParser` and :class:`ChunkTally`, fed the input in random pieces, return what
+  ``parse`` returns, or its tally (or raise the same error);
 - ``anonvma show FILE`` (and ``diff``) exit 0 with output, or 1 with one line on stderr and
   nothing on stdout; never a traceback.
 
@@ -39,6 +39,7 @@ from anonvma.cli import main as cli_main
 from anonvma.procmaps import ProcmapsParseError, parse
 from anonvma.procmaps import parser as parse_mod
 from anonvma.procmaps.records import Smaps, Vma
+from anonvma.procmaps.tally import tally_vmas
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DATA = os.path.join(HERE, "data")
@@ -102,20 +103,27 @@ def check_parser(data: bytes, rng: random.Random) -> Optional[str]:
         return "fast path raised " + traceback.format_exc(limit=3)
     if fast is not None and fast != result:
         return "fast path accepted what the line-by-line path did not return"
-    chunker = parse_mod.ChunkParser("fuzz")
-    pos = 0
-    while pos < len(data):
-        step = rng.choice((1, 3, 64, 700, 4096, 1 << 16))
-        chunker.feed(data[pos:pos + step])
-        pos += step
-    try:
-        chunked: object = chunker.finish()
-    except ProcmapsParseError as err:
-        chunked = ("error", err.lineno, err.why)
-    except Exception:  # noqa: BLE001
-        return "chunked parse raised " + traceback.format_exc(limit=3)
-    if chunked != result:
-        return "chunked parse differs from parse"
+    steps = []
+    while sum(steps) < len(data):
+        steps.append(rng.choice((1, 3, 64, 700, 4096, 1 << 16)))
+    if isinstance(result, tuple) and result[0] != "error":
+        n, counts, sizes = tally_vmas(result[0])  # type: ignore[index]
+        expected: object = (n, result[1], counts, sizes)  # type: ignore[index]
+    else:
+        expected = result
+    for chunker, want in ((parse_mod.ChunkParser("fuzz"), result), (parse_mod.ChunkTally("fuzz"), expected)):
+        pos = 0
+        for step in steps:
+            chunker.feed(data[pos:pos + step])  # type: ignore[attr-defined]
+            pos += step
+        try:
+            chunked: object = chunker.finish()  # type: ignore[attr-defined]
+        except ProcmapsParseError as err:
+            chunked = ("error", err.lineno, err.why)
+        except Exception:  # noqa: BLE001
+            return f"{type(chunker).__name__} raised " + traceback.format_exc(limit=3)
+        if chunked != want:
+            return f"{type(chunker).__name__} differs from parse"
     return None
 
 

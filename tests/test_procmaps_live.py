@@ -392,3 +392,18 @@ def test_watch_on_a_terminal_clears_it_between_tables():
     assert proc.wait(timeout=60) == 0
     out = b"".join(chunks).decode()
     assert out.count("\x1b[H\x1b[2J") == 2 and out.count("every 0.1s, ") == 2
+
+
+def test_counting_while_reading_groups_exactly_like_the_records(child):
+    from anonvma.procmaps.source import read_tally
+
+    pid, _ = child
+    # An idle child has the same map twice, but the PSS and Shared/Private split of its shared
+    # libraries move when other processes start or exit: read both again until they are still.
+    for _ in range(20):
+        counted, snap = read_tally(pid), procmaps.read_pid(pid)
+        if procmaps.group(counted) == procmaps.group(snap) == procmaps.group(read_tally(pid)):
+            break
+    assert counted.vmas == len(snap.vmas) and counted.fields == snap.fields and counted.pid == pid
+    for by, fold in (("name", False), ("name", True), ("kind", False)):
+        assert procmaps.group(counted, by, fold) == procmaps.group(snap, by, fold)

@@ -11,10 +11,9 @@ from __future__ import annotations
 import argparse
 import gc
 import os
-import shutil
 import sys
 import time
-from typing import Any, Callable, Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple, Union
 
 from anonvma.procmaps.diff import diff_groups
 from anonvma.procmaps.files import write_atomically
@@ -29,10 +28,11 @@ from anonvma.procmaps.format import (
     processes_json,
     processes_table,
 )
-from anonvma.procmaps.group import GROUP_BY, SORT_KEYS, group, matching, sort_field, sort_groups, total
+from anonvma.procmaps.group import (GROUP_BY, SORT_KEYS, group, matched, matching, sort_field, sort_groups,
+                                    total)
 from anonvma.procmaps.parser import parse
-from anonvma.procmaps.records import Group, Snapshot
-from anonvma.procmaps.source import describe, read, read_pid_bytes
+from anonvma.procmaps.records import Group, Snapshot, Tally
+from anonvma.procmaps.source import describe, read, read_pid_bytes, tally
 
 #: ``show --all`` also groups by process (procrank).
 SHOW_BY = (*GROUP_BY, "process")
@@ -40,8 +40,13 @@ SHOW_BY = (*GROUP_BY, "process")
 
 def _width() -> Optional[int]:
     """Terminal width when printing to a terminal (or $COLUMNS), else no limit."""
-    if "COLUMNS" in os.environ or sys.stdout.isatty():
-        return shutil.get_terminal_size().columns
+    if "COLUMNS" in os.environ and os.environ["COLUMNS"].isdigit():
+        return int(os.environ["COLUMNS"])
+    if sys.stdout.isatty():
+        try:
+            return os.get_terminal_size(sys.stdout.fileno()).columns
+        except OSError:
+            return 80
     return None
 
 
@@ -148,19 +153,27 @@ class _View(NamedTuple):
 
 
 def _one(args: argparse.Namespace) -> _View:
-    snap: Snapshot = read(args.target)
-    vmas = matching(snap.vmas, args.match)
-    groups = group(vmas, args.by, args.fold)
+    snap: Union[Snapshot, Tally]
+    if args.by == "none":  # one row per VMA: the records are needed
+        snap = read(args.target)
+        vmas = matching(snap.vmas, args.match)
+        count, shown = len(snap.vmas), len(vmas)
+        groups = group(vmas, args.by, args.fold)
+    else:  # counted while read: no record per VMA
+        snap = tally(args.target)
+        found = matched(snap, args.match)
+        count, shown = snap.vmas, found.vmas
+        groups = group(found, args.by, args.fold)
     measure = sort_field(groups, args.sort)
     groups = sort_groups(groups, measure)
     who = describe(snap.pid) if snap.pid is not None else snap.source
-    matched = f" ({len(vmas)} matching {args.match!r})" if args.match is not None else ""
-    head = (f"{who}: {len(snap.vmas)} VMAs{matched}, {len(groups)} groups by {args.by}, "
+    matching_ = f" ({shown} matching {args.match!r})" if args.match is not None else ""
+    head = (f"{who}: {count} VMAs{matching_}, {len(groups)} groups by {args.by}, "
             f"largest {measure} first")
     if not snap.has_smaps:
         head += " (maps has no RSS/PSS: sizes only)"
     meta: Dict[str, object] = {"source": snap.source, "pid": snap.pid, "by": args.by, "fold": args.fold,
-                               "sort": measure, "match": args.match, "vmas": len(snap.vmas),
+                               "sort": measure, "match": args.match, "vmas": count,
                                "smaps": snap.has_smaps}
     if snap.pid is not None:
         meta["cmdline"] = describe(snap.pid)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import tempfile
 
 
 def write_atomically(path: str, data: bytes) -> None:
@@ -11,6 +10,8 @@ def write_atomically(path: str, data: bytes) -> None:
 
     :raises OSError: naming ``path`` (never the temporary file).
     """
+    import tempfile  # not at import time: `anonvma show` must start fast
+
     target = os.path.abspath(path)
     try:
         fd, tmp = tempfile.mkstemp(dir=os.path.dirname(target), prefix=".anonvma-")

@@ -7,7 +7,6 @@ empty in CSV: never 0.
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 from typing import Dict, List, Mapping, Optional, Sequence
@@ -154,6 +153,8 @@ def processes_json(rows: Sequence[Group], total: Group, labels: Mapping[str, Seq
 
 
 def _csv(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    import csv  # only CSV output needs it
+
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(header)

@@ -25,14 +25,17 @@ from __future__ import annotations
 import gc
 import json
 import re
+from collections import Counter
 from contextlib import contextmanager
-from functools import partial, reduce
+from functools import partial
 from itertools import repeat
-from operator import itemgetter, lt, or_, sub
-from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
+from operator import itemgetter, lt, sub
+from typing import (Callable, Dict, Generic, Iterator, List, NamedTuple, Optional, Sequence, Tuple,
+                    TypeVar, Union)
 
 from anonvma.procmaps.errors import ProcmapsParseError
-from anonvma.procmaps.records import INT_FIELDS, KB_FIELDS, SMAPS_INDEX, VMFLAGS_KEY, Smaps, Vma
+from anonvma.procmaps.records import INT_FIELDS, KB_FIELDS, SMAPS_INDEX, VMFLAGS_KEY, Counts, Smaps, Vma
+from anonvma.procmaps.tally import tally_vmas
 
 Header = Tuple[int, int, str, int, str, int, str]
 Parsed = Tuple[List[Vma], Tuple[str, ...]]
@@ -124,11 +127,24 @@ def _only(text: str, allowed: bytes) -> bool:
     return not text.encode("utf-8", "surrogateescape").translate(None, allowed)
 
 
-class _Names(Dict[str, str]):
-    """Padding+name -> name, computed once per distinct name (most names repeat)."""
+class _Rests(Dict[str, Tuple[str, int, str, int, str]]):
+    """A header after its range -> (perms, offset, dev, inode, name), checked once per distinct text.
 
-    def __missing__(self, key: str) -> str:
-        value = self[key] = key.lstrip(" ")
+    Most headers share it (anonymous memory: ``rw-p 00000000 00:00 0 ``). Checks what the
+    slow path's pattern checks; raises _Irregular if not (a header without the space the
+    kernel prints after the inode included: the slow path takes those).
+    """
+
+    def __missing__(self, rest: str) -> Tuple[str, int, str, int, str]:
+        parts = rest.split(" ", 4)
+        if len(parts) != 5:
+            raise _Irregular
+        perms, offset, dev, inode, name = parts
+        major, colon, minor = dev.partition(":")
+        if (perms not in _PERMS or not offset or not _only(offset, _HEX) or not major or not minor
+                or not _only(major + minor, _HEX) or not inode or not _only(inode, _DEC)):
+            raise _Irregular
+        value = self[rest] = (perms, int(offset, 16), dev, int(inode), name.lstrip(" "))
         return value
 
 
@@ -140,47 +156,28 @@ class _Flags(Dict[str, Tuple[str, ...]]):
         return value
 
 
-class _Ints(Dict[str, int]):
-    """Number text -> int in a fixed base, once per distinct text (offsets, inodes repeat)."""
-
-    def __init__(self, base: int) -> None:
-        super().__init__()
-        self.base = base
-
-    def __missing__(self, key: str) -> int:
-        value = self[key] = int(key, self.base)
-        return value
-
-
-def _header_columns(heads: List[str]) -> List[List[object]]:
+def _header_columns(heads: List[str], full: bool = True) -> List[List[object]]:
     """Header lines -> 7 columns (start, end, perms, offset, dev, inode, name), C-level map/zip.
 
-    Kernel lines always end the inode with one space (then padding and the name, or nothing).
-    Each column is checked as the slow path's pattern would check it, and the addresses for
-    page alignment (they end in ``000``); raises _Irregular if not.
+    Each header is cut at its first space into the range and the rest (checked and converted
+    once per distinct rest, see :class:`_Rests`). The ranges are checked column-wise as the
+    slow path's pattern would check them, and for page alignment (they end in ``000``);
+    raises _Irregular if not. ``full=False`` builds only start, end and name (the others are
+    empty lists).
     """
     n = len(heads)
-    parts = [h.split(" ", 5) for h in heads]
-    if min(map(len, parts), default=6) != 6:
-        columns = [list(c) for c in zip(*[parse_header(h) for h in heads], strict=True)] or [[]] * 7
-        if (reduce(or_, columns[0], 0) | reduce(or_, columns[1], 0)) & _PAGE_MASK:
-            raise _Irregular
-        return columns
-    ranges, perms, offsets, devs, inodes, rest = zip(*parts, strict=True)
+    ranges, _, rests = zip(*map(str.partition, heads, repeat(" ")), strict=True) if heads else ((), (), ())
     joined = " ".join(ranges) + " "
     bounds = joined.replace("-", " ").split()
     if (len(bounds) != 2 * n or joined.count("-") != n or joined.count("000-") != n
-            or joined.count("000 ") != n or not _only(joined, _HEX + b"- ")
-            or not set(perms) <= _PERMS or not _only("".join(offsets), _HEX)
-            or not _only("".join(inodes), _DEC)):
+            or joined.count("000 ") != n or not _only(joined, _HEX + b"- ")):
         raise _Irregular
-    joined = " ".join(devs)
-    if joined.count(":") != n or len(joined.replace(":", " ").split()) != 2 * n \
-            or not _only(joined, _HEX + b": "):
-        raise _Irregular
-    return [list(map(int, bounds[0::2], repeat(16))), list(map(int, bounds[1::2], repeat(16))),
-            list(perms), list(map(_Ints(16).__getitem__, offsets)), list(devs),
-            list(map(_Ints(10).__getitem__, inodes)), list(map(_Names().__getitem__, rest))]
+    infos = list(map(_Rests().__getitem__, rests))
+    starts, ends = list(map(int, bounds[0::2], repeat(16))), list(map(int, bounds[1::2], repeat(16)))
+    names: List[object] = list(map(itemgetter(4), infos))
+    if not full:
+        return [starts, ends, [], [], [], [], names]  # type: ignore[list-item]
+    return [starts, ends, *(list(map(itemgetter(k), infos)) for k in range(4)), names]
 
 
 def _check_order(starts: List[int], ends: List[int]) -> None:
@@ -213,7 +210,24 @@ def _parse_fast(data: bytes) -> Parsed:
             raise _Irregular
         return list(map(_make_vma, zip(*columns, repeat(None), repeat(()), repeat(()),
                                        strict=False))), ()
+    entries = _fast_smaps(data, full=True)
+    columns = entries.columns + [list(map(entries.counters.__getitem__, entries.blocks)),
+                                 list(map(_Flags().__getitem__, entries.lines[1::2]))]
+    return list(map(_make_vma, zip(*columns, repeat(()), strict=False))), entries.keys
 
+
+class _Entries(NamedTuple):
+    """The checked pieces of an smaps text, column-wise (see :func:`_fast_smaps`)."""
+
+    lines: List[str]  # header 0, flags 0, header 1, flags 1 ...
+    blocks: Tuple[bytes, ...]  # each VMA's counter block (the text after "Size:")
+    counters: Dict[bytes, Smaps]  # block -> its counters, once per distinct block
+    keys: Tuple[str, ...]  # the smaps keys, VmFlags last
+    columns: List[List[object]]  # of the headers: see _header_columns
+
+
+def _fast_smaps(data: bytes, full: bool) -> _Entries:
+    """Cut and check an smaps text that ends with a newline; raises _Irregular/ValueError."""
     # Entry i is "header\nSize: ...\nTHPeligible: 0\nVmFlags: rd wr\n": cut at "\nVmFlags:",
     # then each piece at "\nSize:" into ("flags of i-1\nheader of i", counter block of i).
     chunks = data.split(b"\nVmFlags:")
@@ -230,6 +244,7 @@ def _parse_fast(data: bytes) -> Parsed:
     lines = text.split("\n")
     if len(lines) != 2 * count + 1 or lines[-1]:
         raise _Irregular
+    lines.pop()
 
     distinct = list(dict.fromkeys(blocks))
     skeleton = distinct[0].translate(None, _DIGITS_SPACE)
@@ -248,8 +263,6 @@ def _parse_fast(data: bytes) -> Parsed:
             raise _Irregular
         keys.append(key)
         where[SMAPS_INDEX[field]] = pos
-    # Every number must be separated from its key by spaces and from "kB" by one space:
-    # "Size:4 kB" or "Size: 4kB" are not the kernel's, and json would read "Size: 4 4 kB".
     numbers = json.loads(b"[" + joined.translate(_NL_TO_COMMA, _KEY_CHARS) + b"]")
     width = len(keys)
     if len(numbers) != width * len(distinct):
@@ -261,15 +274,38 @@ def _parse_fast(data: bytes) -> Parsed:
     counters = dict(zip(distinct, map(_make_smaps, map(pick, rows)), strict=True))
     if min(c.size for c in counters.values()) <= 0:
         raise _Irregular  # an empty VMA (with Size == range below: start == end)
-    columns = _header_columns(lines[0:2 * count:2])
+    columns = _header_columns(lines[0::2], full)
     starts, ends = columns[0], columns[1]
     _check_order(starts, ends)  # type: ignore[arg-type]
     size_bytes = {block: c.size << 10 for block, c in counters.items()}
     if list(map(size_bytes.__getitem__, blocks)) != list(map(sub, ends, starts)):
         raise _Irregular  # Size must be the address range
-    smaps = list(map(counters.__getitem__, blocks))
-    columns += [smaps, list(map(_Flags().__getitem__, lines[1:2 * count:2]))]
-    return list(map(_make_vma, zip(*columns, repeat(()), strict=False))), tuple(keys) + (VMFLAGS_KEY,)
+    return _Entries(lines, blocks, counters, tuple(keys) + (VMFLAGS_KEY,), columns)
+
+
+class _TallyPart(NamedTuple):
+    counts: Counts
+    vmas: int
+    keys: Tuple[str, ...]
+    first_start: int
+    last_end: int
+
+
+def _tally_fast(data: bytes) -> _TallyPart:
+    """Like :func:`_parse_fast` for smaps, but counting VMAs per (name, counters), no records.
+
+    Checks exactly what the fast path checks; maps content raises _Irregular.
+    """
+    if not data.endswith(b"\n"):
+        data += b"\n"
+    entries = _fast_smaps(data, full=False)
+    starts, ends, names = entries.columns[0], entries.columns[1], entries.columns[6]
+    pairs: Counter[Tuple[str, bytes]] = Counter(zip(names, entries.blocks, strict=True))  # type: ignore[arg-type]
+    counts: Counts = {}
+    for (name, block), n in pairs.items():  # distinct blocks may hold equal counters (padding)
+        key = (name, entries.counters[block])
+        counts[key] = counts.get(key, 0) + n
+    return _TallyPart(counts, len(names), entries.keys, starts[0], ends[-1])  # type: ignore[arg-type]
 
 
 def _check_template(block: bytes) -> None:
@@ -399,8 +435,12 @@ def _parse_lines(lines: List[str], source: str) -> Parsed:
     return vmas, tuple(keys)
 
 
-class ChunkParser:
-    """Parse smaps as it is read: complete entries go through the fast path chunk by chunk.
+Result = TypeVar("Result")
+Part = TypeVar("Part")
+
+
+class Chunked(Generic[Part, Result]):
+    """Parse smaps as it is read: complete entries go through a fast path chunk by chunk.
 
     ``feed`` each piece as it arrives, then ``finish``. Anything the fast path does not take
     (maps content, irregular entries, disorder across chunks) makes ``finish`` parse the whole
@@ -412,7 +452,7 @@ class ChunkParser:
         self.source = source
         self._chunks: List[bytes] = []
         self._pending = b""
-        self._parts: List[Parsed] = []
+        self._parts: List[Part] = []
         self._ok = True
 
     @property
@@ -438,29 +478,77 @@ class ChunkParser:
             return
         self._pending = buf[end + 1:]
         try:
-            self._parts.append(_parse_fast(buf[:end + 1]))
+            self._parts.append(self._segment(buf[:end + 1]))
         except (_Irregular, ValueError, IndexError):
             self._ok = False
 
-    def finish(self) -> Parsed:
-        """All VMAs and the smaps keys, as :func:`parse` of the whole text returns them."""
+    def finish(self) -> Result:
+        """What :func:`parse` of the whole text gives, in this parser's form."""
         if self._ok and self._pending.strip():
             try:
-                self._parts.append(_parse_fast(self._pending))
+                self._parts.append(self._segment(self._pending))
             except (_Irregular, ValueError, IndexError):
                 self._ok = False
-        parts = [p for p in self._parts if p[0]]
-        if self._ok and _joinable(parts):
-            vmas = [v for p in parts for v in p[0]] if len(parts) != 1 else parts[0][0]
-            return vmas, parts[0][1] if parts else ()
-        return parse(b"".join(self._chunks), self.source)
+        if self._ok:
+            joined = self._join(self._parts)
+            if joined is not None:
+                return joined
+        return self._whole(parse(b"".join(self._chunks), self.source))
+
+    def _segment(self, data: bytes) -> Part:
+        raise NotImplementedError
+
+    def _join(self, parts: List[Part]) -> Optional[Result]:
+        """The parts as one result, or None if they do not join (keys differ, disorder)."""
+        raise NotImplementedError
+
+    def _whole(self, parsed: Parsed) -> Result:
+        raise NotImplementedError
 
 
-def _joinable(parts: Iterable[Parsed]) -> bool:
-    """Same smaps keys in every part, and each part starts above where the one before ended."""
-    prev: Optional[Parsed] = None
-    for p in parts:
-        if prev is not None and (p[1] != prev[1] or p[0][0].start < prev[0][-1].end):
-            return False
-        prev = p
-    return True
+class ChunkParser(Chunked[Parsed, Parsed]):
+    """:class:`Chunked` giving what :func:`parse` gives: the VMAs and the smaps keys."""
+
+    def _segment(self, data: bytes) -> Parsed:
+        return _parse_fast(data)
+
+    def _join(self, parts: List[Parsed]) -> Optional[Parsed]:
+        parts = [p for p in parts if p[0]]
+        for prev, p in zip(parts, parts[1:], strict=False):
+            if p[1] != prev[1] or p[0][0].start < prev[0][-1].end:
+                return None
+        if len(parts) == 1:
+            return parts[0]
+        return [v for p in parts for v in p[0]], parts[0][1] if parts else ()
+
+    def _whole(self, parsed: Parsed) -> Parsed:
+        return parsed
+
+
+#: (VMAs, smaps keys, (name, counters) -> VMAs, name -> kB of VMAs without counters)
+TallyResult = Tuple[int, Tuple[str, ...], Counts, Dict[str, int]]
+
+
+class ChunkTally(Chunked[_TallyPart, TallyResult]):
+    """:class:`Chunked` counting VMAs per (name, counters), without VMA records.
+
+    What ``group`` needs from a large live smaps, at a fraction of the cost of building every
+    VMA (see :class:`~anonvma.procmaps.records.Tally`); same checks, same errors.
+    """
+
+    def _segment(self, data: bytes) -> _TallyPart:
+        return _tally_fast(data)
+
+    def _join(self, parts: List[_TallyPart]) -> Optional[TallyResult]:
+        counts: Counts = {}
+        for prev, p in zip(parts, parts[1:], strict=False):
+            if p.keys != prev.keys or p.first_start < prev.last_end:
+                return None
+        for p in parts:
+            for key, n in p.counts.items():
+                counts[key] = counts.get(key, 0) + n
+        return sum(p.vmas for p in parts), parts[0].keys if parts else (), counts, {}
+
+    def _whole(self, parsed: Parsed) -> TallyResult:
+        n, counts, sizes = tally_vmas(parsed[0])
+        return n, parsed[1], counts, sizes

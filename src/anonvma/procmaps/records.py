@@ -148,6 +148,34 @@ class Snapshot(NamedTuple):
         return bool(self.fields)
 
 
+#: (maps name, counters) -> how many VMAs have both; counters ``None`` for maps input.
+Counts = Dict[Tuple[str, Optional[Smaps]], int]
+
+
+class Tally(NamedTuple):
+    """A memory map reduced to what grouping by name or kind needs, no VMA records.
+
+    Built while reading a live smaps (:func:`~anonvma.procmaps.source.read_tally`), or from a
+    :class:`Snapshot` (:func:`~anonvma.procmaps.group.tally_of`).
+
+    :ivar vmas: how many VMAs the map has.
+    :ivar counts: (name, counters) -> VMAs, in first-seen order.
+    :ivar sizes: name -> kB of its VMAs without counters (maps input: the ranges).
+    """
+
+    source: str
+    pid: Optional[int]
+    vmas: int
+    fields: Tuple[str, ...]
+    counts: Counts
+    sizes: Dict[str, int]
+
+    @property
+    def has_smaps(self) -> bool:
+        """True if the input had per-VMA counters (smaps), False for plain maps."""
+        return bool(self.fields)
+
+
 #: Group values that only smaps has: unknown (``None`` from :meth:`Group.value`) for maps input.
 SMAPS_ONLY = frozenset({"rss", "pss", "uss", "shared", "swap", "swap_pss", "shared_clean",
                         "shared_dirty", "private_clean", "private_dirty"})

@@ -15,10 +15,10 @@ import time
 from typing import Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple
 
 from anonvma.procmaps.errors import ProcmapsParseError
-from anonvma.procmaps.group import group, matching, total
-from anonvma.procmaps.parser import ChunkParser, gc_paused
+from anonvma.procmaps.group import group, matched, tally_of, total
+from anonvma.procmaps.parser import ChunkTally, gc_paused
 from anonvma.procmaps.reader import ThreadedReader
-from anonvma.procmaps.records import SUMMED, Group, Snapshot
+from anonvma.procmaps.records import SUMMED, Group, Tally
 from anonvma.procmaps.source import cmdline, pids, proc_path, read_file
 
 #: Why a process was not counted (keys of :attr:`System.skipped`).
@@ -74,10 +74,9 @@ def _reason(err: OSError) -> str:
     return "unreadable"
 
 
-def _process(pid: Optional[int], snap_vmas: Sequence, fields: Tuple[str, ...], by: str,  # type: ignore[type-arg]
-             fold: bool, match: Optional[str], procfs: str, label: Tuple[str, str]) -> Process:
-    vmas = matching(snap_vmas, match)
-    groups = group(vmas, by, fold)
+def _process(pid: Optional[int], counted: Tally, by: str, fold: bool, match: Optional[str],
+             label: Tuple[str, str]) -> Process:
+    groups = group(matched(counted, match), by, fold)
     key = str(pid) if pid is not None else label[0]
     return Process(pid, label[0], label[1], groups, total(groups, key))
 
@@ -111,10 +110,9 @@ def read_system(targets: Optional[Sequence[str]] = None, *, by: str = "name", fo
     errors: List[str] = []
     kernel_threads = 0
     for path in files:
-        snap: Snapshot = read_file(path)
-        processes.append(_process(None, snap.vmas, snap.fields, by, fold, match, procfs, (path, "")))
+        processes.append(_process(None, tally_of(read_file(path)), by, fold, match, (path, "")))
     paths = [proc_path(pid, "smaps", procfs) for pid in live]
-    parsers = [ChunkParser(p) for p in paths]
+    parsers = [ChunkTally(p) for p in paths]
     failed: Dict[int, OSError] = {}
     with gc_paused(), ThreadedReader(paths) as pieces:
         for index, piece in pieces:
@@ -133,13 +131,14 @@ def read_system(targets: Optional[Sequence[str]] = None, *, by: str = "name", fo
                     skipped["exited"] += 1
                 continue
             try:
-                vmas, fields = parsers[index].finish()
+                n, fields, counts, sizes = parsers[index].finish()
             except ProcmapsParseError as err:  # not expected from a kernel: say so, go on
                 skipped["unreadable"] += 1
                 errors.append(str(err))
                 continue
-            parsers[index] = ChunkParser("")  # free the text
-            processes.append(_process(pid, vmas, fields, by, fold, match, procfs, label))
+            parsers[index] = ChunkTally("")  # free the text
+            counted = Tally(paths[index], pid, n, fields, counts, sizes)
+            processes.append(_process(pid, counted, by, fold, match, label))
     for index, failure in failed.items():
         reason = _reason(failure)
         skipped[reason] += 1
