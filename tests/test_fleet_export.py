@@ -17,21 +17,12 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from anonvma.cli import main
-from procmaps_fixtures import DATA, spawned
+from procmaps_fixtures import DATA, memfd_child, spawned
 from prometheus_helpers import fetch, free_port, prometheus_server, query, wait_for
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
 ANDROID = os.path.join(DATA, "android-handwritten", "smaps")
-CHILD = r"""
-import mmap, os, sys
-fd = os.memfd_create("anonvma-prom-test")
-os.ftruncate(fd, 5 * mmap.PAGESIZE)
-m = mmap.mmap(fd, 5 * mmap.PAGESIZE, flags=mmap.MAP_SHARED)
-for i in range(3):
-    m[i * mmap.PAGESIZE] = 1
-print("{}", flush=True)
-sys.stdin.read()
-"""
+CHILD = memfd_child("anonvma-prom-test", pages=5, touched=3)
 MEMFD = "/memfd:anonvma-prom-test (deleted)"
 
 

@@ -12,22 +12,9 @@ import pytest
 from anonvma.cli import main
 from anonvma.fleet import plot as plot_mod
 from anonvma.fleet import record as record_mod
-from procmaps_fixtures import spawned
+from procmaps_fixtures import memfd_child, spawned
 
-GROWING = r"""
-import mmap, os, sys, threading, time
-fd = os.memfd_create("anonvma-record-test")
-os.ftruncate(fd, 8192 * mmap.PAGESIZE)
-m = mmap.mmap(fd, 8192 * mmap.PAGESIZE, flags=mmap.MAP_SHARED)
-m[0] = 1
-def grow():
-    for i in range(1, 8192):
-        m[i * mmap.PAGESIZE] = 1
-        time.sleep(0.002)
-threading.Thread(target=grow, daemon=True).start()
-print("{}", flush=True)
-sys.stdin.read()
-"""
+GROWING = memfd_child("anonvma-record-test", pages=8192, touched=1, grow_every=0.002)
 MEMFD = "/memfd:anonvma-record-test (deleted)"
 
 

@@ -15,7 +15,7 @@ import pytest
 from anonvma import procmaps
 from anonvma.cli import main
 
-from procmaps_fixtures import spawned
+from procmaps_fixtures import as_nobody, memfd_child, spawned
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
@@ -99,28 +99,18 @@ def test_another_users_process_is_a_permission_error_naming_the_pid():
             return
     # As root: a child that drops to nobody reads this (root's) process.
     target = os.getpid()
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - runs in the child
-        code = 0
+
+    def read_root() -> tuple[int, str]:
         try:
-            os.setgid(65534)
-            os.setuid(65534)
             procmaps.read_pid(target)
-            code = 1
+            return 1, ""
         except procmaps.ProcessAccessError as err:
-            os.write(w, f"{err.errno} {err.pid} {err}".encode())
-        except BaseException as err:  # noqa: BLE001
-            os.write(w, repr(err).encode())
-            code = 2
-        os._exit(code)
-    os.close(w)
-    with os.fdopen(r) as f:
-        out = f.read()
-    _, status = os.waitpid(pid, 0)
-    if os.waitstatus_to_exitcode(status) == 1:
+            return 0, f"{err.errno} {err.pid} {err}"
+
+    status, out = as_nobody(read_root)
+    if status == 1:
         pytest.skip("nobody may read root's smaps here (ptrace restrictions differ)")
-    assert os.waitstatus_to_exitcode(status) == 0, out
+    assert status == 0, out
     code, errpid, message = out.split(" ", 2)
     assert int(code) in (errno.EACCES, errno.EPERM) and int(errpid) == target
     assert f"pid {target}" in message
@@ -210,28 +200,7 @@ def test_named_child_mappings_are_read_back_and_grouped_by_name():
 
 # --- show self, the command line in the header, show --all (librank/procrank), --watch --------
 
-SHARED_CHILD = r"""
-import json, mmap, os, sys, time
-fd = os.memfd_create("anonvma-all-test")
-os.ftruncate(fd, 5 * mmap.PAGESIZE)
-m = mmap.mmap(fd, 5 * mmap.PAGESIZE, flags=mmap.MAP_SHARED)
-for i in range(3):
-    m[i * mmap.PAGESIZE] = 1
-r, w = os.pipe()
-ready_r, ready_w = os.pipe()
-pid = os.fork()
-if pid == 0:  # the grandchild touches the same 3 pages (fork copies no shared PTEs), then waits
-    os.close(w)
-    sum(m[i * mmap.PAGESIZE] for i in range(3))
-    os.write(ready_w, b"x")
-    os.read(r, 1)
-    os._exit(0)
-os.read(ready_r, 1)
-print(json.dumps({"pids": [os.getpid(), pid]}), flush=True)
-sys.stdin.read()
-os.close(w)
-os.waitpid(pid, 0)
-"""
+SHARED_CHILD = memfd_child("anonvma-all-test", pages=5, touched=3, fork=True)
 MEMFD = "/memfd:anonvma-all-test (deleted)"
 
 
@@ -254,7 +223,7 @@ def test_show_self_is_this_process_and_the_header_gives_its_command_line(capsys)
 def test_show_header_puts_a_multi_line_command_line_on_one_line(capsys, sharing):
     assert main(["show", str(sharing[0]), "--top", "1"]) == 0
     first = capsys.readouterr().out.splitlines()[0]
-    assert first.startswith(f"pid {sharing[0]} ({sys.executable} -c import json, mmap, os, sys, time fd = ")
+    assert first.startswith(f"pid {sharing[0]} ({sys.executable} -c import json, mmap, os, sys, threading, ")
 
 
 def test_show_all_sums_a_name_across_processes_and_pss_counts_shared_pages_once(capsys, sharing):
@@ -301,26 +270,16 @@ def test_processes_that_cannot_be_read_are_counted_in_one_line_not_fatal(sharing
     """As nobody (a forked child of this test drops to it), root's processes are denied."""
     if os.geteuid() != 0:
         pytest.skip("needs root to drop to another user (as a user, root's processes are denied anyway)")
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - runs in the child
-        code = 3
-        try:
-            os.setgid(65534)
-            os.setuid(65534)
-            out = io.StringIO()
-            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
-                code = main(["show", "--all", "--top", "3"])
-            os.write(w, out.getvalue().encode())
-        finally:
-            os._exit(code)
-    os.close(w)
-    with os.fdopen(r) as f:
-        text = f.read()
-    _, status = os.waitpid(pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 0, text
+    def show_all() -> tuple[int, str]:
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
+            code = main(["show", "--all", "--top", "3"])
+        return code, out.getvalue()
+
+    code, text = as_nobody(show_all)
+    assert code == 0, text
     lines = text.splitlines()
-    assert lines[1].startswith("not counted: ") and " denied" in lines[1]
+    assert lines[1].startswith("not counted (processes): ") and " denied" in lines[1]
     assert "run as root to read every process" in lines[1]
 
 
@@ -337,20 +296,7 @@ def test_show_all_refuses_impossible_combinations(capsys):
         assert out == "" and why in err and err.count("\n") == 1, (argv, err)
 
 
-GROWING_CHILD = r"""
-import json, mmap, os, sys, threading, time
-fd = os.memfd_create("anonvma-watch-test")
-os.ftruncate(fd, 4096 * mmap.PAGESIZE)
-m = mmap.mmap(fd, 4096 * mmap.PAGESIZE, flags=mmap.MAP_SHARED)
-m[0] = 1
-def grow():
-    for i in range(1, 4096):
-        m[i * mmap.PAGESIZE] = 1
-        time.sleep(0.005)
-threading.Thread(target=grow, daemon=True).start()
-print("{}", flush=True)
-sys.stdin.read()
-"""
+GROWING_CHILD = memfd_child("anonvma-watch-test", pages=4096, touched=1, grow_every=0.005)
 
 
 def test_watch_redraws_with_the_change_since_the_first_table():

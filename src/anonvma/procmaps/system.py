@@ -59,11 +59,12 @@ class System(NamedTuple):
 
     def skipped_line(self) -> str:
         """One line saying what was not counted, or ``""``."""
-        parts = [f"{n} {why}" for why, n in self.skipped.items() if n]
+        words = {"denied": "denied", "exited": "exited while read", "unreadable": "unreadable"}
+        parts = [f"{n} {words[why]}" for why, n in self.skipped.items() if n]
         if not parts:
             return ""
         hint = " (run as root to read every process)" if self.skipped.get("denied") else ""
-        return f"not counted: {', '.join(parts)} processes{hint}"
+        return f"not counted (processes): {', '.join(parts)}{hint}"
 
 
 def _reason(err: OSError) -> str:
