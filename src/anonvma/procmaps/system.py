@@ -34,11 +34,6 @@ class Process(NamedTuple):
     groups: List[Group]
     total: Group
 
-    @property
-    def label(self) -> str:
-        """The command line, or ``[comm]`` when it has none (a zombie)."""
-        return self.cmdline or (f"[{self.comm}]" if self.comm else "")
-
 
 class System(NamedTuple):
     """The processes read at one time, and the ones skipped, by reason.
@@ -176,8 +171,3 @@ def grand_total(system: System, groups: Iterable[Group]) -> Group:
     """The total row: sums, and the number of processes that have any of the groups."""
     counted = sum(1 for p in system.processes if p.total.count)
     return total(groups, "total", processes=counted)
-
-
-def labels(system: System) -> Dict[str, str]:
-    """pid (as a group key) -> command line, for tables."""
-    return {p.total.key: p.label for p in system.processes}
