@@ -13,9 +13,10 @@ import gc
 import os
 import sys
 import time
-from typing import Any, Callable, Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple
 
 from anonvma.procmaps.diff import diff_groups
+from anonvma.procmaps import system
 from anonvma.procmaps.files import write_atomically
 from anonvma.procmaps.format import (
     diff_csv,
@@ -31,7 +32,7 @@ from anonvma.procmaps.format import (
 from anonvma.procmaps.group import (GROUP_BY, SORT_KEYS, group, matched, matching, sort_field, sort_groups,
                                     total)
 from anonvma.procmaps.parser import parse
-from anonvma.procmaps.records import Group, Snapshot, Tally
+from anonvma.procmaps.records import Group
 from anonvma.procmaps.source import describe, read, read_pid_bytes, tally
 
 #: ``show --all`` also groups by process (procrank).
@@ -152,18 +153,33 @@ class _View(NamedTuple):
     meta: Dict[str, object]
 
 
-def _one(args: argparse.Namespace) -> _View:
-    snap: Union[Snapshot, Tally]
+class _Grouped(NamedTuple):
+    """One target read and grouped as the options say."""
+
+    source: str
+    pid: Optional[int]
+    has_smaps: bool
+    vmas: int  # in the map
+    matching: int  # of them, matching --match
+    groups: List[Group]
+
+
+def _grouped(target: str, args: argparse.Namespace) -> _Grouped:
+    """Read ``target`` (a PID, ``self`` or a file) and group it by ``args.by``/``--fold``/``--match``."""
     if args.by == "none":  # one row per VMA: the records are needed
-        snap = read(args.target)
+        snap = read(target)
         vmas = matching(snap.vmas, args.match)
-        count, shown = len(snap.vmas), len(vmas)
-        groups = group(vmas, args.by, args.fold)
-    else:  # counted while read: no record per VMA
-        snap = tally(args.target)
-        found = matched(snap, args.match)
-        count, shown = snap.vmas, found.vmas
-        groups = group(found, args.by, args.fold)
+        return _Grouped(snap.source, snap.pid, snap.has_smaps, len(snap.vmas), len(vmas),
+                        group(vmas, args.by, args.fold))
+    counted = tally(target)  # counted while read: no record per VMA
+    found = matched(counted, args.match)
+    return _Grouped(counted.source, counted.pid, counted.has_smaps, counted.vmas, found.vmas,
+                    group(found, args.by, args.fold))
+
+
+def _one(args: argparse.Namespace) -> _View:
+    snap = _grouped(args.target, args)
+    groups, count, shown = snap.groups, snap.vmas, snap.matching
     measure = sort_field(groups, args.sort)
     groups = sort_groups(groups, measure)
     who = describe(snap.pid) if snap.pid is not None else snap.source
@@ -182,8 +198,6 @@ def _one(args: argparse.Namespace) -> _View:
 
 
 def _every(args: argparse.Namespace) -> _View:
-    from anonvma.procmaps import system  # only show --all needs it
-
     by = "name" if args.by == "process" else args.by
     sysmem = system.read_system(by=by, fold=args.fold, match=args.match)
     if args.by == "process":
@@ -267,9 +281,8 @@ def _show(args: argparse.Namespace) -> str:
 
 
 def _diff(args: argparse.Namespace) -> str:
-    a, b = read(args.before), read(args.after)
-    before = group(matching(a.vmas, args.match), args.by, args.fold)
-    after = group(matching(b.vmas, args.match), args.by, args.fold)
+    a, b = _grouped(args.before, args), _grouped(args.after, args)
+    before, after = a.groups, b.groups
     changes = diff_groups(before, after, args.sort)
     measure = sort_field([*before, *after], args.sort)
     if not args.all:
