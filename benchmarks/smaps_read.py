@@ -6,6 +6,8 @@ Times, side by side in one run, interleaved round by round, on the same child pr
   every VMA's page tables to print ~45 MB);
 - ``anonvma_show_json``: ``anonvma show PID --json > /dev/null`` as a user runs it: interpreter
   start, imports, read, parse, group, JSON;
+- ``anonvma_show_json_one_cpu``: the same pinned to one CPU with taskset (anonvma reads in a
+  second thread while it parses: this shows what the second CPU gives; a special setting);
 - ``psutil_command``: ``python -c "psutil.Process(PID).memory_maps(grouped=True)"``, the
   same as a whole command (if psutil is installed: the ``compare`` extra);
 - in this process: ``python_read`` (``open(...).read()``), ``anonvma_read_group``
@@ -127,6 +129,9 @@ def main(argv: Optional[List[str]] = None) -> int:
             "cat": command(["cat", path], env),
             "anonvma_show_json": command([anonvma, "show", str(pid), "--json"], env),
         }
+        if shutil.which("taskset"):  # the same on one CPU: what overlapping read and parse gains
+            cases["anonvma_show_json_one_cpu"] = command(["taskset", "-c", "0", anonvma, "show", str(pid),
+                                                          "--json"], env)
         try:
             import psutil
         except ImportError:
@@ -161,7 +166,8 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     wall = {k: statistics.median(w for w, _ in v) for k, v in runs.items()}
     cpu = {k: statistics.median(c for _, c in v) for k, v in runs.items()}
-    commands = [k for k in ("cat", "anonvma_show_json", "psutil_command") if k in wall]
+    commands = [k for k in ("cat", "anonvma_show_json", "anonvma_show_json_one_cpu", "psutil_command")
+                if k in wall]
     inside = [k for k in ("python_read", "anonvma_read_group", "psutil_memory_maps_grouped") if k in wall]
     result = {
         "benchmark": "smaps_read",
