@@ -18,4 +18,14 @@ if [ "${ANONVMA_ORACLE_BUILD:-1}" != 0 ]; then
         echo "scripts/test.sh: oracle kernels not built (see above); oracle tests will skip" >&2
     fi
 fi
+# Prometheus for tests/test_fleet_export.py, which starts a real server on a loopback port:
+# when no `prometheus` is on PATH, unpack Debian's `prometheus` package into
+# ${XDG_CACHE_HOME:-~/.cache}/anonvma/prometheus (apt-get download + dpkg-deb -x: no root
+# needed, no service installed or started; a no-op once there). Without it that test skips
+# and says why. ANONVMA_PROMETHEUS_FETCH=0 skips the attempt.
+if [ "${ANONVMA_PROMETHEUS_FETCH:-1}" != 0 ]; then
+    if ! .venv/bin/python tests/prometheus_helpers.py >/dev/null; then
+        echo "scripts/test.sh: no Prometheus (see above); the Prometheus export test will skip" >&2
+    fi
+fi
 exec .venv/bin/python -m pytest -q "$@"

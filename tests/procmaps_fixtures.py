@@ -1,10 +1,14 @@
-"""The one shared check of a saved maps/smaps fixture folder against its expected.json."""
+"""Shared by the procmaps tests: the check of a saved fixture folder against its expected.json,
+and a spawned child process with known mappings."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-from typing import Dict, List
+import subprocess
+import sys
+from typing import Any, Dict, Iterator, List
 
 from anonvma import procmaps
 from anonvma.procmaps import parser as parse_mod
@@ -53,3 +57,78 @@ def check_fixture(name: str) -> None:
         assert not maps.has_smaps
         assert [(v.start, v.end, v.perms, v.name) for v in maps.vmas] == \
             [(v.start, v.end, v.perms, v.name) for v in snap.vmas]
+
+
+@contextlib.contextmanager
+def spawned(code: str) -> Iterator[tuple[int, Any]]:
+    """A Python child running ``code``: (its pid, the JSON line it printed); it ends on leaving."""
+    proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        yield proc.pid, json.loads(proc.stdout.readline())
+    finally:
+        proc.stdin.close()
+        proc.wait()
+        proc.stdout.close()
+
+
+def memfd_child(name: str, pages: int, touched: int, grow_every: float = 0.0, fork: bool = False) -> str:
+    """Code for :func:`spawned`: a child mapping a memfd ``name`` (maps: ``/memfd:NAME (deleted)``)
+    of ``pages`` pages, shared, with the first ``touched`` resident.
+
+    ``grow_every``: a thread then touches one more page every that many seconds. ``fork``: a
+    grandchild touches the same pages too before the JSON line ``{"pids": [child, grandchild]}``.
+    """
+    return f"""
+import json, mmap, os, sys, threading, time
+fd = os.memfd_create({name!r})
+os.ftruncate(fd, {pages} * mmap.PAGESIZE)
+m = mmap.mmap(fd, {pages} * mmap.PAGESIZE, flags=mmap.MAP_SHARED)
+for i in range({touched}):
+    m[i * mmap.PAGESIZE] = 1
+pids = [os.getpid()]
+if {fork!r}:
+    r, w = os.pipe()
+    ready_r, ready_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # touches the same pages (fork copies no PTEs of shared mappings), then waits
+        os.close(w)
+        sum(m[i * mmap.PAGESIZE] for i in range({touched}))
+        os.write(ready_w, b"x")
+        os.read(r, 1)
+        os._exit(0)
+    os.read(ready_r, 1)
+    pids.append(pid)
+def grow():
+    for i in range({touched}, {pages}):
+        m[i * mmap.PAGESIZE] = 1
+        time.sleep({grow_every!r})
+if {grow_every!r}:
+    threading.Thread(target=grow, daemon=True).start()
+print(json.dumps({{"pids": pids}}), flush=True)
+sys.stdin.read()
+"""
+
+
+def as_nobody(fn: Any) -> tuple[int, str]:
+    """Run ``fn() -> (exit code, text)`` in a forked child that dropped to nobody (65534).
+
+    Returns its exit code and text (a traceback's repr, exit 2, if it raised).
+    """
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - runs in the child
+        code = 2
+        try:
+            os.setgid(65534)
+            os.setuid(65534)
+            code, text = fn()
+        except BaseException as err:  # noqa: BLE001 - reported to the parent
+            text = repr(err)
+        os.write(w, text.encode())
+        os._exit(code)
+    os.close(w)
+    with os.fdopen(r) as f:
+        text = f.read()
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status), text

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import io
 import json
 import os
 import subprocess
 import sys
-from typing import Any, Iterator
 
 import pytest
 
 from anonvma import procmaps
 from anonvma.cli import main
+
+from procmaps_fixtures import as_nobody, memfd_child, spawned
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
@@ -42,19 +44,6 @@ print(json.dumps({"anon": addr(anon), "shared": addr(shared), "path": path}), fl
 sys.stdin.read()
 os.unlink(path); os.rmdir(d)
 """
-
-
-@contextlib.contextmanager
-def spawned(code: str) -> Iterator[tuple[int, Any]]:
-    """A Python child running ``code``: (its pid, the JSON line it printed); it ends on leaving."""
-    proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, text=True)
-    try:
-        yield proc.pid, json.loads(proc.stdout.readline())
-    finally:
-        proc.stdin.close()
-        proc.wait()
-        proc.stdout.close()
 
 
 @pytest.fixture
@@ -110,28 +99,18 @@ def test_another_users_process_is_a_permission_error_naming_the_pid():
             return
     # As root: a child that drops to nobody reads this (root's) process.
     target = os.getpid()
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - runs in the child
-        code = 0
+
+    def read_root() -> tuple[int, str]:
         try:
-            os.setgid(65534)
-            os.setuid(65534)
             procmaps.read_pid(target)
-            code = 1
+            return 1, ""
         except procmaps.ProcessAccessError as err:
-            os.write(w, f"{err.errno} {err.pid} {err}".encode())
-        except BaseException as err:  # noqa: BLE001
-            os.write(w, repr(err).encode())
-            code = 2
-        os._exit(code)
-    os.close(w)
-    with os.fdopen(r) as f:
-        out = f.read()
-    _, status = os.waitpid(pid, 0)
-    if os.waitstatus_to_exitcode(status) == 1:
+            return 0, f"{err.errno} {err.pid} {err}"
+
+    status, out = as_nobody(read_root)
+    if status == 1:
         pytest.skip("nobody may read root's smaps here (ptrace restrictions differ)")
-    assert os.waitstatus_to_exitcode(status) == 0, out
+    assert status == 0, out
     code, errpid, message = out.split(" ", 2)
     assert int(code) in (errno.EACCES, errno.EPERM) and int(errpid) == target
     assert f"pid {target}" in message
@@ -217,3 +196,160 @@ def test_named_child_mappings_are_read_back_and_grouped_by_name():
     assert alpha.size == 6 * PAGE // 1024 and alpha.rss == 2 * PAGE // 1024
     folded = {g.key: g for g in procmaps.group(snap.vmas, by="name", fold_numbers=True)}
     assert folded["[anon:beta:*]"].count == 2 and "[anon:beta:7]" not in folded
+
+
+# --- show self, the command line in the header, show --all (librank/procrank), --watch --------
+
+SHARED_CHILD = memfd_child("anonvma-all-test", pages=5, touched=3, fork=True)
+MEMFD = "/memfd:anonvma-all-test (deleted)"
+
+
+@pytest.fixture
+def sharing():
+    with spawned(SHARED_CHILD) as (pid, info):
+        yield info["pids"]
+
+
+def test_show_self_is_this_process_and_the_header_gives_its_command_line(capsys):
+    assert main(["show", "self", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["pid"] == os.getpid() and doc["cmdline"].startswith(f"pid {os.getpid()} (")
+    assert main(["show", "self", "--top", "3"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith(f"pid {os.getpid()} (") and "(top 3 of " in out[0]
+    assert len(out) == 2 + 3 + 1  # header, column names, 3 rows, total
+
+
+def test_show_header_puts_a_multi_line_command_line_on_one_line(capsys, sharing):
+    assert main(["show", str(sharing[0]), "--top", "1"]) == 0
+    first = capsys.readouterr().out.splitlines()[0]
+    assert first.startswith(f"pid {sharing[0]} ({sys.executable} -c import json, mmap, os, sys, threading, ")
+
+
+def test_show_all_sums_a_name_across_processes_and_pss_counts_shared_pages_once(capsys, sharing):
+    assert main(["show", "--all", "--json", "--match", "anonvma-all-test"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    page_kb = PAGE // 1024
+    (g,) = [g for g in doc["groups"] if g["key"] == MEMFD]
+    assert (g["processes"], g["count"], g["size"]) == (2, 2, 10 * page_kb)
+    assert g["rss"] == 6 * page_kb  # 3 pages, resident in both processes
+    assert g["pss"] == 3 * page_kb  # ... but only 3 pages of memory: PSS sums to them
+    assert g["uss"] == 0 and g["kind"] == "deleted"
+    assert doc["processes_read"] >= 2 and doc["total"]["processes"] == 2  # the ones matching
+    assert set(doc["skipped"]) == {"denied", "exited", "unreadable"}
+
+
+def test_show_all_by_process_lists_each_process_with_its_command_line(capsys, sharing):
+    assert main(["show", "--all", "--by", "process", "--json", "--match", "anonvma-all-test"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    rows = {p["pid"]: p for p in doc["processes"]}
+    assert set(sharing) <= set(rows)
+    for pid in sharing:
+        assert rows[pid]["cmdline"].startswith(sys.executable) and rows[pid]["count"] == 1
+        assert rows[pid]["rss"] == 3 * PAGE // 1024 and rows[pid]["pss"] * 2 == rows[pid]["rss"]
+    assert main(["show", "--all", "--by", "process", "--top", "2"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    head = next(i for i, line in enumerate(lines) if line.split()[:2] == ["PID", "VMAS"])
+    assert lines[head].split()[-1] == "CMDLINE" and len(lines) == head + 1 + 2 + 1
+
+
+def test_show_all_table_has_a_procs_column_and_the_csv_the_processes_field(capsys, sharing):
+    assert main(["show", "--all", "--fold", "--match", "anonvma-all-test"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("all processes: ") and " read in " in lines[0]
+    header = next(line for line in lines if line.startswith("PROCS"))
+    assert header.split()[:3] == ["PROCS", "COUNT", "SIZE"]
+    row = next(line for line in lines if line.endswith(MEMFD))
+    assert row.split()[:2] == ["2", "2"]
+    assert main(["show", "--all", "--csv", "--match", "anonvma-all-test"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].split(",")[-1] == "processes" and out[1].startswith(f"{MEMFD},deleted,2,")
+
+
+def test_processes_that_cannot_be_read_are_counted_in_one_line_not_fatal(sharing):
+    """As nobody (a forked child of this test drops to it), root's processes are denied."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to drop to another user (as a user, root's processes are denied anyway)")
+    def show_all() -> tuple[int, str]:
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
+            code = main(["show", "--all", "--top", "3"])
+        return code, out.getvalue()
+
+    code, text = as_nobody(show_all)
+    assert code == 0, text
+    lines = text.splitlines()
+    assert lines[1].startswith("not counted (processes): ") and " denied" in lines[1]
+    assert "run as root to read every process" in lines[1]
+
+
+def test_show_all_refuses_impossible_combinations(capsys):
+    for argv, why in ((["show"], "give one PID|FILE, or --all"),
+                      (["show", "1", "--all"], "give one PID|FILE, or --all"),
+                      (["show", "self", "--by", "process"], "--by process needs --all"),
+                      (["show", "--all", "--by", "none"], "--by none"),
+                      (["show", "self", "--watch", "1", "--json"], "anonvma record"),
+                      (["show", "self", "--count", "2"], "--count goes with --watch"),
+                      (["show", "self", "--match", "("], "bad --match '(': missing ), unterminated")):
+        assert main(argv) == 1
+        out, err = capsys.readouterr()
+        assert out == "" and why in err and err.count("\n") == 1, (argv, err)
+
+
+GROWING_CHILD = memfd_child("anonvma-watch-test", pages=4096, touched=1, grow_every=0.005)
+
+
+def test_watch_redraws_with_the_change_since_the_first_table():
+    with spawned(GROWING_CHILD) as (pid, _):
+        proc = subprocess.run([sys.executable, "-m", "anonvma", "show", str(pid), "--watch", "0.3",
+                               "--count", "3", "--match", "anonvma-watch-test"],
+                              capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode == 0, proc.stderr
+    tables = proc.stdout.split("\n\n")
+    assert len(tables) == 3 and "\x1b[" not in proc.stdout  # not a terminal: one after the other
+    changes = []
+    for t in tables:
+        lines = t.splitlines()
+        assert lines[0].startswith("every 0.3s, ") and "DPSS: change since the first table" in lines[0]
+        header = lines[2].split()
+        assert header[-2:] == ["DPSS", "NAME"]
+        row = next(line for line in lines if line.endswith("/memfd:anonvma-watch-test (deleted)"))
+        changes.append(row.split()[header.index("DPSS")])
+    assert changes[0] == "0" and changes[-1].startswith("+")
+
+
+def test_watch_on_a_terminal_clears_it_between_tables():
+    import pty
+
+    primary, secondary = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "anonvma", "show", "self", "--watch", "0.1",
+                             "--count", "2", "--top", "2"], stdout=secondary, stderr=subprocess.DEVNULL)
+    os.close(secondary)
+    chunks = []
+    while True:
+        try:
+            data = os.read(primary, 65536)
+        except OSError:  # EIO: the other end closed
+            break
+        if not data:
+            break
+        chunks.append(data)
+    os.close(primary)
+    assert proc.wait(timeout=60) == 0
+    out = b"".join(chunks).decode()
+    assert out.count("\x1b[H\x1b[2J") == 2 and out.count("every 0.1s, ") == 2
+
+
+def test_counting_while_reading_groups_exactly_like_the_records(child):
+    from anonvma.procmaps.source import read_tally
+
+    pid, _ = child
+    # An idle child has the same map twice, but the PSS and Shared/Private split of its shared
+    # libraries move when other processes start or exit: read both again until they are still.
+    for _ in range(20):
+        counted, snap = read_tally(pid), procmaps.read_pid(pid)
+        if procmaps.group(counted) == procmaps.group(snap) == procmaps.group(read_tally(pid)):
+            break
+    assert counted.vmas == len(snap.vmas) and counted.fields == snap.fields and counted.pid == pid
+    for by, fold in (("name", False), ("name", True), ("kind", False)):
+        assert procmaps.group(counted, by, fold) == procmaps.group(snap, by, fold)

@@ -111,3 +111,141 @@ def test_group_totals_uss_and_diff_statuses():
     assert changes["[anon:v8]" if "[anon:v8]" in changes else ""].status == "same"
     g = {x.key: x for x in procmaps.group(a)}["[anon:dalvik-main space]"]
     assert (g.uss, g.shared, g.swap, g.swap_pss) == (10240, 0, 2048, 2048)
+
+
+# --- impossible address spaces (issue 12): refused, naming the line -------------------------
+
+SLEEP = os.path.join(DATA, "linux-6.18-sleep", "smaps")
+
+
+def _sleep_lines():
+    with open(SLEEP) as f:
+        return f.read().split("\n")
+
+
+def _header_linenos(lines):
+    return [i for i, line in enumerate(lines) if line[:1].isalnum() and not parse_mod._is_field(line)]
+
+
+def _refused(text, fragment, at=None):
+    """parse(text) is refused with ``fragment`` in the message (at line ``at``, if given)."""
+    with pytest.raises(procmaps.ProcmapsParseError) as exc:
+        procmaps.parse(text, "mut.smaps")
+    assert fragment in str(exc.value)
+    assert at is None or exc.value.lineno == at
+    return exc.value
+
+
+def test_a_vma_whose_end_lies_below_its_start_is_refused_at_its_line():
+    lines = _sleep_lines()
+    i = _header_linenos(lines)[3]
+    start, rest = lines[i].split("-", 1)
+    end, tail = rest.split(" ", 1)
+    lines[i] = f"{end}-{start} {tail}"
+    _refused("\n".join(lines), "ends before it starts", at=i + 1)
+
+
+def test_the_same_vma_twice_is_refused_not_counted_twice():
+    lines = _sleep_lines()
+    heads = _header_linenos(lines)
+    entry = lines[heads[2]:heads[3]]
+    doubled = lines[:heads[3]] + entry + lines[heads[3]:]
+    _refused("\n".join(doubled), "overlaps or precedes", at=heads[3] + 1)
+    # the maps-file form of the same mistake
+    with open(os.path.join(DATA, "linux-6.18-sleep", "maps")) as f:
+        maps = f.read().split("\n")
+    _refused("\n".join(maps[:5] + maps[4:]), "overlaps or precedes", at=6)
+
+
+def test_overlapping_ranges_out_of_order_unaligned_and_empty_vmas_are_refused():
+    a = "00400000-00402000 rw-p 00000000 00:00 0 \n"
+    _refused(a + "00401000-00403000 rw-p 00000000 00:00 0 \n", ":2: VMA overlaps")
+    _refused("00500000-00501000 rw-p 00000000 00:00 0 \n" + a, ":2: VMA overlaps")
+    _refused("00400100-00402000 rw-p 00000000 00:00 0 \n", "aligned")
+    _refused("00400000-00400000 rw-p 00000000 00:00 0 \n", "empty VMA")
+
+
+def test_size_that_is_not_the_address_range_is_refused_at_the_size_line():
+    lines = _sleep_lines()
+    i = _header_linenos(lines)[1] + 1
+    assert lines[i].startswith("Size:")
+    lines[i] = "Size:                 24 kB"
+    _refused("\n".join(lines), "does not match the VMA's address range (20 kB)", at=i + 1)
+
+
+@pytest.mark.parametrize("value", ["-4 kB", "+4 kB", "4_0 kB", "0x4 kB", "4kB", "4 4 kB", "4 MB", "٤ kB"])
+def test_negative_or_malformed_numbers_are_refused(value):
+    lines = _sleep_lines()
+    i = _header_linenos(lines)[1] + 4
+    key = lines[i].split(":")[0]
+    assert key == "Rss"
+    lines[i] = f"Rss:          {value}"
+    _refused("\n".join(lines), "bad value for Rss", at=i + 1)
+
+
+def test_a_field_given_twice_and_a_vma_without_fields_are_refused():
+    lines = _sleep_lines()
+    heads = _header_linenos(lines)
+    twice = lines[:heads[1] + 3] + [lines[heads[1] + 2]] + lines[heads[1] + 3:]
+    _refused("\n".join(twice), "given twice")
+    bare = lines[:heads[2] + 1] + lines[heads[3]:]  # VMA 3 keeps its header only
+    _refused("\n".join(bare), "no smaps fields for this VMA", at=heads[2] + 1)
+    cut = "\n".join(lines[:heads[5] + 1])  # the file ends right after a header
+    _refused(cut, "cut short")
+    two_maps_lines = "00400000-00401000 rw-p 00000000 00:00 0 \n00401000-00402000 rw-p 00000000 00:00 0 \n"
+    _refused(two_maps_lines + "Size: 4 kB\n", ":3: smaps field in a maps file")
+
+
+def test_binary_data_is_refused_without_dumping_it():
+    err = _refused(b"00400000-00401000 rw-p 00000000 00:00 0 \n\x00\x01\x02garbage\xff\n", "NUL byte")
+    assert "\\x01" not in str(err) and "binary data" in str(err)
+
+
+def test_every_line_of_a_good_file_is_still_accepted_and_both_paths_agree():
+    for name in fixture_dirs():
+        for kind in ("smaps", "maps"):
+            path = os.path.join(DATA, name, kind)
+            if not os.path.exists(path):
+                continue
+            with open(path, "rb") as f:
+                data = f.read()
+            slow = parse_mod._parse_lines(data.decode().split("\n"), path)
+            assert procmaps.parse(data, path) == slow
+            if name != "android-handwritten":  # kernel output: the fast path takes it
+                assert parse_mod._parse_fast(data) == slow
+
+
+def test_an_empty_or_blank_file_is_an_error_not_zero_vmas(tmp_path):
+    for content in (b"", b"\n\n  \n"):
+        empty = tmp_path / "empty.smaps"
+        empty.write_bytes(content)
+        with pytest.raises(procmaps.ProcmapsParseError, match="no VMAs in it"):
+            procmaps.read_file(empty)
+    assert procmaps.parse(b"") == ([], ())  # a kernel thread's live maps is empty: not an error there
+
+
+def test_gzip_compressed_files_are_read_and_a_broken_one_is_a_short_error(tmp_path):
+    import gzip
+
+    with open(SLEEP, "rb") as f:
+        raw = f.read()
+    packed = tmp_path / "sleep.smaps.gz"
+    packed.write_bytes(gzip.compress(raw))
+    assert procmaps.read_file(packed).vmas == procmaps.read_file(SLEEP).vmas
+    broken = tmp_path / "broken.gz"
+    broken.write_bytes(gzip.compress(raw)[:200])
+    with pytest.raises(procmaps.ProcmapsParseError) as exc:
+        procmaps.read_file(broken)
+    assert "gzip data is corrupt or cut short" in str(exc.value) and "\\x" not in str(exc.value)
+    assert len(str(exc.value)) < 200
+
+
+def test_chunked_parsing_agrees_with_the_whole_text_whatever_the_chunk_size():
+    with open(os.path.join(DATA, "linux-6.18-python", "smaps"), "rb") as f:
+        data = f.read()
+    whole = procmaps.parse(data)
+    for size in (1, 7, 100, 4096, 10_000, len(data)):
+        p = parse_mod.ChunkParser("x")
+        for i in range(0, len(data), size):
+            p.feed(data[i:i + size])
+        assert p.finish() == whole, size

@@ -1,36 +1,85 @@
-"""The ``anonvma`` command: one sub-command per module, each registering its own parser."""
+"""The ``anonvma`` command: one sub-command per module, each registering its own parser.
+
+Only the module of the command being run is imported (``anonvma show`` must start fast: it is
+timed as a whole against a plain read of smaps); ``anonvma --help`` imports them all.
+"""
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
-from typing import Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
-#: Modules that provide ``register(subparsers)``; each sets ``func(args) -> int`` on its parser.
-COMMANDS = (
-    "anonvma.demo",
-    "anonvma.replay",
-    "anonvma.procmaps.cli",
-    "anonvma.oracle.cli",
-    "anonvma.bench.cli",
-)
+from anonvma import __version__
+
+#: Command -> the module whose ``register(subparsers)`` adds it (a module may add several);
+#: each sets ``func(args) -> int`` on its parser. Listed in ``anonvma --help`` in this order.
+COMMANDS: Dict[str, str] = {
+    "demo": "anonvma.demo",
+    "replay": "anonvma.replay",
+    "show": "anonvma.procmaps.cli",
+    "diff": "anonvma.procmaps.cli",
+    "snapshot": "anonvma.procmaps.cli",
+    "export": "anonvma.fleet.cli",
+    "record": "anonvma.fleet.cli",
+    "plot": "anonvma.fleet.cli",
+    "oracle": "anonvma.oracle.cli",
+    "bench": "anonvma.bench.cli",
+}
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+def _modules_for(argv: Sequence[str]) -> List[str]:
+    """The module of the command in ``argv`` (its first word not starting with ``-``), or all."""
+    command = next((a for a in argv if not a.startswith("-")), None)
+    if command in COMMANDS:
+        return [COMMANDS[command]]
+    return list(dict.fromkeys(COMMANDS.values()))
+
+
+class _Formatter(argparse.HelpFormatter):
+    """argparse's formatter, sized without importing shutil (and with it bz2, lzma) at every start."""
+
+    def __init__(self, prog: str, indent_increment: int = 2, max_help_position: int = 24,
+                 width: Optional[int] = None) -> None:
+        if width is None:
+            try:
+                width = int(os.environ.get("COLUMNS", "")) - 2
+            except ValueError:
+                try:
+                    width = os.get_terminal_size(sys.stdout.fileno()).columns - 2
+                except (OSError, ValueError):
+                    width = 78
+        super().__init__(prog, indent_increment, max_help_position, width)
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser (and its sub-command parsers) using :class:`_Formatter`."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", _Formatter)
+        super().__init__(*args, **kwargs)
+
+
+def build_parser(argv: Optional[Sequence[str]] = None) -> argparse.ArgumentParser:
+    """The ``anonvma`` parser: every command, or with ``argv`` only the one it names."""
+    parser = _Parser(
         prog="anonvma",
         description="Linux named anonymous memory: model, oracle kernel, benchmarks, tools.",
     )
+    parser.add_argument("--version", action="version", version=f"anonvma {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    for name in COMMANDS:
+    modules = _modules_for(argv) if argv is not None else list(dict.fromkeys(COMMANDS.values()))
+    for name in modules:
         importlib.import_module(name).register(sub)
     return parser
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    args = build_parser().parse_args(argv)
+    words = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser(words).parse_args(words)
     try:
         return int(args.func(args))
     except BrokenPipeError:

@@ -34,8 +34,14 @@ def demo(strategy: str) -> str:
     out.append(parent.maps().rstrip("\n"))
     out.append(_name_objects(parent))
     child = parent.fork()
-    out.append("fork: the child's VMAs copy the parent's names")
+    if strategy == "strdup":
+        out.append("fork: each child VMA gets its own copy of its name (new objects, the parent's unchanged)")
+    else:
+        out.append("fork: each child VMA takes a reference to the parent's name object (no copy)")
+    out.append("the parent's name objects:")
     out.append(_name_objects(parent))
+    out.append("the child's name objects:")
+    out.append(_name_objects(child))
     child.set_anon_name(BASE + 6 * PAGE, 2 * PAGE, "child-scratch")
     out.append("the child renames pages 6-7:")
     out.append(child.maps().rstrip("\n"))
@@ -53,5 +59,11 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser("demo", help="name, split and fork a model address space under both strategies")
+    """Add ``demo``."""
+    p = sub.add_parser("demo", help="name, split and fork a model address space under both strategies",
+                       description="Run the same steps on the model under both name strategies and "
+                                   "print the maps and each name object with its refcount: mmap and "
+                                   "name 8 pages, mprotect 2 of them (a split into three VMAs), fork "
+                                   "(refcount: the child takes references; strdup: it copies every "
+                                   "name), rename in the child, exit both. No kernel needed.")
     p.set_defaults(func=_run)

@@ -36,7 +36,8 @@ def register(subparsers: Any) -> None:
     sub.required = True
     p = sub.add_parser(
         "fork", help="fork with N named VMAs: strdup against refcount",
-        description="Rerun the seed's experiment (KERNEL-NOTES 4): fork a process with N VMAs, "
+        description="Rerun the experiment of the refcounted-names patch series (its v8 cover "
+                    "letter): fork a process with N VMAs, "
                     "unnamed and named (79 characters), unpopulated or with 1 or 10 written pages "
                     "per VMA, under the strdup and refcount strategies; on the model, the host "
                     "kernel (unnamed only when it cannot name) and the UML oracle kernels.")

@@ -18,6 +18,8 @@ class AnonNameUnsupportedError(OSError):
 
     def __init__(self, detail: str = "") -> None:
         msg = ("this kernel was built without CONFIG_ANON_VMA_NAME, so it cannot name anonymous "
-               "memory (prctl(PR_SET_VMA) answers EINVAL); run `anonvma oracle build` to get a "
-               "kernel that has it")
+               "memory (prctl(PR_SET_VMA) answers EINVAL); naming needs Linux 5.17 or later built "
+               "with CONFIG_ANON_VMA_NAME=y (see /boot/config-$(uname -r)): boot such a kernel. "
+               "anonvma's UML oracle kernel has it but only runs processes inside its own guest; "
+               "it cannot make this host's processes name memory")
         super().__init__(errno.EINVAL, f"{msg}{': ' + detail if detail else ''}")

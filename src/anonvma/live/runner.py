@@ -1,4 +1,4 @@
-"""Run ops scripts (OPS-FORMAT v1) in real processes on the running kernel.
+"""Run ops scripts (docs/ops-format.md) in real processes on the running kernel.
 
 The runner never executes an op itself. A lean zygote process (:mod:`anonvma.live.worker`,
 started once per :class:`LiveSession`) forks each script's process 0, and each ``fork`` op makes

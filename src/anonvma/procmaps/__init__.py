@@ -1,28 +1,34 @@
-"""Read and account a process's memory map by name: /proc/PID/maps and smaps, live or saved.
+"""Read and account memory by name: /proc/PID/maps and smaps, live or saved, one process or all.
 
 Typical use::
 
     from anonvma import procmaps
     snap = procmaps.read_pid(1234)                     # or procmaps.read_file("saved.smaps")
-    for g in procmaps.sort_groups(procmaps.group(snap.vmas, fold_numbers=True)):
+    for g in procmaps.sort_groups(procmaps.group(snap, fold_numbers=True)):
         print(g.key, g.pss, g.uss)
+    every = procmaps.read_system()                     # every process it may read
+    for g in procmaps.sort_groups(procmaps.by_name(every)):
+        print(g.key, g.processes, g.pss)               # PSS summed across processes
 
-Records (:class:`Vma`, :class:`Group`, :class:`Change`, :class:`Snapshot`) are NamedTuples with
-sizes in kB. Errors: :class:`ProcmapsParseError` (a ValueError naming the line),
+Records (:class:`Vma`, :class:`Group`, :class:`Change`, :class:`Snapshot`, :class:`Tally`) are
+NamedTuples with sizes in kB; a value a maps file cannot give is ``None`` from
+:meth:`Group.value`. Errors: :class:`ProcmapsParseError` (a ValueError naming the line),
 :class:`ProcessNotFoundError` (ESRCH), :class:`ProcessAccessError` (EACCES), both naming the pid.
 """
 
 from anonvma.procmaps.diff import diff
 from anonvma.procmaps.errors import ProcessAccessError, ProcessNotFoundError, ProcmapsParseError
-from anonvma.procmaps.group import GROUP_BY, SORT_KEYS, group, sort_groups, total
+from anonvma.procmaps.group import GROUP_BY, SORT_KEYS, group, matched, matching, sort_groups, tally_of, total
 from anonvma.procmaps.names import KINDS, anon_name, classify, fold
 from anonvma.procmaps.parser import parse
-from anonvma.procmaps.records import Change, Group, Smaps, Snapshot, Vma
-from anonvma.procmaps.source import read, read_file, read_pid, read_pid_bytes
+from anonvma.procmaps.records import Change, Group, Smaps, Snapshot, Tally, Vma
+from anonvma.procmaps.source import read, read_file, read_pid, read_pid_bytes, read_tally, tally
+from anonvma.procmaps.system import by_name, by_process, read_system
 
 __all__ = [
     "Change", "GROUP_BY", "Group", "KINDS", "ProcessAccessError", "ProcessNotFoundError",
-    "ProcmapsParseError", "SORT_KEYS", "Smaps", "Snapshot", "Vma", "anon_name", "classify", "diff",
-    "fold", "group", "parse", "read", "read_file", "read_pid", "read_pid_bytes", "sort_groups",
-    "total",
+    "ProcmapsParseError", "SORT_KEYS", "Smaps", "Snapshot", "Tally", "Vma", "anon_name", "by_name",
+    "by_process", "classify", "diff", "fold", "group", "matched", "matching", "parse", "read",
+    "read_file", "read_pid", "read_pid_bytes", "read_system", "read_tally", "sort_groups", "tally",
+    "tally_of", "total",
 ]

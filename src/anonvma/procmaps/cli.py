@@ -1,19 +1,23 @@
-"""``anonvma show``, ``anonvma diff`` and ``anonvma snapshot``: account a process's memory by name.
+"""``anonvma show``, ``anonvma diff`` and ``anonvma snapshot``: account memory by name.
 
 Each command builds its whole output before printing; an error prints one line to stderr and
-exits 1 (argparse's usage errors exit 2).
+exits 1 (argparse's usage errors exit 2). One-shot commands run with the cyclic GC off: they
+build ~100K acyclic records and exit, and a collection over them would cost more than the
+rest of the grouping (``--watch`` keeps the GC on between samples).
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import os
-import shutil
 import sys
-import tempfile
-from typing import Any, Callable, Optional
+import time
+from typing import Any, Callable, Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple
 
 from anonvma.procmaps.diff import diff_groups
+from anonvma.procmaps import system
+from anonvma.procmaps.files import write_atomically
 from anonvma.procmaps.format import (
     diff_csv,
     diff_json,
@@ -21,60 +25,104 @@ from anonvma.procmaps.format import (
     groups_csv,
     groups_json,
     groups_table,
+    processes_csv,
+    processes_json,
+    processes_table,
 )
-from anonvma.procmaps.group import GROUP_BY, SORT_KEYS, group, sort_groups, total
+from anonvma.procmaps.group import (GROUP_BY, SORT_KEYS, group, matched, matching, sort_field, sort_groups,
+                                    total)
 from anonvma.procmaps.parser import parse
-from anonvma.procmaps.records import Snapshot
-from anonvma.procmaps.source import read, read_pid_bytes
+from anonvma.procmaps.records import Group
+from anonvma.procmaps.source import describe, read, read_pid_bytes, tally
+
+#: ``show --all`` also groups by process (procrank).
+SHOW_BY = (*GROUP_BY, "process")
 
 
 def _width() -> Optional[int]:
     """Terminal width when printing to a terminal (or $COLUMNS), else no limit."""
-    if "COLUMNS" in os.environ or sys.stdout.isatty():
-        return shutil.get_terminal_size().columns
+    if "COLUMNS" in os.environ and os.environ["COLUMNS"].isdigit():
+        return int(os.environ["COLUMNS"])
+    if sys.stdout.isatty():
+        try:
+            return os.get_terminal_size(sys.stdout.fileno()).columns
+        except OSError:
+            return 80
     return None
 
 
-def _grouping_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--by", choices=GROUP_BY, default="name",
-                   help="group VMAs by maps name (default), by kind, or not at all")
-    p.add_argument("--sort", choices=SORT_KEYS, default="pss", help="largest first (default pss)")
+def _grouping_options(p: argparse.ArgumentParser, by: Sequence[str] = GROUP_BY) -> None:
+    p.add_argument("--by", choices=by, default="name",
+                   help="group VMAs by maps name (default), by kind, not at all (one row per VMA)"
+                   + (", or per process (with --all: procrank)" if "process" in by else ""))
+    p.add_argument("--sort", choices=SORT_KEYS, default="pss",
+                   help="largest first (default pss; size when the input is maps, which has no PSS)")
     p.add_argument("--fold", action="store_true",
                    help="fold trailing numbers of names: [anon:stack_and_tls:123] -> [anon:stack_and_tls:*]")
+    p.add_argument("--match", metavar="REGEX",
+                   help="only VMAs whose maps name matches REGEX (Python re.search), e.g. '^\\[anon:'")
     out = p.add_mutually_exclusive_group()
-    out.add_argument("--json", action="store_true", help="print JSON (sizes in kB)")
-    out.add_argument("--csv", action="store_true", help="print CSV (sizes in kB)")
+    out.add_argument("--json", action="store_true", help="print JSON (sizes in kB, null where unknown)")
+    out.add_argument("--csv", action="store_true", help="print CSV (sizes in kB, empty where unknown)")
+
+
+def positive(kind: Callable[[str], Any]) -> Callable[[str], Any]:
+    """An argparse type: ``kind(text)``, which must be above 0."""
+    def check(text: str) -> Any:
+        value = kind(text)
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"must be positive: {text}")
+        return value
+    check.__name__ = kind.__name__
+    return check
 
 
 def register(subparsers: Any) -> None:
     """Add ``show``, ``diff`` and ``snapshot`` to the ``anonvma`` command."""
-    p = subparsers.add_parser("show", help="a process's memory (smaps) grouped by name",
-                              description="Read /proc/PID/smaps (or a saved maps/smaps file) "
-                                          "and print totals per name, kind or VMA.")
-    p.add_argument("target", metavar="PID|FILE")
-    _grouping_options(p)
-    p.set_defaults(func=_guarded(_show))
+    p = subparsers.add_parser(
+        "show", help="memory (smaps) by name: of a process, a saved file, or every process (--all)",
+        description="Read /proc/PID/smaps (or a saved maps/smaps file) and print totals per name, "
+                    "kind or VMA; with --all, of every process it may read, summed by name "
+                    "(librank) or per process (--by process, procrank).")
+    p.add_argument("target", metavar="PID|FILE", nargs="?",
+                   help="a process id, 'self' (anonvma's own process), or a saved maps or smaps "
+                        "file (gzip-compressed too); omit it with --all")
+    p.add_argument("--all", action="store_true",
+                   help="every process it may read; the others are counted in one line")
+    _grouping_options(p, SHOW_BY)
+    p.add_argument("--top", type=positive(int), metavar="N", help="only the N largest rows (the total "
+                   "stays the total of all)")
+    p.add_argument("--watch", type=positive(float), metavar="SECONDS",
+                   help="redraw every SECONDS with each row's change since the start (Ctrl-C stops)")
+    p.add_argument("--count", type=positive(int), metavar="N", help="with --watch: stop after N tables")
+    p.set_defaults(func=_guarded(_show, quick=False))
 
     p = subparsers.add_parser("diff", help="what grew, shrank, appeared or vanished between two snapshots",
-                              description="Compare two processes or saved smaps files group by group.")
-    p.add_argument("before", metavar="A", help="PID or FILE")
-    p.add_argument("after", metavar="B", help="PID or FILE")
+                              description="Compare two processes or saved maps/smaps files group by "
+                                          "group. A maps file has no PSS: then the comparison is by "
+                                          "size, and unknown values are null in JSON.")
+    p.add_argument("before", metavar="A", help="PID, 'self' or FILE")
+    p.add_argument("after", metavar="B", help="PID, 'self' or FILE")
     _grouping_options(p)
     p.add_argument("--all", action="store_true", help="also list unchanged groups")
     p.set_defaults(func=_guarded(_diff))
 
     p = subparsers.add_parser("snapshot", help="save a process's smaps to a file",
                               description="Save /proc/PID/smaps verbatim (readable by show/diff "
-                                          "and by any smaps tool).")
-    p.add_argument("pid", type=int, metavar="PID")
-    p.add_argument("-o", "--output", required=True, metavar="FILE")
+                                          "and by any smaps tool). The file is written whole or "
+                                          "not at all.")
+    p.add_argument("pid", metavar="PID", help="a process id, or 'self'")
+    p.add_argument("-o", "--output", required=True, metavar="FILE", help="where to save it ('-': stdout)")
     p.add_argument("--maps", action="store_true", help="save /proc/PID/maps instead")
     p.set_defaults(func=_guarded(_snapshot))
 
 
-def _guarded(fn: Callable[[argparse.Namespace], str]) -> Callable[[argparse.Namespace], int]:
+def _guarded(fn: Callable[[argparse.Namespace], str], quick: bool = True
+             ) -> Callable[[argparse.Namespace], int]:
     """Run a command; print its complete output, or one error line to stderr and return 1."""
     def run(args: argparse.Namespace) -> int:
+        if quick or not getattr(args, "watch", None):
+            gc.disable()  # a one-shot command: see the module docstring
         try:
             text = fn(args)
         except (OSError, ValueError) as err:
@@ -89,48 +137,185 @@ def _guarded(fn: Callable[[argparse.Namespace], str]) -> Callable[[argparse.Name
     return run
 
 
-def _meta(snap: Snapshot, args: argparse.Namespace) -> dict:  # type: ignore[type-arg]
-    return {"source": snap.source, "pid": snap.pid, "by": args.by, "fold": args.fold,
-            "sort": args.sort, "vmas": len(snap.vmas), "smaps": snap.has_smaps}
+class _View(NamedTuple):
+    """What ``show`` prints, before choosing table, JSON or CSV."""
+
+    head: str
+    note: str  # one line on what was not counted (show --all), or ""
+    groups: List[Group]  # all of them, sorted
+    rows: List[Group]  # the ones shown (--top)
+    total: Group
+    smaps: bool
+    measure: str
+    by_process: bool
+    across: bool  # several processes: a PROCS column
+    labels: Dict[str, Tuple[str, str]]  # pid key -> (cmdline, comm), by process
+    meta: Dict[str, object]
+
+
+class _Grouped(NamedTuple):
+    """One target read and grouped as the options say."""
+
+    source: str
+    pid: Optional[int]
+    has_smaps: bool
+    vmas: int  # in the map
+    matching: int  # of them, matching --match
+    groups: List[Group]
+
+
+def _grouped(target: str, args: argparse.Namespace) -> _Grouped:
+    """Read ``target`` (a PID, ``self`` or a file) and group it by ``args.by``/``--fold``/``--match``."""
+    if args.by == "none":  # one row per VMA: the records are needed
+        snap = read(target)
+        vmas = matching(snap.vmas, args.match)
+        return _Grouped(snap.source, snap.pid, snap.has_smaps, len(snap.vmas), len(vmas),
+                        group(vmas, args.by, args.fold))
+    counted = tally(target)  # counted while read: no record per VMA
+    found = matched(counted, args.match)
+    return _Grouped(counted.source, counted.pid, counted.has_smaps, counted.vmas, found.vmas,
+                    group(found, args.by, args.fold))
+
+
+def _one(args: argparse.Namespace) -> _View:
+    snap = _grouped(args.target, args)
+    groups, count, shown = snap.groups, snap.vmas, snap.matching
+    measure = sort_field(groups, args.sort)
+    groups = sort_groups(groups, measure)
+    who = describe(snap.pid) if snap.pid is not None else snap.source
+    matching_ = f" ({shown} matching {args.match!r})" if args.match is not None else ""
+    head = (f"{who}: {count} VMAs{matching_}, {len(groups)} groups by {args.by}, "
+            f"largest {measure} first")
+    if not snap.has_smaps:
+        head += " (maps has no RSS/PSS: sizes only)"
+    meta: Dict[str, object] = {"source": snap.source, "pid": snap.pid, "by": args.by, "fold": args.fold,
+                               "sort": measure, "match": args.match, "vmas": count,
+                               "smaps": snap.has_smaps}
+    if snap.pid is not None:
+        meta["cmdline"] = describe(snap.pid)
+    return _View(head, "", groups, groups[:args.top] if args.top else groups, total(groups),
+                 snap.has_smaps, measure, False, False, {}, meta)
+
+
+def _every(args: argparse.Namespace) -> _View:
+    by = "name" if args.by == "process" else args.by
+    sysmem = system.read_system(by=by, fold=args.fold, match=args.match)
+    if args.by == "process":
+        groups = system.by_process(sysmem)
+    else:
+        groups = system.by_name(sysmem)
+    measure = sort_field(groups, args.sort)
+    groups = sort_groups(groups, measure)
+    tot = system.grand_total(sysmem, groups)
+    read_n = len(sysmem.processes)
+    vmas = sum(p.total.count for p in sysmem.processes)
+    what = "processes" if args.by == "process" else f"groups by {args.by}"
+    matched = f" matching {args.match!r}" if args.match is not None else ""
+    head = (f"all processes: {read_n} read in {sysmem.seconds:.2f} s ({sysmem.kernel_threads} kernel "
+            f"threads have no memory); {vmas} VMAs{matched}, {len(groups)} {what}, largest {measure} first")
+    labels = {p.total.key: (p.cmdline, p.comm) for p in sysmem.processes}
+    meta: Dict[str, object] = {"source": "all", "by": args.by, "fold": args.fold, "sort": measure,
+                               "match": args.match, "time": sysmem.time, "seconds": sysmem.seconds,
+                               "processes_read": read_n, "kernel_threads": sysmem.kernel_threads,
+                               "skipped": sysmem.skipped, "vmas": vmas, "smaps": True}
+    return _View(head, sysmem.skipped_line(), groups, groups[:args.top] if args.top else groups, tot,
+                 True, measure, args.by == "process", True, labels, meta)
+
+
+def _check_show(args: argparse.Namespace) -> None:
+    if args.all == (args.target is not None):
+        raise ValueError("give one PID|FILE, or --all")
+    if args.by == "process" and not args.all:
+        raise ValueError("--by process needs --all (one process is one row)")
+    if args.by == "none" and args.all:
+        raise ValueError("--by none lists one process's VMAs: give a PID, not --all")
+    if args.watch is not None and (args.json or args.csv):
+        raise ValueError("--watch redraws a table; for JSON over time use `anonvma record`")
+    if args.count is not None and args.watch is None:
+        raise ValueError("--count goes with --watch")
+
+
+def _table(view: _View, since: Optional[Mapping[str, Optional[int]]] = None,
+           since_total: Optional[int] = None) -> str:
+    shown = ""
+    if len(view.rows) < len(view.groups):
+        shown = f" (top {len(view.rows)} of {len(view.groups)})"
+    head = view.head + shown + "\n" + (view.note + "\n" if view.note else "")
+    if view.by_process:
+        labels = {k: cmd or (f"[{comm}]" if comm else "") for k, (cmd, comm) in view.labels.items()}
+        return head + processes_table(view.rows, view.total, labels, _width())
+    return head + groups_table(view.rows, view.total, view.smaps, _width(), processes=view.across,
+                               since=since, since_total=since_total, measure=view.measure)
 
 
 def _show(args: argparse.Namespace) -> str:
-    snap = read(args.target)
-    groups = sort_groups(group(snap.vmas, args.by, args.fold), args.sort)
-    tot = total(groups)
+    _check_show(args)
+    sample = _every if args.all else _one
+    if args.watch is not None:
+        from anonvma.procmaps.watch import watch
+
+        def take() -> Any:
+            gc.disable()
+            try:
+                view = sample(args)
+            finally:
+                gc.enable()
+            stamp = time.strftime("%H:%M:%S")
+            return view.groups, view.total, view.measure, lambda since, since_total: (
+                f"every {args.watch:g}s, {stamp}; D{view.measure.upper()}: change since the first table\n"
+                + _table(view, since, since_total))
+        watch(take, args.watch, args.count)
+        return ""
+    view = sample(args)
     if args.json:
-        return groups_json(groups, tot, _meta(snap, args))
+        if view.by_process:
+            return processes_json(view.rows, view.total, view.labels, view.meta)
+        return groups_json(view.rows, view.total, view.meta)
     if args.csv:
-        return groups_csv(groups)
-    head = f"{snap.source}: {len(snap.vmas)} VMAs, {len(groups)} groups by {args.by}\n"
-    return head + groups_table(groups, tot, snap.has_smaps, _width())
+        if view.note:
+            print(view.note, file=sys.stderr)
+        if view.by_process:
+            return processes_csv(view.rows, view.labels)
+        return groups_csv(view.rows)
+    return _table(view)
 
 
 def _diff(args: argparse.Namespace) -> str:
-    a, b = read(args.before), read(args.after)
-    changes = diff_groups(group(a.vmas, args.by, args.fold), group(b.vmas, args.by, args.fold),
-                          args.sort)
+    a, b = _grouped(args.before, args), _grouped(args.after, args)
+    before, after = a.groups, b.groups
+    changes = diff_groups(before, after, args.sort)
+    measure = sort_field([*before, *after], args.sort)
     if not args.all:
         changes = [c for c in changes if c.status != "same"]
+    note = ""
+    if measure != args.sort:
+        note = f" ({args.sort} unknown: {'both are' if not (a.has_smaps or b.has_smaps) else 'one is'} " \
+               f"maps, which has no counters; compared by {measure})"
     if args.json:
         return diff_json(changes, {"before": a.source, "after": b.source, "by": args.by,
-                                   "fold": args.fold, "measure": args.sort})
+                                   "fold": args.fold, "measure": measure, "asked": args.sort,
+                                   "match": args.match})
     if args.csv:
         return diff_csv(changes)
-    head = f"{a.source} -> {b.source}: {len(changes)} changed groups by {args.by} ({args.sort})\n"
-    return head + diff_table(changes, args.sort, _width())
+    head = f"{a.source} -> {b.source}: {len(changes)} changed groups by {args.by} ({measure}){note}\n"
+    return head + diff_table(changes, measure, _width())
+
+
+def _pid(text: str) -> int:
+    if text == "self":
+        return os.getpid()
+    if not text.isdigit():
+        raise ValueError(f"not a process id: {text!r}")
+    return int(text)
 
 
 def _snapshot(args: argparse.Namespace) -> str:
-    data = read_pid_bytes(args.pid, smaps=not args.maps)
-    vmas, _ = parse(data, f"/proc/{args.pid}")  # never save something we cannot read back
-    target = os.path.abspath(args.output)
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(target), prefix=".snapshot-")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, target)
-    except BaseException:
-        os.unlink(tmp)
-        raise
-    return f"saved {len(vmas)} VMAs of pid {args.pid} to {args.output}\n"
+    pid = _pid(args.pid)
+    data = read_pid_bytes(pid, smaps=not args.maps)
+    vmas, _ = parse(data, f"/proc/{pid}")  # never save something we cannot read back
+    if args.output == "-":
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+        return ""
+    write_atomically(args.output, data)
+    return f"saved {len(vmas)} VMAs of pid {pid} to {args.output}\n"

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from typing import Dict, Iterable, List
 
-from anonvma.procmaps.group import SORT_KEYS, group
-from anonvma.procmaps.records import Change, Group, Vma
+from anonvma.procmaps.group import SORT_KEYS, VmaSource, group, sort_field
+from anonvma.procmaps.records import Change, Group
 
 
 def diff_groups(before: Iterable[Group], after: Iterable[Group], measure: str = "pss") -> List[Change]:
     """Pair groups by key; ``measure`` (a :data:`SORT_KEYS` field) decides grew/shrank/same.
 
+    When a side has no counters (a maps file), a smaps-only measure is unknown there, so the
+    comparison falls back to ``size`` (each change's :attr:`Change.measure` says which was used).
     Returned largest absolute change first, then by key; unchanged groups are included
     (status ``same``) so callers can choose to show them.
 
@@ -20,6 +22,7 @@ def diff_groups(before: Iterable[Group], after: Iterable[Group], measure: str = 
         raise ValueError(f"measure must be one of {', '.join(SORT_KEYS)}, not {measure!r}")
     old: Dict[str, Group] = {g.key: g for g in before}
     new: Dict[str, Group] = {g.key: g for g in after}
+    measure = sort_field([*old.values(), *new.values()], measure)
     changes = []
     for key in list(old) + [k for k in new if k not in old]:
         a, b = old.get(key), new.get(key)
@@ -31,12 +34,13 @@ def diff_groups(before: Iterable[Group], after: Iterable[Group], measure: str = 
             d = getattr(b, measure) - getattr(a, measure)
             status = "grew" if d > 0 else "shrank" if d < 0 else "same"
         kind = (b or a).kind  # type: ignore[union-attr]
-        changes.append(Change(key, kind, status, a, b))
-    changes.sort(key=lambda c: (-abs(c.delta(measure)), c.key))
+        changes.append(Change(key, kind, status, a, b, measure))
+    changes.sort(key=lambda c: (-abs(c.delta(measure) or 0), c.key))
     return changes
 
 
-def diff(before: Iterable[Vma], after: Iterable[Vma], by: str = "name", fold_numbers: bool = False,
+def diff(before: VmaSource, after: VmaSource, by: str = "name", fold_numbers: bool = False,
          measure: str = "pss") -> List[Change]:
-    """Group both VMA lists the same way (see :func:`~anonvma.procmaps.group.group`) and pair them."""
+    """Group both snapshots (or VMA lists) the same way (see :func:`~anonvma.procmaps.group.group`)
+    and pair the groups (see :func:`diff_groups`)."""
     return diff_groups(group(before, by, fold_numbers), group(after, by, fold_numbers), measure)

@@ -1,24 +1,34 @@
 """Render groups and diffs as a terminal table, JSON or CSV. Every function returns the whole text.
 
-Callers print only complete output: nothing is written until the text is fully built.
+Callers print only complete output: nothing is written until the text is fully built. A value
+that is unknown (a smaps-only field of maps input) is ``-`` in tables, ``null`` in JSON and
+empty in CSV: never 0.
 """
 
 from __future__ import annotations
 
-import csv
 import io
 import json
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Mapping, Optional, Sequence
 
 from anonvma.procmaps.records import Change, Group
 
-#: Group values exported by JSON/CSV (kB, except count).
+#: Group values exported by JSON/CSV (kB, except count and processes).
 GROUP_FIELDS = ("count", "size", "rss", "pss", "uss", "shared", "swap", "swap_pss",
-                "shared_clean", "shared_dirty", "private_clean", "private_dirty")
+                "shared_clean", "shared_dirty", "private_clean", "private_dirty", "processes")
+#: Table columns of a group (after the optional PROCS): header, field.
+_SMAPS_COLUMNS = (("COUNT", "count"), ("SIZE", "size"), ("RSS", "rss"), ("PSS", "pss"),
+                  ("USS", "uss"), ("SHARED", "shared"), ("SWAP", "swap"))
+_MAPS_COLUMNS = (("COUNT", "count"), ("SIZE", "size"))
+_PROCESS_COLUMNS = (("PID", "key"), ("VMAS", "count"), ("SIZE", "size"), ("RSS", "rss"),
+                    ("PSS", "pss"), ("USS", "uss"), ("SWAP", "swap"))
 
 
-def human_kb(kb: int) -> str:
-    """``4`` -> ``4K``, ``2048`` -> ``2.0M``, ``1572864`` -> ``1.5G`` (binary units), signed ok."""
+def human_kb(kb: Optional[int]) -> str:
+    """``4`` -> ``4K``, ``2048`` -> ``2.0M``, ``1572864`` -> ``1.5G`` (binary units), signed ok;
+    ``None`` (unknown) -> ``-``."""
+    if kb is None:
+        return "-"
     sign, value = ("-" if kb < 0 else ""), abs(kb)
     if value < 1024:
         return f"{sign}{value}K"
@@ -27,6 +37,23 @@ def human_kb(kb: int) -> str:
         if value < 1024 or unit == "T":
             return f"{sign}{value:.1f}{unit}"
     raise AssertionError("unreachable")
+
+
+def signed(value: Optional[int], field: str) -> str:
+    """A change: ``+2.0M``, ``-4K``, ``0``; counts as ``+3``; unknown as ``?``."""
+    if value is None:
+        return "?"
+    if field in ("count", "processes"):
+        return f"{value:+d}" if value else "0"
+    return ("+" if value > 0 else "") + human_kb(value) if value else "0"
+
+
+def _cell(g: Group, field: str) -> str:
+    if field == "key":
+        return g.key
+    if field in ("count", "processes"):
+        return str(getattr(g, field))
+    return human_kb(g.value(field))
 
 
 def _fit(name: str, width: Optional[int]) -> str:
@@ -51,93 +78,141 @@ def _table(header: Sequence[str], rows: List[Sequence[str]], width: Optional[int
     return "\n".join(out) + "\n"
 
 
-def _label(key: str) -> str:
+def label(key: str) -> str:
+    """A group key as tables print it (plain anonymous memory has the empty key)."""
     return key if key else "[anonymous]"
 
 
-def groups_table(groups: Sequence[Group], total: Group, smaps: bool, width: Optional[int]) -> str:
+def groups_table(groups: Sequence[Group], total: Group, smaps: bool, width: Optional[int], *,
+                 processes: bool = False, since: Optional[Mapping[str, Optional[int]]] = None,
+                 since_total: Optional[int] = None, measure: str = "pss") -> str:
     """The ``anonvma show`` table; ``smaps=False`` (maps input) shows only count and size.
+
+    :param processes: add a PROCS column (in how many processes; ``show --all``).
+    :param since: key -> change of ``measure`` since the first sample (``--watch``): a
+        D<MEASURE> column; ``since_total`` is the total's.
 
     The kind is left out to give the name room (it is in JSON/CSV, and ``--by kind`` shows it).
     """
-    if smaps:
-        header = ["COUNT", "SIZE", "RSS", "PSS", "USS", "SHARED", "SWAP", "NAME"]
-        rows: List[Sequence[str]] = [
-            [str(g.count), human_kb(g.size), human_kb(g.rss), human_kb(g.pss), human_kb(g.uss),
-             human_kb(g.shared), human_kb(g.swap), _label(g.key)] for g in [*groups, total]]
-    else:
-        header = ["COUNT", "SIZE", "NAME"]
-        rows = [[str(g.count), human_kb(g.size), _label(g.key)] for g in [*groups, total]]
+    columns = list(_SMAPS_COLUMNS if smaps else _MAPS_COLUMNS)
+    if processes:
+        columns.insert(0, ("PROCS", "processes"))
+    header = [h for h, _ in columns]
+    if since is not None:
+        header.append(f"D{measure.upper()}")
+    header.append("NAME")
+    rows: List[Sequence[str]] = []
+    for g in [*groups, total]:
+        row = [_cell(g, f) for _, f in columns]
+        if since is not None:
+            row.append(signed(since_total if g is total else since.get(g.key), measure))
+        row.append(label(g.key) if g is not total else "total")
+        rows.append(row)
     return _table(header, rows, width)
 
 
+def processes_table(rows: Sequence[Group], total: Group, labels: Mapping[str, str],
+                    width: Optional[int]) -> str:
+    """``show --all --by process`` (procrank): one row per process with its command line."""
+    header = [h for h, _ in _PROCESS_COLUMNS] + ["CMDLINE"]
+    body: List[Sequence[str]] = [[*(_cell(g, f) for _, f in _PROCESS_COLUMNS),
+                                  " ".join(labels.get(g.key, "").split())]  # one line per process
+                                 for g in rows]
+    body.append([f"{total.processes}", *(_cell(total, f) for _, f in _PROCESS_COLUMNS[1:]),
+                 "total (processes)"])
+    return _table(header, body, width)
+
+
 def group_dict(g: Group) -> Dict[str, object]:
-    """A group as a flat dict (sizes in kB)."""
+    """A group as a flat dict (sizes in kB; ``None`` where unknown)."""
     out: Dict[str, object] = {"key": g.key, "kind": g.kind}
-    out.update((f, getattr(g, f)) for f in GROUP_FIELDS)
+    out.update((f, g.value(f)) for f in GROUP_FIELDS)
     return out
 
 
-def groups_json(groups: Sequence[Group], total: Group, meta: Dict[str, object]) -> str:
-    """JSON: ``meta`` plus ``units``, ``groups`` and ``total``."""
-    doc = dict(meta, units="kB", groups=[group_dict(g) for g in groups], total=group_dict(total))
+def _dumps(doc: Mapping[str, object]) -> str:
     return json.dumps(doc, indent=2) + "\n"
 
 
-def groups_csv(groups: Sequence[Group]) -> str:
-    """CSV with a header row: key, kind, then :data:`GROUP_FIELDS` (kB)."""
+def groups_json(groups: Sequence[Group], total: Group, meta: Mapping[str, object]) -> str:
+    """JSON: ``meta`` plus ``units``, ``groups`` and ``total``."""
+    return _dumps(dict(meta, units="kB", groups=[group_dict(g) for g in groups], total=group_dict(total)))
+
+
+def processes_json(rows: Sequence[Group], total: Group, labels: Mapping[str, Sequence[str]],
+                   meta: Mapping[str, object]) -> str:
+    """JSON of ``show --all --by process``: one object per process with pid, cmdline and comm."""
+    out = []
+    for g in rows:
+        d = group_dict(g)
+        cmd, comm = labels.get(g.key, ("", ""))
+        d.update(pid=int(g.key) if g.key.isdigit() else None, cmdline=cmd, comm=comm)
+        del d["key"], d["kind"], d["processes"]
+        out.append(d)
+    return _dumps(dict(meta, units="kB", processes=out, total=group_dict(total)))
+
+
+def _csv(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    import csv  # only CSV output needs it
+
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["key", "kind", *GROUP_FIELDS])
-    for g in groups:
-        w.writerow([g.key, g.kind, *(getattr(g, f) for f in GROUP_FIELDS)])
+    w.writerow(header)
+    w.writerows([["" if c is None else c for c in r] for r in rows])
     return buf.getvalue()
 
 
-def _signed(kb: int) -> str:
-    return ("+" if kb > 0 else "") + human_kb(kb)
+def groups_csv(groups: Sequence[Group]) -> str:
+    """CSV with a header row: key, kind, then :data:`GROUP_FIELDS` (kB; empty where unknown)."""
+    return _csv(["key", "kind", *GROUP_FIELDS],
+                [[g.key, g.kind, *(g.value(f) for f in GROUP_FIELDS)] for g in groups])
+
+
+def processes_csv(rows: Sequence[Group], labels: Mapping[str, Sequence[str]]) -> str:
+    """CSV of ``show --all --by process``: pid, cmdline, comm, then the group fields."""
+    fields = [f for f in GROUP_FIELDS if f != "processes"]
+    return _csv(["pid", "cmdline", "comm", *fields],
+                [[g.key, *labels.get(g.key, ("", "")), *(g.value(f) for f in fields)] for g in rows])
 
 
 def diff_table(changes: Sequence[Change], measure: str, width: Optional[int]) -> str:
-    """The ``anonvma diff`` table: status, deltas, before -> after of the measure, name."""
-    header = ["STATUS", f"D{measure.upper()}", "DCOUNT", "BEFORE", "AFTER", "NAME"]
+    """The ``anonvma diff`` table: status, signed change of the measure (and of the VMA count),
+    the measure before -> after, name."""
+    header = ["STATUS", f"D{measure.upper()}"] + (["DCOUNT"] if measure != "count" else []) + [
+        "BEFORE", "AFTER", "NAME"]
     rows: List[Sequence[str]] = []
     for c in changes:
-        before = human_kb(getattr(c.before, measure)) if c.before else "-"
-        after = human_kb(getattr(c.after, measure)) if c.after else "-"
-        if measure == "count":
-            before = str(c.before.count) if c.before else "-"
-            after = str(c.after.count) if c.after else "-"
-        d = c.delta(measure)
-        rows.append([c.status, str(d) if measure == "count" else _signed(d),
-                     f"{c.delta('count'):+d}", before, after, _label(c.key)])
+        cells = [c.status, signed(c.delta(measure), measure)]
+        if measure != "count":
+            cells.append(signed(c.delta("count"), "count"))
+        cells += [_cell(c.before, measure) if c.before else "-",
+                  _cell(c.after, measure) if c.after else "-", label(c.key)]
+        rows.append(cells)
     return _table(header, rows, width)
 
 
 def change_dict(c: Change) -> Dict[str, object]:
-    """A change as a dict: key, kind, status, before/after groups (or null), deltas (kB)."""
+    """A change as a dict: key, kind, status, before/after groups (or null), deltas (kB; null
+    where a side's value is unknown)."""
     return {"key": c.key, "kind": c.kind, "status": c.status,
             "before": group_dict(c.before) if c.before else None,
             "after": group_dict(c.after) if c.after else None,
             "delta": {f: c.delta(f) for f in GROUP_FIELDS}}
 
 
-def diff_json(changes: Sequence[Change], meta: Dict[str, object]) -> str:
+def diff_json(changes: Sequence[Change], meta: Mapping[str, object]) -> str:
     """JSON: ``meta`` plus ``units`` and ``changes``."""
-    return json.dumps(dict(meta, units="kB", changes=[change_dict(c) for c in changes]),
-                      indent=2) + "\n"
+    return _dumps(dict(meta, units="kB", changes=[change_dict(c) for c in changes]))
 
 
 def diff_csv(changes: Sequence[Change]) -> str:
-    """CSV: key, kind, status, then before_/after_/delta_ of each group field."""
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["key", "kind", "status", *(f"{p}_{f}" for p in ("before", "after", "delta")
-                                           for f in GROUP_FIELDS)])
+    """CSV: key, kind, status, then before_/after_/delta_ of each group field (empty where unknown)."""
+    rows = []
     for c in changes:
         cells: List[object] = [c.key, c.kind, c.status]
         for side in (c.before, c.after):
-            cells += [getattr(side, f) if side else "" for f in GROUP_FIELDS]
+            cells += [side.value(f) if side else None for f in GROUP_FIELDS]
         cells += [c.delta(f) for f in GROUP_FIELDS]
-        w.writerow(cells)
-    return buf.getvalue()
+        rows.append(cells)
+    return _csv(["key", "kind", "status", *(f"{p}_{f}" for p in ("before", "after", "delta")
+                                            for f in GROUP_FIELDS)], rows)

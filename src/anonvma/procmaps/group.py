@@ -1,26 +1,26 @@
 """Totals over VMAs: by name (optionally folding numeric suffixes), by kind, or one row per VMA.
 
-Part of the hot path (it runs over every VMA after parsing). VMAs with equal counters usually
-share one :class:`~anonvma.procmaps.records.Smaps` object (the parser makes one per distinct
-block), so the VMAs are first counted per (key, counters object) with ``Counter`` (C code), and
-the Python loop runs once per distinct pair, not once per VMA.
+Grouping works on a :class:`~anonvma.procmaps.records.Tally` (VMAs counted per name and
+counters, see :mod:`anonvma.procmaps.tally`): one loop per distinct (name, counters) pair,
+whether the tally was counted while reading (``show PID``) or from VMA records.
 """
 
 from __future__ import annotations
 
-from collections import Counter
-from operator import attrgetter
-from typing import Dict, Iterable, List, Tuple
+import re
+from typing import Callable, Dict, Iterable, List, Optional, Pattern, Union
 
 from anonvma.procmaps.names import classify, fold
-from anonvma.procmaps.records import Group, Vma
+from anonvma.procmaps.records import SMAPS_ONLY, SUMMED, Counts, Group, Snapshot, Tally, Vma
+from anonvma.procmaps.tally import tally_vmas
+
+#: What :func:`group` takes: a snapshot (as read_pid/read_file return), a tally, or VMAs.
+VmaSource = Union[Snapshot, Tally, Iterable[Vma]]
 
 #: Ways to group: ``name`` (the maps name; ``""`` is plain anonymous memory), ``kind``, ``none``.
 GROUP_BY = ("name", "kind", "none")
 #: Sort orders: group fields, largest first.
-SORT_KEYS = ("pss", "rss", "size", "uss", "swap", "count")
-_name = attrgetter("name")
-_smaps = attrgetter("smaps")
+SORT_KEYS = ("pss", "rss", "size", "uss", "swap", "count", "processes")
 
 
 class _KeyOf(Dict[str, str]):
@@ -36,64 +36,155 @@ class _KeyOf(Dict[str, str]):
         return key
 
 
-def group(vmas: Iterable[Vma], by: str = "name", fold_numbers: bool = False) -> List[Group]:
+def vmas_of(source: Union[Snapshot, Iterable[Vma]]) -> List[Vma]:
+    """The VMAs of a snapshot, or the given VMAs as a list."""
+    return list(source.vmas if isinstance(source, Snapshot) else source)
+
+
+def tally_of(source: Union[Snapshot, Iterable[Vma]]) -> Tally:
+    """Count a snapshot's (or some VMAs') VMAs per (name, counters)."""
+    if isinstance(source, Snapshot):
+        n, counts, sizes = tally_vmas(source.vmas)
+        return Tally(source.source, source.pid, n, source.fields, counts, sizes)
+    n, counts, sizes = tally_vmas(source)
+    return Tally("", None, n, () if sizes else ("Size",), counts, sizes)  # only has_smaps matters
+
+
+def _searcher(pattern: Union[str, Pattern[str], None]) -> Optional[Callable[[str], object]]:
+    if pattern is None:
+        return None
+    try:
+        return re.compile(pattern).search
+    except re.error as err:
+        raise ValueError(f"bad --match {getattr(pattern, 'pattern', pattern)!r}: {err}") from err
+
+
+def matching(vmas: Iterable[Vma], pattern: Union[str, Pattern[str], None]) -> List[Vma]:
+    """The VMAs whose maps name matches ``pattern`` (``re.search``); all if it is ``None``.
+
+    :raises ValueError: a bad regular expression.
+    """
+    search = _searcher(pattern)
+    if search is None:
+        return list(vmas)
+    hits: Dict[str, bool] = {}
+    out = []
+    for v in vmas:
+        hit = hits.get(v.name)
+        if hit is None:
+            hit = hits[v.name] = search(v.name) is not None
+        if hit:
+            out.append(v)
+    return out
+
+
+def matched(tally: Tally, pattern: Union[str, Pattern[str], None]) -> Tally:
+    """The tally of the VMAs whose name matches ``pattern`` (all if ``None``).
+
+    :raises ValueError: a bad regular expression.
+    """
+    search = _searcher(pattern)
+    if search is None:
+        return tally
+    counts = {k: n for k, n in tally.counts.items() if search(k[0])}
+    sizes = {k: kb for k, kb in tally.sizes.items() if search(k)}
+    return tally._replace(vmas=sum(counts.values()), counts=counts, sizes=sizes)
+
+
+def _by_none(vmas: List[Vma]) -> Tally:
+    """One name per VMA: ``start-end name``."""
+    n, counts, sizes = tally_vmas(v._replace(name=f"{v.start:x}-{v.end:x} {v.name}".rstrip()) for v in vmas)
+    return Tally("", None, n, (), counts, sizes)
+
+
+def group(vmas: VmaSource, by: str = "name", fold_numbers: bool = False) -> List[Group]:
     """Sum the VMAs per key, in first-seen order.
 
-    :param by: one of :data:`GROUP_BY`; ``none`` makes one group per VMA keyed ``start-end name``.
+    :param vmas: a :class:`Snapshot`, a :class:`Tally` or VMAs.
+    :param by: one of :data:`GROUP_BY`; ``none`` makes one group per VMA keyed ``start-end name``
+        (not from a tally, which has no addresses).
     :param fold_numbers: with ``by="name"``, ``[anon:stack_and_tls:123]`` counts as
         ``[anon:stack_and_tls:*]`` (see :func:`anonvma.procmaps.names.fold`).
-    :raises ValueError: unknown ``by``.
+    :raises ValueError: unknown ``by``, or ``none`` of a tally.
     """
     if by not in GROUP_BY:
         raise ValueError(f"group by must be one of {', '.join(GROUP_BY)}, not {by!r}")
-    vmas = list(vmas)
-    names = list(map(_name, vmas))
+    if isinstance(vmas, Tally):
+        if by == "none":
+            raise ValueError("a tally has no addresses: group its snapshot by none")
+        return group_counts(vmas.counts, vmas.sizes, by, fold_numbers)
     if by == "none":
-        keys = [f"{v.start:x}-{v.end:x} {v.name}".rstrip() for v in vmas]
-    else:
-        keys = list(map(_KeyOf(by, fold_numbers).__getitem__, names))
-    first = dict(zip(reversed(keys), reversed(names), strict=True))  # key -> name of its first VMA
-    acc: Dict[str, List[int]] = {key: [0] * 10 for key in dict.fromkeys(keys)}
-    counters = list(map(_smaps, vmas))
-    ids = list(map(id, counters))  # shared objects: count by identity, not by 27-field hash
-    by_id = dict(zip(ids, counters, strict=True))
-    pairs: Counter[Tuple[str, int]] = Counter(zip(keys, ids, strict=True))
-    for (key, ident), n in pairs.items():
-        s = by_id[ident]
-        a = acc[key]
+        t = _by_none(vmas_of(vmas))
+        return group_counts(t.counts, t.sizes, "none", False)
+    t = tally_of(vmas)
+    return group_counts(t.counts, t.sizes, by, fold_numbers)
+
+
+def group_counts(counts: Counts, sizes: Dict[str, int], by: str, fold_numbers: bool) -> List[Group]:
+    """Sum counted VMAs per key (see :func:`group`); ``sizes`` gives kB of names without counters."""
+    key_of = _KeyOf(by, fold_numbers) if by != "none" else None
+    acc: Dict[str, List[int]] = {}
+    measured = True
+    for (name, s), n in counts.items():
+        key = key_of[name] if key_of is not None else name
+        a = acc.get(key)
+        if a is None:
+            a = acc[key] = [0] * 10
         a[0] += n
-        if s is not None:
-            a[1] += s.size * n
-            a[2] += s.rss * n
-            a[3] += s.pss * n
-            a[4] += s.shared_clean * n
-            a[5] += s.shared_dirty * n
-            a[6] += s.private_clean * n
-            a[7] += s.private_dirty * n
-            a[8] += s.swap * n
-            a[9] += s.swap_pss * n
-    if None in counters:  # maps input: sizes from the address ranges
-        for key, v in zip(keys, vmas, strict=True):
-            if v.smaps is None:
-                acc[key][1] += (v.end - v.start) >> 10
-    kind_of = (lambda key: key) if by == "kind" else (lambda key: classify(first[key]))
-    return [Group(key, kind_of(key), *a) for key, a in acc.items()]
+        if s is None:
+            measured = False
+            continue
+        a[1] += s.size * n
+        a[2] += s.rss * n
+        a[3] += s.pss * n
+        a[4] += s.shared_clean * n
+        a[5] += s.shared_dirty * n
+        a[6] += s.private_clean * n
+        a[7] += s.private_dirty * n
+        a[8] += s.swap * n
+        a[9] += s.swap_pss * n
+    for name, kb in sizes.items():
+        acc[key_of[name] if key_of is not None else name][1] += kb
+    # a folded name has the kind of its names ("[anon:tls:*]" is anon_named); --by none keys start
+    # with the range
+    kind_of: Callable[[str], str] = (lambda key: key) if by == "kind" else classify if by == "name" else (
+        lambda key: classify(key.partition(" ")[2]))
+    return [Group._make([key, kind_of(key), *a, 1, measured]) for key, a in acc.items()]
 
 
-def total(groups: Iterable[Group], key: str = "total") -> Group:
-    """The sum of groups (``count`` adds up VMAs)."""
-    sums = [0] * 10
+def total(groups: Iterable[Group], key: str = "total", processes: Optional[int] = None) -> Group:
+    """The sum of groups (``count`` adds up VMAs).
+
+    :param processes: how many distinct processes the groups cover (default: the most any
+        group has, right for groups of one process).
+    """
+    sums = dict.fromkeys(SUMMED, 0)
+    most, measured = 0, True
     for g in groups:
-        for i, value in enumerate(g[2:]):
-            sums[i] += value
-    return Group(key, "", *sums)
+        for f in SUMMED:
+            sums[f] += getattr(g, f)
+        most, measured = max(most, g.processes), measured and g.measured
+    return Group(key, "", **sums, processes=most if processes is None else processes,
+                 measured=measured)
 
 
-def sort_groups(groups: Iterable[Group], by: str = "pss") -> List[Group]:
-    """Largest first by one of :data:`SORT_KEYS`, ties by key.
+def sort_field(groups: Iterable[Group], by: str) -> str:
+    """The field to sort by: ``by``, or ``size`` when ``by`` is unknown for some group (maps input).
 
     :raises ValueError: unknown sort key.
     """
     if by not in SORT_KEYS:
         raise ValueError(f"sort must be one of {', '.join(SORT_KEYS)}, not {by!r}")
-    return sorted(groups, key=lambda g: (-getattr(g, by), g.key))
+    if by in SMAPS_ONLY and not all(g.measured for g in groups):
+        return "size"
+    return by
+
+
+def sort_groups(groups: Iterable[Group], by: str = "pss") -> List[Group]:
+    """Largest first by one of :data:`SORT_KEYS` (by size if that is unknown), ties by key.
+
+    :raises ValueError: unknown sort key.
+    """
+    groups = list(groups)
+    field = sort_field(groups, by)
+    return sorted(groups, key=lambda g: (-getattr(g, field), g.key))

@@ -14,8 +14,9 @@ from anonvma.procmaps.names import classify
 class Smaps(NamedTuple):
     """The per-VMA counters of /proc/PID/smaps, in the kernel's order; sizes in kB.
 
-    A field the kernel did not print is 0 (``thp_eligible``/``protection_key``: ``None``); which
-    ones were printed is :attr:`Snapshot.fields`. VMAs with identical counters share one object.
+    A field the kernel did not print is 0 (``thp_eligible``/``protection_key``: ``None``; ``size``:
+    the address range); which ones were printed is :attr:`Snapshot.fields`. VMAs with identical
+    counters share one object.
     """
 
     size: int = 0
@@ -147,8 +148,49 @@ class Snapshot(NamedTuple):
         return bool(self.fields)
 
 
+#: (maps name, counters) -> how many VMAs have both; counters ``None`` for maps input.
+Counts = Dict[Tuple[str, Optional[Smaps]], int]
+
+
+class Tally(NamedTuple):
+    """A memory map reduced to what grouping by name or kind needs, no VMA records.
+
+    Built while reading a live smaps (:func:`~anonvma.procmaps.source.read_tally`), or from a
+    :class:`Snapshot` (:func:`~anonvma.procmaps.group.tally_of`).
+
+    :ivar vmas: how many VMAs the map has.
+    :ivar counts: (name, counters) -> VMAs, in first-seen order.
+    :ivar sizes: name -> kB of its VMAs without counters (maps input: the ranges).
+    """
+
+    source: str
+    pid: Optional[int]
+    vmas: int
+    fields: Tuple[str, ...]
+    counts: Counts
+    sizes: Dict[str, int]
+
+    @property
+    def has_smaps(self) -> bool:
+        """True if the input had per-VMA counters (smaps), False for plain maps."""
+        return bool(self.fields)
+
+
+#: Group values that only smaps has: unknown (``None`` from :meth:`Group.value`) for maps input.
+SMAPS_ONLY = frozenset({"rss", "pss", "uss", "shared", "swap", "swap_pss", "shared_clean",
+                        "shared_dirty", "private_clean", "private_dirty"})
+#: Group fields summed by :func:`~anonvma.procmaps.group.total` (kB, except count).
+SUMMED = ("count", "size", "rss", "pss", "shared_clean", "shared_dirty", "private_clean",
+          "private_dirty", "swap", "swap_pss")
+
+
 class Group(NamedTuple):
-    """Totals (kB) over the VMAs sharing one key (a name, folded name, kind, or one VMA)."""
+    """Totals (kB) over the VMAs sharing one key (a name, folded name, kind, one VMA, a process).
+
+    ``measured`` is False when the VMAs came from a maps file, which has no counters: then
+    only ``count`` and ``size`` mean something, and :meth:`value` gives ``None`` for the rest
+    (unknown, not zero). ``processes`` is how many processes the VMAs belong to.
+    """
 
     key: str
     kind: str
@@ -162,6 +204,8 @@ class Group(NamedTuple):
     private_dirty: int
     swap: int
     swap_pss: int
+    processes: int = 1
+    measured: bool = True
 
     @property
     def uss(self) -> int:
@@ -173,6 +217,12 @@ class Group(NamedTuple):
         """Shared_Clean + Shared_Dirty (kB)."""
         return self.shared_clean + self.shared_dirty
 
+    def value(self, field: str) -> Optional[int]:
+        """A field's value, ``None`` if unknown (a smaps-only field of maps input)."""
+        if not self.measured and field in SMAPS_ONLY:
+            return None
+        return int(getattr(self, field))
+
 
 #: Every :attr:`Change.status`.
 STATUSES = ("grew", "shrank", "appeared", "vanished", "same")
@@ -182,7 +232,8 @@ class Change(NamedTuple):
     """How one group differs between two snapshots.
 
     ``status`` is one of :data:`STATUSES`: ``appeared``/``vanished`` when the key exists on one
-    side only, else ``grew``/``shrank``/``same`` by the measure the diff was asked for.
+    side only, else ``grew``/``shrank``/``same`` by ``measure`` (the field the diff compared:
+    the one asked for, or ``size`` when a side came from maps and has no counters).
     """
 
     key: str
@@ -190,9 +241,16 @@ class Change(NamedTuple):
     status: str
     before: Optional[Group]
     after: Optional[Group]
+    measure: str = "pss"
 
-    def delta(self, field: str) -> int:
-        """after - before of a Group field (``"pss"``, ``"uss"``, ``"count"`` ...); missing = 0."""
-        old = getattr(self.before, field) if self.before is not None else 0
-        new = getattr(self.after, field) if self.after is not None else 0
-        return int(new) - int(old)
+    def delta(self, field: str) -> Optional[int]:
+        """after - before of a Group field (``"pss"``, ``"uss"``, ``"count"`` ...).
+
+        A side where the group does not exist counts 0; a side whose value is unknown (maps
+        input) makes the delta unknown: ``None``.
+        """
+        old = self.before.value(field) if self.before is not None else 0
+        new = self.after.value(field) if self.after is not None else 0
+        if old is None or new is None:
+            return None
+        return new - old

@@ -1,20 +1,68 @@
 """Where maps/smaps text comes from: a live process or a saved file. The one place OS errors are translated.
 
 :func:`read_pid` and :func:`read_file` both end in the same parser, so live and saved data give
-the same records (saved files may come from other machines, Android included).
+the same records (saved files may come from other machines, Android included; gzip-compressed
+ones too).
+
+Reading a large process's smaps is mostly kernel time (it walks every page table to print
+~700 bytes per VMA), so :func:`read_pid` reads in a second thread
+(:class:`~anonvma.procmaps.reader.ThreadedReader`) while this thread parses the entries
+already read (:class:`~anonvma.procmaps.parser.ChunkParser`).
 """
 
 from __future__ import annotations
 
 import errno
 import os
-from typing import Union
+from typing import Any, Iterator, List, Optional, Tuple, Union
 
-from anonvma.procmaps.errors import ProcessAccessError, ProcessNotFoundError
-from anonvma.procmaps.parser import parse
-from anonvma.procmaps.records import Snapshot
+from anonvma.procmaps.errors import ProcessAccessError, ProcessNotFoundError, ProcmapsParseError
+from anonvma.procmaps.group import tally_of
+from anonvma.procmaps.parser import ChunkParser, ChunkTally, Result, Chunked, gc_paused, parse
+from anonvma.procmaps.reader import ThreadedReader
+from anonvma.procmaps.records import Snapshot, Tally
 
 PathLike = Union[str, "os.PathLike[str]"]
+#: Bytes asked per read(2) (seq_file gives at most a page or one entry per call).
+CHUNK = 1 << 16
+_GZIP_MAGIC = b"\x1f\x8b"
+
+
+def proc_path(pid: int, what: str, procfs: str = "/proc") -> str:
+    """``/proc/PID/WHAT``."""
+    return os.path.join(procfs, str(pid), what)
+
+
+def _open_proc(pid: int, path: str) -> int:
+    """Open a /proc file of ``pid`` for reading, translating the errors (see :func:`read_pid_bytes`)."""
+    if pid < 0:
+        raise ProcessNotFoundError(pid, " (pids are not negative)")
+    try:
+        return os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError as err:
+        raise _translate(err, pid, path) from err
+
+
+def _translate(err: OSError, pid: int, path: str) -> OSError:
+    if isinstance(err, FileNotFoundError):
+        return ProcessNotFoundError(pid, f" ({path} does not exist)")
+    if isinstance(err, PermissionError):
+        return ProcessAccessError(pid, path, err.errno)
+    if err.errno == errno.ESRCH:
+        return ProcessNotFoundError(pid, " (it exited while being read)")
+    return err
+
+
+def _chunks(fd: int, pid: int, path: str) -> Iterator[bytes]:
+    """Read ``fd`` to the end in CHUNK pieces."""
+    while True:
+        try:
+            data = os.read(fd, CHUNK)
+        except OSError as err:
+            raise _translate(err, pid, path) from err
+        if not data:
+            return
+        yield data
 
 
 def read_pid_bytes(pid: int, *, smaps: bool = True, procfs: str = "/proc") -> bytes:
@@ -24,53 +72,148 @@ def read_pid_bytes(pid: int, *, smaps: bool = True, procfs: str = "/proc") -> by
     :raises ProcessAccessError: (EACCES/EPERM) another user's process.
     :raises OSError: anything else, chained.
     """
-    if pid < 0:
-        raise ProcessNotFoundError(pid, " (pids are not negative)")
-    path = os.path.join(procfs, str(pid), "smaps" if smaps else "maps")
+    path = proc_path(pid, "smaps" if smaps else "maps", procfs)
+    fd = _open_proc(pid, path)
     try:
-        with open(path, "rb", buffering=0) as f:
-            data = f.readall()
-    except FileNotFoundError as err:
-        raise ProcessNotFoundError(pid, f" ({path} does not exist)") from err
-    except PermissionError as err:
-        raise ProcessAccessError(pid, path, err.errno) from err
-    except ProcessLookupError as err:
-        raise ProcessNotFoundError(pid, " (it exited while being read)") from err
-    except OSError as err:
-        if err.errno == errno.ESRCH:
-            raise ProcessNotFoundError(pid, " (it exited while being read)") from err
-        raise
-    if not data and not os.path.exists(os.path.join(procfs, str(pid))):
-        raise ProcessNotFoundError(pid, " (it exited while being read)")
+        data = b"".join(_chunks(fd, pid, path))
+    finally:
+        os.close(fd)
+    _check_alive(pid, data, procfs)
     return data
 
 
+def _check_alive(pid: int, data: bytes, procfs: str) -> None:
+    """An empty map is a kernel thread's, or a process that exited while we read it."""
+    if not data and not os.path.exists(os.path.join(procfs, str(pid))):
+        raise ProcessNotFoundError(pid, " (it exited while being read)")
+
+
+def _read_streamed(pid: int, path: str, procfs: str, parser: "Chunked[Any, Result]") -> Result:
+    """Read and parse at once: a reader thread reads ahead, this thread parses what has arrived."""
+    if pid < 0:
+        raise ProcessNotFoundError(pid, " (pids are not negative)")
+    with gc_paused(), ThreadedReader([path]) as pieces:
+        for _, piece in pieces:
+            if isinstance(piece, OSError):
+                raise _translate(piece, pid, path) from piece
+            if piece is not None:
+                parser.feed(piece)
+        if parser.empty:
+            _check_alive(pid, b"", procfs)
+        return parser.finish()
+
+
 def read_pid(pid: int, *, smaps: bool = True, procfs: str = "/proc") -> Snapshot:
-    """Parse the memory map of a live process (``smaps=False`` reads the cheaper maps)."""
-    data = read_pid_bytes(pid, smaps=smaps, procfs=procfs)
-    source = os.path.join(procfs, str(pid), "smaps" if smaps else "maps")
-    vmas, fields = parse(data, source)
-    return Snapshot(source, pid, tuple(vmas), fields)
+    """Parse the memory map of a live process (``smaps=False`` reads the cheaper maps).
+
+    A kernel thread has an empty map (no VMAs).
+
+    :raises ProcessNotFoundError, ProcessAccessError, OSError: see :func:`read_pid_bytes`.
+    :raises ProcmapsParseError: the kernel printed something this parser does not know.
+    """
+    path = proc_path(pid, "smaps" if smaps else "maps", procfs)
+    if smaps:
+        vmas, fields = _read_streamed(pid, path, procfs, ChunkParser(path))
+    else:
+        vmas, fields = parse(read_pid_bytes(pid, smaps=False, procfs=procfs), path)
+    return Snapshot(path, pid, tuple(vmas), fields)
+
+
+def read_tally(pid: int, *, procfs: str = "/proc") -> Tally:
+    """A live process's smaps counted per (name, counters) as it is read: what ``group`` needs
+    by name or kind, without a VMA record each (much cheaper for large maps).
+
+    Same errors as :func:`read_pid`.
+    """
+    path = proc_path(pid, "smaps", procfs)
+    n, fields, counts, sizes = _read_streamed(pid, path, procfs, ChunkTally(path))
+    return Tally(path, pid, n, fields, counts, sizes)
+
+
+def tally(target: Union[int, PathLike], *, procfs: str = "/proc") -> Tally:
+    """:func:`read` as a :class:`Tally`: counted while read for a live process."""
+    if isinstance(target, int):
+        return read_tally(target, procfs=procfs)
+    text = os.fspath(target)
+    if looks_like_pid(text) and not os.path.exists(text):
+        return read_tally(os.getpid() if text == "self" else int(text), procfs=procfs)
+    return tally_of(read_file(text))
+
+
+def read_self(*, smaps: bool = True, procfs: str = "/proc") -> Snapshot:
+    """This process's own memory map (``/proc/self``), labelled with its pid."""
+    return read_pid(os.getpid(), smaps=smaps, procfs=procfs)
+
+
+def _decompress(data: bytes, source: str) -> bytes:
+    import gzip  # only for gzip files
+    import zlib
+
+    try:
+        return gzip.decompress(data)
+    except (OSError, EOFError, zlib.error) as err:
+        raise ProcmapsParseError(source, None, None, f"gzip data is corrupt or cut short ({err})") from err
 
 
 def read_file(path: PathLike) -> Snapshot:
-    """Parse a saved maps or smaps file (any machine, any kernel version).
+    """Parse a saved maps or smaps file (any machine, any kernel version; gzip-compressed too).
 
-    :raises FileNotFoundError, PermissionError: as ``open`` does (they carry the file name).
-    :raises ProcmapsParseError: the file is not maps/smaps; names the line.
+    :raises FileNotFoundError, PermissionError, IsADirectoryError: as ``open`` does (they carry
+        the file name).
+    :raises ProcmapsParseError: the file is not maps/smaps (names the line), or it is empty.
     """
     with open(path, "rb") as f:
         data = f.read()
     source = os.fspath(path)
+    if data.startswith(_GZIP_MAGIC):
+        data = _decompress(data, source)
     vmas, fields = parse(data, source)
+    if not vmas:
+        raise ProcmapsParseError(source, None, None, "no VMAs in it: an empty file is not a saved maps "
+                                                     "or smaps (even the smallest process has a few)")
     return Snapshot(source, None, tuple(vmas), fields)
 
 
+def looks_like_pid(target: str) -> bool:
+    """``self`` or a string of digits."""
+    return target == "self" or target.isdigit()
+
+
 def read(target: Union[int, PathLike], *, procfs: str = "/proc") -> Snapshot:
-    """A pid (int, or a string of digits that is not an existing file) or a file path."""
+    """A pid (int, ``self``, or a string of digits that is not an existing file) or a file path."""
     if isinstance(target, int):
         return read_pid(target, procfs=procfs)
     text = os.fspath(target)
-    if text.isdigit() and not os.path.exists(text):
-        return read_pid(int(text), procfs=procfs)
+    if looks_like_pid(text) and not os.path.exists(text):
+        return read_self(procfs=procfs) if text == "self" else read_pid(int(text), procfs=procfs)
     return read_file(text)
+
+
+def pids(procfs: str = "/proc") -> List[int]:
+    """Every process id in ``procfs``, ascending."""
+    return sorted(int(d) for d in os.listdir(procfs) if d.isdigit())
+
+
+def cmdline(pid: int, procfs: str = "/proc") -> Tuple[str, str]:
+    """(command line with spaces, comm) of a process; ``("", "")`` if it is gone.
+
+    A kernel thread or zombie has an empty command line; callers show ``[comm]`` then.
+    """
+    try:
+        with open(proc_path(pid, "cmdline", procfs), "rb") as f:
+            raw = f.read()
+        with open(proc_path(pid, "comm", procfs), "rb") as f:
+            comm = f.read().rstrip(b"\n")
+    except OSError:
+        return "", ""
+    args = raw.rstrip(b"\0").replace(b"\0", b" ")
+    return args.decode("utf-8", "backslashreplace"), comm.decode("utf-8", "backslashreplace")
+
+
+def describe(pid: Optional[int], procfs: str = "/proc") -> str:
+    """``pid 123 (python3 -m http.server)`` for headers; ``[comm]`` for kernel threads."""
+    if pid is None:
+        return ""
+    args, comm = cmdline(pid, procfs)
+    shown = " ".join(args.split()) or (f"[{comm}]" if comm else "")  # on one line
+    return f"pid {pid} ({shown})" if shown else f"pid {pid}"

@@ -1,0 +1,1 @@
+"""Memory by name across processes and over time: Prometheus export, recording, plotting."""

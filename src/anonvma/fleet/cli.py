@@ -1,0 +1,143 @@
+"""``anonvma export``, ``record`` and ``plot``: memory by name for monitoring and over time.
+
+The heavy libraries (prometheus_client, matplotlib) are imported only by the command that
+needs them; a missing one is a one-line error naming the extra to install.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any, Callable, List, Optional
+
+from anonvma.procmaps.cli import positive
+
+
+def _targets(p: argparse.ArgumentParser) -> None:
+    p.add_argument("targets", metavar="PID|FILE", nargs="*",
+                   help="process ids ('self' too) or saved smaps files; or --all")
+    p.add_argument("--all", action="store_true", help="every process it may read")
+    p.add_argument("--match", metavar="REGEX", help="only VMAs whose maps name matches REGEX")
+
+
+def register(subparsers: Any) -> None:
+    """Add ``export``, ``record`` and ``plot``."""
+    p = subparsers.add_parser(
+        "export", help="Prometheus metrics of memory by name: serve /metrics, or write a textfile",
+        description="Export memory by name to Prometheus: anonvma_pss_bytes, anonvma_rss_bytes, "
+                    "anonvma_swap_bytes, anonvma_size_bytes, anonvma_processes, anonvma_vmas "
+                    "(labels name, kind), summed over the processes read at each scrape; "
+                    "anonvma_process_* per process with --per-process; anonvma_scrape_errors_total, "
+                    "anonvma_series_dropped_total. Needs prometheus_client (pip install "
+                    "'anonvma[export]').")
+    _targets(p)
+    where = p.add_mutually_exclusive_group(required=True)
+    where.add_argument("--listen", metavar="HOST:PORT",
+                       help="serve /metrics there (e.g. 127.0.0.1:9101; :9101 for every interface)")
+    where.add_argument("--textfile", metavar="PATH",
+                       help="write node_exporter's textfile-collector format to PATH atomically "
+                            "(name it *.prom in the collector's directory)")
+    p.add_argument("--interval", type=positive(float), metavar="SECONDS",
+                   help="with --textfile: rewrite it every SECONDS (default: once)")
+    p.add_argument("--no-fold", dest="fold", action="store_false",
+                   help="keep numbered names apart ([anon:stack_and_tls:123]); the default folds "
+                        "them to bound the number of series")
+    p.add_argument("--per-process", action="store_true",
+                   help="also export anonvma_process_* series (labels pid, comm, name, kind)")
+    p.add_argument("--max-series", type=positive(int), default=10000, metavar="N",
+                   help="at most N name-labelled series per scrape, largest PSS first (default "
+                        "10000); the rest are counted in anonvma_series_dropped_total")
+    p.set_defaults(func=_guarded(_export))
+
+    p = subparsers.add_parser(
+        "record", help="sample memory by name over time into JSON lines",
+        description="Sample the given processes (or --all) every --interval seconds for "
+                    "--duration seconds; write JSON lines: a header, then one line per sample with "
+                    "its time, the groups summed over processes, and each process with its "
+                    "command line. Plot it with `anonvma plot`.")
+    _targets(p)
+    p.add_argument("--interval", type=positive(float), default=1.0, metavar="S",
+                   help="seconds between samples (default 1)")
+    p.add_argument("--duration", type=positive(float), required=True, metavar="D",
+                   help="seconds to record (samples at 0, S, 2S ... up to D)")
+    p.add_argument("-o", "--output", required=True, metavar="FILE", help="where to write ('-': stdout)")
+    p.add_argument("--fold", action="store_true", help="fold numbered names ([anon:stack_and_tls:*])")
+    p.set_defaults(func=_guarded(_record))
+
+    p = subparsers.add_parser(
+        "plot", help="draw a recording: memory by name over time (PNG)",
+        description="Draw a recording of `anonvma record` as stacked areas: the --top names by "
+                    "their largest value, the rest as 'other'. Needs matplotlib (pip install "
+                    "'anonvma[plot]').")
+    p.add_argument("recording", metavar="FILE", help="a recording made by `anonvma record`")
+    p.add_argument("-o", "--output", required=True, metavar="PNG", help="the picture to write")
+    p.add_argument("--measure", choices=("pss", "rss", "uss", "swap", "size"), default="pss",
+                   help="what to draw (default pss)")
+    p.add_argument("--top", type=positive(int), default=8, metavar="N", help="names drawn apart (default 8)")
+    p.add_argument("--title", default="", help="the title (default: measure, samples, start time)")
+    p.set_defaults(func=_guarded(_plot))
+
+
+def _guarded(fn: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """Run a command; an expected failure is one line on stderr and exit status 1."""
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return fn(args)
+        except ImportError as err:
+            extra = {"prometheus_client": "export", "matplotlib": "plot"}.get(err.name or "", "")
+            hint = f" (pip install 'anonvma[{extra}]')" if extra else ""
+            print(f"anonvma {args.command}: error: {err.name or err} is not installed{hint}", file=sys.stderr)
+        except (OSError, ValueError) as err:
+            message = err.strerror if isinstance(err, OSError) and err.strerror and err.filename is None \
+                else str(err)
+            print(f"anonvma {args.command}: error: {message}", file=sys.stderr)
+        return 1
+    return run
+
+
+def _chosen(args: argparse.Namespace) -> Optional[List[str]]:
+    """The targets: ``None`` for --all."""
+    if args.all == bool(args.targets):
+        raise ValueError("give PIDs or files, or --all")
+    return None if args.all else list(args.targets)
+
+
+def _export(args: argparse.Namespace) -> int:
+    if args.interval is not None and args.textfile is None:
+        raise ValueError("--interval goes with --textfile (Prometheus decides when to scrape --listen)")
+    targets = _chosen(args)
+    from anonvma.fleet import export
+    from anonvma.fleet.metrics import MemoryCollector
+
+    collector = MemoryCollector(targets, fold=args.fold, per_process=args.per_process,
+                                max_series=args.max_series, match=args.match)
+    if args.listen is not None:
+        def ready(url: str) -> None:
+            print(f"serving {url} (Ctrl-C stops)", file=sys.stderr, flush=True)
+        return export.serve(collector, args.listen, ready)
+    quiet = args.interval is None
+    return export.textfile_loop(collector, args.textfile, args.interval,
+                                (lambda _: None) if quiet else (lambda m: print(m, file=sys.stderr)))
+
+
+def _record(args: argparse.Namespace) -> int:
+    targets = _chosen(args)
+    from anonvma.fleet.record import open_output, record
+
+    out = sys.stdout if args.output == "-" else open_output(args.output)
+    try:
+        n = record(out, targets, args.interval, args.duration, fold=args.fold, match=args.match)
+    finally:
+        if out is not sys.stdout:
+            out.close()
+    if args.output != "-":
+        print(f"recorded {n} samples to {args.output}", file=sys.stderr)
+    return 0
+
+
+def _plot(args: argparse.Namespace) -> int:
+    from anonvma.fleet.plot import plot
+
+    n = plot(args.recording, args.output, args.measure, args.top, args.title)
+    print(f"plotted {n} samples to {args.output}", file=sys.stderr)
+    return 0

@@ -1,0 +1,133 @@
+"""Prometheus metrics of memory by name: a ``prometheus_client`` collector that reads /proc per scrape.
+
+Per name (label ``name``: the group key as ``anonvma show`` prints it, numbered names folded
+by default so the label set stays bounded; label ``kind``), summed over the processes read:
+
+- ``anonvma_pss_bytes``, ``anonvma_rss_bytes``, ``anonvma_swap_bytes``, ``anonvma_size_bytes``;
+- ``anonvma_processes`` (in how many processes), ``anonvma_vmas``.
+
+With ``per_process``, the same per process and name as ``anonvma_process_*`` (labels ``pid``,
+``comm``, ``name``, ``kind``): kept apart so summing ``anonvma_pss_bytes`` never counts twice.
+Largest PSS first, at most ``max_series`` such series per scrape; the rest are counted in
+``anonvma_series_dropped_total``. Processes that could not be read are counted in
+``anonvma_scrape_errors_total{reason}`` (``denied``, ``exited``, ``unreadable``, and
+``failed`` for a scrape that failed as a whole). Plus ``anonvma_scrape_duration_seconds`` and
+``anonvma_scrape_processes``.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+
+from anonvma.procmaps.format import label
+from anonvma.procmaps.group import sort_groups
+from anonvma.procmaps.records import Group
+from anonvma.procmaps.system import SKIP_REASONS, System, by_name, read_system
+
+#: (metric suffix, Group field, help) of the per-name gauges; sizes are exported in bytes.
+GAUGES: Tuple[Tuple[str, str, str], ...] = (
+    ("pss_bytes", "pss", "Proportional set size: resident memory, shared pages divided among their "
+                         "sharers; summed over processes it is the honest total"),
+    ("rss_bytes", "rss", "Resident set size (shared pages counted in every process)"),
+    ("swap_bytes", "swap", "Swapped-out memory"),
+    ("size_bytes", "size", "Mapped (virtual) size"),
+    ("processes", "processes", "Processes that map memory with this name"),
+    ("vmas", "count", "VMAs (mappings) with this name"),
+)
+#: The per-process gauges (``anonvma_process_*``): all but ``processes``.
+PROCESS_GAUGES = tuple(g for g in GAUGES if g[1] != "processes")
+_BYTES = 1024  # smaps counts kB
+DEFAULT_MAX_SERIES = 10000
+
+
+def _value(g: Group, field: str) -> float:
+    v = g.value(field)
+    return float((v or 0) * (_BYTES if field not in ("processes", "count") else 1))
+
+
+class MemoryCollector:
+    """Reads the targets at every scrape (``collect``); counters live as long as the collector.
+
+    :param targets: PIDs or saved files (``None``: every process).
+    :param fold: fold numbered names (``[anon:stack_and_tls:*]``), bounding label cardinality.
+    :param per_process: also export ``anonvma_process_*`` series.
+    :param max_series: cap on name-labelled series per scrape (largest PSS kept).
+    :param match: only VMAs whose maps name matches this regex.
+    """
+
+    def __init__(self, targets: Optional[Sequence[str]] = None, *, fold: bool = True,
+                 per_process: bool = False, max_series: int = DEFAULT_MAX_SERIES,
+                 match: Optional[str] = None, procfs: str = "/proc") -> None:
+        self.targets = list(targets) if targets is not None else None
+        self.fold, self.per_process, self.max_series = fold, per_process, max_series
+        self.match, self.procfs = match, procfs
+        self.errors: Dict[str, int] = dict.fromkeys((*SKIP_REASONS, "failed"), 0)
+        self.dropped = 0
+        self.last_error = ""
+        self._lock = threading.Lock()  # one scrape at a time: counters and /proc reads
+
+    def describe(self) -> Iterator[Metric]:
+        """The metric families, without reading anything (for the registry's name checks)."""
+        yield from self._families(None)
+
+    def collect(self) -> Iterator[Metric]:
+        """Read the targets and yield every family (the scrape)."""
+        with self._lock:
+            try:
+                system: Optional[System] = read_system(self.targets, by="name", fold=self.fold,
+                                                       match=self.match, procfs=self.procfs)
+            except (OSError, ValueError) as err:
+                self.errors["failed"] += 1
+                self.last_error = str(err)
+                system = None
+            families = list(self._families(system))
+        yield from families
+
+    def _families(self, system: Optional[System]) -> Iterator[Metric]:
+        names = [GaugeMetricFamily(f"anonvma_{suffix}", text, labels=["name", "kind"])
+                 for suffix, _, text in GAUGES]
+        procs = [GaugeMetricFamily(f"anonvma_process_{suffix}", f"{text}, per process",
+                                   labels=["pid", "comm", "name", "kind"])
+                 for suffix, _, text in PROCESS_GAUGES] if self.per_process else []
+        duration = GaugeMetricFamily("anonvma_scrape_duration_seconds",
+                                     "Time to read and group the processes of this scrape")
+        count = GaugeMetricFamily("anonvma_scrape_processes", "Processes read in this scrape")
+        if system is not None:
+            for reason, n in system.skipped.items():
+                self.errors[reason] += n
+            budget = self.max_series
+            for g in sort_groups(by_name(system), "pss"):
+                if budget < len(names):
+                    self.dropped += len(names)
+                    continue
+                budget -= len(names)
+                for fam, (_, field, _) in zip(names, GAUGES, strict=True):
+                    fam.add_metric([label(g.key), g.kind], _value(g, field))
+            if procs:
+                budget = self._per_process(system, procs, budget)
+            duration.add_metric([], system.seconds)
+            count.add_metric([], len(system.processes))
+        errors = CounterMetricFamily("anonvma_scrape_errors", "Processes (or whole scrapes: failed) "
+                                     "that could not be read, by reason", labels=["reason"])
+        for reason, n in self.errors.items():
+            errors.add_metric([reason], n)
+        dropped = CounterMetricFamily("anonvma_series_dropped", "Name-labelled series left out "
+                                      "because of the cap on series (smallest PSS first)")
+        dropped.add_metric([], self.dropped)
+        yield from [*names, *procs, duration, count, errors, dropped]
+
+    def _per_process(self, system: System, procs: List[GaugeMetricFamily], budget: int) -> int:
+        rows = [(g, p.pid, p.comm) for p in system.processes for g in p.groups]
+        rows.sort(key=lambda r: (-r[0].pss, r[0].key))
+        for g, pid, comm in rows:
+            if budget < len(procs):
+                self.dropped += len(procs)
+                continue
+            budget -= len(procs)
+            labels = [str(pid) if pid is not None else "", comm, label(g.key), g.kind]
+            for fam, (_, field, _) in zip(procs, PROCESS_GAUGES, strict=True):
+                fam.add_metric(labels, _value(g, field))
+        return budget

@@ -1,0 +1,116 @@
+"""``anonvma record``: sample memory by name over time into JSON lines.
+
+The first line describes the recording (``"anonvma_record": 1``, start time, interval, targets,
+units, host); then one line per sample: its time (``t``, seconds since the epoch, and
+``elapsed`` since the first sample), every group summed over the processes (``groups``), one
+row per process with its command line (``processes``), and what was not counted
+(``skipped``). Each line is written and flushed as it is taken, so a recording cut short
+keeps every complete sample.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import signal
+import threading
+import time
+from typing import IO, Any, Dict, Iterator, List, Optional, Sequence
+
+from anonvma import __version__
+from anonvma.procmaps.system import System, by_name, read_system
+
+FORMAT = 1
+#: Group fields kept per name and per process (kB, except count and processes).
+FIELDS = ("count", "size", "rss", "pss", "uss", "swap")
+
+
+def header(targets: Optional[Sequence[str]], interval: float, duration: float, fold: bool,
+           match: Optional[str]) -> Dict[str, Any]:
+    """The first line of a recording."""
+    return {"anonvma_record": FORMAT, "version": __version__, "started": time.time(),
+            "interval": interval, "duration": duration,
+            "targets": "all" if targets is None else list(targets), "fold": fold, "match": match,
+            "units": "kB", "host": platform.node(), "kernel": platform.release()}
+
+
+def sample_line(system: System, first: float) -> Dict[str, Any]:
+    """One sample as a dict (see the module docstring)."""
+    groups = sorted(by_name(system), key=lambda g: (-g.pss, g.key))
+    return {
+        "t": system.time, "elapsed": round(system.time - first, 3), "seconds": round(system.seconds, 4),
+        "groups": [{"key": g.key, "kind": g.kind, "processes": g.processes,
+                    **{f: g.value(f) for f in FIELDS}} for g in groups],
+        "processes": [{"pid": p.pid, "cmdline": p.cmdline, "comm": p.comm,
+                       **{f: p.total.value(f) for f in FIELDS}} for p in system.processes],
+        "kernel_threads": system.kernel_threads, "skipped": system.skipped,
+    }
+
+
+def record(out: IO[str], targets: Optional[Sequence[str]], interval: float, duration: float, *,
+           fold: bool = False, match: Optional[str] = None) -> int:
+    """Write a recording to ``out``: samples at 0, interval, 2*interval ... up to ``duration`` s.
+
+    Stops early, keeping what it has, on SIGINT or SIGTERM. Returns the number of samples.
+    """
+    stop = threading.Event()
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
+    samples = 0
+    try:
+        out.write(json.dumps(header(targets, interval, duration, fold, match)) + "\n")
+        out.flush()
+        start = time.monotonic()
+        first: Optional[float] = None
+        while True:
+            system = read_system(targets, by="name", fold=fold, match=match)
+            first = system.time if first is None else first
+            out.write(json.dumps(sample_line(system, first)) + "\n")
+            out.flush()
+            samples += 1
+            due = start + samples * interval
+            if due - start > duration + 1e-9 or stop.wait(max(0.0, due - time.monotonic())):
+                break
+    except KeyboardInterrupt:
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    return samples
+
+
+def load(path: str) -> Iterator[Dict[str, Any]]:
+    """The lines of a recording: its header first, then the samples.
+
+    :raises ValueError: not an anonvma recording (names the line).
+    """
+    with open(path, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                doc = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise ValueError(f"{path}:{lineno}: not JSON ({err.msg})") from err
+            if lineno == 1 and not (isinstance(doc, dict) and doc.get("anonvma_record") == FORMAT):
+                raise ValueError(f"{path}:1: not an anonvma recording (made by `anonvma record`)")
+            if not isinstance(doc, dict):
+                raise ValueError(f"{path}:{lineno}: not a JSON object")
+            yield doc
+
+
+def samples(path: str) -> List[Dict[str, Any]]:
+    """The samples of a recording (its header checked, then dropped)."""
+    lines = list(load(path))
+    if not lines:
+        raise ValueError(f"{path}: empty file, not an anonvma recording")
+    return lines[1:]
+
+
+def open_output(path: str) -> IO[str]:
+    """A new file to record into, line by line.
+
+    :raises OSError: naming ``path``.
+    """
+    try:
+        return open(path, "w", encoding="utf-8")
+    except OSError as err:
+        raise OSError(err.errno, f"cannot write {path}: {err.strerror}") from err

@@ -1,0 +1,173 @@
+"""Memory by name across many processes: the whole machine (librank) or one row per process (procrank).
+
+:func:`read_system` reads the smaps of every process it may read (one reader thread reads
+ahead while this thread parses), groups each process's VMAs, and notes the processes it could
+not read (another user's, exited while read) instead of failing. :func:`by_name` then sums the
+groups across processes; PSS summed across processes is the honest total (shared pages are
+divided among their sharers), RSS double-counts them.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import time
+from typing import Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple
+
+from anonvma.procmaps.errors import ProcmapsParseError
+from anonvma.procmaps.group import group, matched, tally_of, total
+from anonvma.procmaps.parser import ChunkTally, gc_paused
+from anonvma.procmaps.reader import ThreadedReader
+from anonvma.procmaps.records import SUMMED, Group, Tally
+from anonvma.procmaps.source import cmdline, pids, proc_path, read_file
+
+#: Why a process was not counted (keys of :attr:`System.skipped`).
+SKIP_REASONS = ("denied", "exited", "unreadable")
+
+
+class Process(NamedTuple):
+    """One process's memory, grouped: its groups and its totals (``total.key`` is the pid)."""
+
+    pid: Optional[int]
+    cmdline: str
+    comm: str
+    groups: List[Group]
+    total: Group
+
+
+class System(NamedTuple):
+    """The processes read at one time, and the ones skipped, by reason.
+
+    :ivar time: when reading started (seconds since the epoch).
+    :ivar seconds: how long reading and grouping took.
+    :ivar kernel_threads: processes with no memory map (kernel threads), not counted.
+    :ivar skipped: reason (one of :data:`SKIP_REASONS`) -> how many processes.
+    :ivar errors: a few example messages of the skipped ones.
+    """
+
+    time: float
+    seconds: float
+    processes: List[Process]
+    kernel_threads: int
+    skipped: Dict[str, int]
+    errors: List[str]
+
+    def skipped_line(self) -> str:
+        """One line saying what was not counted, or ``""``."""
+        words = {"denied": "denied", "exited": "exited while read", "unreadable": "unreadable"}
+        parts = [f"{n} {words[why]}" for why, n in self.skipped.items() if n]
+        if not parts:
+            return ""
+        hint = " (run as root to read every process)" if self.skipped.get("denied") else ""
+        return f"not counted (processes): {', '.join(parts)}{hint}"
+
+
+def _reason(err: OSError) -> str:
+    if err.errno in (errno.EACCES, errno.EPERM):
+        return "denied"
+    if err.errno in (errno.ENOENT, errno.ESRCH):
+        return "exited"
+    return "unreadable"
+
+
+def _process(pid: Optional[int], counted: Tally, by: str, fold: bool, match: Optional[str],
+             label: Tuple[str, str]) -> Process:
+    groups = group(matched(counted, match), by, fold)
+    key = str(pid) if pid is not None else label[0]
+    return Process(pid, label[0], label[1], groups, total(groups, key))
+
+
+def read_system(targets: Optional[Sequence[str]] = None, *, by: str = "name", fold: bool = False,
+                match: Optional[str] = None, procfs: str = "/proc") -> System:
+    """Read and group every process (``targets=None``), or the given PIDs and saved files.
+
+    Processes that cannot be read are counted in :attr:`System.skipped`; a process with an
+    empty map (a kernel thread) in :attr:`System.kernel_threads`. A process that matches
+    nothing under ``match`` is kept, with no groups. Saved files are read with
+    :func:`~anonvma.procmaps.source.read_file` and their errors raised (they are the
+    caller's input, not a race).
+
+    :raises ValueError: bad ``match``.
+    :raises ProcmapsParseError, OSError: a saved file that cannot be read.
+    """
+    started, clock = time.time(), time.perf_counter()
+    live: List[int] = []
+    files: List[str] = []
+    for t in (pids(procfs) if targets is None else targets):
+        t = str(t)
+        if t == "self":
+            live.append(os.getpid())
+        elif t.isdigit() and not os.path.exists(t):
+            live.append(int(t))
+        else:
+            files.append(t)
+    processes: List[Process] = []
+    skipped = dict.fromkeys(SKIP_REASONS, 0)
+    errors: List[str] = []
+    kernel_threads = 0
+    for path in files:
+        processes.append(_process(None, tally_of(read_file(path)), by, fold, match, (path, "")))
+    paths = [proc_path(pid, "smaps", procfs) for pid in live]
+    parsers = [ChunkTally(p) for p in paths]
+    failed: Dict[int, OSError] = {}
+    with gc_paused(), ThreadedReader(paths) as pieces:
+        for index, piece in pieces:
+            if isinstance(piece, bytes):
+                parsers[index].feed(piece)
+                continue
+            pid = live[index]
+            if isinstance(piece, OSError):
+                failed[index] = piece
+                continue
+            label = cmdline(pid, procfs)
+            if parsers[index].empty:
+                if os.path.exists(proc_path(pid, "", procfs)):
+                    kernel_threads += 1
+                else:
+                    skipped["exited"] += 1
+                continue
+            try:
+                n, fields, counts, sizes = parsers[index].finish()
+            except ProcmapsParseError as err:  # not expected from a kernel: say so, go on
+                skipped["unreadable"] += 1
+                errors.append(str(err))
+                continue
+            parsers[index] = ChunkTally("")  # free the text
+            counted = Tally(paths[index], pid, n, fields, counts, sizes)
+            processes.append(_process(pid, counted, by, fold, match, label))
+    for index, failure in failed.items():
+        reason = _reason(failure)
+        skipped[reason] += 1
+        if reason != "exited" and len(errors) < 5:
+            errors.append(f"pid {live[index]}: {failure.strerror}")
+    return System(started, time.perf_counter() - clock, processes, kernel_threads, skipped, errors)
+
+
+def by_name(system: System) -> List[Group]:
+    """Groups summed across processes, keyed as in each process (librank); ``processes`` says in how many."""
+    acc: Dict[str, List[int]] = {}
+    kinds: Dict[str, str] = {}
+    seen: Dict[str, int] = {}
+    measured: Dict[str, bool] = {}
+    for proc in system.processes:
+        for g in proc.groups:
+            sums = acc.get(g.key)
+            if sums is None:
+                sums = acc[g.key] = [0] * len(SUMMED)
+                kinds[g.key], seen[g.key], measured[g.key] = g.kind, 0, True
+            for i, f in enumerate(SUMMED):
+                sums[i] += getattr(g, f)
+            seen[g.key] += 1
+            measured[g.key] = measured[g.key] and g.measured
+    return [Group._make([key, kinds[key], *sums, seen[key], measured[key]]) for key, sums in acc.items()]
+
+
+def by_process(system: System) -> List[Group]:
+    """One group per process (procrank): key the pid, kind ``process``."""
+    return [p.total._replace(kind="process") for p in system.processes if p.total.count]
+
+
+def grand_total(system: System, groups: Iterable[Group]) -> Group:
+    """The total row: sums, and the number of processes that have any of the groups."""
+    counted = sum(1 for p in system.processes if p.total.count)
+    return total(groups, "total", processes=counted)

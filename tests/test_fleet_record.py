@@ -1,0 +1,89 @@
+"""``anonvma record`` and ``plot``: a growing child recorded over time, then drawn."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from anonvma.cli import main
+from anonvma.fleet import plot as plot_mod
+from anonvma.fleet import record as record_mod
+from procmaps_fixtures import memfd_child, spawned
+
+GROWING = memfd_child("anonvma-record-test", pages=8192, touched=1, grow_every=0.002)
+MEMFD = "/memfd:anonvma-record-test (deleted)"
+
+
+@pytest.fixture(scope="module")
+def recording(tmp_path_factory):
+    path = tmp_path_factory.mktemp("rec") / "rec.jsonl"
+    with spawned(GROWING) as (pid, _):
+        proc = subprocess.run([sys.executable, "-m", "anonvma", "record", str(pid), "--interval", "0.2",
+                               "--duration", "1", "-o", str(path)], capture_output=True, text=True,
+                              timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == f"recorded 6 samples to {path}\n"
+    return path, pid
+
+
+def test_record_writes_a_header_then_one_line_per_sample_with_times_and_command_lines(recording):
+    path, pid = recording
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    head, samples = lines[0], lines[1:]
+    assert head["anonvma_record"] == 1 and head["targets"] == [str(pid)] and head["units"] == "kB"
+    assert (head["interval"], head["duration"]) == (0.2, 1.0)
+    assert len(samples) == 6  # at 0, 0.2 ... 1.0 s
+    times = [s["t"] for s in samples]
+    assert samples[0]["elapsed"] == 0 and times == sorted(set(times))
+    rss = []
+    for s in samples:
+        (proc,) = s["processes"]
+        assert proc["pid"] == pid and proc["cmdline"].startswith(f"{sys.executable} -c ")
+        g = next(g for g in s["groups"] if g["key"] == MEMFD)
+        assert (g["processes"], g["count"], g["size"]) == (1, 1, 8192 * os.sysconf("SC_PAGE_SIZE") // 1024)
+        rss.append(g["rss"])
+    assert rss == sorted(rss) and rss[-1] > rss[0]  # the child kept touching pages
+
+
+def test_plot_draws_the_recording_with_the_top_names_and_the_rest(recording, tmp_path):
+    path, _ = recording
+    times, shown = plot_mod.series(record_mod.samples(str(path)), "rss", top=4)
+    assert times[0] == 0 and len(times) == 6
+    assert MEMFD in [k for k, _ in shown[:4]] and shown[-1][0].startswith("other (")
+    peaks = [max(v) for _, v in shown[:4]]
+    assert peaks == sorted(peaks, reverse=True)  # the largest names get their own band
+    totals = [sum(g["rss"] for g in s["groups"]) / 1024 for s in record_mod.samples(str(path))]
+    assert [round(sum(v[i] for _, v in shown), 6) for i in range(6)] == [round(t, 6) for t in totals]
+    assert [v for k, v in shown if k == MEMFD][0] == sorted([v for k, v in shown if k == MEMFD][0])
+    png = tmp_path / "rec.png"
+    assert main(["plot", str(path), "-o", str(png), "--measure", "rss", "--top", "2"]) == 0
+    import matplotlib.image
+
+    img = matplotlib.image.imread(str(png))
+    assert img.shape[:2] == (480, 900)
+    assert (img[:, :, :3] < 0.9).any(axis=2).mean() > 0.05  # drawn, not blank
+
+
+def test_record_and_plot_refuse_what_cannot_work(capsys, tmp_path):
+    bad = tmp_path / "not-a-recording.jsonl"
+    bad.write_text('{"hello": 1}\n')
+    for argv, why in ((["record", "--duration", "1", "-o", "/nonexistent-dir/r.jsonl", "self"],
+                       "cannot write /nonexistent-dir/r.jsonl"),
+                      (["record", "--duration", "1", "-o", str(tmp_path / "r")],
+                       "give PIDs or files, or --all"),
+                      (["plot", str(bad), "-o", str(tmp_path / "x.png")], "not an anonvma recording"),
+                      (["plot", str(tmp_path / "missing"), "-o", str(tmp_path / "x.png")], "No such file")):
+        assert main(argv) == 1
+        out, err = capsys.readouterr()
+        assert out == "" and why in err and err.count("\n") == 1, (argv, err)
+
+
+def test_record_to_stdout(capsys):
+    assert main(["record", "self", "--duration", "0.1", "--interval", "0.1", "-o", "-"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert len(out) == 3 and json.loads(out[0])["targets"] == ["self"]
+    assert json.loads(out[1])["processes"][0]["pid"] == os.getpid()

@@ -1,0 +1,189 @@
+"""The CLI on saved files, as a new user runs it: each bug found that way, now fixed, stays fixed."""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from anonvma import __version__, procmaps
+from anonvma.cli import build_parser, main
+
+from procmaps_fixtures import DATA
+
+PY_MAPS = os.path.join(DATA, "linux-6.18-python", "maps")
+PY_SMAPS = os.path.join(DATA, "linux-6.18-python", "smaps")
+ANDROID = os.path.join(DATA, "android-handwritten", "smaps")
+REPO = Path(__file__).resolve().parent.parent
+
+
+def run(capsys, *argv):
+    rc = main(list(argv))
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+def maps_line(start, pages, name=""):
+    return f"{start:08x}-{start + pages * 4096:08x} rw-p 00000000 00:00 0 {name}\n"
+
+
+def test_diff_of_two_maps_files_compares_by_size_and_says_so(capsys, tmp_path):
+    a, b = tmp_path / "a.maps", tmp_path / "b.maps"
+    a.write_text(maps_line(0x400000, 1, "[heap]") + maps_line(0x500000, 2, "/lib/x.so"))
+    b.write_text(maps_line(0x400000, 3, "[heap]") + maps_line(0x500000, 2, "/lib/x.so")
+                 + maps_line(0x600000, 1, "[anon:new]"))
+    rc, out, _ = run(capsys, "diff", str(a), str(b))
+    assert rc == 0
+    assert "compared by size" in out.splitlines()[0] and "both are maps" in out.splitlines()[0]
+    rows = {line.split()[-1]: line.split() for line in out.splitlines()[2:]}
+    assert rows["[heap]"][:2] == ["grew", "+8K"] and rows["[anon:new]"][0] == "appeared"
+    assert "/lib/x.so" not in rows  # unchanged
+    rc, out, _ = run(capsys, "diff", str(a), str(b), "--json")
+    doc = json.loads(out)
+    assert (doc["measure"], doc["asked"]) == ("size", "pss")
+    heap = next(c for c in doc["changes"] if c["key"] == "[heap]")
+    assert heap["delta"]["size"] == 8 and heap["delta"]["pss"] is None
+
+
+def test_diff_of_a_maps_file_against_its_smaps_invents_no_growth(capsys):
+    rc, out, _ = run(capsys, "diff", PY_MAPS, PY_SMAPS, "--json", "--all")
+    assert rc == 0
+    doc = json.loads(out)
+    assert doc["measure"] == "size"
+    assert {c["status"] for c in doc["changes"]} == {"same"}
+    for c in doc["changes"]:
+        assert c["before"]["pss"] is None and c["after"]["pss"] is not None
+        assert c["delta"]["pss"] is None and c["delta"]["rss"] is None  # unknown, not "grew"
+        assert c["delta"]["size"] == 0 and c["delta"]["count"] == 0
+    rc, out, _ = run(capsys, "diff", PY_MAPS, PY_SMAPS)
+    assert "0 changed groups" in out
+    rc, out, _ = run(capsys, "diff", PY_MAPS, PY_SMAPS, "--csv", "--all")
+    heap = next(r for r in out.splitlines() if r.startswith("[heap],"))
+    fields = out.splitlines()[0].split(",")
+    assert heap.split(",")[fields.index("before_pss")] == ""  # unknown is empty, not 0
+
+
+def test_show_of_a_maps_file_is_sorted_largest_first_by_size(capsys):
+    rc, out, _ = run(capsys, "show", PY_MAPS)
+    assert rc == 0
+    assert "largest size first" in out.splitlines()[0] and "sizes only" in out.splitlines()[0]
+    sizes = [procmaps.group(procmaps.read_file(PY_MAPS))]
+    by_key = {g.key or "[anonymous]": g.size for g in sizes[0]}
+    shown = [line.split()[-1] for line in out.splitlines()[2:-1]]
+    assert [by_key[k] for k in shown] == sorted(by_key.values(), reverse=True)
+    rc, out, _ = run(capsys, "show", PY_MAPS, "--json")
+    doc = json.loads(out)
+    assert doc["sort"] == "size" and doc["groups"][0]["pss"] is None and doc["total"]["rss"] is None
+
+
+def test_diff_sort_count_prints_one_signed_count_column(capsys, tmp_path):
+    a, b = tmp_path / "a.maps", tmp_path / "b.maps"
+    a.write_text(maps_line(0x400000, 1, "[anon:x]") + maps_line(0x500000, 1, "[anon:y]")
+                 + maps_line(0x600000, 1, "[anon:y]"))
+    b.write_text(maps_line(0x400000, 1, "[anon:x]") + maps_line(0x402000, 1, "[anon:x]")
+                 + maps_line(0x500000, 1, "[anon:y]"))
+    rc, out, _ = run(capsys, "diff", str(a), str(b), "--sort", "count")
+    assert rc == 0
+    header = out.splitlines()[1].split()
+    assert header.count("DCOUNT") == 1 and header[:2] == ["STATUS", "DCOUNT"]
+    rows = {line.split()[-1]: line.split() for line in out.splitlines()[2:]}
+    assert rows["[anon:x]"][:2] == ["grew", "+1"] and rows["[anon:y]"][:2] == ["shrank", "-1"]
+    rc, out, _ = run(capsys, "diff", str(a), str(b), "--sort", "size")
+    rows = {line.split()[-1]: line.split() for line in out.splitlines()[2:]}
+    assert rows["[anon:x]"][1:3] == ["+4K", "+1"] and rows["[anon:y]"][1:3] == ["-4K", "-1"]
+
+
+def test_group_and_diff_take_what_read_file_returns():
+    snap = procmaps.read_file(ANDROID)
+    assert procmaps.group(snap) == procmaps.group(snap.vmas)
+    later = snap._replace(vmas=snap.vmas[1:])
+    changes = {c.key: c for c in procmaps.diff(snap, later)}
+    assert changes["[anon:dalvik-main space]"].status == "vanished"
+    assert changes["[anon:dalvik-main space]"].delta("pss") == -10240
+    maps = procmaps.read_file(PY_MAPS)
+    assert all(c.measure == "size" for c in procmaps.diff(maps, procmaps.read_file(PY_SMAPS)))
+
+
+def test_snapshot_to_stdout_writes_the_smaps_and_no_file(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "anonvma", "snapshot", "self", "-o", "-"],
+                          capture_output=True, cwd=tmp_path, check=False)
+    assert proc.returncode == 0, proc.stderr
+    vmas, fields = procmaps.parse(proc.stdout)
+    assert vmas and "Rss" in fields
+    assert not (tmp_path / "-").exists() and proc.stderr == b""
+
+
+def test_snapshot_into_a_missing_directory_names_the_target_not_a_temp_file(capsys):
+    rc, out, err = run(capsys, "snapshot", str(os.getpid()), "-o", "/nonexistent-dir/x.smaps")
+    assert rc == 1 and out == ""
+    assert "cannot write /nonexistent-dir/x.smaps" in err and ".anonvma-" not in err
+    assert err.count("\n") == 1
+
+
+def test_a_gzip_file_is_read_and_a_broken_or_binary_one_gets_a_short_error(capsys, tmp_path):
+    with open(ANDROID, "rb") as f:
+        raw = f.read()
+    packed = tmp_path / "android.smaps.gz"
+    packed.write_bytes(gzip.compress(raw))
+    rc, out, _ = run(capsys, "show", str(packed))
+    assert rc == 0 and "[anon:dalvik-main space]" in out
+    broken = tmp_path / "cut.gz"
+    broken.write_bytes(gzip.compress(raw)[:100])
+    binary = tmp_path / "random.bin"
+    binary.write_bytes(bytes(range(256)) * 4)
+    for bad in (broken, binary):
+        rc, out, err = run(capsys, "show", str(bad))
+        assert rc == 1 and out == "" and err.count("\n") == 1
+        assert "\\x" not in err and len(err) < 300 and str(bad) in err
+
+
+def test_an_empty_file_is_refused(capsys, tmp_path):
+    empty = tmp_path / "empty.smaps"
+    empty.write_text("")
+    rc, out, err = run(capsys, "show", str(empty))
+    assert rc == 1 and out == "" and "no VMAs in it" in err
+
+
+def test_version_and_help_texts(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["--version"])
+    assert exc.value.code == 0 and capsys.readouterr().out.strip() == f"anonvma {__version__}"
+    demo = _helps()["demo"]
+    assert "refcount" in demo and "strdup" in demo and "fork" in demo
+    show = _helps()["show"]
+    assert re.search(r"PID\|FILE\s+a process id, 'self'", show)
+
+
+def _helps() -> dict:
+    """Every command's --help text, sub-commands included (``oracle build`` ...)."""
+    out = {}
+
+    def walk(parser: argparse.ArgumentParser, prefix: str) -> None:
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    out[f"{prefix}{name}"] = sub.format_help()
+                    walk(sub, f"{prefix}{name} ")
+    walk(build_parser(), "")
+    return out
+
+
+def test_help_texts_cite_only_documents_the_repository_contains():
+    """A cited document (``KERNEL-NOTES 4``, ``OPS-FORMAT v1``, ``X.md``) must be in the repository."""
+    docs = {Path(p).stem for p in subprocess.run(["git", "ls-files", "*.md"], cwd=REPO, text=True,
+                                                  capture_output=True, check=True).stdout.split()}
+    cited = re.compile(r"\b([A-Z]+-[A-Z][A-Z-]*)\b|\b([\w-]+)\.md\b")
+    missing = {}
+    for command, text in {"anonvma": build_parser().format_help(), **_helps()}.items():
+        for m in cited.finditer(text):
+            doc = m.group(1) or m.group(2)
+            if doc not in docs:
+                missing.setdefault(doc, set()).add(command)
+    assert missing == {}
