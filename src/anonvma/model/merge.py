@@ -32,31 +32,30 @@ def is_mergeable_anon_vma(anon_vma1: Optional[AnonVma], anon_vma2: Optional[Anon
     return anon_vma1 is anon_vma2
 
 
-def _mergeable(vma: Vma, flags: int, anon_vma: Optional[AnonVma], file: Optional[File],
-               anon_name: Optional[AnonVmaName]) -> bool:
-    """is_mergeable_vma and is_mergeable_anon_vma in one (hot path: inlined by hand)."""
-    if vma.flags != flags or vma.file is not file:
+def can_vma_merge_before(vma: Vma, flags: int, anon_vma: Optional[AnonVma], file: Optional[File],
+                         pgoff: int, anon_name: Optional[AnonVmaName]) -> bool:
+    """A range ending where ``vma`` starts (file offset ``pgoff`` + its length) may join it:
+    is_mergeable_vma, is_mergeable_anon_vma and the pgoff rule (hot path: inlined by hand)."""
+    if vma.flags != flags or vma.file is not file or vma.pgoff != pgoff:
         return False
     name = vma.anon_name
     if name is not anon_name and not anon_vma_name_eq(name, anon_name):
         return False
     theirs = vma.anon_vma
-    if (anon_vma is None or theirs is None) and vma.anon_chain == 1:
-        return True
-    return anon_vma is theirs
-
-
-def can_vma_merge_before(vma: Vma, flags: int, anon_vma: Optional[AnonVma], file: Optional[File],
-                         pgoff: int, anon_name: Optional[AnonVmaName]) -> bool:
-    """A range ending where ``vma`` starts (file offset ``pgoff`` + its length) may join it."""
-    return vma.pgoff == pgoff and _mergeable(vma, flags, anon_vma, file, anon_name)
+    return (anon_vma is None or theirs is None) and vma.anon_chain == 1 or anon_vma is theirs
 
 
 def can_vma_merge_after(vma: Vma, flags: int, anon_vma: Optional[AnonVma], file: Optional[File],
                         pgoff: int, anon_name: Optional[AnonVmaName]) -> bool:
-    """A range starting where ``vma`` ends, at file offset ``pgoff``, may join it."""
-    return (vma.pgoff + ((vma.end - vma.start) >> PAGE_SHIFT) == pgoff
-            and _mergeable(vma, flags, anon_vma, file, anon_name))
+    """A range starting where ``vma`` ends, at file offset ``pgoff``, may join it (as above)."""
+    if (vma.flags != flags or vma.file is not file
+            or vma.pgoff + ((vma.end - vma.start) >> PAGE_SHIFT) != pgoff):
+        return False
+    name = vma.anon_name
+    if name is not anon_name and not anon_vma_name_eq(name, anon_name):
+        return False
+    theirs = vma.anon_vma
+    return (anon_vma is None or theirs is None) and vma.anon_chain == 1 or anon_vma is theirs
 
 
 def anon_vma_compatible(a: Vma, b: Vma) -> bool:
@@ -67,18 +66,15 @@ def anon_vma_compatible(a: Vma, b: Vma) -> bool:
             and b.pgoff == a.pgoff + ((b.start - a.start) >> PAGE_SHIFT))
 
 
-def _anon_vma_of(importer: Vma, exporters: tuple[Vma, ...]) -> tuple[Optional[AnonVma], int]:
-    """__vma_adjust / dup_anon_vma: a survivor without anon_vma takes the first exporter's."""
-    if importer.anon_vma is None:
-        for exporter in exporters:
-            if exporter.anon_vma is not None:
-                return exporter.anon_vma, exporter.anon_chain
-    return importer.anon_vma, importer.anon_chain
-
-
 def _grown(survivor: Vma, start: int, end: int, pgoff: int, absorbed: tuple[Vma, ...]) -> Vma:
-    """The survivor of a merge over [start, end), with an anon_vma taken from what it absorbed."""
-    anon_vma, chain = _anon_vma_of(survivor, absorbed)
+    """The survivor of a merge over [start, end); without an anon_vma of its own it takes the
+    first absorbed VMA's (__vma_adjust / dup_anon_vma)."""
+    anon_vma, chain = survivor.anon_vma, survivor.anon_chain
+    if anon_vma is None:
+        for exporter in absorbed:
+            if exporter.anon_vma is not None:
+                anon_vma, chain = exporter.anon_vma, exporter.anon_chain
+                break
     return Vma(start, end, survivor.flags, pgoff, survivor.file, anon_vma, chain, survivor.anon_name)
 
 
@@ -152,9 +148,12 @@ def vma_merge(mm: "Mm", prev: Optional[Vma], addr: int, end: int, flags: int,
 
 def _put_all(mm: "Mm", freed: tuple[Vma, ...]) -> None:
     """vm_area_free of VMAs a merge removed: each drops its name reference."""
+    strategy = counters = None
     for vma in freed:
         if vma.anon_name is not None:
-            mm.strategy.put(vma.anon_name, mm.name_counters)
+            if strategy is None:
+                strategy, counters = mm.strategy, mm.name_counters
+            strategy.put(vma.anon_name, counters)  # type: ignore[arg-type]
 
 
 def vma_modify(mm: "Mm", prev: Optional[Vma], vma: Vma, start: int, end: int, new_flags: int,

@@ -12,9 +12,9 @@ from typing import TYPE_CHECKING, Optional
 from anonvma.model.gup import mm_populate
 from anonvma.model.merge import split_vma_at
 from anonvma.model.pagetable import zap_range
-from anonvma.model.vma import (PAGE_MASK, PAGE_SHIFT, VM_ACCOUNT, VM_MAYEXEC, VM_MAYREAD, VM_MAYSHARE,
-                               VM_MAYWRITE, VM_NORESERVE, VM_SHARED, VM_SPECIAL, VM_WRITE, File, Vma,
-                               prot_to_vm_flags)
+from anonvma.model.vma import (PAGE_MASK, PAGE_SHIFT, PROT_FLAGS, VM_ACCOUNT, VM_MAYEXEC, VM_MAYREAD,
+                               VM_MAYSHARE, VM_MAYWRITE, VM_NORESERVE, VM_SHARED, VM_SPECIAL, VM_WRITE,
+                               File, Vma)
 
 if TYPE_CHECKING:
     from anonvma.model.mm import Mm
@@ -31,10 +31,10 @@ def page_align(length: int) -> int:
 
 def vm_prot(prot: str) -> int:
     """The vm_flags of a ``prot`` string, or EINVAL (what the kernel says to unknown prot bits)."""
-    try:
-        return prot_to_vm_flags(prot)
-    except ValueError as exc:
-        raise OSError(errno.EINVAL, str(exc)) from None
+    flags = PROT_FLAGS.get(prot) if isinstance(prot, str) else None
+    if flags is None:
+        raise OSError(errno.EINVAL, f"prot must be letters from 'rwx', each at most once, not {prot!r}")
+    return flags
 
 
 def vm_enough_memory(mm: "Mm", pages: int) -> None:

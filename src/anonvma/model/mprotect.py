@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from anonvma.model.gup import populate_vma_page_range
 from anonvma.model.merge import vma_modify
-from anonvma.model.mmap import page_align, vm_enough_memory, vm_prot
+from anonvma.model.mmap import vm_enough_memory, vm_prot
 from anonvma.model.vma import (PAGE_MASK, PAGE_SHIFT, VM_ACCESS_FLAGS, VM_ACCOUNT, VM_NORESERVE,
                                VM_LOCKED, VM_SHARED, VM_WRITE, Vma)
 
@@ -34,7 +34,7 @@ def do_mprotect(mm: "Mm", addr: int, length: int, prot: str) -> None:
         raise OSError(errno.EINVAL, f"address {addr:#x} is not page-aligned")
     if length == 0:
         return
-    end = (addr + page_align(length)) & U64
+    end = (addr + ((length + ~PAGE_MASK) & PAGE_MASK & U64)) & U64  # PAGE_ALIGN, inline
     if end <= addr:
         raise OSError(errno.ENOMEM, "mprotect range overflows")
     fixup_walk(mm, addr, end, new_prot, _mprotect_vma)
@@ -83,7 +83,8 @@ def mprotect_fixup(mm: "Mm", vma: Vma, prev: Optional[Vma], start: int, end: int
         return vma
     if newflags & VM_WRITE:
         if not oldflags & _NO_CHARGE:
-            vm_enough_memory(mm, (end - start) >> PAGE_SHIFT)  # charged once, kept past write
+            if mm.machine.commit_limit_pages is not None:
+                vm_enough_memory(mm, (end - start) >> PAGE_SHIFT)  # charged once, kept past write
             newflags |= VM_ACCOUNT
     else:
         newflags = mm.kernel.mprotect_unaccount(vma, newflags)

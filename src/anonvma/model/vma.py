@@ -69,7 +69,7 @@ def _prot_table() -> dict[str, int]:
 
 
 #: Every valid ``prot`` string (letters from ``rwx`` in any order, each at most once).
-_PROT_FLAGS = _prot_table()
+PROT_FLAGS = _prot_table()
 
 
 def prot_to_vm_flags(prot: str) -> int:
@@ -78,7 +78,7 @@ def prot_to_vm_flags(prot: str) -> int:
     :raises ValueError: another letter, or one letter twice (``"RW"``, ``"xyz"``, ``"rr"``).
     """
     try:
-        return _PROT_FLAGS[prot]
+        return PROT_FLAGS[prot]
     except (KeyError, TypeError):
         raise ValueError(f"prot must be letters from 'rwx', each at most once, not {prot!r}") from None
 
