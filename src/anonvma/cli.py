@@ -11,6 +11,7 @@ from typing import Optional, Sequence
 COMMANDS = (
     "anonvma.demo",
     "anonvma.replay",
+    "anonvma.soak",
     "anonvma.procmaps.cli",
     "anonvma.oracle.cli",
     "anonvma.bench.cli",
