@@ -82,7 +82,7 @@ def test_the_use_after_free_is_the_comparison_after_the_merge():
     with pytest.raises(UseAfterFree) as exc:
         mm.madvise(pg(1), P, "dontfork")
     assert doomed.freed and repr(doomed) in str(exc.value)
-    assert any(frame.name == "anon_vma_name_eq" for frame in exc.traceback)
+    assert any("anon_vma_name_eq" in frame.name for frame in exc.traceback)
 
 
 @pytest.mark.parametrize("strategy, length, first", [("strdup", None, 1110), ("refcount", 200, 647)])

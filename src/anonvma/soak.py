@@ -47,8 +47,10 @@ from anonvma.model.replay import HANDLERS, UML_COMMIT_LIMIT_PAGES, UML_TASK_SIZE
 from anonvma.model.vma import PAGE_SIZE, Vma
 from anonvma.ops import ARENA_BASE, FILE_SIZE, OPS, Op, err, script_text
 
-#: Default window of the soak's addresses: 4 GiB of the arena (a million pages).
-SOAK_WINDOW = 1 << 32
+#: Default window of the soak's addresses: 1 GiB of the arena (262,144 pages). A million ops
+#: fill about a third of it with 50,000 VMAs or more over four processes, so that the ops
+#: outside the hot pages still meet VMAs (4 GiB: as many VMAs, most such ops in holes).
+SOAK_WINDOW = 1 << 30
 #: Ranges are compared over at most this many bytes from their start.
 COMPARE_SPAN = 64 * PAGE_SIZE
 STRATEGIES = ("refcount", "strdup")
