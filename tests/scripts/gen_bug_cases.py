@@ -8,31 +8,17 @@ model then raises (use after free) or breaks an invariant (saturation) on the sa
 """
 
 import json
+from itertools import product
 from pathlib import Path
 from typing import Any
 
-P = 4096
-Ops = list[dict[str, Any]]
-
-
-def mmap(page: int, pages: int, prot: str = "rw") -> dict[str, Any]:
-    return {"op": "mmap", "addr": page * P, "len": pages * P, "prot": prot}
-
-
-def name(page: int, pages: int, value: Any) -> dict[str, Any]:
-    return {"op": "name", "addr": page * P, "len": pages * P, "name": value}
+from gen_generation_cases import MAPS, P, Ops, mmap, mprotect, name
 
 
 def madvise(page: int, pages: int, advice: str, pid: int = 0) -> dict[str, Any]:
     op = {"op": "madvise", "addr": page * P, "len": pages * P, "advice": advice}
     return {**op, "pid": pid} if pid else op
 
-
-def mprotect(page: int, pages: int, prot: str) -> dict[str, Any]:
-    return {"op": "mprotect", "addr": page * P, "len": pages * P, "prot": prot}
-
-
-MAPS: dict[str, Any] = {"op": "maps"}
 
 CASES: dict[str, Ops] = {
     # 942341dcc574 (use after free): two neighbours hold equal names in different objects and
@@ -59,9 +45,8 @@ CASES: dict[str, Ops] = {
 
 def main() -> None:
     here = Path(__file__).parent
-    for release in ("6.1", "6.12"):
-        for stem, ops in CASES.items():
-            (here / release / f"{stem}.jsonl").write_text("".join(json.dumps(o) + "\n" for o in ops))
+    for release, (stem, ops) in product(("6.1", "6.12"), CASES.items()):
+        (here / release / f"{stem}.jsonl").write_text("".join(json.dumps(o) + "\n" for o in ops))
 
 
 if __name__ == "__main__":
