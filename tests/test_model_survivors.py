@@ -15,7 +15,7 @@ from anonvma.model import Mm
 from anonvma.model.merge import _mergeable, is_mergeable_anon_vma, is_mergeable_vma, split_vma
 from anonvma.model.names import (AnonVmaName, NameCounters, UseAfterFree,
                                  anon_vma_name_eq, make_strategy)
-from anonvma.model.vma import AnonVma, Vma
+from anonvma.model.vma import ZERO_PAGE, AnonVma, Vma
 
 pytestmark = both_strategies
 
@@ -53,6 +53,46 @@ def test_counters_as_dict_include_live_objects(strategy: str):
     assert c.minus(NameCounters(1, 1, 1, 1, 1, 1)).plus(NameCounters(1, 1, 1, 1, 1, 1)) == c
 
 
+def test_strategies_count_each_get_put_and_byte(strategy: str):
+    s = make_strategy(strategy)
+    c = NameCounters()
+    a, b = s.alloc("ab", c), s.alloc("cde", c)
+    assert (c.allocs, c.bytes_allocated, c.bytes_copied) == (2, 7, 7)
+    s.get(a, c)
+    s.get(a, c)
+    assert (c.gets, a.refcount) == (2, 3)
+    s.put(a, c)
+    s.put(a, c)
+    assert (c.puts, c.frees, a.refcount, a.freed) == (2, 0, 1, False)
+    b_copy = s.reuse(b, c)
+    s.reuse(b, c)
+    assert b_copy is b and (c.gets, b.refcount) == (4, 3)
+    # exit drops every VMA's reference at once: one put each, a free for each last one
+    vmas = [Vma(0, P, 0, 0, anon_name=a), Vma(P, 2 * P, 0, 0), Vma(2 * P, 3 * P, 0, 0, anon_name=b),
+            Vma(3 * P, 4 * P, 0, 0, anon_name=b)]
+    s.put_vmas(vmas, c)
+    assert (c.puts, c.frees) == (5, 1) and a.freed and a.refcount == 0 and a not in s.live
+    assert (b.refcount, b.freed) == (1, False) and s.live == {b}
+    s.put_vmas(vmas[2:3], c)
+    assert (c.puts, c.frees, b.refcount, b.freed) == (6, 2, 0, True) and not s.live
+
+
+def test_make_strategy_passes_every_setting_and_refuses_other_kinds(strategy: str):
+    s = make_strategy(strategy, 7, saturation_guard=False)
+    assert (s.kind, s.refcount_max, s.saturation_guard) == (strategy, 7, False)
+    assert type(s)().saturation_guard is True  # the fix is in unless switched off
+    with pytest.raises(ValueError, match="^unknown name strategy 'kref': use 'refcount' or 'strdup'$"):
+        make_strategy("kref")
+
+
+def test_a_strategy_made_directly_has_the_saturation_guard(strategy: str):
+    s = type(make_strategy(strategy))(refcount_max=2)
+    c = NameCounters()
+    obj = s.alloc("x", c)
+    s.get(obj, c)  # two holders: at the limit
+    assert s.reuse(obj, c) is not obj and obj.refcount == 2
+
+
 def test_strategies_count_each_step(strategy: str):
     s = make_strategy(strategy)
     c = NameCounters()
@@ -87,6 +127,16 @@ def test_is_mergeable_vma_and_anon_vma_together_are_the_inlined_check(strategy: 
         expected = (is_mergeable_vma(vma, file, flags, name)  # type: ignore[arg-type]
                     and is_mergeable_anon_vma(theirs, vma.anon_vma, vma))
         assert _mergeable(vma, flags, theirs, file, name) == expected  # type: ignore[arg-type]
+
+
+def test_an_interior_change_needs_room_for_exactly_two_more_vmas(strategy: str):
+    """vma_modify: splitting both ends needs map_count + 1 < max_map_count (two splits)."""
+    for limit, expected in ((3, "OK"), (2, "ENOMEM")):
+        mm = Mm(strategy, max_map_count=limit)
+        mm.mmap(pg(0), 3 * P, "rw")
+        assert errno_of(mm.mprotect, pg(1), P, "r") == expected
+        assert mm.map_count == (3 if expected == "OK" else 2)
+        check(mm)
 
 
 def test_split_vma_refuses_at_the_map_count_limit(strategy: str):
@@ -146,11 +196,19 @@ def test_a_move_without_a_fixed_address_goes_to_the_highest_gap(strategy: str):
                                                    (TOP - 2 * P, TOP - P)]
     assert mm.find_vma(TOP - 5 * P).anon_name.name == "mv"
     assert mm.mremap(2 * P, P, P, ["maymove", "dontunmap"]) == TOP - P
+    assert mm.find_vma(0) is None
+    mm.mmap(0, P, "rx")  # a move without MREMAP_FIXED unmaps nothing at the destination
+    assert mm.mremap(TOP - 5 * P, P, P, ["maymove", "dontunmap"]) == TOP - 6 * P
+    assert mm.find_vma(0).end == P
     full = Mm(strategy, task_size=4 * P)
     full.mmap(0, 2 * P, "rw")
     full.mmap(2 * P, 2 * P, "r")
     assert errno_of(full.mremap, 0, 2 * P, 3 * P, ["maymove"]) == "ENOMEM"
-    check(mm, full)
+    bottom = Mm(strategy, task_size=4 * P)  # the only gap fits exactly, at address 0
+    bottom.mmap(2 * P, P, "rw")
+    bottom.mmap(3 * P, P, "r")
+    assert bottom.mremap(2 * P, P, 2 * P, ["maymove"]) == 0
+    check(mm, full, bottom)
 
 
 def test_pages_move_with_the_mapping(strategy: str):
@@ -341,3 +399,94 @@ def test_each_error_has_its_errno_and_says_what_was_wrong(strategy: str, case: s
     with pytest.raises(OSError) as exc:
         call(strategy)
     assert (exc.value.errno, exc.value.strerror) == (code, message)
+
+
+def test_growing_a_locked_vma_populates_only_its_new_part(strategy: str):
+    """mremap: a VM_LOCKED mapping that grew has the growth faulted in (mm_populate);
+    an unlocked one has nothing faulted in, and the next VMA is never touched."""
+    mm = Mm(strategy)
+    mm.mmap(pg(0), P, "rw")
+    mm.mmap(pg(4), 2 * P, "rw")
+    mm.mremap(pg(0), P, 2 * P)
+    assert not mm.ptes
+    mm.mlock(pg(0), 2 * P)
+    assert sorted(mm.ptes) == [pg(0) >> 12, pg(1) >> 12]
+    mm.mremap(pg(0), 2 * P, 3 * P)
+    assert sorted(mm.ptes) == [pg(0) >> 12, pg(1) >> 12, pg(2) >> 12]
+    check(mm)
+
+
+def test_mprotect_write_faults_a_locked_vma_only_when_it_becomes_writable(strategy: str):
+    """mprotect_fixup populates when (old & (WRITE|SHARED|LOCKED)) == LOCKED and the new flags
+    have WRITE: a locked read-only VMA made writable has its pages write-faulted (COW from the
+    zero page); a locked VMA that was writable already keeps its pages, even COW-shared ones."""
+    mm = Mm(strategy)
+    mm.mmap(pg(0), 2 * P, "r")
+    mm.mlock(pg(0), 2 * P)
+    assert len(mm.ptes) == 2 and all(p is ZERO_PAGE for p in mm.ptes.values())
+    mm.mprotect(pg(0), 2 * P, "rw")
+    assert len(mm.ptes) == 2 and all(p.anon and p.dirty for p in mm.ptes.values())
+    child = mm.fork()
+    pages = dict(mm.ptes)
+    assert all(p.mapcount == 2 for p in pages.values())
+    mm.mprotect(pg(0), 2 * P, "rwx")
+    assert mm.ptes == pages and all(p.mapcount == 2 for p in pages.values())
+    shared = Mm(strategy)
+    shared.mmap(pg(0), P, "r", shared=True)
+    shared.mlock(pg(0), P)
+    shared.mprotect(pg(0), P, "rw")
+    assert [p.dirty for p in shared.ptes.values()] == [False]
+    check(mm, child, shared)
+
+
+# -- fork.py -----------------------------------------------------------------------------------------------
+
+def test_a_child_inherits_its_parents_limits(strategy: str):
+    mm = Mm(strategy, max_map_count=2, task_size=pg(8))
+    mm.mmap(pg(0), 3 * P, "rw")
+    child = mm.fork()
+    assert (child.max_map_count, child.task_size) == (2, pg(8))
+    assert errno_of(child.mprotect, pg(1), P, "r") == "ENOMEM"
+    assert errno_of(child.mmap, pg(8), P, "rw") == "ENOMEM"
+    check(mm, child)
+
+
+def test_fork_shares_plain_vma_values_and_builds_the_others(strategy: str):
+    """dup_mmap in the model: a VMA that is the same in the child is the same value (each holder
+    owns its name reference); faulted, locked and wiped ones are new values."""
+    mm = Mm(strategy)
+    for page, prot in ((0, "rw"), (2, "r"), (4, "rw"), (6, "rw")):
+        mm.mmap(pg(page), P, prot)
+        mm.set_anon_name(pg(page), P, "plain")
+    mm.fault(pg(4))
+    mm.mlock(pg(6), P, onfault=True)
+    child = mm.fork()
+    same = [c is p for c, p in zip(child.vmas, mm.vmas, strict=True)]
+    assert same == [strategy == "refcount", strategy == "refcount", False, False]
+    assert child.vmas[1].file is None and child.vmas[2].anon_chain == 2
+    check(mm, child)
+
+
+def test_fork_counts_every_reference_it_takes(strategy: str):
+    """gets from the inline path (plain VMAs) and from dup (a faulted VMA) add up."""
+    mm = Mm(strategy)
+    mm.mmap(pg(0), P, "rw")
+    mm.mmap(pg(2), P, "rw")
+    mm.set_anon_name(pg(0), P, "n")
+    mm.set_anon_name(pg(2), P, "n")
+    mm.fault(pg(2))
+    child = mm.fork()
+    c = child.name_counters
+    assert (c.gets, c.allocs) == ((2, 0) if strategy == "refcount" else (0, 2))
+    check(mm, child)
+
+
+def test_fork_reports_a_freed_name_still_held_by_a_vma(strategy: str):
+    """A name freed under a VMA (a refcount bug) is a use after free when fork shares it."""
+    mm = Mm(strategy)
+    mm.mmap(pg(0), P, "rw")
+    mm.set_anon_name(pg(0), P, "n")
+    obj = mm.vmas[0].anon_name
+    obj.refcount, obj.freed = 0, True
+    with pytest.raises(UseAfterFree):
+        mm.fork()

@@ -85,7 +85,8 @@ def test_the_use_after_free_is_the_comparison_after_the_merge():
     assert any("anon_vma_name_eq" in frame.name for frame in exc.traceback)
 
 
-@pytest.mark.parametrize("strategy, length, first", [("strdup", None, 1110), ("refcount", 200, 647)])
+@pytest.mark.parametrize("strategy, length, first", [
+    ("strdup", None, 1110), pytest.param("refcount", 200, 647, marks=pytest.mark.slow)])
 def test_random_scripts_find_the_use_after_free(strategy: str, length: Optional[int], first: int):
     """Seeds in order, the switch on: the first seed that catches the bug is ``first`` (found by
     this search; random_script's default scripts are 8-40 ops, which under refcount did not

@@ -79,6 +79,34 @@ CASES: dict[str, Ops] = {
         mmap(FARTHER, 1, ""), {"op": "mlock", "addr": FARTHER * P, "len": P}, remap(FARTHER, P, 2 * P),
         mmap(FARTHEST, 1), {"op": "mlock", "addr": FARTHEST * P, "len": P}, remap(FARTHEST, P, 2 * P),
         MAPS],
+    # mremap_to shrinks the source before moving it; a DONTUNMAP move right after its own VMA
+    # merges the copy into the source itself (copy_vma then moves "the merged VMA")
+    "surv_mremap_fixed_shrink_and_move_next_to_itself": [
+        mmap(0, 4), remap(0, 4 * P, 2 * P, "maymove", "fixed", new_addr=20 * P),
+        mmap(40, 1), remap(40, P, P, "maymove", "fixed", "dontunmap", new_addr=41 * P),
+        mmap(60, 1), remap(60, P, P, "maymove", "fixed", new_addr=61 * P),
+        remap(20, P, 1 << 60), MAPS],
+    # find_mergeable_anon_vma: a first write fault reuses the anon_vma of a neighbour that
+    # differs only in its access flags (anon_vma_compatible), so the two merge later
+    "surv_first_fault_shares_the_anon_vma_of_a_neighbour_differing_in_prot": [
+        mmap(0, 1), mmap(1, 1, "rwx"), touch(1), touch(0), mprotect(1, 1, "rw"), MAPS],
+    # a merge whose survivor has no anon_vma takes the absorbed VMA's: a move filling the hole
+    # between an unfaulted and a faulted VMA; the fork child's copy then refuses the
+    # NULL-anon_vma shortcut to a new neighbour
+    "surv_merge_takes_the_absorbed_anon_vma": [
+        mmap(0, 1), mmap(2, 1), touch(2), mmap(10, 1), mv(10, 1), MAPS, {"op": "fork"},
+        in_child(mmap(3, 1)), {"op": "maps", "pid": 1}],
+    # vma_merge case 4: mprotect of a VMA's tail that joins the next VMA moves the boundary;
+    # the grown next VMA's file offset goes down by the pages it gained
+    "surv_mprotect_tail_joins_the_next_file_vma": [
+        mmap(0, 2, share="shared", file="f0", pgoff=0), mmap(2, 1, "r", share="shared", file="f0", pgoff=2),
+        mprotect(1, 1, "r"), MAPS, mmap(5, 1, "r", share="shared", file="f1", pgoff=5),
+        mmap(6, 2, share="shared", file="f1", pgoff=6), mprotect(6, 1, "r"), MAPS],
+    # dup_mmap copies a written (COW) private file mapping with its file, and the child's copy
+    # can be forked again (its anon_vma chain grows by one per generation)
+    "surv_fork_copies_a_written_file_mapping_twice": [
+        mmap(0, 1, file="f0", pgoff=0), touch(0), {"op": "fork"}, {"op": "maps", "pid": 1},
+        {"op": "fork", "pid": 1}, {"op": "maps", "pid": 2}],
 }
 
 
