@@ -468,9 +468,14 @@ def _window(value: str) -> int:
 def register(sub: Any) -> None:
     p = sub.add_parser("soak", help="random syscalls, forks and exits on both name strategies in "
                                     "lockstep, checked as they go",
-                       description=__doc__.split("\n\n")[0] + " Ends with the line 'N ops, B invariant "
-                                   "breaks, L leaked names, D strategy disagreements, R ops/s, peak V "
-                                   "VMAs and P processes'; exit status 0 only when B, L and D are 0.")
+                       description="Random syscalls, forks and exits (the difftest mix, addresses spread "
+                                   "wide) on a refcount and a strdup family of the model in lockstep: "
+                                   "each op's result and the VMAs around its range compared after every "
+                                   "op, every process and the invariant checker every K ops and at the "
+                                   "end, leaked names counted after every process exits. Ends with the "
+                                   "line 'N ops, B invariant breaks, L leaked names, D strategy "
+                                   "disagreements, R ops/s, peak V VMAs and P processes'; exit status 0 "
+                                   "only when B, L and D are 0.")
     p.add_argument("--ops", type=_positive, required=True, metavar="N", help="ops to run")
     p.add_argument("--seed", type=int, default=0, metavar="S", help="the generator's seed (default 0)")
     p.add_argument("--linux", choices=RELEASES, default="6.1", help="kernel generation (default 6.1)")
