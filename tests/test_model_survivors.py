@@ -15,7 +15,10 @@ from anonvma.model import Mm
 from anonvma.model.merge import _mergeable, is_mergeable_anon_vma, is_mergeable_vma, split_vma
 from anonvma.model.names import (AnonVmaName, NameCounters, UseAfterFree,
                                  anon_vma_name_eq, make_strategy)
-from anonvma.model.vma import ZERO_PAGE, AnonVma, Vma
+from anonvma.model.vma import (VM_DONTCOPY, VM_DONTEXPAND, VM_IO, VM_LOCKED, VM_MAYWRITE, VM_PFNMAP, VM_WRITE,
+                               ZERO_PAGE, AnonVma, Vma)
+
+U64 = (1 << 64) - 1
 
 pytestmark = both_strategies
 
@@ -318,6 +321,9 @@ ERRORS = {
                               errno.EINVAL, "MREMAP_FIXED needs MREMAP_MAYMOVE"),
     "dontunmap resizing": (lambda s: _mm(s, (0, 1, "rw")).mremap(pg(0), P, 2 * P, ["maymove", "dontunmap"]),
                            errno.EINVAL, "MREMAP_DONTUNMAP needs MREMAP_MAYMOVE and an unchanged size"),
+    "dontunmap without maymove": (lambda s: _mm(s, (0, 1, "rw")).mremap(pg(0), P, P, ["dontunmap"], pg(9)),
+                                  errno.EINVAL,
+                                  "MREMAP_DONTUNMAP needs MREMAP_MAYMOVE and an unchanged size"),
     "mremap unaligned": (lambda s: _mm(s, (0, 1, "rw")).mremap(pg(0) + 1, P, P),
                          errno.EINVAL, f"address {pg(0) + 1:#x} is not page-aligned"),
     "mremap to length 0": (lambda s: _mm(s, (0, 1, "rw")).mremap(pg(0), P, 0),
@@ -336,6 +342,8 @@ ERRORS = {
                         errno.EINVAL, f"new address {pg(9) + 8:#x} is not page-aligned"),
     "fixed above task size": (lambda s: _mm(s, (0, 1, "rw"), task_size=pg(4)).mremap(
         pg(0), P, P, ["maymove", "fixed"], pg(4)), errno.EINVAL, "new range ends above TASK_SIZE"),
+    "fixed as long as user space": (lambda s: _low(s).mremap(P, P, 2 * P, ["maymove", "fixed"], 0),
+                                    errno.EINVAL, "old and new ranges overlap"),
     "fixed overlapping": (lambda s: _mm(s, (0, 2, "rw")).mremap(pg(1), P, 2 * P, ["maymove", "fixed"], pg(0)),
                           errno.EINVAL, "old and new ranges overlap"),
     "fixed near the limit": (lambda s: _mm(s, (0, 1, "rw"), max_map_count=5).mremap(
@@ -360,6 +368,8 @@ ERRORS = {
                            errno.EINVAL, f"address {pg(0) + 5:#x} is not page-aligned"),
     "mprotect overflowing": (lambda s: _mm(s, (0, 1, "rw")).mprotect(pg(0), (1 << 64) - pg(0), "r"),
                              errno.ENOMEM, "mprotect range overflows"),
+    "mprotect length rounding to 0": (lambda s: _mm(s, (0, 1, "rw")).mprotect(pg(0), (1 << 64) - 1, "r"),
+                                      errno.ENOMEM, "mprotect range overflows"),
     "mprotect of a hole": (lambda s: _mm(s, (1, 1, "rw")).mprotect(pg(0), 2 * P, "r"),
                            errno.ENOMEM, f"{pg(0):#x} is not mapped"),
     "mprotect over a hole": (lambda s: _mm(s, (0, 1, "rw"), (2, 1, "rw")).mprotect(pg(0), 3 * P, "r"),
@@ -431,12 +441,17 @@ def test_mprotect_write_faults_a_locked_vma_only_when_it_becomes_writable(strate
     assert all(p.mapcount == 2 for p in pages.values())
     mm.mprotect(pg(0), 2 * P, "rwx")
     assert mm.ptes == pages and all(p.mapcount == 2 for p in pages.values())
+    never = Mm(strategy)  # locked, but PROT_NONE could not be populated; made readable, still not
+    never.mmap(pg(0), P, "")
+    assert errno_of(never.mlock, pg(0), P) == "ENOMEM" and never.vmas[0].flags & VM_LOCKED
+    never.mprotect(pg(0), P, "r")
+    assert not never.ptes
     shared = Mm(strategy)
     shared.mmap(pg(0), P, "r", shared=True)
     shared.mlock(pg(0), P)
     shared.mprotect(pg(0), P, "rw")
     assert [p.dirty for p in shared.ptes.values()] == [False]
-    check(mm, child, shared)
+    check(mm, child, never, shared)
 
 
 # -- fork.py -----------------------------------------------------------------------------------------------
@@ -490,3 +505,65 @@ def test_fork_reports_a_freed_name_still_held_by_a_vma(strategy: str):
     obj.refcount, obj.freed = 0, True
     with pytest.raises(UseAfterFree):
         mm.fork()
+
+
+# -- rules for mappings no op of the model creates (drivers' VM_IO/VM_PFNMAP/VM_DONTEXPAND, a
+#    read-only file's missing VM_MAYWRITE, file offsets near 2**64): built directly --------------------
+
+def _special(strategy: str, pages: int = 1, set_flags: int = 0, clear_flags: int = 0, pgoff: int = -1) -> Mm:
+    """An mm whose one VMA at pg(0) was made with other flags (or page offset) than mmap gives."""
+    mm = _mm(strategy, (0, pages, "rw"))
+    v = mm.vmas[0]
+    flags = (v.flags | set_flags) & ~clear_flags
+    mm.index.replace(v, Vma(v.start, v.end, flags, v.pgoff if pgoff < 0 else pgoff))
+    return mm
+
+
+def test_madvise_dofork_refuses_io_mappings(strategy: str):
+    mm = _special(strategy, set_flags=VM_IO)
+    mm.madvise(pg(0), P, "dontfork")  # allowed: VM_IO mappings may be left out of a fork
+    assert mm.vmas[0].flags & VM_DONTCOPY
+    with pytest.raises(OSError) as exc:
+        mm.madvise(pg(0), P, "dofork")
+    assert (exc.value.errno, exc.value.strerror) == (errno.EINVAL, "MADV_DOFORK on a VM_IO mapping")
+    assert mm.vmas[0].flags & VM_DONTCOPY
+
+
+@pytest.mark.parametrize("flag", [VM_DONTEXPAND, VM_PFNMAP])
+def test_mremap_refuses_to_resize_or_dontunmap_pfn_and_dontexpand_mappings(strategy: str, flag: int):
+    mm = _special(strategy, set_flags=flag)
+    with pytest.raises(OSError) as exc:
+        mm.mremap(pg(0), P, P, ["maymove", "fixed", "dontunmap"], pg(9))
+    assert (exc.value.errno, exc.value.strerror) == (
+        errno.EINVAL, "MREMAP_DONTUNMAP on a VM_DONTEXPAND/VM_PFNMAP mapping")
+    with pytest.raises(OSError) as exc:
+        mm.mremap(pg(0), P, 2 * P)
+    assert (exc.value.errno, exc.value.strerror) == (errno.EFAULT, "mapping may not be resized")
+    assert mm.mremap(pg(0), P, P, ["maymove", "fixed"], pg(9)) == pg(9)  # a plain move is allowed
+
+
+def test_an_io_mapping_cannot_grow_in_place(strategy: str):
+    """vma_merge never merges VM_SPECIAL VMAs, so mremap's expansion of one fails."""
+    mm = _special(strategy, set_flags=VM_IO)
+    with pytest.raises(OSError) as exc:
+        mm.mremap(pg(0), P, 2 * P)
+    assert (exc.value.errno, exc.value.strerror) == (errno.ENOMEM, "cannot expand the mapping in place")
+
+
+def test_mprotect_refuses_a_protection_the_mapping_may_not_have(strategy: str):
+    mm = _special(strategy, clear_flags=VM_MAYWRITE | VM_WRITE)  # as a read-only file gives
+    with pytest.raises(OSError) as exc:
+        mm.mprotect(pg(0), P, "rw")
+    assert (exc.value.errno, exc.value.strerror) == (errno.EACCES, "mapping may not get that protection")
+    mm.mprotect(pg(0), P, "rx")  # what VM_MAY* allow is fine
+
+
+@pytest.mark.parametrize("pgoff, expected", [(U64 - 3, "OK"), (U64 - 1, "EINVAL")])
+def test_mremap_refuses_a_file_offset_that_would_wrap(strategy: str, pgoff: int, expected: str):
+    """vma_to_resize: the offset of the resized part plus its new length may not pass 2**64 pages."""
+    mm = _special(strategy, pages=2, pgoff=pgoff)
+    assert errno_of(mm.mremap, pg(1), P, 2 * P) == expected  # offset pgoff + 1, two pages
+    if expected == "EINVAL":
+        with pytest.raises(OSError) as exc:
+            mm.mremap(pg(1), P, 2 * P)
+        assert exc.value.strerror == "file offset overflows"

@@ -68,6 +68,8 @@ CASES: dict[str, Ops] = {
         remap(0, P, P, "maymove", "fixed", new_addr=9 * P + 8),       # EINVAL: new address unaligned
         mmap(20, 2), remap(21, P, 2 * P, "maymove", "fixed", new_addr=20 * P),  # EINVAL: overlap
         remap(0, P, 2 * P, "maymove", "fixed", new_addr=0x3FBFFFF000),  # EINVAL: above TASK_SIZE
+        remap(0, P, P, "dontunmap", new_addr=9 * P),                   # EINVAL: dontunmap, no maymove
+        {"op": "mprotect", "addr": 0, "len": (1 << 64) - 1, "prot": "r"},  # ENOMEM: length rounds to 0
         MAPS],
     # growing in place: vma_merge gets the VMA's own anon_vma and file; only VM_ACCOUNT mappings
     # are charged, only the growth; a locked VMA's new part is populated, errors ignored
