@@ -9,6 +9,7 @@ model (:mod:`anonvma.model`) and the live API (:mod:`anonvma.live`) both apply t
 from __future__ import annotations
 
 import errno
+import operator
 from typing import Optional, Union
 
 #: kernel/sys.c ANON_VMA_NAME_MAX_LEN: the copy's size including the NUL.
@@ -90,7 +91,9 @@ def check_range(addr: int, length: int) -> int:
 
     :raises InvalidRangeError: (EINVAL) a value outside 0..2**64-1, an unaligned address, a
         length that overflows when rounded to a page, or a range that wraps around.
+    :raises TypeError: ``addr`` or ``length`` is not an integer (a float, a string, None).
     """
+    addr, length = operator.index(addr), operator.index(length)
     if not 0 <= addr <= ULONG_MAX or not 0 <= length <= ULONG_MAX:
         raise InvalidRangeError(addr, length, f"address {addr:#x} and length {length} must be "
                                               "unsigned 64-bit values")

@@ -19,6 +19,7 @@ from anonvma import __version__
 COMMANDS: Dict[str, str] = {
     "demo": "anonvma.demo",
     "replay": "anonvma.replay",
+    "soak": "anonvma.soak",
     "show": "anonvma.procmaps.cli",
     "diff": "anonvma.procmaps.cli",
     "snapshot": "anonvma.procmaps.cli",

@@ -205,17 +205,21 @@ def parse_script(text: str) -> list[Op]:
     ops: list[Op] = []
     alive = {0}
     next_pid = 1
-    for lineno, line in enumerate(text.splitlines(), 1):
+    # JSON Lines end at "\n" only: str.splitlines() would also cut at U+0085, U+2028, U+001C..,
+    # which JSON strings may hold, and then name the wrong line
+    for lineno, line in enumerate(text.split("\n"), 1):
         if not line.strip():
             continue
         try:
             obj = json.loads(line)
         except json.JSONDecodeError as err:
             raise ScriptError(lineno, f"bad JSON: {err.msg}") from None
+        except (ValueError, RecursionError) as err:  # an integer of over 4300 digits, deep nesting
+            raise ScriptError(lineno, f"bad JSON: {err}") from None
         if not isinstance(obj, dict):
             raise ScriptError(lineno, "each line must be a JSON object")
         name = obj.get("op")
-        if name not in OPS:
+        if not isinstance(name, str) or name not in OPS:
             raise ScriptError(lineno, f"unknown op {name!r}")
         pid = obj.get("pid", 0)
         if isinstance(pid, bool) or not isinstance(pid, int) or pid not in alive:

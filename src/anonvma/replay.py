@@ -63,7 +63,12 @@ def load_scripts(paths: Sequence[str]) -> list[list[Op]]:
     scripts = []
     for path in paths:
         try:
-            text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
+            data = sys.stdin.buffer.read() if path == "-" else Path(path).read_bytes()
+            try:
+                text = data.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise ScriptError(data.count(b"\n", 0, exc.start) + 1,
+                                  f"not UTF-8 (byte {data[exc.start]:#04x})") from None
             scripts.append(parse_script(text))
         except ScriptError as exc:
             raise SystemExit(f"anonvma replay: {path}: {exc}") from None

@@ -27,20 +27,20 @@ BAD_NAMES = ("a\\b", "a`b", "$x", "[x", "x]", "tab\there", "\x01", "del\x7f", "\
              "\xa0", "n" * 80, "n" * 200, "cut\x00here")
 
 
-def _page(rng: random.Random, hot: bool = True) -> int:
-    limit = HOT if hot and rng.random() < 0.85 else WINDOW // PAGE
+def _page(rng: random.Random, hot: bool = True, window: int = WINDOW, hot_pages: int = HOT) -> int:
+    limit = hot_pages if hot and rng.random() < 0.85 else window // PAGE
     return rng.randrange(limit)
 
 
-def _addr(rng: random.Random) -> int:
+def _addr(rng: random.Random, window: int = WINDOW, hot_pages: int = HOT) -> int:
     """Mostly page-aligned, sometimes not (EINVAL for most syscalls)."""
-    addr = _page(rng) * PAGE
+    addr = _page(rng, window=window, hot_pages=hot_pages) * PAGE
     if rng.random() < 0.06:
         addr += rng.randrange(1, PAGE)
     return addr
 
 
-def _len(rng: random.Random, addr: int) -> int:
+def _len(rng: random.Random, addr: int, window: int = WINDOW) -> int:
     """1-12 pages mostly; sometimes 0 or not a page multiple; never past the window."""
     r = rng.random()
     if r < 0.04:
@@ -48,7 +48,7 @@ def _len(rng: random.Random, addr: int) -> int:
     length = rng.randint(1, 12) * PAGE
     if r < 0.12:
         length -= rng.randrange(1, PAGE)
-    return max(0, min(length, WINDOW - addr))
+    return max(0, min(length, window - addr))
 
 
 def _prot(rng: random.Random) -> str:
@@ -64,8 +64,101 @@ def _name(rng: random.Random) -> Optional[str]:
     return rng.choice(GOOD_NAMES[:4]) if rng.random() < 0.6 else rng.choice(GOOD_NAMES)
 
 
+class OpStream:
+    """The random mix as an endless stream of script lines (dicts), for scripts of any length.
+
+    :param rng: the source of randomness (the stream is the same for the same state).
+    :param files, names, mremap, fork: as for :func:`random_script`.
+    :param window: ops touch only [0, window) of the arena (bytes, a page multiple).
+    :param hot_pages: most ops aim at the first ``hot_pages`` pages.
+    :ivar alive: the script processes alive after the lines handed out so far.
+    """
+
+    def __init__(self, rng: random.Random, files: bool = True, names: bool = True, mremap: bool = True,
+                 fork: bool = True, window: int = WINDOW, hot_pages: int = HOT) -> None:
+        self.rng = rng
+        self.files = files
+        self.window = window
+        self.hot_pages = hot_pages
+        self.alive = [0]
+        self.next_pid = 1
+        weights = {"mmap": 14, "munmap": 5, "mprotect": 8, "madvise": 6, "name": 16 if names else 0,
+                   "touch": 10, "fork": 4 if fork else 0, "exit": 3 if fork else 0, "maps": 8,
+                   "mremap": 4 if mremap else 0, "mlock": 3, "munlock": 2}
+        self.kinds, self.weights = list(weights), list(weights.values())
+
+    def next_ops(self) -> list[dict[str, Any]]:
+        """The next op, sometimes followed by a ``maps`` op (one or two lines)."""
+        rng, alive, window, hot = self.rng, self.alive, self.window, self.hot_pages
+        while True:
+            kind = rng.choices(self.kinds, self.weights)[0]
+            pid = rng.choice(alive)
+            obj: dict[str, Any] = {"op": kind}
+            if pid:
+                obj["pid"] = pid
+            if kind in ("mmap", "munmap", "mprotect", "madvise", "name", "mlock", "munlock"):
+                obj["addr"] = _addr(rng, window, hot)
+                obj["len"] = _len(rng, obj["addr"], window)
+            if kind == "mmap":
+                obj["addr"] -= obj["addr"] % PAGE if rng.random() < 0.5 else 0
+                obj["prot"] = _prot(rng)
+                r = rng.random()
+                if r < 0.15:
+                    obj["share"] = "shared"
+                if self.files and 0.15 <= r < 0.3:
+                    obj["file"] = rng.choice(("f0", "f0", "f1"))
+                    obj["pgoff"] = rng.choice((0, 0, obj["addr"] // PAGE, rng.randrange(64)))
+                    if rng.random() < 0.5:
+                        obj["share"] = "shared"
+                if rng.random() < 0.1:
+                    obj["noreserve"] = True
+                if rng.random() < 0.1:
+                    obj["populate"] = True
+            elif kind == "mprotect":
+                obj["prot"] = _prot(rng)
+            elif kind == "madvise":
+                obj["advice"] = rng.choice(READ_ADVICES if rng.random() < 0.25 else ADVICES)
+            elif kind == "mlock":
+                if rng.random() < 0.4:
+                    obj["onfault"] = True
+            elif kind == "name":
+                obj["name"] = _name(rng)
+                if rng.random() < 0.02:
+                    obj["len"] = (1 << 64) - rng.randrange(1, 2 * PAGE)  # rounds to 0 or wraps: EINVAL
+            elif kind == "touch":
+                obj["addr"] = _page(rng, window=window, hot_pages=hot) * PAGE + rng.randrange(PAGE)
+                obj["write"] = rng.random() < 0.6
+            elif kind == "fork":
+                if len(alive) >= 4:
+                    continue
+                alive.append(self.next_pid)
+                self.next_pid += 1
+            elif kind == "exit":
+                if len(alive) < 2:
+                    continue
+                alive.remove(pid)
+            elif kind == "mremap":
+                addr = _page(rng, window=window, hot_pages=hot) * PAGE
+                old = rng.randint(1, 8) * PAGE
+                new = rng.randint(1, 12) * PAGE
+                obj.update(addr=addr, len=min(old, window - addr), new_len=min(new, window - addr))
+                r = rng.random()
+                if r < 0.5:
+                    obj["flags"] = []
+                else:
+                    obj["flags"] = ["maymove", "fixed"] + (["dontunmap"] if r > 0.8 else [])
+                    obj["new_addr"] = min(_page(rng, window=window, hot_pages=hot) * PAGE,
+                                          window - obj["new_len"])
+            out = [obj]
+            if rng.random() < 0.15:
+                out.append({"op": "maps", **({"pid": pid} if pid else {})} if pid in alive
+                           else {"op": "maps"} if 0 in alive else {"op": "maps", "pid": alive[0]})
+            return out
+
+
 def random_script(seed: int, length: Optional[int] = None, files: bool = True,
-                  names: bool = True, mremap: bool = True, fork: bool = True) -> list[Op]:
+                  names: bool = True, mremap: bool = True, fork: bool = True,
+                  window: int = WINDOW, hot_pages: int = HOT) -> list[Op]:
     """One random script, the same for the same arguments.
 
     :param files: allow file mappings (labels ``f0``, ``f1``).
@@ -74,79 +167,16 @@ def random_script(seed: int, length: Optional[int] = None, files: bool = True,
         6.17 reordered its checks, e.g. an overlapping fixed move is EINVAL before EFAULT).
     :param fork: allow ``fork`` and ``exit`` (turn off for kernels after 6.1 whose vma_merge
         also merges VMAs whose anon_vmas came from a fork, which 6.1 does not).
+    :param window: ops touch only [0, window) of the arena (default :data:`WINDOW`).
+    :param hot_pages: most ops aim at the first ``hot_pages`` pages (default :data:`HOT`).
     """
     rng = random.Random(seed)
     length = length if length is not None else rng.randint(8, 40)
-    alive = [0]
-    next_pid = 1
+    stream = OpStream(rng, files, names, mremap, fork, window, hot_pages)
     lines: list[dict[str, Any]] = []
-    weights = {"mmap": 14, "munmap": 5, "mprotect": 8, "madvise": 6, "name": 16 if names else 0,
-               "touch": 10, "fork": 4 if fork else 0, "exit": 3 if fork else 0, "maps": 8,
-               "mremap": 4 if mremap else 0, "mlock": 3, "munlock": 2}
-    kinds, cum = list(weights), list(weights.values())
     while len(lines) < length:
-        kind = rng.choices(kinds, cum)[0]
-        pid = rng.choice(alive)
-        obj: dict[str, Any] = {"op": kind}
-        if pid:
-            obj["pid"] = pid
-        if kind in ("mmap", "munmap", "mprotect", "madvise", "name", "mlock", "munlock"):
-            obj["addr"] = _addr(rng)
-            obj["len"] = _len(rng, obj["addr"])
-        if kind == "mmap":
-            obj["addr"] -= obj["addr"] % PAGE if rng.random() < 0.5 else 0
-            obj["prot"] = _prot(rng)
-            r = rng.random()
-            if r < 0.15:
-                obj["share"] = "shared"
-            if files and 0.15 <= r < 0.3:
-                obj["file"] = rng.choice(("f0", "f0", "f1"))
-                obj["pgoff"] = rng.choice((0, 0, obj["addr"] // PAGE, rng.randrange(64)))
-                if rng.random() < 0.5:
-                    obj["share"] = "shared"
-            if rng.random() < 0.1:
-                obj["noreserve"] = True
-            if rng.random() < 0.1:
-                obj["populate"] = True
-        elif kind == "mprotect":
-            obj["prot"] = _prot(rng)
-        elif kind == "madvise":
-            obj["advice"] = rng.choice(READ_ADVICES if rng.random() < 0.25 else ADVICES)
-        elif kind == "mlock":
-            if rng.random() < 0.4:
-                obj["onfault"] = True
-        elif kind == "name":
-            obj["name"] = _name(rng)
-            if rng.random() < 0.02:
-                obj["len"] = (1 << 64) - rng.randrange(1, 2 * PAGE)  # rounds to 0 or wraps: EINVAL
-        elif kind == "touch":
-            obj["addr"] = _page(rng) * PAGE + rng.randrange(PAGE)
-            obj["write"] = rng.random() < 0.6
-        elif kind == "fork":
-            if len(alive) >= 4:
-                continue
-            alive.append(next_pid)
-            next_pid += 1
-        elif kind == "exit":
-            if len(alive) < 2:
-                continue
-            alive.remove(pid)
-        elif kind == "mremap":
-            addr = _page(rng) * PAGE
-            old = rng.randint(1, 8) * PAGE
-            new = rng.randint(1, 12) * PAGE
-            obj.update(addr=addr, len=min(old, WINDOW - addr), new_len=min(new, WINDOW - addr))
-            r = rng.random()
-            if r < 0.5:
-                obj["flags"] = []
-            else:
-                obj["flags"] = ["maymove", "fixed"] + (["dontunmap"] if r > 0.8 else [])
-                obj["new_addr"] = min(_page(rng) * PAGE, WINDOW - obj["new_len"])
-        lines.append(obj)
-        if rng.random() < 0.15:
-            lines.append({"op": "maps", **({"pid": pid} if pid else {})} if pid in alive
-                         else {"op": "maps"} if 0 in alive else {"op": "maps", "pid": alive[0]})
-    for pid in alive:
+        lines.extend(stream.next_ops())
+    for pid in stream.alive:
         lines.append({"op": "maps", **({"pid": pid} if pid else {})})
     return _checked(lines)
 

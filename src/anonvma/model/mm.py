@@ -48,6 +48,8 @@ class Machine:
         self.kernel = get_kernel(kernel) if isinstance(kernel, str) else kernel
         self.strategy = strategy
         self.bugs = bugs
+        if bugs.no_saturation_guard:  # the machine's switch decides, whoever made the strategy
+            strategy.saturation_guard = False
         self.mms: list[Mm] = []
         self.files: dict[str, File] = {}
         self.file_pages = file_size >> PAGE_SHIFT
@@ -78,17 +80,18 @@ class Mm:
     :param refcount_max: REFCOUNT_MAX, lowered in tests to exercise saturation.
     :param task_size: where user space ends.
     :param commit_limit_pages: see :class:`Machine`.
+    :param bugs: historic bugs to reintroduce (tests only; see :mod:`anonvma.model.bugs`).
     :param machine: join an existing machine (a fork child's): ``strategy``, ``linux``,
-        ``refcount_max`` and ``commit_limit_pages`` are then the machine's.
+        ``refcount_max``, ``commit_limit_pages`` and ``bugs`` are then the machine's.
     """
 
     def __init__(self, strategy: str = "refcount", linux: str = "6.1", *,
                  max_map_count: int = DEFAULT_MAX_MAP_COUNT, refcount_max: int = REFCOUNT_MAX,
                  task_size: int = TASK_SIZE, commit_limit_pages: Optional[int] = None,
-                 machine: Optional[Machine] = None) -> None:
+                 bugs: HistoricBugs = FIXED, machine: Optional[Machine] = None) -> None:
         if machine is None:
             machine = Machine(make_strategy(strategy, refcount_max), linux,
-                              commit_limit_pages=commit_limit_pages)
+                              commit_limit_pages=commit_limit_pages, bugs=bugs)
         self.machine = machine
         self.kernel = machine.kernel
         self.strategy = machine.strategy

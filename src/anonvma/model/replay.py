@@ -8,7 +8,7 @@ from typing import Any, Callable, Mapping, Optional, Sequence, Union
 from anonvma.model.bugs import FIXED, HistoricBugs
 from anonvma.model.kernel import Kernel
 from anonvma.model.mm import Machine, Mm
-from anonvma.model.names import make_strategy
+from anonvma.model.names import REFCOUNT_MAX, make_strategy
 from anonvma.ops import ARENA_BASE, FILE_SIZE, Op, arena_maps, err, ok
 
 #: TASK_SIZE of the oracle (User-Mode Linux on x86-64: user space ends at 0x7fc0000000,
@@ -121,7 +121,7 @@ HANDLERS: dict[str, Handler] = {
 def run_ops(ops: Sequence[Op], strategy: str = "refcount", check: bool = False,
             mms: Optional[dict[int, Mm]] = None, task_size: int = UML_TASK_SIZE,
             linux: Union[str, Kernel] = "6.1", commit_limit_pages: Optional[int] = UML_COMMIT_LIMIT_PAGES,
-            bugs: HistoricBugs = FIXED) -> list[dict[str, Any]]:
+            bugs: HistoricBugs = FIXED, refcount_max: int = REFCOUNT_MAX) -> list[dict[str, Any]]:
     """Execute checked ops (see :func:`anonvma.ops.parse_script`) and return their results.
 
     Names are passed byte for byte (latin-1), as the ops format says.
@@ -129,6 +129,7 @@ def run_ops(ops: Sequence[Op], strategy: str = "refcount", check: bool = False,
         or a :class:`~anonvma.model.kernel.Kernel`.
     :param commit_limit_pages: RAM + swap in pages (the oracle's by default; None: no limit).
     :param bugs: historic bugs to reintroduce (tests only).
+    :param refcount_max: REFCOUNT_MAX (lowered in tests to reach saturation).
 
     :param check: run the invariant checker after every op (slower; for tests).
     :param mms: filled with pid -> Mm, so callers can look at the final state.
@@ -137,7 +138,7 @@ def run_ops(ops: Sequence[Op], strategy: str = "refcount", check: bool = False,
     """
     from anonvma.model.check import check_machine
 
-    machine = Machine(make_strategy(strategy, saturation_guard=not bugs.no_saturation_guard), linux,
+    machine = Machine(make_strategy(strategy, refcount_max), linux,
                       file_size=FILE_SIZE, commit_limit_pages=commit_limit_pages, bugs=bugs)
     procs: dict[int, Mm] = {} if mms is None else mms
     procs[0] = Mm(machine=machine, task_size=task_size)
