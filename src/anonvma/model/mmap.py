@@ -113,7 +113,9 @@ def mmap_region(mm: "Mm", addr: int, length: int, flags: int, file: Optional[Fil
 
     A shared anonymous mapping gets its shmem file only after the merge attempt
     (shmem_zero_setup), and no neighbour can match a VM_SHARED range without a file, so it
-    never merges.
+    never merges. Making that file charges its size (shmem_acct_size) unless MAP_NORESERVE;
+    when that fails (ENOMEM) the old range is already gone, in every generation: 6.1 unmapped
+    it first, 6.12 has cleared its page tables (vms_clean_up_area) and leaves the gap.
     """
     end = addr + length
     accountable = accountable_mapping(file, flags)
@@ -123,6 +125,10 @@ def mmap_region(mm: "Mm", addr: int, length: int, flags: int, file: Optional[Fil
     if not flags & VM_SPECIAL and not anon_shmem:
         if mm.kernel.mmap_region_merge(mm, addr, end, flags, file, pgoff) is not None:
             return addr
+    if anon_shmem and not flags & VM_NORESERVE:
+        # shmem_zero_setup -> __shmem_file_setup -> shmem_acct_size (6.1 mm/shmem.c 155-159, 4239;
+        # 6.12 170-174, 5316)
+        vm_enough_memory(mm, length >> PAGE_SHIFT)
     backing = mm.machine.shmem_file() if anon_shmem else file
     mm.index.insert(Vma(addr, end, flags, pgoff, backing))
     return addr
