@@ -143,6 +143,19 @@ def past_eof() -> Ops:
     return out
 
 
+def shmem_grown_past_its_file() -> Ops:
+    """mremap grows a shared anonymous mapping, not its shmem file: population past the file's
+    end fails (mlock ENOMEM), and a touch there would be SIGBUS (the runners say EFAULT)."""
+    return (mmap(0, 2, "rw", share="shared") + mremap(0, 2, 4 * P, []) + op("mlock", 0, 4) + MAPS
+            + op("munlock", 0, 4) + op("mlock", 0, 2) + mremap(0, 4, 6 * P, []) + MAPS
+            + touch(1) + touch(2) + touch(3, False)
+            + mmap(16, 4, "r", share="shared", populate=True) + mremap(18, 0, 4 * P, ["maymove", "fixed"], 32)
+            + op("mlock", 32, 4) + op("mprotect", 32, 4, prot="rw") + MAPS
+            + mmap(64, 2, "rw", file="f0", pgoff=FILE_PAGES - 1) + touch(64) + touch(65, False)
+            + mmap(96, 2, "rw", share="shared", file="f1", pgoff=FILE_PAGES - 1) + touch(96) + touch(97)
+            + MAPS)
+
+
 def mremap_old_len_zero() -> Ops:
     """mremap with old_len 0 duplicates a shared mapping (EINVAL for a private one); to its own
     address the ranges do not overlap, so the fixed move unmaps its source first: EFAULT."""
@@ -177,6 +190,7 @@ CASES = {
     "cov_placed_moves_fail": placed_moves(),
     "cov_file_past_eof": past_eof(),
     "cov_mremap_old_len_zero": mremap_old_len_zero(),
+    "cov_shmem_grown_past_its_file": shmem_grown_past_its_file(),
     "cov_huge_lengths": huge_lengths(),
 }
 

@@ -285,7 +285,7 @@ class _Builder:
             (self.sc_move_own_vma, 6 if self.mremap else 0), (self.sc_move_next_to, 3 if self.mremap else 0),
             (self.sc_shared_dup, 1 if self.mremap else 0),
             (self.sc_placed_move, 1 if self.mremap and self.limits else 0),
-            (self.sc_readonly, 1 if self.files else 0),
+            (self.sc_readonly, 1 if self.files else 0), (self.sc_refused, 3),
         ]
         fn = rng.choices([c for c, _ in choices], [w for _, w in choices])[0]
         fn(pid)
@@ -336,6 +336,10 @@ class _Builder:
             self.add(pid, {**change, "addr": base + start * PAGE, "len": (end - start) * PAGE})
         self.maps(pid)
 
+    def misalign(self, rate: float) -> int:
+        """With probability ``rate``, an offset that makes a page address unaligned (EINVAL)."""
+        return self.rng.randrange(1, PAGE) if self.rng.random() < rate else 0
+
     def touch_some(self, pid: int, base: int, pages: int) -> None:
         self.add(pid, {"op": "touch", "addr": base + self.rng.randrange(pages) * PAGE,
                        "write": self.rng.random() < 0.7})
@@ -385,7 +389,8 @@ class _Builder:
         flags = ["maymove", "fixed", "dontunmap"] if rng.random() < 0.7 else ["maymove", "fixed"]
         new_len = moved if "dontunmap" in flags or rng.random() < 0.6 else rng.randint(1, moved)
         self.add(pid, {"op": "mremap", "addr": base + src * PAGE, "len": moved * PAGE,
-                       "new_len": new_len * PAGE, "flags": flags, "new_addr": base + dest * PAGE})
+                       "new_len": new_len * PAGE, "flags": flags,
+                       "new_addr": base + dest * PAGE + self.misalign(0.05)})
         if rng.random() < 0.3:
             self.touch_some(pid, base, pages)
         self.maps(pid)
@@ -435,7 +440,51 @@ class _Builder:
         pages = self.rng.randint(2, 4)
         base = self._base(pages)
         self._fresh(pid, base, pages)
-        self.add(pid, self.placed_move(base, pages))
+        move = self.placed_move(base, pages)
+        if self.rng.random() < 0.4:  # move_vma's map-count check comes first
+            move["max_map_count"] = self.rng.choice(LIMITS)
+        self.add(pid, move)
+        self.maps(pid)
+
+    def sc_refused(self, pid: int) -> None:
+        """A call the kernel refuses on a VMA that is there (so the check is reached, not an
+        earlier EFAULT or ENOMEM for a hole): each of the rarer errnos of each syscall."""
+        rng = self.rng
+        base = self._base(4)
+        self._fresh(pid, base, 4)
+        locked = rng.random() < 0.3
+        if locked:
+            self.add(pid, {"op": "mlock", "addr": base, "len": 4 * PAGE, "onfault": True})
+        dest = base + 8 * PAGE
+        move: dict[str, Any] = {"op": "mremap", "addr": base, "len": PAGE, "new_len": PAGE,
+                                "flags": ["maymove", "fixed"], "new_addr": dest}
+        choices: list[dict[str, Any]] = [
+            {"op": "madvise", "addr": base, "len": PAGE, "advice": "dontneed"},  # EINVAL when locked
+            {"op": "madvise", "addr": base, "len": PAGE, "advice": "wipeonfork"},
+            {"op": "mprotect", "addr": base, "len": U64 - rng.randrange(ARENA_BASE), "prot": "r"},  # overflow
+            {"op": "mlock", "addr": base, "len": _wrapping(rng, base)},
+            {"op": "munlock", "addr": base, "len": _wrapping(rng, base)},
+            {"op": "munmap", "addr": base, "len": rng.randrange(BEYOND_TASK, 1 << 63)},
+            {"op": "mmap", "addr": base, "len": PAGE, "prot": "r", "file": "f0",
+             "pgoff": rng.randrange(1 << 51, 1 << 52)},  # past the largest file: EOVERFLOW
+        ]
+        if self.mremap:
+            choices += [
+                {**move, "new_addr": dest + rng.randrange(1, PAGE)},  # unaligned new_addr
+                {**move, "new_len": rng.randrange(BEYOND_TASK, 1 << 63)},  # past TASK_SIZE
+                {**move, "flags": ["fixed"]},  # MREMAP_FIXED without MREMAP_MAYMOVE
+                {**move, "flags": ["maymove", "fixed", "dontunmap"], "new_len": 2 * PAGE},  # a size change
+                {**move, "new_len": 0},
+                {**move, "addr": base + rng.randrange(1, PAGE)},
+                {**move, "new_addr": base},  # overlapping
+                {**move, "len": 8 * PAGE},  # more than the VMA (EFAULT)
+            ]
+        if self.names:
+            choices.append({"op": "name", "addr": base, "len": PAGE, "name": rng.choice(BAD_NAMES)})
+        obj = rng.choice(choices)
+        if obj["op"] == "mmap" and not self.files:
+            return
+        self.add(pid, obj)
         self.maps(pid)
 
     def sc_readonly(self, pid: int) -> None:

@@ -34,14 +34,29 @@ def _signed64(value: int) -> int:
     return value - (1 << 64) if value >= 1 << 63 else value
 
 
-def _mapped_with(addr: int, perm: str) -> bool:
-    """Whether ``addr`` lies in a VMA of this process whose maps permissions include ``perm``."""
+def _touchable(addr: int, perm: str) -> bool:
+    """Whether an access to ``addr`` is safe: it lies in a VMA of this process whose maps
+    permissions include ``perm``, and not past the end of the file the VMA maps (a regular file,
+    or the shmem file of a shared anonymous mapping that mremap grew), where it would be SIGBUS.
+    The file's size is read through /proc/self/map_files (root only; else not checked)."""
     with open("/proc/self/maps", "rb") as f:
         for line in f:
             lo, _, rest = line.partition(b"-")
             hi, _, rest = rest.partition(b" ")
-            if int(lo, 16) <= addr < int(hi, 16):
-                return perm.encode() in rest[:4]
+            start = int(lo, 16)
+            if not start <= addr < int(hi, 16):
+                continue
+            fields = rest.split(None, 4)  # perms, offset, dev, inode, path
+            if perm.encode() not in fields[0]:
+                return False
+            if int(fields[3]) == 0:
+                return True
+            try:
+                size = os.stat(f"/proc/self/map_files/{lo.decode()}-{hi.decode()}").st_size
+            except OSError:
+                return True
+            page = int(fields[1], 16) + ((addr - start) & ~(syscalls.PAGE_SIZE - 1))
+            return page < -(-size // syscalls.PAGE_SIZE) * syscalls.PAGE_SIZE
     return False
 
 
@@ -117,7 +132,7 @@ def _touch(op: Mapping[str, Any], ctx: Context) -> dict[str, Any]:
     """A real access; refused with EFAULT beforehand where it would kill the process."""
     addr = ctx.base + op["addr"]
     write = op.get("write", True)
-    if not _mapped_with(addr, "w" if write else "r"):
+    if not _touchable(addr, "w" if write else "r"):
         return {"errno": "EFAULT"}
     if write:
         ctypes.memset(addr, 0x5A, 1)

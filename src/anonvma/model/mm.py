@@ -59,7 +59,8 @@ class Machine:
         f = self.files.get(label)
         if f is None:
             self._next_inode += 1
-            f = self.files[label] = File(f"/anonvma/{label}", self._next_inode, dev="fe:01")
+            f = self.files[label] = File(f"/anonvma/{label}", self._next_inode, dev="fe:01",
+                                         size_pages=self.file_pages)
         return f
 
     def reopen(self, label: str) -> File:
@@ -67,14 +68,15 @@ class Machine:
         the same inode and page cache, but VMAs mapped through it never merge with VMAs mapped
         through another (vma_merge compares struct file pointers)."""
         f = self.file(label)
-        again = File(f.path, f.inode, dev=f.dev)
+        again = File(f.path, f.inode, dev=f.dev, size_pages=f.size_pages)
         again.page_cache = f.page_cache
         return again
 
-    def shmem_file(self) -> File:
-        """shmem_zero_setup: each shared anonymous mapping gets its own unlinked shmem file."""
+    def shmem_file(self, pages: int) -> File:
+        """shmem_zero_setup: each shared anonymous mapping gets its own unlinked shmem file, as
+        large as the mapping (``pages``)."""
         self._next_inode += 1
-        return File("/dev/zero (deleted)", self._next_inode, dev="00:01", anon_shmem=True)
+        return File("/dev/zero (deleted)", self._next_inode, dev="00:01", anon_shmem=True, size_pages=pages)
 
 
 class Mm:

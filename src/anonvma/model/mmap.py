@@ -129,7 +129,7 @@ def mmap_region(mm: "Mm", addr: int, length: int, flags: int, file: Optional[Fil
         # shmem_zero_setup -> __shmem_file_setup -> shmem_acct_size (6.1 mm/shmem.c 155-159, 4239;
         # 6.12 170-174, 5316)
         vm_enough_memory(mm, length >> PAGE_SHIFT)
-    backing = mm.machine.shmem_file() if anon_shmem else file
+    backing = mm.machine.shmem_file(length >> PAGE_SHIFT) if anon_shmem else file
     mm.index.insert(Vma(addr, end, flags, pgoff, backing))
     return addr
 
