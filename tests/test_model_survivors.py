@@ -12,7 +12,8 @@ import pytest
 from model_helpers import P, both_strategies, check, errno_of, pg
 
 from anonvma.model import Mm
-from anonvma.model.merge import _mergeable, is_mergeable_anon_vma, is_mergeable_vma, split_vma
+from anonvma.model.merge import (can_vma_merge_after, can_vma_merge_before, is_mergeable_anon_vma,
+                                 is_mergeable_vma, split_vma)
 from anonvma.model.names import (AnonVmaName, NameCounters, UseAfterFree,
                                  anon_vma_name_eq, make_strategy)
 from anonvma.model.vma import (VM_DONTCOPY, VM_DONTEXPAND, VM_IO, VM_LOCKED, VM_MAYWRITE, VM_PFNMAP, VM_WRITE,
@@ -116,20 +117,25 @@ def test_strategies_count_each_step(strategy: str):
 
 # -- merge.py: the reference versions agree with the hand-inlined hot path -----------------------------
 
-def test_is_mergeable_vma_and_anon_vma_together_are_the_inlined_check(strategy: str):
+def test_is_mergeable_vma_and_anon_vma_together_are_the_inlined_checks(strategy: str):
+    """can_vma_merge_before/after inline is_mergeable_vma, is_mergeable_anon_vma and the pgoff rule."""
     rng = random.Random(12)
     files = [None, object(), object()]
     anon_vmas = [None, AnonVma(), AnonVma()]
     names = [None, AnonVmaName("a"), AnonVmaName("a"), AnonVmaName("b")]
     for _ in range(3000):
         anon = rng.choice(anon_vmas)
-        vma = Vma(0, P, rng.choice((0x73, 0x71)), 0, rng.choice(files), anon,  # type: ignore[arg-type]
+        vma = Vma(0, P, rng.choice((0x73, 0x71)), rng.choice((0, 5)), rng.choice(files), anon,  # type: ignore[arg-type]
                   0 if anon is None else rng.choice((1, 2)), rng.choice(names))
         flags, file, theirs, name = rng.choice((0x73, 0x71)), rng.choice(files), rng.choice(anon_vmas), \
             rng.choice(names)
+        pgoff = rng.choice((0, 1, 5, 6))
         expected = (is_mergeable_vma(vma, file, flags, name)  # type: ignore[arg-type]
                     and is_mergeable_anon_vma(theirs, vma.anon_vma, vma))
-        assert _mergeable(vma, flags, theirs, file, name) == expected  # type: ignore[arg-type]
+        before = can_vma_merge_before(vma, flags, theirs, file, pgoff, name)  # type: ignore[arg-type]
+        after = can_vma_merge_after(vma, flags, theirs, file, pgoff, name)  # type: ignore[arg-type]
+        assert before == (expected and pgoff == vma.pgoff)
+        assert after == (expected and pgoff == vma.pgoff + 1)
 
 
 def test_an_interior_change_needs_room_for_exactly_two_more_vmas(strategy: str):

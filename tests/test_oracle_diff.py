@@ -28,7 +28,7 @@ from anonvma.difftest.compare import (
     model_supports,
     shrink_divergence,
 )
-from anonvma.difftest.generate import random_scripts
+from anonvma.difftest.generate import HOST_KWARGS, random_scripts
 from anonvma.ops import OPS, Op, format_result, parse_script, script_text
 from anonvma.oracle.build import LINUX_VERSIONS
 from anonvma.oracle.pool import ScriptOutcome
@@ -235,8 +235,9 @@ def test_random_scripts_exercise_every_op_and_outcome() -> None:
 # --- the running (host) kernel ------------------------------------------------------------------
 
 def _host_scripts() -> list[list[Op]]:
-    # No names (hosts lack CONFIG_ANON_VMA_NAME) and no mremap (6.17 reordered its checks).
-    return random_scripts(N_HOST, seed=SEED + 100_000, names=False, mremap=False)
+    # No names (hosts lack CONFIG_ANON_VMA_NAME), no mremap (6.17 reordered its checks), nothing
+    # that needs the oracle's own limits (vm.max_map_count, its RAM): as difftest --host.
+    return random_scripts(N_HOST, seed=SEED + 100_000, **HOST_KWARGS)
 
 
 @pytest.fixture(scope="module")

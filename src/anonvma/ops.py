@@ -27,6 +27,10 @@ MREMAP_FLAGS = ("maymove", "fixed", "dontunmap")
 SHMEM_PATH = "/dev/zero (deleted)"
 #: Largest arena offset: base + offset must still fit in 64 bits.
 ADDR_LIMIT = U64 - ARENA_BASE
+#: vm.max_map_count is a C int (proc_dointvec_minmax, at least 0).
+INT_MAX = (1 << 31) - 1
+#: Ops that take the optional ``max_map_count`` field: every op that can create or split a VMA.
+MAP_COUNT_OPS = frozenset(("mmap", "munmap", "mremap", "mprotect", "madvise", "mlock", "munlock", "name"))
 
 
 class ScriptError(ValueError):
@@ -97,6 +101,7 @@ def _mmap(obj: Mapping[str, Any], lineno: int) -> dict[str, Any]:
     args["prot"] = _prot(obj, lineno)
     _flag(obj, "noreserve", lineno, args)
     _flag(obj, "populate", lineno, args)
+    _flag(obj, "readonly", lineno, args)
     share = obj.get("share", "private")
     if share not in ("private", "shared"):
         raise ScriptError(lineno, f"field 'share' must be 'private' or 'shared', not {share!r}")
@@ -111,6 +116,8 @@ def _mmap(obj: Mapping[str, Any], lineno: int) -> dict[str, Any]:
         args["pgoff"] = pgoff or 0
     elif "pgoff" in obj:
         raise ScriptError(lineno, "field 'pgoff' needs a 'file'")
+    if "readonly" in args and "file" not in args:
+        raise ScriptError(lineno, "field 'readonly' needs a 'file'")
     return args
 
 
@@ -173,6 +180,14 @@ def _no_fields(obj: Mapping[str, Any], lineno: int) -> dict[str, Any]:
     return {}
 
 
+def _max_map_count(obj: Mapping[str, Any], lineno: int, args: dict[str, Any]) -> None:
+    """The optional ``max_map_count`` field: vm.max_map_count while this op runs, counting only
+    the process's VMAs in the arena (a real runner adds the VMAs it holds outside it)."""
+    limit = _int(obj, "max_map_count", lineno, required=False, limit=INT_MAX)
+    if limit is not None:
+        args["max_map_count"] = limit
+
+
 #: Checks the fields of one op and returns them (without 'op' and 'pid').
 FieldCheck = Callable[[Mapping[str, Any], int], dict[str, Any]]
 
@@ -225,6 +240,10 @@ def parse_script(text: str) -> list[Op]:
         if isinstance(pid, bool) or not isinstance(pid, int) or pid not in alive:
             raise ScriptError(lineno, f"no process {pid!r} at this point of the script")
         args = OPS[name](obj, lineno)
+        if name in MAP_COUNT_OPS:
+            _max_map_count(obj, lineno, args)
+        elif "max_map_count" in obj:
+            raise ScriptError(lineno, f"op {name!r} takes no field 'max_map_count'")
         if name == "fork":
             alive.add(next_pid)
             next_pid += 1

@@ -3,6 +3,7 @@
     python -m anonvma.difftest --count 2000 --seed 5000 [--linux 6.1] [--variant strdup] [--jobs N]
     python -m anonvma.difftest --count 100000 --shard 3/8 --out shard3.json    # one of 8 machines
     python -m anonvma.difftest --merge shard*.json                              # the whole campaign
+    python -m anonvma.difftest --coverage --count 2000 [--linux 6.1] [--variant strdup]
 
 Script ``i`` of a run is generated from seed ``SEED + i``; shard K/N runs the K-th of N equal
 slices of ``range(COUNT)``, so shards are disjoint and together make the whole run. Each mismatch
@@ -11,6 +12,12 @@ kernel's output as ``.expected`` (the kernel is the truth). Guests that die or h
 and replaced; the scripts they were running are reported as lost. Exit status: 0 all agree, 1
 some differ, could not run or were lost, 2 bad usage (or shards that do not make one campaign),
 130 interrupted.
+
+``--coverage`` runs no kernel: it runs the same scripts on the model and reports the branch
+coverage of anonvma.model they reach (coverage.py) and a table of what each op did (errnos,
+merges, splits, mremap kinds, names shared/copied/freed, fork depth), for every generation and
+both name strategies unless --linux or --variant picks one (see anonvma.difftest.coverage).
+Exit status 1 when a branch is left unexplained, the branch total is below 95% or a row is 0.
 """
 
 from __future__ import annotations
@@ -33,7 +40,7 @@ from anonvma.difftest.compare import (
     model_supports,
     shrink_divergence,
 )
-from anonvma.difftest.generate import random_script
+from anonvma.difftest.generate import HOST_KWARGS, random_script
 from anonvma.ops import Op, format_result, script_text
 from anonvma.oracle.build import DEFAULT_LINUX, LINUX_VERSIONS, VARIANTS, OracleMissingError
 from anonvma.oracle.pool import ScriptOutcome
@@ -68,10 +75,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--count", type=int, default=500, help="scripts in the whole run (default 500)")
     p.add_argument("--seed", type=int, default=0,
                    help="seed of script 0; script i uses SEED+i (default 0)")
-    p.add_argument("--linux", choices=LINUX_VERSIONS, default=DEFAULT_LINUX,
-                   help=f"oracle kernel generation; the model is told the same (default {DEFAULT_LINUX})")
-    p.add_argument("--variant", choices=VARIANTS, default="refcount",
-                   help="oracle kernel variant, and the model's name strategy (default refcount)")
+    p.add_argument("--linux", choices=LINUX_VERSIONS, default=None,
+                   help=f"oracle kernel generation; the model is told the same (default {DEFAULT_LINUX}; "
+                        "with --coverage: every generation the model speaks)")
+    p.add_argument("--variant", choices=VARIANTS, default=None,
+                   help="oracle kernel variant, and the model's name strategy (default refcount; "
+                        "with --coverage: both)")
     p.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
                    help="oracle guests running at once (default: the CPU count, %(default)s here)")
     p.add_argument("--shard", type=_shard, default=(1, 1), metavar="K/N",
@@ -92,6 +101,9 @@ def parser() -> argparse.ArgumentParser:
                    help="shrink at most this many mismatches (default 10; the rest are listed unshrunk)")
     p.add_argument("--save", type=Path, default=None, metavar="DIR",
                    help="write each shrunk mismatch as DIR/regress_seed<N>.jsonl and .expected")
+    p.add_argument("--coverage", action="store_true",
+                   help="no kernel: report the model's branch coverage and the outcomes per op that "
+                        "these scripts reach")
     return p
 
 
@@ -99,6 +111,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parser().parse_args(argv)
     if args.merge is not None:
         return merge(args.merge)
+    if args.coverage:
+        return _coverage(args)
+    args.linux = args.linux or DEFAULT_LINUX
+    args.variant = args.variant or "refcount"
     if args.count < 0 or args.jobs < 1:
         print("python -m anonvma.difftest: --count must be >= 0 and --jobs >= 1", file=sys.stderr)
         return 2
@@ -135,12 +151,26 @@ class _Run:
         return int(self.args.seed) + index
 
 
+def _coverage(args: argparse.Namespace) -> int:
+    from anonvma.difftest import coverage
+    from anonvma.model.kernel import RELEASES
+
+    if args.count < 1:
+        print("python -m anonvma.difftest: --coverage needs --count >= 1", file=sys.stderr)
+        return 2
+    linuxes = [args.linux] if args.linux else [g for g in RELEASES if model_supports(g) is None]
+    why = model_supports(linuxes[0])
+    if why is not None:
+        print(f"python -m anonvma.difftest: the model cannot run Linux {linuxes[0]} scripts ({why})",
+              file=sys.stderr)
+        return 2
+    strategies = [args.variant] if args.variant else list(VARIANTS)
+    return coverage.run(linuxes, strategies, args.count, args.seed, args.host)
+
+
 def _scripts(args: argparse.Namespace, indexes: range) -> Iterator[list[Op]]:
     for i in indexes:
-        if args.host:
-            yield random_script(args.seed + i, names=False, mremap=False)
-        else:
-            yield random_script(args.seed + i)
+        yield random_script(args.seed + i, **(HOST_KWARGS if args.host else {}))
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -8,11 +8,12 @@ lifecycle ops (``fork``, ``exit``) are the runner's own (:data:`anonvma.ops.LIFE
 from __future__ import annotations
 
 import ctypes
+import os
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Optional, Sequence
 
 from anonvma.live import syscalls
-from anonvma.ops import arena_maps, err, ok
+from anonvma.ops import ARENA_SIZE, INT_MAX, Op, arena_maps, err, ok
 
 
 @dataclass(frozen=True)
@@ -33,14 +34,29 @@ def _signed64(value: int) -> int:
     return value - (1 << 64) if value >= 1 << 63 else value
 
 
-def _mapped_with(addr: int, perm: str) -> bool:
-    """Whether ``addr`` lies in a VMA of this process whose maps permissions include ``perm``."""
+def _touchable(addr: int, perm: str) -> bool:
+    """Whether an access to ``addr`` is safe: it lies in a VMA of this process whose maps
+    permissions include ``perm``, and not past the end of the file the VMA maps (a regular file,
+    or the shmem file of a shared anonymous mapping that mremap grew), where it would be SIGBUS.
+    The file's size is read through /proc/self/map_files (root only; else not checked)."""
     with open("/proc/self/maps", "rb") as f:
         for line in f:
             lo, _, rest = line.partition(b"-")
             hi, _, rest = rest.partition(b" ")
-            if int(lo, 16) <= addr < int(hi, 16):
-                return perm.encode() in rest[:4]
+            start = int(lo, 16)
+            if not start <= addr < int(hi, 16):
+                continue
+            fields = rest.split(None, 4)  # perms, offset, dev, inode, path
+            if perm.encode() not in fields[0]:
+                return False
+            if int(fields[3]) == 0:
+                return True
+            try:
+                size = os.stat(f"/proc/self/map_files/{lo.decode()}-{hi.decode()}").st_size
+            except OSError:
+                return True
+            page = int(fields[1], 16) + ((addr - start) & ~(syscalls.PAGE_SIZE - 1))
+            return page < -(-size // syscalls.PAGE_SIZE) * syscalls.PAGE_SIZE
     return False
 
 
@@ -52,8 +68,17 @@ def _mmap(op: Mapping[str, Any], ctx: Context) -> dict[str, Any]:
         flags |= syscalls.MAP_NORESERVE
     if op.get("populate"):
         flags |= syscalls.MAP_POPULATE
-    syscalls.mmap(ctx.base + op["addr"], op["len"], syscalls.prot_bits(op["prot"]), flags,
-                  ctx.fds[label] if label else -1, _signed64(op.get("pgoff", 0) << 12))
+    args = (ctx.base + op["addr"], op["len"], syscalls.prot_bits(op["prot"]), flags)
+    offset = _signed64(op.get("pgoff", 0) << 12)
+    if not op.get("readonly"):
+        syscalls.mmap(*args, ctx.fds[label] if label else -1, offset)
+        return ok()
+    path = next(p for p, name in ctx.files.items() if name == label)
+    fd = os.open(path, os.O_RDONLY)  # the same file, through a read-only descriptor
+    try:
+        syscalls.mmap(*args, fd, offset)
+    finally:
+        os.close(fd)
     return ok()
 
 
@@ -107,7 +132,7 @@ def _touch(op: Mapping[str, Any], ctx: Context) -> dict[str, Any]:
     """A real access; refused with EFAULT beforehand where it would kill the process."""
     addr = ctx.base + op["addr"]
     write = op.get("write", True)
-    if not _mapped_with(addr, "w" if write else "r"):
+    if not _touchable(addr, "w" if write else "r"):
         return {"errno": "EFAULT"}
     if write:
         ctypes.memset(addr, 0x5A, 1)
@@ -139,6 +164,54 @@ HANDLERS: dict[str, Handler] = {
 def run_op(op: Mapping[str, Any], ctx: Context) -> dict[str, Any]:
     """Execute one op (other than fork and exit) in this process; OSError becomes the errno."""
     try:
+        if "max_map_count" in op:
+            return _limited(op, ctx)
         return HANDLERS[op["op"]](op, ctx)
     except OSError as exc:
         return err(exc)
+
+
+def vmas_outside_arena(base: int) -> int:
+    """How many VMAs this process has outside the arena (mm->map_count minus the arena's):
+    the lines of /proc/self/maps, without the arena's and the gate area's ([vsyscall], which
+    maps shows but map_count does not count)."""
+    fd = os.open("/proc/self/maps", os.O_RDONLY)
+    try:
+        chunks = []
+        while True:
+            data = os.read(fd, 1 << 16)
+            if not data:
+                break
+            chunks.append(data)
+    finally:
+        os.close(fd)
+    count = 0
+    for line in b"".join(chunks).splitlines():
+        start = int(line[:line.index(b"-")], 16)
+        if not base <= start < base + ARENA_SIZE and not line.endswith(b"[vsyscall]"):
+            count += 1
+    return count
+
+
+def _limited(op: Mapping[str, Any], ctx: Context) -> dict[str, Any]:
+    """An op with the ``max_map_count`` field: vm.max_map_count is the field's value plus the VMAs
+    this process holds outside the arena while the op runs, and is restored at once after it
+    (only inside a UML guest: see :func:`anonvma.live.syscalls.set_max_map_count`)."""
+    limit = min(op["max_map_count"] + vmas_outside_arena(ctx.base), INT_MAX)
+    saved = syscalls.set_max_map_count(limit)
+    try:
+        return HANDLERS[op["op"]](op, ctx)
+    finally:
+        syscalls.set_max_map_count(saved)
+
+
+def refusal(ops: Sequence[Op]) -> Optional[str]:
+    """Why the running kernel must not run these ops (None: it may). A ``max_map_count`` field
+    needs the oracle: here vm.max_map_count is machine-wide (see
+    :func:`anonvma.live.syscalls.set_max_map_count`)."""
+    for op in ops:
+        if "max_map_count" in op.args and not syscalls.in_uml_guest():
+            return (f"line {op.lineno}: the max_map_count field runs only in the oracle (--oracle): on this "
+                    "machine vm.max_map_count is machine-wide, and lowering it could make other processes' "
+                    "mmap fail, so scripts that set it are refused here")
+    return None

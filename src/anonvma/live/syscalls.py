@@ -26,6 +26,7 @@ _SYS_MLOCK2 = {"x86_64": 325, "aarch64": 284}
 MREMAP = {"maymove": 1, "fixed": 2, "dontunmap": 4}
 PR_SET_VMA = 0x53564D41
 PR_SET_VMA_ANON_NAME = 0
+MAX_MAP_COUNT_SYSCTL = "/proc/sys/vm/max_map_count"
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _mmap = _libc.mmap
@@ -117,3 +118,40 @@ def prctl_set_vma_anon_name(addr: int, length: int, name: Optional[bytes]) -> No
     """prctl(PR_SET_VMA, PR_SET_VMA_ANON_NAME, addr, length, name); ``None`` passes NULL."""
     if _prctl(PR_SET_VMA, PR_SET_VMA_ANON_NAME, addr, length, name) != 0:
         _raise("prctl(PR_SET_VMA_ANON_NAME)")
+
+
+class SysctlRefused(RuntimeError):
+    """A sysctl this process may not (or must not) set; not an errno of the op that needed it."""
+
+
+def in_uml_guest() -> bool:
+    """Whether this kernel is User-Mode Linux (the oracle's guests): its /proc/cpuinfo says so."""
+    try:
+        with open("/proc/cpuinfo", "rb") as f:
+            return b"User Mode Linux" in f.read(4096)
+    except OSError:
+        return False
+
+
+def set_max_map_count(value: int) -> int:
+    """Write vm.max_map_count and return the value it had.
+
+    Only inside a User-Mode Linux guest, whose sysctls are its own: on any other machine the
+    value is machine-wide, and lowering it can make other processes' mmap fail.
+
+    :raises SysctlRefused: not a UML guest, or the write failed (not root).
+    """
+    if not in_uml_guest():
+        raise SysctlRefused("vm.max_map_count is set only inside a User-Mode Linux guest (the oracle): "
+                            "on this machine it is machine-wide and lowering it can break other processes")
+    try:
+        fd = os.open(MAX_MAP_COUNT_SYSCTL, os.O_RDWR)
+        try:
+            old = int(os.read(fd, 32))
+            os.lseek(fd, 0, os.SEEK_SET)
+            os.write(fd, b"%d\n" % value)
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        raise SysctlRefused(f"cannot set vm.max_map_count: {exc.strerror}") from None
+    return old

@@ -61,13 +61,24 @@ class Machine:
         f = self.files.get(label)
         if f is None:
             self._next_inode += 1
-            f = self.files[label] = File(f"/anonvma/{label}", self._next_inode, dev="fe:01")
+            f = self.files[label] = File(f"/anonvma/{label}", self._next_inode, dev="fe:01",
+                                         size_pages=self.file_pages)
         return f
 
-    def shmem_file(self) -> File:
-        """shmem_zero_setup: each shared anonymous mapping gets its own unlinked shmem file."""
+    def reopen(self, label: str) -> File:
+        """The file behind a label through a new open file description (another struct file):
+        the same inode and page cache, but VMAs mapped through it never merge with VMAs mapped
+        through another (vma_merge compares struct file pointers)."""
+        f = self.file(label)
+        again = File(f.path, f.inode, dev=f.dev, size_pages=f.size_pages)
+        again.page_cache = f.page_cache
+        return again
+
+    def shmem_file(self, pages: int) -> File:
+        """shmem_zero_setup: each shared anonymous mapping gets its own unlinked shmem file, as
+        large as the mapping (``pages``)."""
         self._next_inode += 1
-        return File("/dev/zero (deleted)", self._next_inode, dev="00:01", anon_shmem=True)
+        return File("/dev/zero (deleted)", self._next_inode, dev="00:01", anon_shmem=True, size_pages=pages)
 
 
 class Mm:
@@ -136,20 +147,22 @@ class Mm:
 
     def mmap(self, addr: int, length: int, prot: str = "rw", shared: bool = False,
              file: Optional[str] = None, pgoff: int = 0, noreserve: bool = False,
-             populate: bool = False) -> int:
+             populate: bool = False, readonly: bool = False) -> int:
         """mmap(addr, length, prot, MAP_FIXED | MAP_PRIVATE/SHARED [| MAP_ANONYMOUS]
         [| MAP_NORESERVE] [| MAP_POPULATE]); see :func:`anonvma.model.mmap.do_mmap`.
 
         :param prot: letters from ``rwx``, each at most once; ``""`` is PROT_NONE.
         :param file: a file label (every Mm of this machine sees the same file), or None.
         :param pgoff: file offset in pages.
+        :param readonly: the file is mapped through a descriptor opened read-only.
         :return: addr.
         :raises OSError: EINVAL (bad prot, length 0, unaligned addr), ENOMEM (length
-            overflows, beyond TASK_SIZE, map-count limit, commit), EOVERFLOW (pgoff + pages).
+            overflows, beyond TASK_SIZE, map-count limit, commit), EOVERFLOW (pgoff + pages),
+            EACCES (a shared writable mapping of a file opened read-only).
         """
 
         self._check_alive()
-        return do_mmap(self, addr, length, prot, shared, file, pgoff, noreserve, populate)
+        return do_mmap(self, addr, length, prot, shared, file, pgoff, noreserve, populate, readonly)
 
     def munmap(self, addr: int, length: int) -> None:
         """munmap(addr, length); see :func:`anonvma.model.mmap.do_munmap_syscall`."""

@@ -54,17 +54,22 @@ def accountable_mapping(file: Optional[File], flags: int) -> bool:
 
 
 def do_mmap(mm: "Mm", addr: int, length: int, prot: str, shared: bool, file: Optional[str],
-            pgoff: int, noreserve: bool = False, populate: bool = False) -> int:
+            pgoff: int, noreserve: bool = False, populate: bool = False, readonly: bool = False) -> int:
     """mmap(addr, length, prot, MAP_FIXED | MAP_PRIVATE/SHARED [| MAP_ANONYMOUS]
     [| MAP_NORESERVE] [| MAP_POPULATE], fd, pgoff).
 
     MAP_NORESERVE sets VM_NORESERVE, so the mapping is never charged (VM_ACCOUNT; the model
     assumes vm.overcommit_memory is not 2, which ignores the flag). MAP_POPULATE faults the
     new range in afterwards, errors ignored (do_mmap's *populate, then mm_populate).
+    With ``readonly`` the file is mapped through a descriptor opened O_RDONLY for this call
+    alone (its own struct file, so the VMA never merges with one mapped by another call): a
+    shared mapping may not be writable (EACCES), and loses VM_MAYWRITE and VM_SHARED, keeping
+    VM_MAYSHARE (mprotect can never make it writable, and it faults like a private mapping).
 
     :return: addr.
     :raises OSError: EINVAL (bad prot, length 0, unaligned addr), ENOMEM (length overflows,
-        beyond TASK_SIZE, map-count limit, commit), EOVERFLOW (offset + length too large).
+        beyond TASK_SIZE, map-count limit, commit), EOVERFLOW (offset + length too large),
+        EACCES (shared, writable, read-only descriptor).
     """
     flags = vm_prot(prot) | VM_MAYREAD | VM_MAYWRITE | VM_MAYEXEC
     if length == 0:
@@ -82,9 +87,13 @@ def do_mmap(mm: "Mm", addr: int, length: int, prot: str, shared: bool, file: Opt
     if file is not None:
         if pgoff > (MAX_LFS_FILESIZE - length) >> PAGE_SHIFT:
             raise OSError(errno.EOVERFLOW, "file offset + length beyond the largest file size")
-        backing = mm.machine.file(file)
+        if shared and readonly and flags & VM_WRITE:  # 6.1 mm/mmap.c 1362-1364, 6.12 396-398
+            raise OSError(errno.EACCES, "a shared writable mapping needs a file opened for writing")
+        backing = mm.machine.reopen(file) if readonly else mm.machine.file(file)
         if shared:
             flags |= VM_SHARED | VM_MAYSHARE
+            if readonly:  # 6.1 mm/mmap.c 1377-1378, 6.12 411-412
+                flags &= ~(VM_MAYWRITE | VM_SHARED)
     elif shared:
         flags |= VM_SHARED | VM_MAYSHARE
         pgoff = 0
@@ -104,7 +113,9 @@ def mmap_region(mm: "Mm", addr: int, length: int, flags: int, file: Optional[Fil
 
     A shared anonymous mapping gets its shmem file only after the merge attempt
     (shmem_zero_setup), and no neighbour can match a VM_SHARED range without a file, so it
-    never merges.
+    never merges. Making that file charges its size (shmem_acct_size) unless MAP_NORESERVE;
+    when that fails (ENOMEM) the old range is already gone, in every generation: 6.1 unmapped
+    it first, 6.12 has cleared its page tables (vms_clean_up_area) and leaves the gap.
     """
     end = addr + length
     accountable = accountable_mapping(file, flags)
@@ -114,7 +125,11 @@ def mmap_region(mm: "Mm", addr: int, length: int, flags: int, file: Optional[Fil
     if not flags & VM_SPECIAL and not anon_shmem:
         if mm.kernel.mmap_region_merge(mm, addr, end, flags, file, pgoff) is not None:
             return addr
-    backing = mm.machine.shmem_file() if anon_shmem else file
+    if anon_shmem and not flags & VM_NORESERVE:
+        # shmem_zero_setup -> __shmem_file_setup -> shmem_acct_size (6.1 mm/shmem.c 155-159, 4239;
+        # 6.12 170-174, 5316)
+        vm_enough_memory(mm, length >> PAGE_SHIFT)
+    backing = mm.machine.shmem_file(length >> PAGE_SHIFT) if anon_shmem else file
     mm.index.insert(Vma(addr, end, flags, pgoff, backing))
     return addr
 

@@ -83,8 +83,7 @@ def mprotect_fixup(mm: "Mm", vma: Vma, prev: Optional[Vma], start: int, end: int
         return vma
     if newflags & VM_WRITE:
         if not oldflags & _NO_CHARGE:
-            if mm.machine.commit_limit_pages is not None:
-                vm_enough_memory(mm, (end - start) >> PAGE_SHIFT)  # charged once, kept past write
+            vm_enough_memory(mm, (end - start) >> PAGE_SHIFT)  # charged once, kept past write
             newflags |= VM_ACCOUNT
     else:
         newflags = mm.kernel.mprotect_unaccount(vma, newflags)

@@ -76,7 +76,7 @@ def fault_page(mm: "Mm", vma: Vma, addr: int, write: bool) -> Page:
     mm.young.add(vpn)  # the access sets the pte's accessed bit (smaps Referenced)
     file = vma.file
     file_index = vma.pgoff + ((addr - vma.start) >> PAGE_SHIFT)
-    if file is not None and not file.anon_shmem and file_index >= mm.machine.file_pages:
+    if file is not None and file_index >= file.size_pages:  # shmem too: mremap grows a mapping, not its file
         raise OSError(errno.EFAULT, f"{addr:#x} lies beyond the end of {file.path} (SIGBUS)")
     pte = mm.ptes.get(vpn)
     if vma.flags & VM_SHARED:

@@ -29,12 +29,15 @@ class Processes:
 
 
 Handler = Callable[[Mm, Mapping[str, Any], Processes], dict[str, Any]]
+#: Called after each op with the op, its result, the mm that ran it and the script's processes
+#: (``anonvma.difftest.coverage`` watches what each op did); not on the syscall paths.
+Observer = Callable[[Op, dict[str, Any], Mm, Processes], None]
 
 
 def _mmap(mm: Mm, a: Mapping[str, Any], p: Processes) -> dict[str, Any]:
     mm.mmap(ARENA_BASE + a["addr"], a["len"], a["prot"], shared=a.get("share") == "shared",
             file=a.get("file"), pgoff=a.get("pgoff", 0), noreserve=a.get("noreserve", False),
-            populate=a.get("populate", False))
+            populate=a.get("populate", False), readonly=a.get("readonly", False))
     return ok()
 
 
@@ -121,7 +124,8 @@ HANDLERS: dict[str, Handler] = {
 def run_ops(ops: Sequence[Op], strategy: str = "refcount", check: bool = False,
             mms: Optional[dict[int, Mm]] = None, task_size: int = UML_TASK_SIZE,
             linux: Union[str, Kernel] = "6.1", commit_limit_pages: Optional[int] = UML_COMMIT_LIMIT_PAGES,
-            bugs: HistoricBugs = FIXED, refcount_max: int = REFCOUNT_MAX) -> list[dict[str, Any]]:
+            bugs: HistoricBugs = FIXED, refcount_max: int = REFCOUNT_MAX,
+            observe: Optional[Observer] = None) -> list[dict[str, Any]]:
     """Execute checked ops (see :func:`anonvma.ops.parse_script`) and return their results.
 
     Names are passed byte for byte (latin-1), as the ops format says.
@@ -130,6 +134,7 @@ def run_ops(ops: Sequence[Op], strategy: str = "refcount", check: bool = False,
     :param commit_limit_pages: RAM + swap in pages (the oracle's by default; None: no limit).
     :param bugs: historic bugs to reintroduce (tests only).
     :param refcount_max: REFCOUNT_MAX (lowered in tests to reach saturation).
+    :param observe: called after each op (see :data:`Observer`).
 
     :param check: run the invariant checker after every op (slower; for tests).
     :param mms: filled with pid -> Mm, so callers can look at the final state.
@@ -146,11 +151,28 @@ def run_ops(ops: Sequence[Op], strategy: str = "refcount", check: bool = False,
     state = Processes(procs, files)
     results: list[dict[str, Any]] = []
     for op in ops:
+        mm = procs[op.pid]
         try:
-            res = HANDLERS[op.op](procs[op.pid], op.args, state)
+            if "max_map_count" in op.args:
+                res = _limited(mm, op, state)
+            else:
+                res = HANDLERS[op.op](mm, op.args, state)
         except OSError as exc:
             res = err(exc)
         results.append(res)
         if check:
             check_machine(machine)
+        if observe is not None:
+            observe(op, res, mm, state)
     return results
+
+
+def _limited(mm: Mm, op: Op, state: Processes) -> dict[str, Any]:
+    """An op with the ``max_map_count`` field: vm.max_map_count is that value while it runs
+    (the model's map count is the arena's, as the field counts it)."""
+    saved = mm.max_map_count
+    mm.max_map_count = op.args["max_map_count"]
+    try:
+        return HANDLERS[op.op](mm, op.args, state)
+    finally:
+        mm.max_map_count = saved

@@ -96,15 +96,20 @@ class File:
     """A backing file: a regular file (label) or the shmem file behind a shared anonymous mapping.
 
     :ivar anon_shmem: mapped with shmem_anon_vm_ops (shared anonymous memory): 6.2+ can name it.
+    :ivar size_pages: its size in pages (i_size): a page past it cannot be faulted in (SIGBUS).
+        A shared anonymous mapping's shmem file is as large as the mapping was made; mremap
+        can grow the mapping, not the file.
     """
 
-    __slots__ = ("path", "inode", "dev", "anon_shmem", "page_cache")
+    __slots__ = ("path", "inode", "dev", "anon_shmem", "size_pages", "page_cache")
 
-    def __init__(self, path: str, inode: int, dev: str = "00:00", anon_shmem: bool = False) -> None:
+    def __init__(self, path: str, inode: int, dev: str = "00:00", anon_shmem: bool = False,
+                 size_pages: int = 0) -> None:
         self.path = path
         self.inode = inode
         self.dev = dev
         self.anon_shmem = anon_shmem
+        self.size_pages = size_pages
         #: file page index -> Page, shared by every mapping of the file
         self.page_cache: dict[int, Page] = {}
 

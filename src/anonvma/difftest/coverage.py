@@ -1,0 +1,563 @@
+"""``python -m anonvma.difftest --coverage``: what the differential scripts reach in the model.
+
+Two measures of the scripts a difftest run compares (the same seeds), taken on the model alone:
+
+- branch coverage of :mod:`anonvma.model` (coverage.py), per generation, with both name
+  strategies (the oracle has a kernel of each). The model is imported and run in a fresh
+  interpreter that measures from its first line, so nothing but the scripts counts. Left out:
+  the modules and functions no script can call by design (:data:`NOT_SCRIPTS`), and the other
+  generation's rules. Every branch still unreached is listed with the reason no script
+  reaches it (:data:`UNREACHABLE`), or marked as a gap of the generator;
+- a table of what each op did, told by watching the model from outside (its VMAs and name
+  objects before and after each op; no counter sits in a syscall path): each errno, merges
+  with the previous VMA, the next, both or neither, splits, the kinds of mremap, names shared,
+  copied or freed, fork depth. :data:`ROWS` are the outcomes each op can have; a row no
+  script reached is a gap.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from bisect import bisect_right
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Optional, Sequence
+
+from anonvma.ops import ARENA_BASE, Op
+
+if TYPE_CHECKING:
+    from anonvma.model.mm import Mm
+    from anonvma.model.names import AnonVmaName
+    from anonvma.model.replay import Processes
+    from anonvma.model.vma import Vma
+
+PAGE = 4096
+U64 = (1 << 64) - 1
+
+#: What no script can reach by design, left out of the figures: modules, and functions (by the
+#: name on their ``def`` line, in any module), each with the reason.
+NOT_SCRIPTS: dict[str, str] = {
+    "check.py": "the invariant checker: tests run it after each op, difftest does not",
+    "differences.py": "generation against generation (anonvma replay --compare)",
+    "render_smaps|smaps_entry|smap_stats|smap_field_line|vma_flag_names|show_smap_fields"
+    "|show_smap_vma_flags|smaps": "/proc/PID/smaps: no op of the format reads it",
+    "__repr__": "debugging output",
+    "rules|rule_names": "rule introspection (anonvma replay --compare)",
+    "vmas|find_vma|consistency_errors": "Python API and the invariant checker",
+    "live|as_dict|minus|total": "name counters, read by benchmarks and the invariant checker",
+    "split_vma|is_mergeable_vma|pages|with_name": "no caller in the model (kernel helpers kept by "
+    "name; the syscalls use split_vma_at and can_vma_merge_before/after)",
+}
+#: Lines (regular expressions) that are not the kernel's behaviour but checks on the model or
+#: on the Python API, left out of the figures (an ``if`` line takes its block with it).
+NOT_SYSCALLS: dict[str, str] = {
+    r"if obj\.freed:|if a\.freed or b\.freed:|_used\(|raise UseAfterFree": "the model's KASAN: a use "
+    "after free, reached only by a model bug (tests reintroduce the historic ones on purpose)",
+    r"raise AssertionError": "the index's own consistency checks: a model bug",
+    r"raise NotImplementedError": "the strategies' base class",
+    r"if self\.exited:|if machine is None:": "the Python API: the parser refuses ops of a process "
+    "that has exited, and the runner always gives an mm its machine",
+    r"if bugs\.no_saturation_guard:": "a historic bug's switch (tests reintroduce it on purpose)",
+    r"if check:|if observe is not None:": "the runner's options (invariant checks for tests, this "
+    "report's observer)",
+}
+
+#: Why no script reaches a branch: (module, text of the line never reached, or of the line a
+#: branch never left the way it could), reason. Matched by substring.
+UNREACHABLE: tuple[tuple[str, str, str], ...] = (
+    ("mremap.py", "if bits & MREMAP_FIXED:", "MREMAP_DONTUNMAP without MREMAP_FIXED: the kernel "
+     "places the copy, and the length cannot change, so nothing but the map-count check (which "
+     "comes first) can make it fail before it moves, and a copy that moves lands outside the "
+     "arena, where no runner can compare it"),
+    ("mremap.py", "if not bits & MREMAP_FIXED:", "MREMAP_DONTUNMAP without MREMAP_FIXED (see above)"),
+    ("mremap.py", 'raise OSError(errno.ENOMEM, "cannot expand the mapping in place")', "vma_merge of a "
+     "VMA with the range just above it fails only for VM_SPECIAL VMAs, which scripts cannot make"),
+    ("mremap.py", "VM_DONTEXPAND/VM_PFNMAP mapping", "VM_DONTEXPAND and VM_PFNMAP come from drivers "
+     "and special mappings; scripts map anonymous memory and regular files"),
+    ("mremap.py", '"mapping may not be resized"', "VM_DONTEXPAND and VM_PFNMAP: see above"),
+    ("mremap.py", '"file offset overflows"', "mmap refuses pgoff + pages past MAX_LFS_FILESIZE "
+     "(EOVERFLOW), so no VMA's pgoff + new_len >> 12 can pass 2**64"),
+    ("madvise.py", '"MADV_DOFORK on a VM_IO mapping"', "VM_IO comes from device mappings"),
+    ("madvise.py", "unknown advice", "the format's parser accepts only the advices the model knows"),
+    ("mmap.py", "raise OSError(errno.EINVAL, str(exc)) from None", "the format's parser accepts only "
+     "prot letters from 'rwx'"),
+    ("mmap.py", "if flags is None:", "the format's parser checks prot"),
+    ("vma.py", "return (self.end - self.start) >> PAGE_SHIFT", "Vma.pages: no caller in the model"),
+    ("vma.py", "self.anon_chain, anon_name)", "Vma.with_name: no caller in the model"),
+    ("merge.py", "return vma.flags == flags and vma.file is file and anon_vma_name_eq",
+     "is_mergeable_vma: no caller (can_vma_merge_before/after inline the same test)"),
+    ("merge.py", "if mm.index.count >= mm.max_map_count:", "split_vma: no caller in the model"),
+    ("merge.py", "return split_vma_at(mm, vma, addr)", "split_vma: no caller in the model"),
+    ("merge.py", "return None  # strictly inside prev", "every caller passes a range that starts at "
+     "prev's end or lies in a hole (vma_modify's range starts at prev's end or vma's start)"),
+    ("merge.py", "if flags & VM_SPECIAL:", "VM_SPECIAL (VM_IO, VM_PFNMAP, VM_MIXEDMAP, "
+     "VM_DONTEXPAND) comes from drivers and special mappings"),
+    ("mlock.py", "if exc.errno == errno.ENOMEM:", "population fails only with EFAULT in the model; "
+     "the kernel's ENOMEM (EAGAIN to mlock) is page allocation failing: out of memory"),
+    ("gup.py", "if vma is None or vma.start >= end:", "every caller populates a range it has just "
+     "mapped or locked whole (mlock stops at a hole before populating)"),
+    ("gup.py", "break", "every caller populates a range with no hole"),
+    ("gup.py", "nstart = nend\n            continue", "VM_IO/VM_PFNMAP: device mappings"),
+    ("gup.py", "if vma.flags & (VM_IO | VM_PFNMAP):", "VM_IO/VM_PFNMAP: device mappings"),
+    ("mm.py", "machine = Machine(make_strategy(", "the replay runner always builds its machine; an Mm "
+     "made without one is the Python API"),
+    ("mm.py", 'raise ProcessLookupError(errno.ESRCH, "this mm has exited")', "the parser refuses an op "
+     "of a process that has exited"),
+    ("mm.py", "self._check_alive()\n        do_", "the parser refuses an op of a process that has exited"),
+    ("mm.py", "if self.exited:", "the parser refuses an op of a process that has exited"),
+    ("names.py", "raise UseAfterFree", "use after free: only a model bug (tests reintroduce the "
+     "historic ones on purpose) reaches it"),
+    ("names.py", "_used(", "use after free: only a model bug reaches it"),
+    ("names.py", "if obj.freed:", "use after free: only a model bug reaches it"),
+    ("names.py", "if a.freed or b.freed:", "use after free: only a model bug reaches it"),
+    ("names.py", "return self.alloc(obj.name, mm_counters)\n        obj.refcount += 1",
+     "refcount saturation: REFCOUNT_MAX (2**31 - 1) references need as many VMAs"),
+    ("names.py", "if obj.refcount >= self.refcount_max and self.saturation_guard:",
+     "refcount saturation: REFCOUNT_MAX (2**31 - 1) references need as many VMAs"),
+    ("names.py", "raise NotImplementedError", "the base class; both strategies define it"),
+    ("names.py", "else:\n                    _used(obj)", "use after free: only a model bug reaches it"),
+    ("names.py", 'raise ValueError(f"unknown name strategy', "the runners pass refcount or strdup"),
+    ("kernel.py", 'raise ValueError(f"unknown Linux generation', "the runners pass a release the "
+     "model speaks"),
+    ("index.py", 'raise AssertionError(f"{first!r} is not in the index")', "a model bug"),
+    ("index.py", 'raise AssertionError(f"{vma!r} is not in the index")', "a model bug"),
+    ("index.py", "return chain.from_iterable(reversed(c) for c in reversed(self._chunks))",
+     "only _get_unmapped_area walks the VMAs backwards (a move the kernel places)"),
+    ("index.py", "return self.count", "len(): Python API"),
+    ("replay.py", "check_machine(machine)", "the invariant checker (tests)"),
+    ("replay.py", "observe(op, res, mm, state)", "the observer of this report's outcome table"),
+    ("fork.py", "if 0 < ref < limit:", "refcount saturation (the else branch), or strdup (limit 0)"),
+    ("task_mmu.py", 'return f"[anon_shmem:{name.name}]"', "6.1 cannot name shmem (EBADF): only "
+     "6.12 shows [anon_shmem:NAME]"),
+)
+
+
+@dataclass
+class ModuleCoverage:
+    """Branches and statements of one module: how many there are, how many the scripts reached."""
+
+    module: str
+    branches: int
+    branches_hit: int
+    statements: int
+    statements_hit: int
+
+    @property
+    def branch_pct(self) -> float:
+        return 100.0 * self.branches_hit / self.branches if self.branches else 100.0
+
+    @property
+    def statement_pct(self) -> float:
+        return 100.0 * self.statements_hit / self.statements if self.statements else 100.0
+
+
+@dataclass
+class Unreached:
+    """A branch (``line`` -> ``to``; ``to`` < 0: leaving the function) no script took."""
+
+    module: str
+    line: int
+    to: int
+    text: str
+    reason: Optional[str]
+
+
+@dataclass
+class BranchReport:
+    """Branch coverage of the model for one generation."""
+
+    linux: str
+    modules: list[ModuleCoverage]
+    unreached: list[Unreached]
+    left_out: list[str]
+
+    @property
+    def total(self) -> ModuleCoverage:
+        return ModuleCoverage("total", sum(m.branches for m in self.modules),
+                              sum(m.branches_hit for m in self.modules),
+                              sum(m.statements for m in self.modules),
+                              sum(m.statements_hit for m in self.modules))
+
+    @property
+    def unexplained(self) -> list[Unreached]:
+        return [u for u in self.unreached if u.reason is None]
+
+
+def _model_dir() -> Path:
+    import anonvma
+
+    return Path(anonvma.__file__).resolve().parent / "model"
+
+
+def _omitted(linux: str) -> list[str]:
+    """Module files left out for ``linux``: the by-design ones and the other generations' (found
+    by file name: importing the model here would run its module code before coverage starts)."""
+    own = f"linux_{linux.replace('.', '_')}.py"
+    others = sorted(p.name for p in _model_dir().glob("linux_*.py") if p.name != own)
+    return [name for name in NOT_SCRIPTS if name.endswith(".py")] + others
+
+
+def _function_excludes() -> list[str]:
+    return ([rf"^\s*def ({names})\(" for names in NOT_SCRIPTS if not names.endswith(".py")]
+            + list(NOT_SYSCALLS))
+
+
+def measure_branches(linux: str, count: int, seed: int, strategies: Sequence[str] = ("refcount", "strdup"),
+                     host: bool = False) -> BranchReport:
+    """Run the scripts of a difftest run (``count`` from ``seed``) on the model of ``linux`` with
+    each strategy, under coverage.py in a fresh interpreter, and report per module."""
+    with tempfile.TemporaryDirectory(prefix="anonvma-coverage-") as tmp:
+        out = Path(tmp) / "coverage.json"
+        code = "import sys; from anonvma.difftest.coverage import branch_child; branch_child(sys.argv[1:])"
+        argv = [sys.executable, "-c", code, str(out), linux, str(count), str(seed), ",".join(strategies),
+                "host" if host else "oracle"]
+        res = subprocess.run(argv, capture_output=True, text=True, env={**os.environ, "PYTHONHASHSEED": "0"})
+        if res.returncode != 0:
+            raise RuntimeError(f"the coverage run failed:\n{res.stderr}")
+        doc = json.loads(out.read_text())
+    return _branch_report(linux, doc)
+
+
+def branch_child(argv: Sequence[str]) -> None:
+    """The measuring interpreter: start coverage.py, then import the model and run the scripts."""
+    import coverage
+
+    out, linux, count, seed, strategies, where = argv
+    cov = coverage.Coverage(branch=True, source=[str(_model_dir())], data_file=None, config_file=False,
+                            omit=[f"*/model/{name}" for name in _omitted(linux)])
+    for regex in _function_excludes():
+        cov.exclude(regex)
+    cov.start()
+    from anonvma.difftest.generate import HOST_KWARGS, random_script
+    from anonvma.model.replay import run_ops
+
+    host = where == "host"
+    kwargs: dict[str, Any] = {}
+    if host:
+        from anonvma.model.mm import TASK_SIZE
+
+        kwargs["task_size"] = TASK_SIZE
+    for strategy in strategies.split(","):
+        for i in range(int(count)):
+            ops = random_script(int(seed) + i, **(HOST_KWARGS if host else {}))
+            run_ops(ops, strategy=strategy, linux=linux, **kwargs)
+    cov.stop()
+    cov.json_report(outfile=out, show_contexts=False)
+
+
+def _reason(module: str, lines: list[str], line: int, to: int) -> Optional[str]:
+    """The reason of :data:`UNREACHABLE` for a branch, matched on the line never reached (with
+    the next one, for snippets that span two lines) or, failing that, the line it leaves."""
+    def text_at(n: int) -> str:
+        return "\n".join(lines[n - 1:n + 1]) + "\n" if 0 < n <= len(lines) else ""
+
+    for candidate in (text_at(to), text_at(line)):
+        for mod, snippet, reason in UNREACHABLE:
+            if mod == module and reason and snippet in candidate:
+                return reason
+    return None
+
+
+def _branch_report(linux: str, doc: dict[str, Any]) -> BranchReport:
+    modules = []
+    unreached = []
+    for path, data in sorted(doc["files"].items()):
+        name = Path(path).name
+        s = data["summary"]
+        modules.append(ModuleCoverage(name, s["num_branches"], s["covered_branches"], s["num_statements"],
+                                      s["covered_lines"]))
+        lines = Path(path).read_text().splitlines()
+        for line, to in data.get("missing_branches", []):
+            reason = _reason(name, lines, line, to)
+            unreached.append(Unreached(name, line, to, lines[line - 1].strip(), reason))
+    left = [f"{k}: {v}" for k, v in NOT_SCRIPTS.items()]
+    left += [f"lines /{k}/: {v}" for k, v in NOT_SYSCALLS.items()]
+    others = ", ".join(n for n in _omitted(linux) if n not in NOT_SCRIPTS)
+    left.append(f"{others}: another generation's rules")
+    return BranchReport(linux, modules, unreached, left)
+
+
+# -- the outcome table ------------------------------------------------------------------------------
+
+MERGES = ("merge: prev", "merge: next", "merge: both", "merge: neither")
+NAMES = ("name shared", "name copied", "name freed")
+MREMAP_KINDS = ("in place, same size", "grown in place", "shrunk in place", "moved",
+                "moved next to its source", "moved onto its own VMA", "moved with DONTUNMAP",
+                "copy merged into its source", "duplicated (old_len 0)")
+#: The outcomes each op can have in a script (what the model raises, minus the unreachable:
+#: mlock's EAGAIN, the ESRCH of an exited process; see UNREACHABLE).
+ROWS: dict[str, tuple[str, ...]] = {
+    "mmap": ("ok", "EINVAL", "ENOMEM", "EOVERFLOW", "EACCES") + MERGES + ("split",) + NAMES,
+    "munmap": ("ok", "EINVAL", "ENOMEM", "split") + NAMES,
+    "mremap": ("ok", "EINVAL", "EFAULT", "ENOMEM") + MREMAP_KINDS + MERGES + ("split",) + NAMES,
+    "mprotect": ("ok", "EINVAL", "ENOMEM", "EACCES") + MERGES + ("split",) + NAMES,
+    "madvise": ("ok", "EINVAL", "ENOMEM", "EAGAIN") + MERGES + ("split",) + NAMES,
+    "mlock": ("ok", "EINVAL", "ENOMEM") + MERGES + ("split",) + NAMES,
+    "munlock": ("ok", "EINVAL", "ENOMEM") + MERGES + ("split",) + NAMES,
+    "name": ("ok", "EINVAL", "EBADF", "EAGAIN", "ENOMEM") + MERGES + ("split",) + NAMES,
+    "touch": ("ok", "EFAULT"),
+    "fork": ("depth 1", "depth 2", "depth 3+", "name shared", "name copied"),
+    "exit": ("ok", "name freed"),
+    "maps": ("ok",),
+}
+#: Rows that only one name strategy can fill (refcount shares objects, strdup copies strings).
+STRATEGY_ROWS = {"name shared": "refcount", "name copied": "strdup"}
+
+
+def _page_align(n: int) -> int:
+    return (n + PAGE - 1) & ~(PAGE - 1) & U64
+
+
+class _Snapshot:
+    """One mm's VMAs at a moment, searchable by address."""
+
+    def __init__(self, vmas: list["Vma"]) -> None:
+        self.vmas = vmas
+        self.starts = [v.start for v in vmas]
+
+    def at(self, addr: int) -> Optional["Vma"]:
+        i = bisect_right(self.starts, addr) - 1
+        if i >= 0 and addr < self.vmas[i].end:
+            return self.vmas[i]
+        return None
+
+    def edge(self, addr: int) -> str:
+        """``inside`` (one VMA spans addr), ``boundary`` (two VMAs meet there) or ``hole``."""
+        left, right = self.at(addr - PAGE), self.at(addr)
+        if left is None or right is None:
+            return "hole"
+        return "inside" if left is right else "boundary"
+
+    def between(self, lo: int, hi: int) -> list[int]:
+        """ids of the VMAs overlapping [lo, hi)."""
+        i = max(0, bisect_right(self.starts, lo) - 1)
+        out = []
+        while i < len(self.vmas) and self.vmas[i].start < hi:
+            if self.vmas[i].end > lo:
+                out.append(id(self.vmas[i]))
+            i += 1
+        return out
+
+
+@dataclass
+class OutcomeObserver:
+    """Watches a model run op by op (``run_ops(observe=...)``) and counts what each op did."""
+
+    counts: Counter[tuple[str, str]] = field(default_factory=Counter)
+    snaps: dict[int, _Snapshot] = field(default_factory=lambda: {0: _Snapshot([])})
+    depth: dict[int, int] = field(default_factory=lambda: {0: 0})
+    holders: dict[int, tuple["AnonVmaName", int]] = field(default_factory=dict)
+
+    def __call__(self, op: Op, res: dict[str, Any], mm: "Mm", state: "Processes") -> None:
+        count = self.counts
+        before = self.snaps[op.pid]
+        after = _Snapshot(mm.index.vmas)
+        self.snaps[op.pid] = after
+        if op.op == "fork":
+            child = res["child"]
+            self.snaps[child] = _Snapshot(state.procs[child].index.vmas)
+            self.depth[child] = d = self.depth[op.pid] + 1
+            count["fork", "depth 3+" if d >= 3 else f"depth {d}"] += 1
+        else:
+            count[op.op, res.get("errno", "ok")] += 1
+        for outcome in self._vma_outcomes(op, res, before, after):
+            count[op.op, outcome] += 1
+        holders = _name_holders(mm)
+        for outcome in self._name_outcomes(op, holders):
+            count[op.op, outcome] += 1
+        self.holders = holders
+
+    def _name_outcomes(self, op: Op, now: dict[int, tuple["AnonVmaName", int]]) -> list[str]:
+        was = self.holders
+        out = []
+        if any(k in was and n > was[k][1] for k, (_, n) in now.items()):
+            out.append("name shared")
+        fresh = op.args["name"] if op.op == "name" else None
+        if fresh is not None:
+            fresh = fresh.split("\x00")[0]  # the kernel copies the C string: up to the first NUL
+        if any(k not in was and obj.name != fresh for k, (obj, _) in now.items()):
+            out.append("name copied")
+        if any(obj.freed for obj, _ in was.values()):
+            out.append("name freed")
+        return out
+
+    def _vma_outcomes(self, op: Op, res: dict[str, Any], before: _Snapshot, after: _Snapshot) -> list[str]:
+        a = op.args
+        if op.op in ("mmap", "munmap") and "errno" not in res:
+            s = ARENA_BASE + a["addr"]
+            e = min(s + _page_align(a["len"]), U64)
+            out = _splits(before, after, (s, e))
+            if op.op == "mmap":
+                out.append(_merge_kind(after.edge(s) == "inside", after.edge(e) == "inside"))
+            return out
+        if op.op in ("mprotect", "madvise", "name", "mlock", "munlock"):
+            s = ARENA_BASE + a["addr"]
+            e = s + a["len"]
+            if op.op in ("mlock", "munlock"):
+                s &= ~(PAGE - 1)
+            e = min(s + _page_align(e - s), U64)
+            if before.between(s - PAGE, e + PAGE) == after.between(s - PAGE, e + PAGE):
+                return []  # nothing changed
+            prev = before.edge(s) != "inside" and after.edge(s) == "inside"
+            nxt = before.edge(e) != "inside" and after.edge(e) == "inside"
+            return _splits(before, after, (s, e)) + [_merge_kind(prev, nxt)]
+        if op.op == "mremap" and "errno" not in res:
+            return _mremap_outcomes(a, res, before, after)
+        return []
+
+
+def _merge_kind(prev: bool, nxt: bool) -> str:
+    if prev:
+        return "merge: both" if nxt else "merge: prev"
+    return "merge: next" if nxt else "merge: neither"
+
+
+def _splits(before: _Snapshot, after: _Snapshot, edges: Sequence[int]) -> list[str]:
+    """``split`` if a VMA spanning one of ``edges`` before the op no longer spans it."""
+    if any(before.edge(x) == "inside" and after.edge(x) != "inside" for x in edges):
+        return ["split"]
+    return []
+
+
+def _mremap_outcomes(a: Any, res: dict[str, Any], before: _Snapshot, after: _Snapshot) -> list[str]:
+    addr = ARENA_BASE + a["addr"]
+    old, new = _page_align(a["len"]), _page_align(a["new_len"])
+    got = ARENA_BASE + res["addr"]
+    if got == addr:
+        if new == old:
+            return ["in place, same size"]
+        if new > old:
+            return ["grown in place", _merge_kind(True, after.edge(addr + new) == "inside")]
+        return ["shrunk in place"] + _splits(before, after, (addr + new,))
+    out = ["moved"]
+    if got + new == addr or got == addr + old:
+        out.append("moved next to its source")
+    source = before.at(addr)
+    if source is not None and source.start <= got and got + new <= source.end:
+        out.append("moved onto its own VMA")
+    if old == 0:
+        out.append("duplicated (old_len 0)")
+    if "dontunmap" in a["flags"]:
+        out.append("moved with DONTUNMAP")
+        copy = after.at(got)
+        if copy is not None and copy.start <= addr < copy.end:
+            out.append("copy merged into its source")
+    out.append(_merge_kind(after.edge(got) == "inside", after.edge(got + new) == "inside"))
+    return out + _splits(before, after, (addr, addr + old, got, got + new))
+
+
+def _name_holders(mm: "Mm") -> dict[int, tuple["AnonVmaName", int]]:
+    """Each live name object (by id) with how many VMAs of the machine hold it."""
+    out: dict[int, tuple["AnonVmaName", int]] = {}
+    for each in mm.machine.mms:
+        for vma in each.index:
+            obj = vma.anon_name
+            if obj is not None:
+                key = id(obj)
+                held = out.get(key)
+                out[key] = (obj, held[1] + 1 if held else 1)
+    return out
+
+
+def outcome_table(scripts: Sequence[Sequence[Op]], linux: str, strategy: str,
+                  task_size: Optional[int] = None) -> Counter[tuple[str, str]]:
+    """(op, outcome) -> how many ops had it, over ``scripts`` run on the model."""
+    from anonvma.model.replay import run_ops
+
+    total: Counter[tuple[str, str]] = Counter()
+    kwargs: dict[str, Any] = {} if task_size is None else {"task_size": task_size}
+    for ops in scripts:
+        seen = OutcomeObserver()
+        run_ops(ops, strategy=strategy, linux=linux, observe=seen, **kwargs)
+        total.update(seen.counts)
+    return total
+
+
+def empty_rows(tables: dict[str, Counter[tuple[str, str]]]) -> list[tuple[str, str]]:
+    """Rows of :data:`ROWS` that no column of ``tables`` (label -> counts) reached."""
+    return [(op, row) for op, rows in ROWS.items() for row in rows
+            if not any(t[op, row] for t in tables.values())]
+
+
+# -- the report ---------------------------------------------------------------------------------------
+
+def format_branches(report: BranchReport) -> str:
+    t = report.total
+    out = [f"Linux {report.linux}: branch coverage of anonvma.model {t.branch_pct:.1f}% "
+           f"({t.branches_hit}/{t.branches} branches; statements {t.statement_pct:.1f}%)",
+           f"  {'module':18} {'branches':>9} {'reached':>8} {'branch %':>9} {'stmt %':>7}"]
+    for m in [*report.modules, t]:
+        out.append(f"  {m.module:18} {m.branches:9d} {m.branches_hit:8d} {m.branch_pct:9.1f} "
+                   f"{m.statement_pct:7.1f}")
+    out.append("  left out (no script can call them by design):")
+    out += [f"    {line}" for line in report.left_out]
+    out.append(f"  branches no script reached ({len(report.unreached)}; "
+               f"{len(report.unexplained)} without a reason: gaps of the generator):")
+    for u in report.unreached:
+        to = "exit" if u.to < 0 else str(u.to)
+        out.append(f"    {u.module}:{u.line}->{to}  {u.text[:70]}")
+        out.append(f"        {u.reason or 'GAP: no reason known; extend the generator'}")
+    return "\n".join(out)
+
+
+def format_table(tables: dict[str, Counter[tuple[str, str]]]) -> str:
+    labels = list(tables)
+    width = max(12, *(len(label) for label in labels))
+    out = [f"{'op':9} {'outcome':28} " + " ".join(f"{label:>{width}}" for label in labels)]
+    known = {(o, r) for o, rows in ROWS.items() for r in rows}
+    extra = sorted({key for t in tables.values() for key in t} - known)
+    for op, rows in ROWS.items():
+        for row in rows:
+            cells = " ".join(f"{tables[label][op, row]:>{width}d}" for label in labels)
+            flag = "  <- never" if not any(tables[label][op, row] for label in labels) else ""
+            out.append(f"{op:9} {row:28} {cells}{flag}")
+    for op, row in extra:
+        cells = " ".join(f"{tables[label][op, row]:>{width}d}" for label in labels)
+        out.append(f"{op:9} {row:28} {cells}  <- not in ROWS")
+    return "\n".join(out)
+
+
+def run(linuxes: Sequence[str], strategies: Sequence[str], count: int, seed: int, host: bool = False) -> int:
+    """``--coverage``: print branch coverage and the outcome table; 0 when every branch left is
+    explained, the total reaches 95% and every row is reached; 1 otherwise; 2 without
+    coverage.py."""
+    from anonvma.difftest.generate import HOST_KWARGS, random_script
+
+    try:
+        import coverage  # noqa: F401  (the measuring interpreter needs it)
+    except ImportError:
+        print("python -m anonvma.difftest --coverage needs coverage.py: pip install 'anonvma[coverage]'",
+              file=sys.stderr)
+        return 2
+    task_size = None
+    if host:
+        from anonvma.model.mm import TASK_SIZE
+
+        task_size = TASK_SIZE
+    scripts = [random_script(seed + i, **(HOST_KWARGS if host else {})) for i in range(count)]
+    status = 0
+    tables: dict[str, Counter[tuple[str, str]]] = {}
+    print(f"coverage: {count} scripts from seed {seed}, as `python -m anonvma.difftest --count {count} "
+          f"--seed {seed}{' --host' if host else ''}` generates them; model only\n")
+    for linux in linuxes:
+        report = measure_branches(linux, count, seed, strategies, host)
+        print(format_branches(report) + "\n")
+        if report.total.branch_pct < 95.0 or report.unexplained:
+            status = 1
+        for strategy in strategies:
+            tables[f"{linux} {strategy}"] = outcome_table(scripts, linux, strategy, task_size)
+    print("outcomes per op (ops counted once per outcome they had):")
+    print(format_table(tables))
+    for linux in linuxes:
+        own = {k: t for k, t in tables.items() if k.split()[0] == linux}
+        empty = [r for r in empty_rows(own)
+                 if not (r[1] in STRATEGY_ROWS and STRATEGY_ROWS[r[1]] not in strategies)]
+        if empty:
+            status = 1
+            print(f"Linux {linux}: rows never reached: " + ", ".join(f"{o} {r}" for o, r in empty))
+    return status
