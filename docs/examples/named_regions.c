@@ -2,8 +2,8 @@
  *
  *     cc -O2 -o named_regions docs/examples/named_regions.c && anonvma run -- ./named_regions [FILE]
  *
- * A 64 MiB cache (all touched), a 32 MiB arena (half touched), a 4 MiB ring (untouched), held for
- * 2 seconds or until FILE exists. Fails with EINVAL on a kernel without CONFIG_ANON_VMA_NAME. */
+ * A 64 MiB cache filled 8 MiB every 0.25 s, a 32 MiB arena (half written), a 4 MiB ring (never written),
+ * then held for 1 s or until FILE exists. Fails with EINVAL on a kernel without CONFIG_ANON_VMA_NAME. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,15 +36,19 @@ static void *named(const char *name, size_t size, size_t touched)
 
 int main(int argc, char **argv)
 {
-	named("demo:cache", 64 * MiB, 64 * MiB);
+	char *cache = named("demo:cache", 64 * MiB, 0);
 	named("demo:arena", 32 * MiB, 16 * MiB);
 	named("demo:ring", 4 * MiB, 0);
 	printf("pid %d: named 64 MiB, 32 MiB, 4 MiB\n", (int)getpid());
 	fflush(stdout);
+	for (int step = 0; step < 8; step++) {
+		memset(cache + step * 8 * MiB, 1, 8 * MiB);
+		usleep(250000);
+	}
 	if (argc > 1)
 		while (access(argv[1], F_OK) != 0)
 			usleep(50000);
 	else
-		sleep(2);
+		sleep(1);
 	return 0;
 }

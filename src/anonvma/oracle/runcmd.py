@@ -82,10 +82,12 @@ class Peaks:
     def __init__(self) -> None:
         self.names: Dict[str, Peak] = {}
         self.samples = 0
+        self.seen = False  # whether any sample read a process (or the command ended before)
 
     def add(self, sample: Dict[str, Any]) -> None:
         """Fold in one sample line (with the sampler's ``holders``)."""
         self.samples += 1
+        self.seen = self.seen or bool(sample["processes"])
         holders = sample.get("holders", {})
         for g in sample["groups"]:
             peak = self.names.setdefault(g["key"], Peak(g["key"], g["kind"]))
@@ -227,7 +229,7 @@ def _tail(text: str, lines: int = 20) -> str:
     return "\n".join(text.splitlines()[-lines:])
 
 
-def table(result: RunResult, argv: Sequence[str], every: float) -> str:
+def table(result: RunResult, argv: Sequence[str], every: float, match: Optional[str] = None) -> str:
     """The text report: one line about the run, then PROCS, PEAK SIZE, PEAK RSS, NAME per name."""
     rows = [["PROCS", "PEAK SIZE", "PEAK RSS", "NAME"]]
     rows += [[str(len(p.holders)), human_kb(p.size), human_kb(p.rss), label(p.key)]
@@ -241,6 +243,8 @@ def table(result: RunResult, argv: Sequence[str], every: float) -> str:
     n = result.peaks.samples
     head = (f"{' '.join(argv)}: {how}, {n} sample{'' if n == 1 else 's'} every {every:g} s in "
             f"{result.seconds:.1f} s (Linux {result.kernel or '?'})\n")
+    if not result.peaks.names and result.peaks.seen:
+        return head + f"no name matched --match {match}\n" if match else head + "no memory\n"
     if not result.peaks.names:
         return head + f"no memory seen: {argv[0]} ended before a sample read it (--every samples sooner)\n"
     return head + body
@@ -288,9 +292,11 @@ def _main(args: argparse.Namespace) -> int:
             record.close()
     if result.error:
         _message(result.error)
+        if result.ended == "exited":
+            return result.status  # it could not start (execve failed in the guest): nothing to report
     if result.ended == "timed out":
         _message(f"{argv[0]} did not end within {args.timeout:g} s: guest killed")
-    report(as_json(result, argv, args.linux) if args.json else table(result, argv, args.every))
+    report(as_json(result, argv, args.linux) if args.json else table(result, argv, args.every, args.match))
     return result.status
 
 
