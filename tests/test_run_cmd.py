@@ -261,6 +261,21 @@ def test_no_command_is_a_usage_error(tmp_path, tag):
     assert "no command given" in err
 
 
+@pytest.mark.parametrize("args, status, message", [
+    (["--match", "("], 2, "error: bad --match '(': missing ), unterminated subpattern"),
+    (["--mem", "lots"], 2, "argument --mem: not a memory size of 64M or more: lots"),
+    (["--every", "0"], 2, "argument --every: must be positive: 0"),
+    (["--timeout", "-5"], 2, "argument --timeout: must be positive: -5"),
+    (["--record", "/nonexistent-dir/run.jsonl"], 125, "cannot write /nonexistent-dir/run.jsonl: No such"),
+    (["-o", "/nonexistent-dir/report"], 125, "cannot write /nonexistent-dir/report: No such file"),
+])
+def test_bad_options_fail_before_any_boot(args, status, message, tmp_path, tag):
+    env = {"XDG_CACHE_HOME": str(tmp_path / "empty-cache")}  # no kernel: nothing could boot anyway
+    got, out, err = finish(start(run_argv(*args, "--", "true"), tag, tmp_path, env=env), tag, tmp_path)
+    assert (got, out) == (status, b"")
+    assert message in err
+
+
 @pytest.mark.oracle
 def test_a_command_that_never_exits_is_ended_by_timeout_with_124(tmp_path, tag):
     oracle_kernel_or_skip("refcount")

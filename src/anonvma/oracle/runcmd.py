@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -24,7 +25,7 @@ from pathlib import Path
 from typing import IO, Any, Callable, Dict, List, Optional, Sequence, Set
 
 from anonvma.oracle.build import DEFAULT_LINUX, LINUX_VERSIONS, OracleMissingError, require_kernel
-from anonvma.oracle.boot import Guest, appended
+from anonvma.oracle.boot import Guest, appended, mem_bytes
 from anonvma.oracle.procgroup import sigterm_interrupts
 from anonvma.oracle.relay import StdinFeed, Tail, stdin_source
 from anonvma.procmaps.format import human_kb, label
@@ -115,6 +116,7 @@ class RunResult:
     seconds: float
     kernel: str = ""
     error: str = ""
+    sampler: str = ""  # what the sampler wrote to its stderr (a failure to sample)
 
 
 class _Samples:
@@ -169,7 +171,7 @@ def run_command(argv: Sequence[str], *, linux: str = DEFAULT_LINUX, every: float
         samples = _Samples(work / "samples", record)
         feeder = StdinFeed(work) if feed else None
         deadline = None if timeout is None else started + timeout
-        error = ""
+        error = sampler = ""
         try:
             with Guest(kernel, [sys.executable, "-m", "anonvma.oracle.runcmd_guest", str(work)],
                        cwd=workdir, mem=mem) as guest:
@@ -183,10 +185,10 @@ def run_command(argv: Sequence[str], *, linux: str = DEFAULT_LINUX, every: float
                     ended = "output closed"
                 if ended == "guest died" and (work / "status").exists():
                     ended = "exited"  # it halted just as the command ended
+                sampler = guest.read("stderr")
                 if ended == "guest died":
                     error = (f"the guest ended before {argv[0]} did; its console:\n"
-                             f"{_tail(guest.read('console'))}\n"
-                             f"the sampler's stderr:\n{_tail(guest.read('stderr'))}")
+                             f"{_tail(guest.read('console'))}\nthe sampler's stderr:\n{_tail(sampler)}")
         finally:
             if feeder is not None:
                 feeder.stopped.set()
@@ -197,7 +199,7 @@ def run_command(argv: Sequence[str], *, linux: str = DEFAULT_LINUX, every: float
         if ended == "exited":
             outcome = json.loads((work / "status").read_text())
             status, error = int(outcome["status"]), outcome.get("error", "")
-    return RunResult(status, ended, samples.peaks, time.monotonic() - started, samples.kernel, error)
+    return RunResult(status, ended, samples.peaks, time.monotonic() - started, samples.kernel, error, sampler)
 
 
 def _follow(guest: Guest, work: Path, pump: Callable[[], None], deadline: Optional[float]) -> str:
@@ -269,6 +271,12 @@ def _main(args: argparse.Namespace) -> int:
     if not argv:
         _message("error: no command given: anonvma run [OPTIONS] -- CMD [ARGS...]")
         return 2
+    if args.match is not None:
+        try:
+            re.compile(args.match)
+        except re.error as err:
+            _message(f"error: bad --match {args.match!r}: {err}")
+            return 2
     try:
         report = _opener(args.output)
         record = None if args.record is None else open(args.record, "w", encoding="utf-8")
@@ -287,6 +295,9 @@ def _main(args: argparse.Namespace) -> int:
         return err.status
     except KeyboardInterrupt:
         return INTERRUPTED  # before the guest started: nothing to report
+    except OSError as err:  # this directory gone, the temp directory not writable, ...
+        _message(f"error: {err}")
+        return FAILED
     finally:
         if record is not None:
             record.close()
@@ -294,6 +305,8 @@ def _main(args: argparse.Namespace) -> int:
         _message(result.error)
         if result.ended == "exited":
             return result.status  # it could not start (execve failed in the guest): nothing to report
+    if result.sampler and result.ended != "guest died":
+        _message(f"sampling failed, the report is incomplete: {_tail(result.sampler, 1)}")
     if result.ended == "timed out":
         _message(f"{argv[0]} did not end within {args.timeout:g} s: guest killed")
     report(as_json(result, argv, args.linux) if args.json else table(result, argv, args.every, args.match))
@@ -316,6 +329,17 @@ def _opener(path: Optional[str]) -> Callable[[str], None]:
         with target:
             target.write(text)
     return write
+
+
+def _size(text: str) -> str:
+    """An argparse type: a memory size UML takes (``512M``, ``2G``, bytes), at least 64 MiB."""
+    try:
+        ok = mem_bytes(text) >= 64 << 20
+    except ValueError:
+        ok = False
+    if not ok:
+        raise argparse.ArgumentTypeError(f"not a memory size of 64M or more: {text} (e.g. 512M, 2G)")
+    return text
 
 
 def register(subparsers: Any) -> None:
@@ -348,7 +372,8 @@ def register(subparsers: Any) -> None:
                    help="write the report to FILE ('-': stdout) instead of stderr")
     p.add_argument("--match", metavar="REGEX", help="only VMAs whose maps name matches REGEX")
     p.add_argument("--fold", action="store_true", help="fold numbered names ([anon:stack_and_tls:*])")
-    p.add_argument("--mem", default="1G", metavar="SIZE", help="the guest's memory (default 1G)")
+    p.add_argument("--mem", type=_size, default="1G", metavar="SIZE",
+                   help="the guest's memory, e.g. 512M, 4G (default 1G)")
     p.add_argument("cmd", nargs=argparse.REMAINDER, metavar="-- CMD [ARGS...]",
                    help="the command and its arguments")
     p.set_defaults(func=_main)
