@@ -28,6 +28,7 @@ COMMANDS: Dict[str, str] = {
     "plot": "anonvma.fleet.cli",
     "oracle": "anonvma.oracle.cli",
     "bench": "anonvma.bench.cli",
+    "run": "anonvma.oracle.runcmd",
 }
 
 
