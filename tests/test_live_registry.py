@@ -178,6 +178,18 @@ def test_a_name_on_part_of_a_vma_is_measured_from_pagemap_not_prorated(run_dir):
         assert by_vma["total"]["rss"] == total(group(read_pid(child.pid))).rss
 
 
+def test_names_on_the_heap_are_kept_but_shown_as_heap_as_the_kernel_does(run_dir):
+    with Namer() as child:
+        child.run("small = bytearray(3 * P); live.name_buffer(small, 'on-heap', fallback=True)")
+        assert [e[2] for e in child.run("result = entries()")] == ["on-heap"]
+        shown = groups_of(child.pid)
+        assert "[anon:on-heap]" not in shown and not shown["[heap]"]["registered"]
+        assert shown["doc"]["registry"]["hidden"] == 1
+        head = anonvma("show", str(child.pid)).stdout.splitlines()[1]
+        assert head.startswith("0 of 1 registered ranges shown")
+        assert "1 on [heap]/[stack], shown as such" in head
+
+
 SHARED = """
 base = syscalls.mmap(0, 32 * P, RW, ANON)
 touch(base, 32)

@@ -241,7 +241,10 @@ class RegisteredMmap(_mmap_mod.mmap):
             self._span = (0, 0)
 
     def __del__(self) -> None:
-        self._forget()
+        try:
+            self._forget()
+        except Exception:  # noqa: BLE001 - at interpreter exit the registry may be gone already
+            pass
 
 
 def named_mmap(size: int, name: NameArg, *, fallback: Optional[bool] = None) -> _mmap_mod.mmap:

@@ -108,24 +108,37 @@ def is_private_anon(vma: "Vma") -> bool:
             and (not vma.name or vma.name in ("[heap]", "[stack]") or vma.name.startswith("[anon:")))
 
 
-def still_there(entry: Entry, vmas: Sequence["Vma"]) -> bool:
-    """Whether ``entry``'s range is still covered, without a hole, by private anonymous VMAs
-    with the permissions it was registered with (``vmas`` in address order).
+def still_there(entries: Sequence[Entry], vmas: Sequence["Vma"]) -> List[bool]:
+    """For each entry (in address order), whether its range is still covered, without a hole,
+    by private anonymous VMAs with the permissions it was registered with (``vmas`` in address
+    order). One pass over both.
 
     False after munmap, a move (mremap), mprotect, or a mapping of something else there. True
     for another anonymous mapping with the same permissions at the same place: maps cannot
     tell them apart.
     """
-    at = entry.start
-    for v in vmas:
-        if v.end <= at:
-            continue
-        if v.start > at or not is_private_anon(v) or v.perms != entry.perms:
-            return False
-        at = v.end
-        if at >= entry.end:
-            return True
-    return False
+    out: List[bool] = []
+    i = 0
+    for e in entries:
+        while i < len(vmas) and vmas[i].end <= e.start:
+            i += 1
+        at, j, ok = e.start, i, False
+        while j < len(vmas):
+            v = vmas[j]
+            if v.start > at or not is_private_anon(v) or v.perms != e.perms:
+                break
+            at = v.end
+            if at >= e.end:
+                ok = True
+                break
+            j += 1
+        out.append(ok)
+    return out
+
+
+def kept(entries: Sequence[Entry], vmas: Sequence["Vma"]) -> List[Entry]:
+    """The entries :func:`still_there`."""
+    return [e for e, ok in zip(entries, still_there(entries, vmas), strict=True) if ok]
 
 
 # --- the file -------------------------------------------------------------------------------
@@ -388,6 +401,7 @@ def clean_stale(found: Dict[int, List[Tuple[int, str]]], procfs: str = "/proc") 
 # --- the writer (in the process that names) -----------------------------------------------------
 
 def _maps_of_self() -> List["Vma"]:
+    """This process's VMAs, from /proc/self/maps (read at every registration)."""
     from anonvma.procmaps.parser import parse  # only a process that registers needs it
 
     with open("/proc/self/maps", "rb") as f:
@@ -494,7 +508,7 @@ class Registry:
             return
         vmas = _maps_of_self()
         parts, error = walk(addr, end, vmas)
-        entries = [e for e in self.entries if still_there(e, vmas)]
+        entries = kept(self.entries, vmas)
         for p in parts:
             entries = _cut(entries, p.start, p.end)
         if name is not None:
@@ -503,8 +517,9 @@ class Registry:
         entries = _merged(entries)
         if len(entries) > _max_map_count() and name is not None:
             raise OSError(errno.EAGAIN, "naming would split a mapping beyond vm.max_map_count")
-        self.entries = entries
-        self.save()
+        if entries != self.entries:
+            self.entries = entries
+            self.save()
         if error:
             raise OSError(error, os.strerror(error))
 
@@ -575,7 +590,7 @@ class _ThisProcess:
         try:
             vmas = _maps_of_self()
             child = Registry(identity(os.getpid()), os.path.dirname(parent.path),
-                             [e for e in parent.entries if still_there(e, vmas)])
+                             kept(parent.entries, vmas))
             child.save()
             self.registry = child
         except (OSError, ValueError) as err:

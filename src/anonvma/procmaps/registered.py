@@ -149,8 +149,8 @@ def apply(snap: Snapshot, loaded: registry.Loaded, procfs: str = "/proc") -> Sna
     starts = [v.start for v in vmas]
     pieces: Dict[int, List[Tuple[int, int, str]]] = {}
     dropped = hidden = 0
-    for e in loaded.entries:
-        if not registry.still_there(e, vmas):
+    for e, there in zip(loaded.entries, registry.still_there(loaded.entries, vmas), strict=True):
+        if not there:
             dropped += 1
             continue
         seen_hidden = False
