@@ -324,11 +324,21 @@ def _trusted_bytes(path: str, uid: int) -> Tuple[Optional[bytes], str]:
 
 
 def _remove_stale(path: str) -> None:
-    """Remove the file of a process that is gone (if we may; another reader may be first)."""
+    """Remove the file of a process that is gone (if we may; another reader may be first).
+
+    Through a descriptor of its directory opened without following a symlink, so a directory
+    swapped for a link between the listing and now cannot make root remove a file elsewhere.
+    """
     try:
-        os.unlink(path)
+        folder = os.open(os.path.dirname(path), os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return
+    try:
+        os.unlink(os.path.basename(path), dir_fd=folder)
     except OSError:
         pass
+    finally:
+        os.close(folder)
 
 
 def load(pid: int, files: Optional[Sequence[Tuple[int, str]]] = None, procfs: str = "/proc"
