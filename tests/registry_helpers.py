@@ -81,11 +81,15 @@ class Namer:
         return self._reply()
 
     def close(self) -> int:
-        """End the child normally (stdin closed: its loop ends, atexit runs); its exit status."""
+        """End the child normally (stdin closed: its loop ends, atexit runs), or reap it if it
+        has ended; its exit status. Idempotent."""
         if self.proc.stdin and not self.proc.stdin.closed:
-            self.proc.stdin.close()
+            try:
+                self.proc.stdin.close()
+            except BrokenPipeError:  # it is gone already
+                pass
         status = self.proc.wait(timeout=30)
-        if self.proc.stdout:
+        if self.proc.stdout and not self.proc.stdout.closed:
             self.proc.stdout.close()
         return status
 
@@ -93,5 +97,4 @@ class Namer:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self.proc.poll() is None:
-            self.close()
+        self.close()

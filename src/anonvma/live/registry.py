@@ -569,7 +569,8 @@ class _ThisProcess:
 
     def __init__(self) -> None:
         self.registry: Optional[Registry] = None
-        self.lock = threading.Lock()
+        # reentrant: a RegisteredMmap collected by the GC mid-registration forgets from inside
+        self.lock = threading.RLock()
         atexit.register(self.exit)
         os.register_at_fork(before=self._acquire, after_in_parent=self._release,
                             after_in_child=self.forked)
@@ -593,7 +594,7 @@ class _ThisProcess:
     def forked(self) -> None:
         """In a new child: a fresh lock, and its own copy of the registrations that it still maps
         (MADV_DONTFORK memory is not copied)."""
-        self.lock = threading.Lock()
+        self.lock = threading.RLock()
         parent, self.registry = self.registry, None
         if parent is None or not parent.entries or parent.closed:
             return
