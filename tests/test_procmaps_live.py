@@ -263,7 +263,10 @@ def test_show_all_table_has_a_procs_column_and_the_csv_the_processes_field(capsy
     assert row.split()[:2] == ["2", "2"]
     assert main(["show", "--all", "--csv", "--match", "anonvma-all-test"]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert out[0].split(",")[-1] == "processes" and out[1].startswith(f"{MEMFD},deleted,2,")
+    header, row = out[0].split(","), out[1].split(",")
+    assert header[-3:] == ["processes", "registered", "estimated"]
+    assert out[1].startswith(f"{MEMFD},deleted,2,")
+    assert row[-3:] == ["2", "false", "false"]
 
 
 def test_processes_that_cannot_be_read_are_counted_in_one_line_not_fatal(sharing):

@@ -10,7 +10,7 @@ import argparse
 import sys
 from typing import Any, Callable, List, Optional
 
-from anonvma.procmaps.cli import positive
+from anonvma.procmaps.cli import positive, warning_lines
 
 
 def _targets(p: argparse.ArgumentParser) -> None:
@@ -27,6 +27,8 @@ def register(subparsers: Any) -> None:
         description="Export memory by name to Prometheus: anonvma_pss_bytes, anonvma_rss_bytes, "
                     "anonvma_swap_bytes, anonvma_size_bytes, anonvma_processes, anonvma_vmas "
                     "(labels name, kind), summed over the processes read at each scrape; "
+                    "anonvma_registered and anonvma_estimated (1 for names from a process's "
+                    "anonvma registry, and for estimated counters); "
                     "anonvma_process_* per process with --per-process; anonvma_scrape_errors_total, "
                     "anonvma_series_dropped_total. Needs prometheus_client (pip install "
                     "'anonvma[export]').")
@@ -82,7 +84,8 @@ def _guarded(fn: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Name
     """Run a command; an expected failure is one line on stderr and exit status 1."""
     def run(args: argparse.Namespace) -> int:
         try:
-            return fn(args)
+            with warning_lines(args.command):
+                return fn(args)
         except ImportError as err:
             extra = {"prometheus_client": "export", "matplotlib": "plot"}.get(err.name or "", "")
             hint = f" (pip install 'anonvma[{extra}]')" if extra else ""

@@ -9,7 +9,16 @@ by default so the label set stays bounded; label ``kind``), summed over the proc
 With ``per_process``, the same per process and name as ``anonvma_process_*`` (labels ``pid``,
 ``comm``, ``name``, ``kind``): kept apart so summing ``anonvma_pss_bytes`` never counts twice.
 Largest PSS first, at most ``max_series`` such series per scrape; the rest are counted in
-``anonvma_series_dropped_total``. Processes that could not be read are counted in
+``anonvma_series_dropped_total``.
+
+Names that a process keeps in its anonvma registry (the kernel lacks CONFIG_ANON_VMA_NAME; see
+:mod:`anonvma.procmaps.registered`) are exported under the same ``name`` as kernel-given ones, so
+queries and dashboards need no change; ``anonvma_registered{name, kind} 1`` marks them, and
+``anonvma_estimated{name, kind} 1`` the names whose counters were estimated in part
+(``anonvma_process_registered``/``_estimated`` with ``--per-process``). Separate marker series
+rather than a label on every series: a label would change the identity of each series when a
+process moves between kernel names and the registry, and the markers join with
+``* on(name) group_left`` when wanted. Processes that could not be read are counted in
 ``anonvma_scrape_errors_total{reason}`` (``denied``, ``exited``, ``unreadable``, and
 ``failed`` for a scrape that failed as a whole). Plus ``anonvma_scrape_duration_seconds`` and
 ``anonvma_scrape_processes``.
@@ -36,6 +45,12 @@ GAUGES: Tuple[Tuple[str, str, str], ...] = (
     ("size_bytes", "size", "Mapped (virtual) size"),
     ("processes", "processes", "Processes that map memory with this name"),
     ("vmas", "count", "VMAs (mappings) with this name"),
+)
+#: Marker gauges (1 where they apply): (metric suffix, help), in the order of Group's flags.
+MARKS = (
+    ("registered", "1 for names kept in a process's anonvma registry (the kernel cannot name "
+                   "memory), not given by the kernel"),
+    ("estimated", "1 for names whose counters were estimated in part (a VMA shared by names)"),
 )
 #: The per-process gauges (``anonvma_process_*``): all but ``processes``.
 PROCESS_GAUGES = tuple(g for g in GAUGES if g[1] != "processes")
@@ -92,6 +107,11 @@ class MemoryCollector:
         procs = [GaugeMetricFamily(f"anonvma_process_{suffix}", f"{text}, per process",
                                    labels=["pid", "comm", "name", "kind"])
                  for suffix, _, text in PROCESS_GAUGES] if self.per_process else []
+        marks = [GaugeMetricFamily(f"anonvma_{mark}", text, labels=["name", "kind"])
+                 for mark, text in MARKS]
+        proc_marks = [GaugeMetricFamily(f"anonvma_process_{mark}", f"{text}, per process",
+                                        labels=["pid", "comm", "name", "kind"])
+                      for mark, text in MARKS] if self.per_process else []
         duration = GaugeMetricFamily("anonvma_scrape_duration_seconds",
                                      "Time to read and group the processes of this scrape")
         count = GaugeMetricFamily("anonvma_scrape_processes", "Processes read in this scrape")
@@ -106,8 +126,9 @@ class MemoryCollector:
                 budget -= len(names)
                 for fam, (_, field, _) in zip(names, GAUGES, strict=True):
                     fam.add_metric([label(g.key), g.kind], _value(g, field))
+                _mark(marks, g, [label(g.key), g.kind])
             if procs:
-                budget = self._per_process(system, procs, budget)
+                budget = self._per_process(system, procs, proc_marks, budget)
             duration.add_metric([], system.seconds)
             count.add_metric([], len(system.processes))
         errors = CounterMetricFamily("anonvma_scrape_errors", "Processes (or whole scrapes: failed) "
@@ -117,9 +138,10 @@ class MemoryCollector:
         dropped = CounterMetricFamily("anonvma_series_dropped", "Name-labelled series left out "
                                       "because of the cap on series (smallest PSS first)")
         dropped.add_metric([], self.dropped)
-        yield from [*names, *procs, duration, count, errors, dropped]
+        yield from [*names, *marks, *procs, *proc_marks, duration, count, errors, dropped]
 
-    def _per_process(self, system: System, procs: List[GaugeMetricFamily], budget: int) -> int:
+    def _per_process(self, system: System, procs: List[GaugeMetricFamily],
+                     proc_marks: List[GaugeMetricFamily], budget: int) -> int:
         rows = [(g, p.pid, p.comm) for p in system.processes for g in p.groups]
         rows.sort(key=lambda r: (-r[0].pss, r[0].key))
         for g, pid, comm in rows:
@@ -130,4 +152,12 @@ class MemoryCollector:
             labels = [str(pid) if pid is not None else "", comm, label(g.key), g.kind]
             for fam, (_, field, _) in zip(procs, PROCESS_GAUGES, strict=True):
                 fam.add_metric(labels, _value(g, field))
+            _mark(proc_marks, g, labels)
         return budget
+
+
+def _mark(families: List[GaugeMetricFamily], g: Group, labels: List[str]) -> None:
+    """1 in the marker families (registered, estimated) that apply to ``g``."""
+    for fam, on in zip(families, (g.registered, g.estimated), strict=True):
+        if on:
+            fam.add_metric(labels, 1.0)

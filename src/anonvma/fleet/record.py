@@ -2,7 +2,8 @@
 
 The first line describes the recording (``"anonvma_record": 1``, start time, interval, targets,
 units, host); then one line per sample: its time (``t``, seconds since the epoch, and
-``elapsed`` since the first sample), every group summed over the processes (``groups``), one
+``elapsed`` since the first sample), every group summed over the processes (``groups``, with
+``registered``/``estimated`` as in ``anonvma show --json``), one
 row per process with its command line (``processes``), and what was not counted
 (``skipped``). Each line is written and flushed as it is taken, so a recording cut short
 keeps every complete sample.
@@ -40,7 +41,8 @@ def sample_line(system: System, first: float) -> Dict[str, Any]:
     return {
         "t": system.time, "elapsed": round(system.time - first, 3), "seconds": round(system.seconds, 4),
         "groups": [{"key": g.key, "kind": g.kind, "processes": g.processes,
-                    **{f: g.value(f) for f in FIELDS}} for g in groups],
+                    **{f: g.value(f) for f in FIELDS}, "registered": g.registered,
+                    "estimated": g.estimated} for g in groups],
         "processes": [{"pid": p.pid, "cmdline": p.cmdline, "comm": p.comm,
                        **{f: p.total.value(f) for f in FIELDS}} for p in system.processes],
         "kernel_threads": system.kernel_threads, "skipped": system.skipped,

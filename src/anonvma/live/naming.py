@@ -13,6 +13,12 @@ no syscall. What remains goes to the kernel, whose errno is passed on with a hin
 - EFAULT, EPERM (an LSM or seccomp said no).
 
 Nothing is probed at import time: :func:`supported` asks the kernel each time it is called.
+
+Where the kernel cannot name memory, a caller may opt in to a fallback: ``fallback=True`` on
+each function here (or ``ANONVMA_FALLBACK=1`` in the environment, for code that cannot pass
+it) records the naming in this process's registry (:mod:`anonvma.live.registry`) instead,
+which ``anonvma show``, ``diff`` and ``export`` read and mark as registered. Only the
+unsupported kernel's EINVAL falls back; every other error is raised as it is.
 """
 
 from __future__ import annotations
@@ -24,9 +30,8 @@ import os
 from typing import Optional, Tuple
 
 from anonvma.anon_name import NameArg, check_anon_name, check_range, name_bytes
-from anonvma.live import syscalls
+from anonvma.live import registry, syscalls
 from anonvma.live.errors import AnonNameUnsupportedError, InvalidAnonNameError
-
 
 
 def validate_name(name: NameArg) -> Optional[bytes]:
@@ -89,27 +94,72 @@ _HINTS = {
 }
 
 
-def set_anon_name(addr: int, length: int, name: NameArg) -> None:
-    """Name (or with ``None`` clear the name of) the anonymous memory in [addr, addr+length).
+def fallback_wanted(fallback: Optional[bool]) -> bool:
+    """Whether to register names the kernel cannot keep: ``fallback`` if given, else
+    ``ANONVMA_FALLBACK`` (``1`` yes; unset, empty or ``0`` no).
 
-    ``length`` is rounded up to whole pages, like the kernel does; 0 is a valid no-op.
-
-    :raises InvalidAnonNameError: bad name (before any syscall).
-    :raises InvalidRangeError: bad address or length (before any syscall).
-    :raises AnonNameUnsupportedError: the kernel lacks CONFIG_ANON_VMA_NAME.
-    :raises OSError: the kernel's errno otherwise (see the module docstring).
+    :raises ValueError: ANONVMA_FALLBACK has another value (a typo must not pass for "no").
     """
+    if fallback is not None:
+        return bool(fallback)
+    value = os.environ.get(registry.ENV, "")
+    if value not in ("", "0", "1"):
+        raise ValueError(f"{registry.ENV}={value!r}: set it to 1 (register names the kernel cannot "
+                         "keep) or 0 (do not)")
+    return value == "1"
+
+
+def _failed(code: int, where: str) -> OSError:
+    """The error of a naming that failed with ``code``, with its hint."""
+    hint = _HINTS.get(code, os.strerror(code))
+    return OSError(code, f"{where}: {os.strerror(code)}: {hint}")
+
+
+def _set(addr: int, length: int, name: NameArg, fallback: Optional[bool]) -> bool:
+    """:func:`set_anon_name`; True if the name went to the registry rather than the kernel."""
     raw = validate_name(name)
     validate_range(addr, length)
+    wanted = fallback_wanted(fallback)
+    where = f"naming {addr:#x}+{length:#x} as {name!r}"
     try:
         syscalls.prctl_set_vma_anon_name(addr, length, raw)
     except OSError as err:
         code = err.errno or 0
-        where = f"naming {addr:#x}+{length:#x} as {name!r}"
-        if code == errno.EINVAL and not supported():
-            raise AnonNameUnsupportedError(where) from err
-        hint = _HINTS.get(code, os.strerror(code))
-        raise OSError(code, f"{where}: {os.strerror(code)}: {hint}") from err
+        if code != errno.EINVAL or supported():
+            raise _failed(code, where) from err
+        if not wanted:
+            raise AnonNameUnsupportedError(
+                f"{where} (pass fallback=True, or set {registry.ENV}=1, to record names in "
+                "anonvma's registry instead)") from err
+    else:
+        return False
+    try:
+        registry.set_anon_name(addr, length, raw)
+    except OSError as err:
+        if err.errno in _HINTS:
+            raise _failed(err.errno, f"{where} (in anonvma's registry)") from err
+        raise
+    return True
+
+
+def set_anon_name(addr: int, length: int, name: NameArg, *, fallback: Optional[bool] = None) -> None:
+    """Name (or with ``None`` clear the name of) the anonymous memory in [addr, addr+length).
+
+    ``length`` is rounded up to whole pages, like the kernel does; 0 is a valid no-op.
+
+    :param fallback: when the kernel lacks CONFIG_ANON_VMA_NAME, record the naming in this
+        process's registry instead (:mod:`anonvma.live.registry`); ``None``: as
+        ``ANONVMA_FALLBACK`` says (off unless ``1``).
+    :raises InvalidAnonNameError: bad name (before any syscall).
+    :raises InvalidRangeError: bad address or length (before any syscall).
+    :raises ValueError: ANONVMA_FALLBACK is neither 0 nor 1 (before any syscall).
+    :raises AnonNameUnsupportedError: the kernel lacks CONFIG_ANON_VMA_NAME, without fallback.
+    :raises OSError: the kernel's errno otherwise (see the module docstring); with the
+        fallback, the same errno where the kernel would give it (ENOMEM: a hole, the mapped
+        parts named; EBADF: file-backed or shared memory; EINVAL; EAGAIN), or the registry
+        file cannot be written.
+    """
+    _set(addr, length, name, fallback)
 
 
 def buffer_span(buf: object) -> Tuple[int, int]:
@@ -140,13 +190,13 @@ def whole_pages(addr: int, nbytes: int) -> Tuple[int, int]:
     return start, max(start, end)
 
 
-def name_buffer(buf: object, name: NameArg) -> Tuple[int, int]:
+def name_buffer(buf: object, name: NameArg, *, fallback: Optional[bool] = None) -> Tuple[int, int]:
     """Name the whole pages that a writable buffer covers; returns the (address, length) named.
 
     Partial pages at either end are left alone: they may belong to other objects.
 
     :raises ValueError: the buffer covers no whole page, is read-only or not contiguous.
-    :raises OSError: as :func:`set_anon_name`.
+    :raises OSError: as :func:`set_anon_name` (``fallback`` too).
     """
     validate_name(name)
     addr, nbytes = buffer_span(buf)
@@ -155,37 +205,68 @@ def name_buffer(buf: object, name: NameArg) -> Tuple[int, int]:
         raise ValueError(
             f"this {type(buf).__name__} ({nbytes} bytes at {addr:#x}) covers no whole page "
             f"(page size {syscalls.PAGE_SIZE}); only whole pages can be named")
-    set_anon_name(start, end - start, name)
+    set_anon_name(start, end - start, name, fallback=fallback)
     return start, end - start
 
 
-def name_mmap(m: _mmap_mod.mmap, name: NameArg) -> Tuple[int, int]:
+def name_mmap(m: _mmap_mod.mmap, name: NameArg, *, fallback: Optional[bool] = None) -> Tuple[int, int]:
     """Name all of a private anonymous ``mmap.mmap`` (its last page in full); returns (address, length).
 
     ``mmap.mmap(-1, n)`` is MAP_SHARED by default, which Linux 6.1 refuses (EBADF); create it with
-    ``flags=mmap.MAP_PRIVATE`` or use :func:`named_mmap`.
+    ``flags=mmap.MAP_PRIVATE`` or use :func:`named_mmap`. ``fallback``: as :func:`set_anon_name`;
+    a registered mmap you close yourself stays registered until it is named ``None`` (or
+    until a reader sees its memory gone): clear it first, or use :func:`named_mmap`.
     """
     validate_name(name)
     addr, nbytes = buffer_span(m)
     if nbytes == 0:
         raise ValueError("an empty mmap covers no page")
-    set_anon_name(addr, nbytes, name)
+    set_anon_name(addr, nbytes, name, fallback=fallback)
     return addr, nbytes
 
 
-def named_mmap(size: int, name: NameArg) -> _mmap_mod.mmap:
+class RegisteredMmap(_mmap_mod.mmap):
+    """An ``mmap.mmap`` named in the registry: closing it (or losing it) drops the registration
+    first, so the name never outlives the memory even if another mapping lands at its address."""
+
+    _span: Tuple[int, int] = (0, 0)
+
+    def close(self) -> None:
+        self._forget()
+        super().close()
+
+    def _forget(self) -> None:
+        if self._span[1] and not self.closed:
+            registry.forget(*self._span)
+            self._span = (0, 0)
+
+    def __del__(self) -> None:
+        try:
+            self._forget()
+        except Exception:  # noqa: BLE001 - at interpreter exit the registry may be gone already
+            pass
+
+
+def named_mmap(size: int, name: NameArg, *, fallback: Optional[bool] = None) -> _mmap_mod.mmap:
     """A new private anonymous read/write ``mmap.mmap`` of ``size`` bytes, named ``name``.
 
+    With ``fallback`` (see :func:`set_anon_name`) on a kernel that cannot name memory, the name
+    is registered and the mapping is a :class:`RegisteredMmap`, whose ``close()`` drops it.
+
     :raises ValueError: size < 1.
-    :raises AnonNameUnsupportedError: the kernel lacks CONFIG_ANON_VMA_NAME (the mapping is closed).
+    :raises AnonNameUnsupportedError: the kernel lacks CONFIG_ANON_VMA_NAME, without fallback
+        (the mapping is closed).
     """
     validate_name(name)
     if size < 1:
         raise ValueError(f"size must be at least 1 byte, not {size}")
-    m = _mmap_mod.mmap(-1, size, flags=_mmap_mod.MAP_PRIVATE,
-                       prot=_mmap_mod.PROT_READ | _mmap_mod.PROT_WRITE)
+    wanted = fallback_wanted(fallback)
+    kind = RegisteredMmap if wanted else _mmap_mod.mmap
+    m = kind(-1, size, flags=_mmap_mod.MAP_PRIVATE, prot=_mmap_mod.PROT_READ | _mmap_mod.PROT_WRITE)
     try:
-        name_mmap(m, name)
+        addr, nbytes = buffer_span(m)
+        if _set(addr, nbytes, name, wanted) and isinstance(m, RegisteredMmap):
+            m._span = (addr, nbytes)
     except BaseException:
         m.close()
         raise

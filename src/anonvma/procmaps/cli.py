@@ -9,14 +9,17 @@ rest of the grouping (``--watch`` keeps the GC on between samples).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import os
 import sys
 import time
-from typing import Any, Callable, Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple
+import warnings
+from typing import Any, Callable, Dict, Iterator, List, Mapping, NamedTuple, Optional, Sequence, Tuple
 
+from anonvma.live.registry import RegistryWarning
 from anonvma.procmaps.diff import diff_groups
-from anonvma.procmaps import system
+from anonvma.procmaps import registered, system
 from anonvma.procmaps.files import write_atomically
 from anonvma.procmaps.format import (
     diff_csv,
@@ -32,8 +35,8 @@ from anonvma.procmaps.format import (
 from anonvma.procmaps.group import (GROUP_BY, SORT_KEYS, group, matched, matching, sort_field, sort_groups,
                                     total)
 from anonvma.procmaps.parser import parse
-from anonvma.procmaps.records import Group
-from anonvma.procmaps.source import describe, read, read_pid_bytes, tally
+from anonvma.procmaps.records import Group, Registered
+from anonvma.procmaps.source import describe, read_pid_bytes
 
 #: ``show --all`` also groups by process (procrank).
 SHOW_BY = (*GROUP_BY, "process")
@@ -117,6 +120,25 @@ def register(subparsers: Any) -> None:
     p.set_defaults(func=_guarded(_snapshot))
 
 
+@contextlib.contextmanager
+def warning_lines(command: str) -> Iterator[None]:
+    """Print each distinct :class:`~anonvma.live.registry.RegistryWarning` (an ignored registry
+    file) as one line on stderr: ``anonvma COMMAND: warning: ...``; other warnings as usual."""
+    with warnings.catch_warnings():
+        shown = warnings.showwarning
+
+        def show(message: Any, category: Any, filename: str, lineno: int, file: Any = None,
+                 line: Optional[str] = None) -> None:
+            if issubclass(category, RegistryWarning):
+                print(f"anonvma {command}: warning: {message}", file=sys.stderr, flush=True)
+            else:
+                shown(message, category, filename, lineno, file, line)
+
+        warnings.simplefilter("default", RegistryWarning)
+        warnings.showwarning = show
+        yield
+
+
 def _guarded(fn: Callable[[argparse.Namespace], str], quick: bool = True
              ) -> Callable[[argparse.Namespace], int]:
     """Run a command; print its complete output, or one error line to stderr and return 1."""
@@ -124,7 +146,8 @@ def _guarded(fn: Callable[[argparse.Namespace], str], quick: bool = True
         if quick or not getattr(args, "watch", None):
             gc.disable()  # a one-shot command: see the module docstring
         try:
-            text = fn(args)
+            with warning_lines(args.command):
+                text = fn(args)
         except (OSError, ValueError) as err:
             message = str(err)
             if isinstance(err, OSError) and err.strerror and err.filename is None:
@@ -162,19 +185,21 @@ class _Grouped(NamedTuple):
     vmas: int  # in the map
     matching: int  # of them, matching --match
     groups: List[Group]
+    registry: Optional[Registered]  # what the process's registry of names changed
 
 
 def _grouped(target: str, args: argparse.Namespace) -> _Grouped:
-    """Read ``target`` (a PID, ``self`` or a file) and group it by ``args.by``/``--fold``/``--match``."""
+    """Read ``target`` (a PID, ``self`` or a file) and group it by ``args.by``/``--fold``/``--match``,
+    with the names a live process keeps in its anonvma registry."""
     if args.by == "none":  # one row per VMA: the records are needed
-        snap = read(target)
+        snap = registered.read(target)
         vmas = matching(snap.vmas, args.match)
         return _Grouped(snap.source, snap.pid, snap.has_smaps, len(snap.vmas), len(vmas),
-                        group(vmas, args.by, args.fold))
-    counted = tally(target)  # counted while read: no record per VMA
+                        group(snap._replace(vmas=tuple(vmas)), args.by, args.fold), snap.registry)
+    counted = registered.tally(target)  # counted while read (no record per VMA) if no registry
     found = matched(counted, args.match)
     return _Grouped(counted.source, counted.pid, counted.has_smaps, counted.vmas, found.vmas,
-                    group(found, args.by, args.fold))
+                    group(found, args.by, args.fold), counted.registry)
 
 
 def _one(args: argparse.Namespace) -> _View:
@@ -193,8 +218,12 @@ def _one(args: argparse.Namespace) -> _View:
                                "smaps": snap.has_smaps}
     if snap.pid is not None:
         meta["cmdline"] = describe(snap.pid)
-    return _View(head, "", groups, groups[:args.top] if args.top else groups, total(groups),
-                 snap.has_smaps, measure, False, False, {}, meta)
+    if snap.registry is not None:
+        used = snap.registry
+        meta["registry"] = {"path": used.path, "ranges": used.ranges, "dropped": used.dropped,
+                            "hidden": used.hidden, "estimated": bool(used.estimated)}
+    return _View(head, registered.note(snap.registry), groups, groups[:args.top] if args.top else groups,
+                 total(groups), snap.has_smaps, measure, False, False, {}, meta)
 
 
 def _every(args: argparse.Namespace) -> _View:
@@ -298,6 +327,9 @@ def _diff(args: argparse.Namespace) -> str:
     if args.csv:
         return diff_csv(changes)
     head = f"{a.source} -> {b.source}: {len(changes)} changed groups by {args.by} ({measure}){note}\n"
+    for side, g in (("A", a), ("B", b)):
+        if g.registry is not None:
+            head += f"{side}: {registered.note(g.registry)}\n"
     return head + diff_table(changes, measure, _width())
 
 

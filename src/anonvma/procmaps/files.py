@@ -5,8 +5,9 @@ from __future__ import annotations
 import os
 
 
-def write_atomically(path: str, data: bytes) -> None:
-    """Write ``path`` whole or not at all: a temporary file beside it, then rename.
+def write_atomically(path: str, data: bytes, mode: int = 0o644) -> None:
+    """Write ``path`` whole or not at all: a temporary file beside it, then rename; ``mode``
+    is the file's permissions.
 
     :raises OSError: naming ``path`` (never the temporary file).
     """
@@ -20,7 +21,7 @@ def write_atomically(path: str, data: bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
-        os.chmod(tmp, 0o644)
+        os.chmod(tmp, mode)
         os.replace(tmp, target)
     except OSError as err:
         os.unlink(tmp)

@@ -83,6 +83,32 @@ def label(key: str) -> str:
     return key if key else "[anonymous]"
 
 
+#: What the marks after a table's names mean (printed under a table that has any).
+MARKS_NOTE = {
+    "registered": "(registered): named in the process's anonvma registry (the kernel cannot name "
+                  "memory), not by the kernel",
+    "estimated": "(estimated): part of a VMA that several names share; counters divided by page "
+                 "counts where pagemap could not tell them exactly",
+}
+
+
+def marks(g: Optional[Group]) -> List[str]:
+    """The marks of a group: ``registered``, ``estimated``, both or none."""
+    if g is None:
+        return []
+    return [m for m, on in (("registered", g.registered), ("estimated", g.estimated)) if on]
+
+
+def marked(key: str, found: Sequence[str]) -> str:
+    """A table's name: the label, then its marks in parentheses."""
+    return label(key) + (f" ({', '.join(found)})" if found else "")
+
+
+def _notes(found: Sequence[str]) -> str:
+    """The lines under a table explaining the marks it shows."""
+    return "".join(MARKS_NOTE[m] + "\n" for m in MARKS_NOTE if m in found)
+
+
 def groups_table(groups: Sequence[Group], total: Group, smaps: bool, width: Optional[int], *,
                  processes: bool = False, since: Optional[Mapping[str, Optional[int]]] = None,
                  since_total: Optional[int] = None, measure: str = "pss") -> str:
@@ -102,13 +128,15 @@ def groups_table(groups: Sequence[Group], total: Group, smaps: bool, width: Opti
         header.append(f"D{measure.upper()}")
     header.append("NAME")
     rows: List[Sequence[str]] = []
+    seen: List[str] = []
     for g in [*groups, total]:
         row = [_cell(g, f) for _, f in columns]
         if since is not None:
             row.append(signed(since_total if g is total else since.get(g.key), measure))
-        row.append(label(g.key) if g is not total else "total")
+        seen += marks(g)
+        row.append(marked(g.key, marks(g)) if g is not total else "total")
         rows.append(row)
-    return _table(header, rows, width)
+    return _table(header, rows, width) + _notes(seen)
 
 
 def processes_table(rows: Sequence[Group], total: Group, labels: Mapping[str, str],
@@ -127,6 +155,7 @@ def group_dict(g: Group) -> Dict[str, object]:
     """A group as a flat dict (sizes in kB; ``None`` where unknown)."""
     out: Dict[str, object] = {"key": g.key, "kind": g.kind}
     out.update((f, g.value(f)) for f in GROUP_FIELDS)
+    out.update(registered=g.registered, estimated=g.estimated)
     return out
 
 
@@ -147,7 +176,7 @@ def processes_json(rows: Sequence[Group], total: Group, labels: Mapping[str, Seq
         d = group_dict(g)
         cmd, comm = labels.get(g.key, ("", ""))
         d.update(pid=int(g.key) if g.key.isdigit() else None, cmdline=cmd, comm=comm)
-        del d["key"], d["kind"], d["processes"]
+        del d["key"], d["kind"], d["processes"], d["registered"], d["estimated"]
         out.append(d)
     return _dumps(dict(meta, units="kB", processes=out, total=group_dict(total)))
 
@@ -162,10 +191,16 @@ def _csv(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     return buf.getvalue()
 
 
+def _flag(on: bool) -> str:
+    return "true" if on else "false"
+
+
 def groups_csv(groups: Sequence[Group]) -> str:
-    """CSV with a header row: key, kind, then :data:`GROUP_FIELDS` (kB; empty where unknown)."""
-    return _csv(["key", "kind", *GROUP_FIELDS],
-                [[g.key, g.kind, *(g.value(f) for f in GROUP_FIELDS)] for g in groups])
+    """CSV with a header row: key, kind, then :data:`GROUP_FIELDS` (kB; empty where unknown),
+    then ``registered`` and ``estimated`` (true/false)."""
+    return _csv(["key", "kind", *GROUP_FIELDS, "registered", "estimated"],
+                [[g.key, g.kind, *(g.value(f) for f in GROUP_FIELDS), _flag(g.registered),
+                  _flag(g.estimated)] for g in groups])
 
 
 def processes_csv(rows: Sequence[Group], labels: Mapping[str, Sequence[str]]) -> str:
@@ -181,14 +216,23 @@ def diff_table(changes: Sequence[Change], measure: str, width: Optional[int]) ->
     header = ["STATUS", f"D{measure.upper()}"] + (["DCOUNT"] if measure != "count" else []) + [
         "BEFORE", "AFTER", "NAME"]
     rows: List[Sequence[str]] = []
+    seen: List[str] = []
     for c in changes:
         cells = [c.status, signed(c.delta(measure), measure)]
         if measure != "count":
             cells.append(signed(c.delta("count"), "count"))
+        found = _change_marks(c)
+        seen += found
         cells += [_cell(c.before, measure) if c.before else "-",
-                  _cell(c.after, measure) if c.after else "-", label(c.key)]
+                  _cell(c.after, measure) if c.after else "-", marked(c.key, found)]
         rows.append(cells)
-    return _table(header, rows, width)
+    return _table(header, rows, width) + _notes(seen)
+
+
+def _change_marks(c: Change) -> List[str]:
+    """The marks of either side of a change."""
+    both = marks(c.before) + marks(c.after)
+    return [m for m in MARKS_NOTE if m in both]
 
 
 def change_dict(c: Change) -> Dict[str, object]:
@@ -206,13 +250,16 @@ def diff_json(changes: Sequence[Change], meta: Mapping[str, object]) -> str:
 
 
 def diff_csv(changes: Sequence[Change]) -> str:
-    """CSV: key, kind, status, then before_/after_/delta_ of each group field (empty where unknown)."""
+    """CSV: key, kind, status, then before_/after_/delta_ of each group field (empty where unknown),
+    then ``registered`` and ``estimated`` (of either side: true/false)."""
     rows = []
     for c in changes:
         cells: List[object] = [c.key, c.kind, c.status]
         for side in (c.before, c.after):
             cells += [side.value(f) if side else None for f in GROUP_FIELDS]
         cells += [c.delta(f) for f in GROUP_FIELDS]
+        found = _change_marks(c)
+        cells += [_flag("registered" in found), _flag("estimated" in found)]
         rows.append(cells)
     return _csv(["key", "kind", "status", *(f"{p}_{f}" for p in ("before", "after", "delta")
-                                            for f in GROUP_FIELDS)], rows)
+                                            for f in GROUP_FIELDS), "registered", "estimated"], rows)

@@ -8,10 +8,10 @@ whether the tally was counted while reading (``show PID``) or from VMA records.
 from __future__ import annotations
 
 import re
-from typing import Callable, Dict, Iterable, List, Optional, Pattern, Union
+from typing import Callable, Dict, FrozenSet, Iterable, List, Optional, Pattern, Union
 
 from anonvma.procmaps.names import classify, fold
-from anonvma.procmaps.records import SMAPS_ONLY, SUMMED, Counts, Group, Snapshot, Tally, Vma
+from anonvma.procmaps.records import SMAPS_ONLY, SUMMED, Counts, Group, Registered, Snapshot, Tally, Vma
 from anonvma.procmaps.tally import tally_vmas
 
 #: What :func:`group` takes: a snapshot (as read_pid/read_file return), a tally, or VMAs.
@@ -45,7 +45,7 @@ def tally_of(source: Union[Snapshot, Iterable[Vma]]) -> Tally:
     """Count a snapshot's (or some VMAs') VMAs per (name, counters)."""
     if isinstance(source, Snapshot):
         n, counts, sizes = tally_vmas(source.vmas)
-        return Tally(source.source, source.pid, n, source.fields, counts, sizes)
+        return Tally(source.source, source.pid, n, source.fields, counts, sizes, source.registry)
     n, counts, sizes = tally_vmas(source)
     return Tally("", None, n, () if sizes else ("Size",), counts, sizes)  # only has_smaps matters
 
@@ -91,10 +91,16 @@ def matched(tally: Tally, pattern: Union[str, Pattern[str], None]) -> Tally:
     return tally._replace(vmas=sum(counts.values()), counts=counts, sizes=sizes)
 
 
-def _by_none(vmas: List[Vma]) -> Tally:
-    """One name per VMA: ``start-end name``."""
-    n, counts, sizes = tally_vmas(v._replace(name=f"{v.start:x}-{v.end:x} {v.name}".rstrip()) for v in vmas)
-    return Tally("", None, n, (), counts, sizes)
+def _by_none(vmas: List[Vma], registry: Optional[Registered]) -> Tally:
+    """One name per VMA: ``start-end name`` (registered and estimated as their names are)."""
+    named = [v._replace(name=f"{v.start:x}-{v.end:x} {v.name}".rstrip()) for v in vmas]
+    n, counts, sizes = tally_vmas(named)
+    if registry is not None:
+        pairs = list(zip(named, vmas, strict=True))
+        registry = registry._replace(
+            names=frozenset(r.name for r, v in pairs if v.name in registry.names),
+            estimated=frozenset(r.name for r, v in pairs if v.name in registry.estimated))
+    return Tally("", None, n, (), counts, sizes, registry)
 
 
 def group(vmas: VmaSource, by: str = "name", fold_numbers: bool = False) -> List[Group]:
@@ -112,16 +118,24 @@ def group(vmas: VmaSource, by: str = "name", fold_numbers: bool = False) -> List
     if isinstance(vmas, Tally):
         if by == "none":
             raise ValueError("a tally has no addresses: group its snapshot by none")
-        return group_counts(vmas.counts, vmas.sizes, by, fold_numbers)
-    if by == "none":
-        t = _by_none(vmas_of(vmas))
-        return group_counts(t.counts, t.sizes, "none", False)
-    t = tally_of(vmas)
-    return group_counts(t.counts, t.sizes, by, fold_numbers)
+        t = vmas
+    elif by == "none":
+        t = _by_none(vmas_of(vmas), vmas.registry if isinstance(vmas, Snapshot) else None)
+        fold_numbers = False
+    else:
+        t = tally_of(vmas)
+    return group_counts(t.counts, t.sizes, by, fold_numbers, t.registry)
 
 
-def group_counts(counts: Counts, sizes: Dict[str, int], by: str, fold_numbers: bool) -> List[Group]:
-    """Sum counted VMAs per key (see :func:`group`); ``sizes`` gives kB of names without counters."""
+def _marked(names: FrozenSet[str], key_of: Optional[Dict[str, str]]) -> FrozenSet[str]:
+    """The group keys that ``names`` (maps names) fall under."""
+    return frozenset(key_of[n] for n in names) if key_of is not None else names
+
+
+def group_counts(counts: Counts, sizes: Dict[str, int], by: str, fold_numbers: bool,
+                 registry: Optional[Registered] = None) -> List[Group]:
+    """Sum counted VMAs per key (see :func:`group`); ``sizes`` gives kB of names without counters;
+    ``registry`` marks the groups of registered names and of estimated counters."""
     key_of = _KeyOf(by, fold_numbers) if by != "none" else None
     acc: Dict[str, List[int]] = {}
     measured = True
@@ -149,7 +163,10 @@ def group_counts(counts: Counts, sizes: Dict[str, int], by: str, fold_numbers: b
     # with the range
     kind_of: Callable[[str], str] = (lambda key: key) if by == "kind" else classify if by == "name" else (
         lambda key: classify(key.partition(" ")[2]))
-    return [Group._make([key, kind_of(key), *a, 1, measured]) for key, a in acc.items()]
+    registered = _marked(registry.names, key_of) if registry is not None else frozenset()
+    estimated = _marked(registry.estimated, key_of) if registry is not None else frozenset()
+    return [Group._make([key, kind_of(key), *a, 1, measured, key in registered, key in estimated])
+            for key, a in acc.items()]
 
 
 def total(groups: Iterable[Group], key: str = "total", processes: Optional[int] = None) -> Group:
@@ -164,8 +181,8 @@ def total(groups: Iterable[Group], key: str = "total", processes: Optional[int] 
         for f in SUMMED:
             sums[f] += getattr(g, f)
         most, measured = max(most, g.processes), measured and g.measured
-    return Group(key, "", **sums, processes=most if processes is None else processes,
-                 measured=measured)
+    return Group._make([key, "", *(sums[f] for f in SUMMED),  # SUMMED is in Group's field order
+                        most if processes is None else processes, measured, False, False])
 
 
 def sort_field(groups: Iterable[Group], by: str) -> str:

@@ -6,7 +6,7 @@ immutable, unpacks like a row); its field order is the kernel's smaps order.
 
 from __future__ import annotations
 
-from typing import Dict, NamedTuple, Optional, Tuple
+from typing import Dict, FrozenSet, NamedTuple, Optional, Tuple
 
 from anonvma.procmaps.names import classify
 
@@ -128,6 +128,29 @@ VMFLAGS_KEY = "VmFlags"
 SMAPS_INDEX: Dict[str, int] = {name: i for i, name in enumerate(Smaps._fields)}
 
 
+class Registered(NamedTuple):
+    """What a process's anonvma registry (names kept where the kernel cannot keep them, see
+    :mod:`anonvma.procmaps.registered`) changed in its map.
+
+    :ivar path: the registry file.
+    :ivar ranges: registered ranges in it.
+    :ivar dropped: of them, ranges whose memory is gone or changed (unmapped, moved, replaced,
+        mprotected): not attributed to anything.
+    :ivar hidden: of them, ranges on the heap or stack, which maps shows as ``[heap]`` and
+        ``[stack]`` even when the kernel names them.
+    :ivar names: the maps names (``[anon:NAME]``) that came from the registry.
+    :ivar estimated: the maps names with counters estimated in part (a VMA shared between
+        names whose pages could not all be attributed exactly); may include ``""``.
+    """
+
+    path: str
+    ranges: int
+    dropped: int
+    hidden: int
+    names: FrozenSet[str]
+    estimated: FrozenSet[str]
+
+
 class Snapshot(NamedTuple):
     """The parsed memory map of one process at one time.
 
@@ -135,12 +158,15 @@ class Snapshot(NamedTuple):
     :ivar pid: the process id when read live, else ``None``.
     :ivar vmas: the entries, in address order as the kernel printed them.
     :ivar fields: the smaps keys that were present (empty for a maps file).
+    :ivar registry: what the process's registry of names changed, if it has one (then some
+        VMAs are the parts of a kernel VMA, named as registered).
     """
 
     source: str
     pid: Optional[int]
     vmas: Tuple[Vma, ...]
     fields: Tuple[str, ...]
+    registry: Optional[Registered] = None
 
     @property
     def has_smaps(self) -> bool:
@@ -161,6 +187,7 @@ class Tally(NamedTuple):
     :ivar vmas: how many VMAs the map has.
     :ivar counts: (name, counters) -> VMAs, in first-seen order.
     :ivar sizes: name -> kB of its VMAs without counters (maps input: the ranges).
+    :ivar registry: as :attr:`Snapshot.registry`.
     """
 
     source: str
@@ -169,6 +196,7 @@ class Tally(NamedTuple):
     fields: Tuple[str, ...]
     counts: Counts
     sizes: Dict[str, int]
+    registry: Optional[Registered] = None
 
     @property
     def has_smaps(self) -> bool:
@@ -190,6 +218,8 @@ class Group(NamedTuple):
     ``measured`` is False when the VMAs came from a maps file, which has no counters: then
     only ``count`` and ``size`` mean something, and :meth:`value` gives ``None`` for the rest
     (unknown, not zero). ``processes`` is how many processes the VMAs belong to.
+    ``registered``: some of the memory was named by a process's anonvma registry, not by the
+    kernel; ``estimated``: some counters were estimated (see :class:`Registered`).
     """
 
     key: str
@@ -206,6 +236,8 @@ class Group(NamedTuple):
     swap_pss: int
     processes: int = 1
     measured: bool = True
+    registered: bool = False
+    estimated: bool = False
 
     @property
     def uss(self) -> int:

@@ -132,12 +132,10 @@ def read_tally(pid: int, *, procfs: str = "/proc") -> Tally:
 
 def tally(target: Union[int, PathLike], *, procfs: str = "/proc") -> Tally:
     """:func:`read` as a :class:`Tally`: counted while read for a live process."""
-    if isinstance(target, int):
-        return read_tally(target, procfs=procfs)
-    text = os.fspath(target)
-    if looks_like_pid(text) and not os.path.exists(text):
-        return read_tally(os.getpid() if text == "self" else int(text), procfs=procfs)
-    return tally_of(read_file(text))
+    pid = pid_of(target)
+    if pid is not None:
+        return read_tally(pid, procfs=procfs)
+    return tally_of(read_file(os.fspath(target)))  # type: ignore[arg-type]  # an int is a pid
 
 
 def read_self(*, smaps: bool = True, procfs: str = "/proc") -> Snapshot:
@@ -181,12 +179,21 @@ def looks_like_pid(target: str) -> bool:
 
 def read(target: Union[int, PathLike], *, procfs: str = "/proc") -> Snapshot:
     """A pid (int, ``self``, or a string of digits that is not an existing file) or a file path."""
+    pid = pid_of(target)
+    if pid is not None:
+        return read_pid(pid, procfs=procfs)
+    return read_file(os.fspath(target))  # type: ignore[arg-type]  # an int is a pid
+
+
+def pid_of(target: Union[int, PathLike]) -> Optional[int]:
+    """The process a target names (an int, ``self``, or digits that are not an existing file),
+    or ``None`` for a file."""
     if isinstance(target, int):
-        return read_pid(target, procfs=procfs)
+        return target
     text = os.fspath(target)
     if looks_like_pid(text) and not os.path.exists(text):
-        return read_self(procfs=procfs) if text == "self" else read_pid(int(text), procfs=procfs)
-    return read_file(text)
+        return os.getpid() if text == "self" else int(text)
+    return None
 
 
 def pids(procfs: str = "/proc") -> List[int]:

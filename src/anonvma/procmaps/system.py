@@ -12,13 +12,15 @@ from __future__ import annotations
 import errno
 import os
 import time
-from typing import Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple
+from typing import Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple, Union
 
+from anonvma.live import registry
+from anonvma.procmaps import registered
 from anonvma.procmaps.errors import ProcmapsParseError
 from anonvma.procmaps.group import group, matched, tally_of, total
-from anonvma.procmaps.parser import ChunkTally, gc_paused
+from anonvma.procmaps.parser import ChunkParser, ChunkTally, gc_paused
 from anonvma.procmaps.reader import ThreadedReader
-from anonvma.procmaps.records import SUMMED, Group, Tally
+from anonvma.procmaps.records import SUMMED, Group, Snapshot, Tally
 from anonvma.procmaps.source import cmdline, pids, proc_path, read_file
 
 #: Why a process was not counted (keys of :attr:`System.skipped`).
@@ -78,14 +80,16 @@ def _process(pid: Optional[int], counted: Tally, by: str, fold: bool, match: Opt
 
 
 def read_system(targets: Optional[Sequence[str]] = None, *, by: str = "name", fold: bool = False,
-                match: Optional[str] = None, procfs: str = "/proc") -> System:
+                match: Optional[str] = None, procfs: str = "/proc", registries: bool = True) -> System:
     """Read and group every process (``targets=None``), or the given PIDs and saved files.
 
     Processes that cannot be read are counted in :attr:`System.skipped`; a process with an
     empty map (a kernel thread) in :attr:`System.kernel_threads`. A process that matches
     nothing under ``match`` is kept, with no groups. Saved files are read with
     :func:`~anonvma.procmaps.source.read_file` and their errors raised (they are the
-    caller's input, not a race).
+    caller's input, not a race). With ``registries``, a process that keeps its names in an
+    anonvma registry is shown with them (:mod:`anonvma.procmaps.registered`): its VMAs are
+    read as records, the others only counted.
 
     :raises ValueError: bad ``match``.
     :raises ProcmapsParseError, OSError: a saved file that cannot be read.
@@ -108,7 +112,9 @@ def read_system(targets: Optional[Sequence[str]] = None, *, by: str = "name", fo
     for path in files:
         processes.append(_process(None, tally_of(read_file(path)), by, fold, match, (path, "")))
     paths = [proc_path(pid, "smaps", procfs) for pid in live]
-    parsers = [ChunkTally(p) for p in paths]
+    found = _registries(live, procfs) if registries else {}
+    parsers: List[Union[ChunkTally, ChunkParser]] = [
+        ChunkParser(p) if pid in found else ChunkTally(p) for p, pid in zip(paths, live, strict=True)]
     failed: Dict[int, OSError] = {}
     with gc_paused(), ThreadedReader(paths) as pieces:
         for index, piece in pieces:
@@ -127,13 +133,12 @@ def read_system(targets: Optional[Sequence[str]] = None, *, by: str = "name", fo
                     skipped["exited"] += 1
                 continue
             try:
-                n, fields, counts, sizes = parsers[index].finish()
+                counted = _counted(parsers[index], paths[index], pid, found.get(pid), procfs)
             except ProcmapsParseError as err:  # not expected from a kernel: say so, go on
                 skipped["unreadable"] += 1
                 errors.append(str(err))
                 continue
             parsers[index] = ChunkTally("")  # free the text
-            counted = Tally(paths[index], pid, n, fields, counts, sizes)
             processes.append(_process(pid, counted, by, fold, match, label))
     for index, failure in failed.items():
         reason = _reason(failure)
@@ -143,23 +148,59 @@ def read_system(targets: Optional[Sequence[str]] = None, *, by: str = "name", fo
     return System(started, time.perf_counter() - clock, processes, kernel_threads, skipped, errors)
 
 
+class _Registry(NamedTuple):
+    files: List[Tuple[int, str]]
+    before: registry.Loaded  # loaded before the map is read
+
+
+def _registries(live: Sequence[int], procfs: str) -> Dict[int, _Registry]:
+    """pid -> the registry of each process to read that has one; files of processes that are
+    gone are removed."""
+    found = registry.scan()
+    wanted = set(live)
+    registry.clean_stale({pid: files for pid, files in found.items() if pid not in wanted}, procfs)
+    out = {}
+    for pid, files in found.items():
+        loaded = registry.load(pid, files, procfs) if pid in wanted else None
+        if loaded is not None:
+            out[pid] = _Registry(files, loaded)
+    return out
+
+
+def _counted(parser: Union[ChunkTally, ChunkParser], path: str, pid: int, reg: Optional[_Registry],
+             procfs: str) -> Tally:
+    """The tally of one process's smaps, with its registered names if it has a registry."""
+    if isinstance(parser, ChunkTally):
+        n, fields, counts, sizes = parser.finish()
+        return Tally(path, pid, n, fields, counts, sizes)
+    vmas, fields = parser.finish()
+    snap = Snapshot(path, pid, tuple(vmas), fields)
+    return tally_of(registered.with_registry(snap, reg.before if reg else None, procfs,
+                                             reg.files if reg else None))
+
+
 def by_name(system: System) -> List[Group]:
     """Groups summed across processes, keyed as in each process (librank); ``processes`` says in how many."""
     acc: Dict[str, List[int]] = {}
     kinds: Dict[str, str] = {}
     seen: Dict[str, int] = {}
     measured: Dict[str, bool] = {}
+    marks: Dict[str, Tuple[bool, bool]] = {}  # registered, estimated: in any process
     for proc in system.processes:
         for g in proc.groups:
             sums = acc.get(g.key)
             if sums is None:
                 sums = acc[g.key] = [0] * len(SUMMED)
-                kinds[g.key], seen[g.key], measured[g.key] = g.kind, 0, True
+                kinds[g.key], seen[g.key], measured[g.key], marks[g.key] = g.kind, 0, True, (False, False)
             for i, f in enumerate(SUMMED):
                 sums[i] += getattr(g, f)
             seen[g.key] += 1
             measured[g.key] = measured[g.key] and g.measured
-    return [Group._make([key, kinds[key], *sums, seen[key], measured[key]]) for key, sums in acc.items()]
+            if g.registered or g.estimated:
+                was = marks[g.key]
+                marks[g.key] = (was[0] or g.registered, was[1] or g.estimated)
+    return [Group._make([key, kinds[key], *sums, seen[key], measured[key], *marks[key]])
+            for key, sums in acc.items()]
 
 
 def by_process(system: System) -> List[Group]:

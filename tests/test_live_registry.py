@@ -1,0 +1,557 @@
+"""Names where the kernel cannot keep them: anonvma's per-process registry, on this machine's kernel.
+
+This kernel lacks CONFIG_ANON_VMA_NAME (the tests skip on one that has it: there the kernel
+names memory and the fallback is never used). Real child processes name memory with
+``fallback=True``; the real ``anonvma`` command reads them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import errno
+import io
+import json
+import os
+import stat
+import subprocess
+import sys
+import time
+from typing import Any, Dict, Iterator, List
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from anonvma import live
+from anonvma.cli import main
+from anonvma.live import registry, syscalls
+from anonvma.procmaps import group, read_pid, total
+from anonvma.procmaps.pagemap import PageCounts
+from anonvma.procmaps.records import Smaps
+from anonvma.procmaps.registered import apportion, split_smaps
+from procmaps_fixtures import as_nobody
+from registry_helpers import ChildError, Namer
+
+PAGE = os.sysconf("SC_PAGE_SIZE")
+KB = PAGE // 1024
+NOBODY = 65534
+
+pytestmark = pytest.mark.skipif(live.supported(), reason="this kernel has CONFIG_ANON_VMA_NAME: the "
+                                                         "kernel names memory, the fallback is never used")
+
+
+@pytest.fixture
+def run_dir(tmp_path, monkeypatch) -> str:
+    """A runtime directory of our own (XDG_RUNTIME_DIR) for the children and the readers."""
+    path = tmp_path / "run"
+    path.mkdir(mode=0o700)
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(path))
+    return str(path)
+
+
+def anonvma(*args: str) -> subprocess.CompletedProcess:
+    """The real command, in this environment."""
+    return subprocess.run([sys.executable, "-m", "anonvma", *args], capture_output=True, text=True,
+                          timeout=120)
+
+
+def groups_of(pid: int, *extra: str) -> Dict[str, Any]:
+    """``anonvma show PID --json``: (the document, key -> group)."""
+    out = anonvma("show", str(pid), "--json", *extra)
+    assert out.returncode == 0, out.stderr
+    doc = json.loads(out.stdout)
+    return {"doc": doc, "stderr": out.stderr, **{g["key"]: g for g in doc["groups"]}}
+
+
+THREE = """
+cache = live.named_mmap(64 * P, "cache", fallback=True)
+for i in range(40):
+    cache[i * P] = 1
+scratch = syscalls.mmap(0, 16 * P, RW, ANON)
+live.set_anon_name(scratch, 16 * P, "scratch", fallback=True)
+touch(scratch, 16)
+buf = bytearray(64 * P)
+arena = live.name_buffer(buf, "arena", fallback=True)
+buf[:] = b"x" * len(buf)
+from anonvma.live.naming import buffer_span
+result = {"cache": buffer_span(cache), "scratch": [scratch, 16 * P], "arena": list(arena),
+          "path": registry.path()}
+"""
+
+
+@pytest.fixture
+def three(run_dir) -> Iterator[tuple]:
+    """A child that named three regions (a named_mmap, raw mmap memory, a bytearray's pages)."""
+    with Namer() as child:
+        yield child, child.run(THREE)
+
+
+def test_three_registered_regions_are_shown_marked_with_their_exact_sizes(three):
+    child, where = three
+    assert where["path"].startswith(os.environ["XDG_RUNTIME_DIR"] + "/anonvma/")
+    shown = groups_of(child.pid)
+    arena_kb = where["arena"][1] // 1024
+    for key, size, rss in (("[anon:cache]", 256, 40 * KB), ("[anon:scratch]", 64, 64),
+                           ("[anon:arena]", arena_kb, arena_kb)):
+        g = shown[key]
+        assert (g["registered"], g["estimated"], g["kind"]) == (True, False, "anon_named"), key
+        assert (g["size"], g["rss"], g["pss"], g["uss"], g["count"]) == (size, rss, rss, rss, 1), key
+    assert shown["doc"]["registry"] == {"path": where["path"], "ranges": 3, "dropped": 0, "hidden": 0,
+                                        "estimated": False}
+    assert not any(g["registered"] for g in shown["doc"]["groups"] if not g["key"].startswith("[anon:"))
+    # the registry moves memory between names; it never adds or loses any (PSS is left out:
+    # the file pages' shares change while another Python, the reader, maps the same files)
+    raw = total(group(read_pid(child.pid)))
+    assert [shown["doc"]["total"][f] for f in ("size", "rss", "uss", "swap")] == [
+        raw.size, raw.rss, raw.uss, raw.swap]
+    table = anonvma("show", str(child.pid)).stdout.splitlines()
+    assert table[1].startswith("3 of 3 registered ranges shown, marked (registered)")
+    assert [line.split()[-2:] for line in table if "[anon:" in line] == [
+        [k, "(registered)"] for k in ("[anon:arena]", "[anon:cache]", "[anon:scratch]")]  # by PSS
+    assert table[-1].startswith("(registered): named in the process's anonvma registry")
+    csv = anonvma("show", str(child.pid), "--csv").stdout.splitlines()
+    assert csv[0].endswith(",registered,estimated")
+    assert sorted(line.split(",")[0] for line in csv if line.endswith(",true,false")) == [
+        "[anon:arena]", "[anon:cache]", "[anon:scratch]"]
+
+
+def test_munmap_drops_the_registration_though_the_process_never_said_so(three):
+    child, where = three
+    child.run("syscalls.munmap(scratch, 16 * P)")
+    assert "scratch" in [e[2] for e in child.run("result = entries()")]  # the process did not say
+    shown = groups_of(child.pid)
+    assert "[anon:scratch]" not in shown and shown["[anon:cache]"]["registered"]
+    assert shown["doc"]["registry"]["dropped"] == 1
+    head = anonvma("show", str(child.pid)).stdout.splitlines()[1]
+    assert head.startswith("2 of 3 registered ranges shown") and \
+        "1 dropped (memory unmapped, moved or replaced)" in head
+
+
+@pytest.mark.parametrize("replacement", [
+    "fd = os.memfd_create('other'); os.ftruncate(fd, 16 * P); "
+    "syscalls.mmap(scratch, 16 * P, RW, syscalls.MAP_PRIVATE | syscalls.MAP_FIXED, fd)",
+    "syscalls.mmap(scratch, 16 * P, RW, syscalls.MAP_SHARED | syscalls.MAP_ANONYMOUS | syscalls.MAP_FIXED)",
+    "syscalls.mmap(scratch, 16 * P, syscalls.PROT_READ, ANON | syscalls.MAP_FIXED)",
+    "syscalls.mremap(scratch, 16 * P, 16 * P, 1 | 2, syscalls.mmap(0, 16 * P, RW, ANON))",
+], ids=["file", "shared-anonymous", "read-only-anonymous", "moved-by-mremap"])
+def test_memory_replaced_or_moved_is_never_attributed_to_the_old_name(three, replacement):
+    child, _ = three
+    child.run(replacement)
+    assert "scratch" in [e[2] for e in child.run("result = entries()")]  # the process did not say
+    shown = groups_of(child.pid)
+    assert "[anon:scratch]" not in shown and shown["doc"]["registry"]["dropped"] == 1
+
+
+def test_closing_a_named_mmap_drops_its_name_before_another_mapping_can_land_there(three):
+    child, where = three
+    addr, length = where["cache"]
+    again = child.run(f"cache.close(); result = syscalls.mmap({addr}, {length}, RW, ANON | "
+                      "syscalls.MAP_FIXED_NOREPLACE); touch(result, 4)")
+    assert again == addr  # the same range, the same permissions: maps alone could not tell
+    assert "cache" not in [e[2] for e in child.run("result = entries()")]
+    assert "[anon:cache]" not in groups_of(child.pid)
+
+
+PARTIAL = """
+base = syscalls.mmap(0, 48 * P, RW, ANON)
+touch(base, 5)                      # pages 0-4 before the name
+touch(base + 16 * P, 10)            # pages 16-25 named and written
+touch(base + 26 * P, 6, write=False)  # pages 26-31 named, only read: the zero page, not counted
+live.set_anon_name(base + 16 * P, 16 * P, "middle", fallback=True)
+result = base
+"""
+
+
+def test_a_name_on_part_of_a_vma_is_measured_from_pagemap_not_prorated(run_dir):
+    with Namer() as child:
+        base = child.run(PARTIAL)
+        shown = groups_of(child.pid)
+        middle = shown["[anon:middle]"]
+        assert (middle["size"], middle["rss"], middle["pss"], middle["uss"]) == (64, 40, 40, 40)
+        assert (middle["registered"], middle["estimated"]) == (True, False)
+        by_vma = groups_of(child.pid, "--by", "none")["doc"]
+        rows = {g["key"].split(" ")[0]: g for g in by_vma["groups"]}
+        named = rows[f"{base + 16 * PAGE:x}-{base + 32 * PAGE:x}"]
+        assert named["key"].endswith(" [anon:middle]") and named["rss"] == 40 and named["registered"]
+        before = next(g for k, g in rows.items() if k.endswith(f"-{base + 16 * PAGE:x}"))
+        assert before["rss"] >= 5 * KB and not before["registered"]  # pages 0-4, and any neighbour's
+        assert by_vma["total"]["rss"] == total(group(read_pid(child.pid))).rss
+
+
+def test_names_on_the_heap_are_kept_but_shown_as_heap_as_the_kernel_does(run_dir):
+    with Namer() as child:
+        child.run("small = bytearray(3 * P); live.name_buffer(small, 'on-heap', fallback=True)")
+        assert [e[2] for e in child.run("result = entries()")] == ["on-heap"]
+        shown = groups_of(child.pid)
+        assert "[anon:on-heap]" not in shown and not shown["[heap]"]["registered"]
+        assert shown["doc"]["registry"]["hidden"] == 1
+        head = anonvma("show", str(child.pid)).stdout.splitlines()[1]
+        assert head.startswith("0 of 1 registered ranges shown")
+        assert "1 on [heap]/[stack], shown as such" in head
+
+
+SHARED = """
+base = syscalls.mmap(0, 32 * P, RW, ANON)
+touch(base, 32)
+live.set_anon_name(base, 16 * P, "halves", fallback=True)
+r, w = os.pipe()
+pid = os.fork()
+if pid == 0:
+    os.close(w)
+    os.read(r, 1)
+    os._exit(0)
+os.close(r)
+keep_pipe = w
+result = pid
+"""
+
+
+def test_pages_shared_with_a_fork_are_measured_exactly_with_frame_numbers_as_root(run_dir):
+    with Namer() as child:
+        grandchild = child.run(SHARED)
+        try:
+            g = groups_of(child.pid)["[anon:halves]"]
+            assert (g["rss"], g["shared"], g["uss"], g["pss"], g["estimated"]) == (64, 64, 0, 32, False)
+            # the forked child has the names too (the kernel copies them on fork), in its own file
+            assert groups_of(grandchild)["[anon:halves]"]["registered"]
+            own = registry.file_name(registry.identity(grandchild))
+            assert os.path.exists(os.path.join(run_dir, "anonvma", own))
+        finally:
+            child.run("os.close(keep_pipe); os.waitpid(pid, 0)")
+
+
+def _nobody_namer(ready_w: int, done_r: int, done_w: int) -> None:  # pragma: no cover - a child
+    """In a forked child: become nobody, name part of a VMA whose pages are shared with a fork
+    and part of whose pages are the zero page, report the address, wait, leave."""
+    code = 1
+    try:
+        os.close(done_w)  # so that the parent closing its end is the end
+        os.setgid(NOBODY)
+        os.setuid(NOBODY)
+        ctypes.CDLL(None).prctl(4, 1, 0, 0, 0)  # PR_SET_DUMPABLE: setuid made us undumpable,
+        os.environ.pop("XDG_RUNTIME_DIR", None)  # and so unreadable to nobody's readers
+        rw, anon = syscalls.PROT_READ | syscalls.PROT_WRITE, syscalls.MAP_PRIVATE | syscalls.MAP_ANONYMOUS
+        base = syscalls.mmap(0, 32 * PAGE, rw, anon)
+        for i in range(32):
+            if i % 4 == 3:
+                ctypes.string_at(base + i * PAGE, 1)  # the zero page
+            else:
+                ctypes.memset(base + i * PAGE, 1, 1)
+        live.set_anon_name(base, 16 * PAGE, "nobodys", fallback=True)
+        if os.fork() == 0:
+            os.read(done_r, 1)
+            os._exit(0)
+        os.write(ready_w, json.dumps([os.getpid(), base]).encode() + b"\n")
+        os.read(done_r, 1)
+        code = 0
+    finally:
+        os._exit(code)
+
+
+@contextlib.contextmanager
+def nobody_namer() -> Iterator[List[int]]:
+    """A process of nobody's that named memory shared with its own fork: [pid, base]. Its
+    registry is in /tmp/anonvma-65534; the files it leaves (it ends with _exit) are stale."""
+    ready_r, ready_w = os.pipe()
+    done_r, done_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover
+        _nobody_namer(ready_w, done_r, done_w)
+    os.close(ready_w)
+    os.close(done_r)
+    try:
+        with os.fdopen(ready_r) as f:
+            line = f.readline()
+        assert line, "the nobody child failed"
+        yield json.loads(line)
+    finally:
+        os.close(done_w)
+        os.waitpid(pid, 0)
+        registry.clean_stale(registry.scan([f"/tmp/anonvma-{NOBODY}"]))
+
+
+def _show_json(pid: int) -> tuple:
+    """Run ``anonvma show PID --json`` in this process: (exit code, stdout + stderr)."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(["show", str(pid), "--json"])
+    return code, out.getvalue() + err.getvalue()
+
+
+def test_a_non_root_owner_reads_its_own_registry_and_marks_what_pagemap_cannot_tell(run_dir):
+    """Without frame numbers, a shared page and the zero page look alike: estimated, and said."""
+    with nobody_namer() as (pid, base):
+        code, text = as_nobody(lambda: _show_json(pid))
+        assert code == 0, text
+        doc = json.loads(text)
+        g = {x["key"]: x for x in doc["groups"]}["[anon:nobodys]"]
+        assert (g["registered"], g["estimated"], g["size"]) == (True, True, 64)
+        assert {x["key"]: x for x in doc["groups"]}[""]["estimated"]  # the rest of its VMA too
+        # root sees frame numbers: the zero pages are known, the same memory is exact
+        exact = groups_of(pid)["[anon:nobodys]"]
+        assert (exact["estimated"], exact["rss"], exact["pss"], exact["shared"]) == (False, 48, 24, 48)
+
+
+def test_root_trusts_another_users_registry_in_that_users_directory(run_dir):
+    with nobody_namer() as (pid, _):
+        shown = groups_of(pid)
+        assert shown["[anon:nobodys]"]["registered"] and shown["stderr"] == ""
+
+
+def test_show_all_diff_export_and_record_show_registered_names(three, tmp_path):
+    child, where = three
+    pid = str(child.pid)
+    every = json.loads(anonvma("show", "--all", "--match", "^\\[anon:", "--json").stdout)
+    cache = {g["key"]: g for g in every["groups"]}["[anon:cache]"]
+    assert cache["registered"] and cache["processes"] >= 1 and cache["rss"] >= 40 * KB
+    table = anonvma("show", "--all", "--match", "^\\[anon:cache\\]$").stdout.splitlines()
+    assert any(line.endswith("[anon:cache] (registered)") for line in table)
+    assert anonvma("show", pid, "--fold", "--json").returncode == 0
+    saved = tmp_path / "before.smaps"
+    assert anonvma("snapshot", pid, "-o", str(saved)).returncode == 0  # what the kernel prints: no names
+    diff = anonvma("diff", str(saved), pid)
+    assert diff.returncode == 0, diff.stderr
+    assert "B: 3 of 3 registered ranges shown" in diff.stdout
+    line = next(x for x in diff.stdout.splitlines() if "[anon:cache]" in x)
+    assert line.split()[0] == "appeared" and line.endswith("[anon:cache] (registered)")
+    changes = {c["key"]: c for c in json.loads(anonvma("diff", str(saved), pid, "--json").stdout)["changes"]}
+    assert changes["[anon:cache]"]["after"]["registered"] and changes["[anon:cache]"]["before"] is None
+    rows = anonvma("diff", str(saved), pid, "--csv").stdout.splitlines()
+    assert rows[0].endswith(",registered,estimated")
+    assert next(r for r in rows if r.startswith("[anon:cache],")).endswith(",true,false")
+    prom = tmp_path / "anonvma.prom"
+    assert anonvma("export", "--textfile", str(prom), pid, "--per-process").returncode == 0
+    got = {(s.name, s.labels.get("name")): s.value for f in text_string_to_metric_families(prom.read_text())
+           for s in f.samples}
+    assert got[("anonvma_pss_bytes", "[anon:cache]")] == 40 * PAGE
+    assert got[("anonvma_registered", "[anon:cache]")] == 1
+    assert got[("anonvma_process_registered", "[anon:cache]")] == 1
+    assert ("anonvma_registered", "[anonymous]") not in got
+    assert ("anonvma_estimated", "[anon:cache]") not in got
+    rec = tmp_path / "rec.jsonl"
+    assert anonvma("record", pid, "--duration", "0.1", "--interval", "1", "-o", str(rec)).returncode == 0
+    sample = json.loads(rec.read_text().splitlines()[1])
+    assert {g["key"]: g["registered"] for g in sample["groups"]}["[anon:cache]"] is True
+
+
+def _plant(run_dir: str, ident: registry.Identity, content: bytes) -> str:
+    """Write a registry file for the process ``ident`` by hand."""
+    folder = os.path.join(run_dir, "anonvma")
+    os.makedirs(folder, mode=0o700, exist_ok=True)
+    path = os.path.join(folder, registry.file_name(ident))
+    with open(path, "wb") as f:
+        f.write(content)
+    os.chmod(path, 0o600)
+    return path
+
+
+@pytest.mark.parametrize("case", ["corrupt", "another-process", "another-user", "others-may-write",
+                                  "symlink", "bad-entry"])
+def test_an_untrustworthy_registry_is_ignored_with_one_warning_line(run_dir, case):
+    with Namer() as child:
+        addr = child.run("result = syscalls.mmap(0, 4 * P, RW, ANON); touch(result, 4)")
+        me = registry.identity(child.pid)
+        good = registry.encode(me, 0, [registry.Entry(addr, addr + 4 * PAGE, "planted", "rw-p")])
+        content = {
+            "corrupt": b'{"anonvma_registry": 1, "pid": ',
+            "another-process": registry.encode(me._replace(starttime=me.starttime + 1), 0,
+                                               [registry.Entry(addr, addr + PAGE, "planted", "rw-p")]),
+            "bad-entry": good.replace(b'"planted"', b'"bad$name"'),
+        }.get(case, good)
+        path = _plant(run_dir, me, content)
+        if case == "another-user":
+            os.chown(path, NOBODY, NOBODY)
+        elif case == "others-may-write":
+            os.chmod(path, 0o666)
+        elif case == "symlink":
+            real = path + ".real"
+            os.rename(path, real)
+            os.symlink(real, path)
+        out = anonvma("show", str(child.pid))
+        assert out.returncode == 0 and "planted" not in out.stdout and "(registered)" not in out.stdout
+        lines = out.stderr.splitlines()
+        assert len(lines) == 1
+        assert lines[0].startswith(f"anonvma show: warning: ignored anonvma registry {path}: ")
+        assert lines[0].endswith("; never trusted")
+        why = {"corrupt": ": corrupt: not JSON", "another-process": "it claims pid",
+               "another-user": "it belongs to uid 65534, but the process runs as uid 0",
+               "others-may-write": "others may write it", "symlink": "cannot be opened",
+               "bad-entry": "corrupt: entry 0"}[case]
+        assert why in lines[0]
+        assert os.path.exists(path)  # never trusted, never removed either: someone should look
+
+
+def test_the_file_of_a_dead_process_is_removed_by_the_next_reader(run_dir):
+    gone = subprocess.Popen(["sleep", "60"])
+    ident = registry.identity(gone.pid)
+    gone.kill()
+    gone.wait()
+    path = _plant(run_dir, ident, registry.encode(ident, 0, []))
+    out = anonvma("show", "--all", "--match", "^$", "--by", "process")
+    assert out.returncode == 0 and "warning" not in out.stderr
+    assert not os.path.exists(path)
+
+
+def _comm(pid: int) -> str:
+    with open(f"/proc/{pid}/comm") as f:
+        return f.read().strip()
+
+
+def test_exit_removes_the_file_and_exec_leaves_no_names_behind(run_dir):
+    with Namer() as child:
+        path = child.run("m = live.named_mmap(4 * P, 'x', fallback=True); result = registry.path()")
+        assert os.path.exists(path)
+        assert child.close() == 0
+    assert not os.path.exists(path)
+    with Namer() as child:
+        path = child.run("m = syscalls.mmap(0, 4 * P, RW, ANON); live.set_anon_name(m, 4 * P, 'x', "
+                         "fallback=True); result = registry.path()")
+        child.proc.stdin.write(json.dumps("os.execv('/bin/sleep', ['sleep', '60'])") + "\n")
+        child.proc.stdin.flush()
+        deadline = time.monotonic() + 10
+        while _comm(child.pid) != "sleep" and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert os.path.exists(path)  # exec runs no atexit: the file stays, with the same pid and start
+        out = anonvma("show", str(child.pid))
+        assert out.returncode == 0 and "registered" not in out.stdout and out.stderr == ""
+        assert not os.path.exists(path)  # another program now: its file is stale
+        child.proc.kill()
+
+
+# --- naming semantics, as the kernel's ----------------------------------------------------------
+
+def test_a_new_name_splits_older_registrations_and_none_clears(run_dir):
+    with Namer() as child:
+        a = child.run("result = syscalls.mmap(0, 8 * P, RW, ANON); live.set_anon_name(result, 8 * P, 'a', "
+                      "fallback=True)")
+        child.run(f"live.set_anon_name({a} + 2 * P, 2 * P, 'b', fallback=True)")
+        assert child.run("result = entries()") == [[a, a + 2 * PAGE, "a", "rw-p"],
+                                                   [a + 2 * PAGE, a + 4 * PAGE, "b", "rw-p"],
+                                                   [a + 4 * PAGE, a + 8 * PAGE, "a", "rw-p"]]
+        child.run(f"live.set_anon_name({a} + 3 * P, 2 * P, None, fallback=True)")
+        assert child.run("result = entries()") == [[a, a + 2 * PAGE, "a", "rw-p"],
+                                                   [a + 2 * PAGE, a + 3 * PAGE, "b", "rw-p"],
+                                                   [a + 5 * PAGE, a + 8 * PAGE, "a", "rw-p"]]
+        child.run(f"live.set_anon_name({a}, 8 * P, '', fallback=True)")  # "" is a name: [anon:]
+        assert child.run("result = entries()") == [[a, a + 8 * PAGE, "", "rw-p"]]
+        with open(child.run("result = registry.path()"), "rb") as f:
+            assert registry.decode(f.read())[2] == [registry.Entry(a, a + 8 * PAGE, "", "rw-p")]
+        assert "[anon:]" in groups_of(child.pid)
+
+
+def test_a_hole_is_enomem_after_the_mapped_parts_are_named(run_dir):
+    with Namer() as child:
+        a = child.run("result = syscalls.mmap(0, 3 * P, RW, ANON); syscalls.munmap(result + P, P)")
+        with pytest.raises(ChildError) as exc:
+            child.run(f"live.set_anon_name({a}, 3 * P, 'holey', fallback=True)")
+        assert exc.value.errno == errno.ENOMEM and "(in anonvma's registry)" in exc.value.message
+        assert child.run("result = entries()") == [[a, a + PAGE, "holey", "rw-p"],
+                                                   [a + 2 * PAGE, a + 3 * PAGE, "holey", "rw-p"]]
+
+
+def test_file_backed_and_shared_memory_is_ebadf_with_what_came_before_named(run_dir):
+    with Namer() as child:
+        a = child.run("result = syscalls.mmap(0, 4 * P, RW, ANON); fd = os.memfd_create('f'); "
+                      "os.ftruncate(fd, P); syscalls.mmap(result + 2 * P, P, RW, syscalls.MAP_PRIVATE | "
+                      "syscalls.MAP_FIXED, fd)")
+        with pytest.raises(ChildError) as exc:
+            child.run(f"live.set_anon_name({a}, 4 * P, 'mixed', fallback=True)")
+        assert exc.value.errno == errno.EBADF
+        assert child.run("result = entries()") == [[a, a + 2 * PAGE, "mixed", "rw-p"]]
+        with pytest.raises(ChildError) as exc:
+            child.run("s = syscalls.mmap(0, P, RW, syscalls.MAP_SHARED | syscalls.MAP_ANONYMOUS); "
+                      "live.set_anon_name(s, P, 'shared', fallback=True)")
+        assert exc.value.errno == errno.EBADF
+
+
+def test_without_opting_in_the_error_says_how_and_nothing_is_written(run_dir):
+    with Namer() as child:
+        with pytest.raises(ChildError) as exc:
+            child.run("live.named_mmap(P, 'x')")
+        assert exc.value.kind == "AnonNameUnsupportedError" and exc.value.errno == errno.EINVAL
+        assert "pass fallback=True, or set ANONVMA_FALLBACK=1" in exc.value.message
+        with pytest.raises(ChildError) as exc:
+            child.run("live.named_mmap(P, 'a$b', fallback=True)")
+        assert exc.value.kind == "InvalidAnonNameError"
+        assert child.run("result = registry.path()") is None
+    assert not os.path.exists(os.path.join(run_dir, "anonvma"))
+
+
+def test_anonvma_fallback_1_opts_in_and_a_value_that_is_not_0_or_1_is_refused(run_dir):
+    with Namer({"ANONVMA_FALLBACK": "1"}) as child:
+        assert child.run("m = live.named_mmap(P, 'by-env'); result = entries()")[0][2] == "by-env"
+    with Namer({"ANONVMA_FALLBACK": "yes"}) as child:
+        with pytest.raises(ChildError) as exc:
+            child.run("live.named_mmap(P, 'x')")
+        assert exc.value.kind == "ValueError" and "ANONVMA_FALLBACK='yes'" in exc.value.message
+        assert child.run("result = registry.path()") is None
+
+
+def test_only_the_unsupported_kernels_einval_falls_back(run_dir):
+    with Namer() as child:
+        with pytest.raises(ChildError) as exc:  # as a seccomp filter or an LSM would answer
+            child.run("def refuse(*a):\n    raise OSError(errno.EPERM, 'denied')\n"
+                      "import errno; syscalls.prctl_set_vma_anon_name = refuse\n"
+                      "live.named_mmap(P, 'x', fallback=True)")
+        assert exc.value.errno == errno.EPERM
+        assert child.run("result = registry.path()") is None
+
+
+def test_a_forked_child_has_its_own_copy_and_its_exit_removes_only_its_file(run_dir):
+    with Namer() as child:
+        parent_path = child.run("m = live.named_mmap(2 * P, 'inherited', fallback=True); "
+                                "result = registry.path()")
+        got = child.run("""
+r, w = os.pipe()
+pid = os.fork()
+if pid == 0:
+    os.write(w, json.dumps([registry.path(), entries()]).encode())
+    sys.exit(0)
+os.close(w)
+mine = json.loads(os.read(r, 65536))
+os.waitpid(pid, 0)
+result = [pid] + mine
+""")
+        pid, path, entries = got
+        assert path != parent_path and os.path.basename(path).startswith(f"{pid}-")
+        assert [e[2] for e in entries] == ["inherited"]
+        assert not os.path.exists(path) and os.path.exists(parent_path)
+
+
+def test_the_default_directory_is_private_under_tmp_and_a_foreign_one_is_refused(tmp_path, monkeypatch):
+    monkeypatch.delenv("XDG_RUNTIME_DIR", raising=False)
+    with Namer() as child:
+        path = child.run("m = live.named_mmap(P, 'tmp', fallback=True); result = registry.path()")
+        folder = os.path.dirname(path)
+        assert folder == f"/tmp/anonvma-{os.geteuid()}"
+        st = os.lstat(folder)
+        assert stat.S_IMODE(st.st_mode) == 0o700 and st.st_uid == os.geteuid()
+        assert groups_of(child.pid)["[anon:tmp]"]["registered"]
+    foreign = tmp_path / "foreign"
+    (foreign / "anonvma").mkdir(parents=True, mode=0o700)
+    os.chown(foreign / "anonvma", NOBODY, NOBODY)
+    with Namer({"XDG_RUNTIME_DIR": str(foreign)}) as child:
+        with pytest.raises(ChildError) as exc:
+            child.run("live.named_mmap(P, 'x', fallback=True)")
+        assert exc.value.errno == errno.EACCES and "owned by uid 65534" in exc.value.message
+
+
+# --- dividing one VMA's counters among names ----------------------------------------------------
+
+def test_apportion_adds_up_exactly():
+    assert apportion(10, [1, 1, 1]) == [4, 3, 3]
+    assert apportion(7, [0, 5, 0]) == [0, 7, 0]
+    assert sum(apportion(1001, [3, 7, 11, 13])) == 1001
+
+
+def test_swap_and_zero_pages_that_page_counts_cannot_place_are_estimated():
+    vma = Smaps(size=64, rss=32, pss=32, private_dirty=32, swap=16, swap_pss=16)
+    both = [PageCounts(4, 0, 2, 0, None), PageCounts(4, 0, 2, 0, None)]
+    parts, exact = split_smaps(vma, [32, 32], both)
+    assert exact and [p.rss for p in parts] == [16, 16] and [p.swap for p in parts] == [8, 8]
+    # swap shared with another process (SwapPss < Swap) split between two parts: estimated
+    parts, exact = split_smaps(vma._replace(swap_pss=10), [32, 32], both)
+    assert not exact and sum(p.swap_pss for p in parts) == 10
+    # no pagemap: divided by size, estimated
+    parts, exact = split_smaps(vma, [48, 16], None)
+    assert not exact and [p.rss for p in parts] == [24, 8]
