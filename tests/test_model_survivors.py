@@ -573,3 +573,17 @@ def test_mremap_refuses_a_file_offset_that_would_wrap(strategy: str, pgoff: int,
         with pytest.raises(OSError) as exc:
             mm.mremap(pg(1), P, 2 * P)
         assert exc.value.strerror == "file offset overflows"
+
+
+def test_mremap_of_an_address_no_vma_holds_is_efault(strategy: str):
+    """vma_to_resize: no VMA at addr (in a hole, or past the last VMA) is EFAULT, and nothing changes."""
+    mm = Mm(strategy)
+    mm.mmap(pg(0), 2 * P, "rw")
+    mm.mmap(pg(4), 2 * P, "r")
+    before = [(v.start, v.end, v.flags) for v in mm.vmas]
+    for addr, flags in ((pg(2), ()), (pg(8), ("maymove",)), (pg(3), ("maymove", "fixed"))):
+        with pytest.raises(OSError) as exc:
+            mm.mremap(addr, P, 2 * P, flags, pg(16) if "fixed" in flags else None)
+        assert exc.value.errno == errno.EFAULT and f"{addr:#x} is not mapped" in str(exc.value)
+    assert [(v.start, v.end, v.flags) for v in mm.vmas] == before
+    check(mm)
