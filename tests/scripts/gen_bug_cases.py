@@ -7,12 +7,9 @@ print; tests/test_mutants.py switches each bug back on (anonvma.model.bugs) and 
 model then raises (use after free) or breaks an invariant (saturation) on the same script.
 """
 
-import json
-from itertools import product
-from pathlib import Path
 from typing import Any
 
-from gen_generation_cases import MAPS, P, Ops, mmap, mprotect, name
+from gen_generation_cases import MAPS, P, Ops, mmap, mprotect, name, write_cases
 
 
 def madvise(page: int, pages: int, advice: str, pid: int = 0) -> dict[str, Any]:
@@ -44,9 +41,7 @@ CASES: dict[str, Ops] = {
 
 
 def main() -> None:
-    here = Path(__file__).parent
-    for release, (stem, ops) in product(("6.1", "6.12"), CASES.items()):
-        (here / release / f"{stem}.jsonl").write_text("".join(json.dumps(o) + "\n" for o in ops))
+    write_cases(CASES)
 
 
 if __name__ == "__main__":

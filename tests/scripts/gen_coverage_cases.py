@@ -7,9 +7,9 @@ each script's expected output on that generation's oracle kernel:
 anonvma replay --oracle --linux RELEASE SCRIPT > SCRIPT.expected (with .jsonl dropped).
 """
 
-import json
-from pathlib import Path
 from typing import Any, Optional
+
+from gen_generation_cases import write_cases
 
 P = 4096
 GIB = 1 << 30
@@ -196,10 +196,7 @@ CASES = {
 
 
 def main() -> None:
-    for release in ("6.1", "6.12"):
-        out = Path("tests/scripts") / release
-        for name, ops in CASES.items():
-            (out / f"{name}.jsonl").write_text("".join(json.dumps(o) + "\n" for o in ops))
+    write_cases(CASES)
 
 
 if __name__ == "__main__":

@@ -68,11 +68,17 @@ CASES: dict[str, Ops] = {
 }
 
 
-def main() -> None:
+def write_cases(cases: dict[str, Ops]) -> None:
+    """Write each case as tests/scripts/<release>/<stem>.jsonl for both generations (record the
+    .expected files with the oracle afterwards)."""
     here = Path(__file__).parent
     for release in ("6.1", "6.12"):
-        for stem, ops in CASES.items():
+        for stem, ops in cases.items():
             (here / release / f"{stem}.jsonl").write_text("".join(json.dumps(o) + "\n" for o in ops))
+
+
+def main() -> None:
+    write_cases(CASES)
 
 
 if __name__ == "__main__":

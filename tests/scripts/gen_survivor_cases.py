@@ -6,12 +6,9 @@ Each is recorded on the real kernel of its directory; tests/test_model_oracle_ex
 holds the model to it. Each script names the mutant of model/mremap.py it kills.
 """
 
-import json
-from itertools import product
-from pathlib import Path
 from typing import Any, Optional
 
-from gen_generation_cases import MAPS, P, Ops, mmap, mprotect, touch
+from gen_generation_cases import MAPS, P, Ops, mmap, mprotect, touch, write_cases
 
 
 def mv(src: int, dst: int, *extra: str, pages: int = 1) -> dict[str, Any]:
@@ -113,9 +110,7 @@ CASES: dict[str, Ops] = {
 
 
 def main() -> None:
-    here = Path(__file__).parent
-    for release, (stem, ops) in product(("6.1", "6.12"), CASES.items()):
-        (here / release / f"{stem}.jsonl").write_text("".join(json.dumps(o) + "\n" for o in ops))
+    write_cases(CASES)
 
 
 if __name__ == "__main__":
