@@ -197,9 +197,17 @@ def _limited(op: Mapping[str, Any], ctx: Context) -> dict[str, Any]:
     """An op with the ``max_map_count`` field: vm.max_map_count is the field's value plus the VMAs
     this process holds outside the arena while the op runs, and is restored at once after it
     (only inside a UML guest: see :func:`anonvma.live.syscalls.set_max_map_count`)."""
-    limit = min(op["max_map_count"] + vmas_outside_arena(ctx.base), INT_MAX)
-    saved = syscalls.set_max_map_count(limit)
+    outside = vmas_outside_arena(ctx.base)
+    saved = syscalls.set_max_map_count(min(op["max_map_count"] + outside, INT_MAX))
     try:
+        # counted again until two counts agree: the interpreter's own memory (the heap, a buffer
+        # the count itself needs) may add or drop a VMA outside the arena as it goes
+        for _ in range(8):
+            again = vmas_outside_arena(ctx.base)
+            if again == outside:
+                break
+            outside = again
+            syscalls.set_max_map_count(min(op["max_map_count"] + outside, INT_MAX))
         return HANDLERS[op["op"]](op, ctx)
     finally:
         syscalls.set_max_map_count(saved)

@@ -60,6 +60,14 @@ def _reap(pid: int) -> str:
     return f"exited with status {os.WEXITSTATUS(status)}"
 
 
+def worker_environment() -> dict[str, str]:
+    """The zygote's (and so every worker's) environment: ours, with CPython's small-object
+    allocator switched to malloc (PYTHONMALLOC=malloc): pymalloc maps and unmaps 256 KiB arenas
+    as objects come and go, which changes the worker's VMA count (see
+    :func:`anonvma.live.worker.steady_vma_count`)."""
+    return {**os.environ, "PYTHONMALLOC": "malloc"}
+
+
 class _Zygote:
     """A fresh ``python -S`` that imports only the worker side and forks each process 0."""
 
@@ -71,7 +79,7 @@ class _Zygote:
                 f"zygote_main({theirs.fileno()})")
         try:
             self.proc = subprocess.Popen([sys.executable, "-S", "-c", code], pass_fds=[theirs.fileno()],
-                                         stdin=subprocess.DEVNULL)
+                                         stdin=subprocess.DEVNULL, env=worker_environment())
         except BaseException:
             ours.close()
             raise

@@ -179,6 +179,28 @@ def _batch(sock: socket.socket, ops: list[dict[str, Any]], script: _Script) -> s
     return sock
 
 
+#: glibc mallopt parameters (malloc.h).
+_M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4
+
+
+def steady_vma_count() -> None:
+    """Keep this process's VMAs outside the arena from changing while it runs ops: the heap is
+    made to exist (a block never freed), never shrinks (no trimming) and serves every allocation
+    (no mmap'd chunks; with PYTHONMALLOC=malloc, set by the runner, Python's objects too, instead
+    of arenas it maps and unmaps). An op with a ``max_map_count`` field counts those VMAs just
+    before its syscall (anonvma.live.handlers); a heap that vanished when its last block was
+    freed and came back with the next malloc, or an arena mapped or unmapped meanwhile, shifted
+    the limit by one (1-3 flaky mismatches in 2,000 scripts with Debian 12's python3 in the guest)."""
+    with contextlib.suppress(AttributeError):
+        _libc.malloc_trim(0)  # hand back what the imports freed, so forks copy less
+        _libc.mallopt(_M_TRIM_THRESHOLD, ctypes.c_int(2**31 - 1))
+        _libc.mallopt(_M_MMAP_MAX, 0)
+        _libc.malloc.restype = ctypes.c_void_p
+        _libc.free.argtypes = [ctypes.c_void_p]
+        _libc.malloc(ctypes.c_size_t(64))
+        _libc.free(_libc.malloc(ctypes.c_size_t(1 << 20)))  # room to grow in, kept (no trimming)
+
+
 def zygote_main(fd: int) -> NoReturn:
     """The zygote: on each ``spawn`` request fork a process 0 that serves the channel it was sent.
 
@@ -187,8 +209,7 @@ def zygote_main(fd: int) -> NoReturn:
     """
     gc.collect()
     gc.freeze()
-    with contextlib.suppress(AttributeError):
-        _libc.malloc_trim(0)  # glibc: hand back what the imports freed, so forks copy less
+    steady_vma_count()
     sock = socket.socket(fileno=fd)
     chan = Channel()
     try:
