@@ -1,12 +1,16 @@
 """Benchmark: what each model syscall costs at 1,000 and 64,000 named VMAs, beside the host kernel.
 
 The model's address space holds N VMAs of 3 pages at 0x4000000000, side by side, alternating
-``rw`` and ``r`` so neighbours never merge, each named with a 79-character name. The host
-kernel gets the same layout (unnamed: it cannot name) at 0x5000000000 in this very process,
-through ctypes. Every timed step is a pair that leaves the address space as it found it, on
-the VMA in the middle, so all repeats see the same N; model and kernel alternate batch by
-batch in one run. Figures are what a user gets: default interpreter settings, garbage
-collector on. Per call, microseconds: the median over batches of 50 calls.
+``rw`` and ``r`` so neighbours never merge, each named with a 79-character name. Every VMA is
+mapped ``rw`` and every other one then made ``r``, so that all carry VM_ACCOUNT on 6.1 (which
+keeps the charge on mprotect) and none on the host's kernel (6.7+ gives it back for unfaulted
+memory): made ``r``, the middle VMA then joins both neighbours on every kernel, as the merge
+step says (checked before timing). The host kernel gets the same layout (unnamed: it cannot
+name) at 0x5000000000 in this very process, through ctypes. Every timed step is a pair that
+leaves the address space as it found it, on the VMA in the middle, so all repeats see the
+same N; model and kernel alternate batch by batch in one run. Figures are what a user gets:
+default interpreter settings, garbage collector on. Per call, microseconds: the median over
+batches of 50 calls.
 
 Steps the host kernel cannot run (naming) are set beside the kernel's mprotect pair, the
 pair the issue compares them with. fork + exit is timed on the kernel side in a separate
@@ -52,8 +56,10 @@ def build(count: int, strategy: str) -> Mm:
     mm = Mm(strategy, max_map_count=count + 8)
     for i in range(count):
         addr = BASE + 3 * PAGE * i
-        mm.mmap(addr, 3 * PAGE, "rw" if i % 2 == 0 else "r")
+        mm.mmap(addr, 3 * PAGE, "rw")
         mm.set_anon_name(addr, 3 * PAGE, NAME)
+        if i % 2:
+            mm.mprotect(addr, 3 * PAGE, "r")
     assert mm.map_count == count
     return mm
 
@@ -77,7 +83,8 @@ class HostLayout:
         flags = _mmap.MAP_PRIVATE | _mmap.MAP_ANONYMOUS | MAP_FIXED_NOREPLACE
         for i in range(count):
             addr = HOST_BASE + 3 * PAGE * i
-            if libc.mmap(addr, 3 * PAGE, 3 if i % 2 == 0 else 1, flags, -1, 0) != addr:
+            if libc.mmap(addr, 3 * PAGE, 3, flags, -1, 0) != addr or (
+                    i % 2 and libc.mprotect(addr, 3 * PAGE, 1)):
                 self.close(i)
                 raise OSError(ctypes.get_errno(), f"host layout: mmap of VMA {i} failed "
                                                   f"(vm.max_map_count too low for {count}?)")
@@ -95,9 +102,38 @@ class HostLayout:
             self._forker = None
 
 
+def middle_of(count: int) -> int:
+    """The index of the VMA the steps work on: an rw VMA between two r ones."""
+    return count // 2 // 2 * 2
+
+
+def host_map_count() -> int:
+    with open("/proc/self/maps", "rb") as f:
+        return sum(1 for _ in f)
+
+
+def check_merge3(mm: Mm, count: int, host: HostLayout) -> None:
+    """The merge step merges, on the model and on the host: the middle VMA made ``r`` leaves
+    two VMAs fewer, made ``rw`` again as many as before.
+
+    :raises AssertionError: a layout on which the step would time something else.
+    """
+    middle = middle_of(count)
+    mid, hmid = BASE + 3 * PAGE * middle, HOST_BASE + 3 * PAGE * middle
+    before, hbefore = mm.map_count, host_map_count()
+    mm.mprotect(mid, 3 * PAGE, "r")
+    host.libc.mprotect(hmid, 3 * PAGE, 1)
+    merged, hmerged = mm.map_count, host_map_count()
+    mm.mprotect(mid, 3 * PAGE, "rw")
+    host.libc.mprotect(hmid, 3 * PAGE, 3)
+    assert (merged, mm.map_count) == (before - 2, before), "the model did not merge 3 and split back"
+    assert (hmerged, host_map_count()) == (hbefore - 2, hbefore), \
+        "the host kernel did not merge 3 and split back"
+
+
 def steps(mm: Mm, count: int, host: HostLayout) -> Dict[str, Tuple[Step, Optional[Step], str]]:
     """Named do-and-undo pairs on the middle VMA: (model step, kernel step, what the kernel does)."""
-    middle = count // 2 // 2 * 2  # an rw VMA between two r ones
+    middle = middle_of(count)
     mid, inner = BASE + 3 * PAGE * middle, BASE + 3 * PAGE * middle + PAGE
     far = BASE + 3 * PAGE * (count + 10)
     hmid = HOST_BASE + 3 * PAGE * middle
@@ -211,6 +247,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         host = HostLayout(count)
         try:
             table[count] = {}
+            check_merge3(mm, count, host)
             for name, (model, kernel, _) in steps(mm, count, host).items():
                 heavy = "O(n)" in name
                 m, k = measure(model, kernel, max(3, args.rounds // 8) if heavy else args.rounds,
