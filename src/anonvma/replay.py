@@ -31,15 +31,10 @@ def _run_model(scripts: Sequence[Sequence[Op]], args: argparse.Namespace) -> lis
 
 def _run_kernel(scripts: Sequence[Sequence[Op]], args: argparse.Namespace) -> list[Outcome]:
     """Each script in real processes of the running kernel."""
-    from anonvma.live.handlers import refusal
     from anonvma.live.runner import RunnerError, run_ops
 
     outcomes: list[Outcome] = []
     for ops in scripts:
-        refused = refusal(ops)
-        if refused is not None:
-            outcomes.append(refused)
-            continue
         try:
             outcomes.append(run_ops(ops))
         except RunnerError as exc:

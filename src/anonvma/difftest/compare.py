@@ -70,25 +70,14 @@ class OracleBackend:
         self.close(graceful=kind is None)
 
 
-def oracle_backend(variant: str = "refcount", linux: str = DEFAULT_LINUX,
-                   jobs: Optional[int] = None) -> OracleBackend:
-    """An :class:`OracleBackend` (close it when done)."""
-    return OracleBackend(variant, linux, jobs)
-
-
 def host_backend() -> Backend:
     """Scripts run in real processes on the running kernel (one session per batch)."""
-    from anonvma.live.handlers import refusal
     from anonvma.live.runner import LiveSession, RunnerError
 
     def run(scripts: Sequence[Sequence[Op]]) -> list[ScriptOutcome]:
         outcomes = []
         with LiveSession() as session:
             for ops in scripts:
-                refused = refusal(ops)
-                if refused is not None:
-                    outcomes.append(ScriptOutcome(None, refused))
-                    continue
                 try:
                     outcomes.append(ScriptOutcome(session.run(ops)))
                 except RunnerError as exc:

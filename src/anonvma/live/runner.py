@@ -32,6 +32,7 @@ from types import TracebackType
 from typing import Any, Optional, Sequence
 
 import anonvma
+from anonvma.live.handlers import refusal
 from anonvma.live.worker import Channel, send
 from anonvma.ops import ARENA_BASE, FILE_SIZE, Op, ok
 
@@ -147,8 +148,12 @@ class LiveSession:
     def run(self, ops: Sequence[Op]) -> list[dict[str, Any]]:
         """Run checked ops (see :func:`anonvma.ops.parse_script`) as one script; their results.
 
-        :raises RunnerError: a process died (the script cannot run live), with the op named.
+        :raises RunnerError: the running kernel must not run these ops (:func:`refusal`: nothing
+            is run), or a process died (the script cannot run live), with the op named.
         """
+        refused = refusal(ops)
+        if refused is not None:
+            raise RunnerError(refused)
         labels = sorted({op.args["file"] for op in ops if "file" in op.args})
         results: list[dict[str, Any]] = []
         with _ScriptFiles(labels, self.file_dir) as files:
