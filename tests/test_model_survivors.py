@@ -12,8 +12,7 @@ import pytest
 from model_helpers import P, both_strategies, check, errno_of, pg
 
 from anonvma.model import Mm
-from anonvma.model.merge import (can_vma_merge_after, can_vma_merge_before, is_mergeable_anon_vma,
-                                 is_mergeable_vma, split_vma)
+from anonvma.model.merge import can_vma_merge_after, can_vma_merge_before, is_mergeable_anon_vma, split_vma
 from anonvma.model.names import (AnonVmaName, NameCounters, UseAfterFree,
                                  anon_vma_name_eq, make_strategy)
 from anonvma.model.vma import (VM_DONTCOPY, VM_DONTEXPAND, VM_IO, VM_LOCKED, VM_MAYWRITE, VM_PFNMAP, VM_WRITE,
@@ -117,6 +116,12 @@ def test_strategies_count_each_step(strategy: str):
 
 # -- merge.py: the reference versions agree with the hand-inlined hot path -----------------------------
 
+def is_mergeable_vma(vma, file, flags, anon_name):
+    """The kernel's is_mergeable_vma, the reference for the hand-inlined checks: equal flags and
+    file, equal names (by string)."""
+    return vma.flags == flags and vma.file is file and anon_vma_name_eq(vma.anon_name, anon_name)
+
+
 def test_is_mergeable_vma_and_anon_vma_together_are_the_inlined_checks(strategy: str):
     """can_vma_merge_before/after inline is_mergeable_vma, is_mergeable_anon_vma and the pgoff rule."""
     rng = random.Random(12)
@@ -130,7 +135,7 @@ def test_is_mergeable_vma_and_anon_vma_together_are_the_inlined_checks(strategy:
         flags, file, theirs, name = rng.choice((0x73, 0x71)), rng.choice(files), rng.choice(anon_vmas), \
             rng.choice(names)
         pgoff = rng.choice((0, 1, 5, 6))
-        expected = (is_mergeable_vma(vma, file, flags, name)  # type: ignore[arg-type]
+        expected = (is_mergeable_vma(vma, file, flags, name)
                     and is_mergeable_anon_vma(theirs, vma.anon_vma, vma))
         before = can_vma_merge_before(vma, flags, theirs, file, pgoff, name)  # type: ignore[arg-type]
         after = can_vma_merge_after(vma, flags, theirs, file, pgoff, name)  # type: ignore[arg-type]

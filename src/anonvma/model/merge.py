@@ -17,12 +17,6 @@ if TYPE_CHECKING:
     from anonvma.model.mm import Mm
 
 
-def is_mergeable_vma(vma: Vma, file: Optional[File], flags: int,
-                     anon_name: Optional[AnonVmaName]) -> bool:
-    """is_mergeable_vma: equal flags and file, no ->close, equal names (by string)."""
-    return vma.flags == flags and vma.file is file and anon_vma_name_eq(vma.anon_name, anon_name)
-
-
 def is_mergeable_anon_vma(anon_vma1: Optional[AnonVma], anon_vma2: Optional[AnonVma],
                           vma: Optional[Vma]) -> bool:
     """is_mergeable_anon_vma: the NULL shortcut needs ``vma``'s chain to be singular (a fork
@@ -112,7 +106,7 @@ def vma_merge(mm: "Mm", prev: Optional[Vma], addr: int, end: int, flags: int,
         removed = (mid, nxt) if overlapped else (nxt,)
         merged = _grown(prev, prev.start, nxt.end, prev.pgoff, removed)
         index.splice(prev, 1 + len(removed), (merged,))
-        _put_all(mm, removed)
+        mm.strategy.put_vmas(removed, mm.name_counters)  # vm_area_free of each
         return merged
     if merge_prev:  # cases 2, 5, 7
         assert prev is not None
@@ -124,7 +118,7 @@ def vma_merge(mm: "Mm", prev: Optional[Vma], addr: int, end: int, flags: int,
             merged = _grown(prev, prev.start, end, prev.pgoff, (mid,))
             if mid.end == end:  # case 7
                 index.splice(prev, 2, (merged,))
-                _put_all(mm, (mid,))
+                mm.strategy.put_vmas((mid,), mm.name_counters)
             else:  # case 5: mid keeps its tail
                 tail = mid.pgoff + ((end - mid.start) >> PAGE_SHIFT)
                 index.splice(prev, 2, (merged, mid.with_range(end, mid.end, tail)))
@@ -139,21 +133,11 @@ def vma_merge(mm: "Mm", prev: Optional[Vma], addr: int, end: int, flags: int,
             assert mid is not None
             merged = _grown(nxt, addr, nxt.end, nxt.pgoff - pglen, (mid,))
             index.splice(mid, 2, (merged,))
-            _put_all(mm, (mid,))
+            mm.strategy.put_vmas((mid,), mm.name_counters)
         else:  # case 3
             index.replace(nxt, merged)
         return merged
     return None
-
-
-def _put_all(mm: "Mm", freed: tuple[Vma, ...]) -> None:
-    """vm_area_free of VMAs a merge removed: each drops its name reference."""
-    strategy = counters = None
-    for vma in freed:
-        if vma.anon_name is not None:
-            if strategy is None:
-                strategy, counters = mm.strategy, mm.name_counters
-            strategy.put(vma.anon_name, counters)  # type: ignore[arg-type]
 
 
 def vma_modify(mm: "Mm", prev: Optional[Vma], vma: Vma, start: int, end: int, new_flags: int,
