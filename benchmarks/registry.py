@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -26,7 +25,7 @@ import time
 from typing import Dict, List, Optional
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from smaps_read import busy, command, write_json  # noqa: E402 - the sibling benchmark's helpers
+from smaps_read import busy, command, user_command, write_json  # noqa: E402 - the sibling benchmark's helpers
 
 CHILD = r"""
 import ctypes, sys
@@ -84,8 +83,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         raise SystemExit("this kernel names memory itself (CONFIG_ANON_VMA_NAME): the registry is not used")
     load_before = busy()
     result: Dict[str, object] = {"naming": naming([100, 1000, 4000])}
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-    anonvma = shutil.which("anonvma", path=os.path.dirname(sys.executable)) or "anonvma"
+    anonvma, env = user_command()
     children = {name: subprocess.Popen([sys.executable, "-c", CHILD, str(args.vmas), flag],
                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
                 for name, flag in (("plain", "0"), ("registered", "1"))}

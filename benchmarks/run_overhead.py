@@ -22,15 +22,13 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import resource
 import statistics
 import subprocess
 import sys
-import time
 from typing import Any, Callable, Dict, List, Optional
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from smaps_read import busy, write_json  # noqa: E402 - the sibling benchmark's load probe and writer
+from smaps_read import busy, timed_children, write_json  # noqa: E402 - the sibling benchmark's load probe and writer
 
 from anonvma.oracle.boot import boot  # noqa: E402
 from anonvma.oracle.build import LINUX_VERSIONS, require_kernel  # noqa: E402
@@ -64,12 +62,8 @@ WORKLOADS: Dict[str, tuple[str, List[str]]] = {
 
 def timed(fn: Callable[[], Any]) -> Dict[str, float]:
     """Wall and CPU seconds (all child processes) of ``fn()``."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    t0 = time.perf_counter()
-    fn()
-    wall = time.perf_counter() - t0
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return {"wall": wall, "cpu": after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime}
+    _, wall, cpu = timed_children(fn)
+    return {"wall": wall, "cpu": cpu}
 
 
 def quiet(argv: List[str], idle_stdin: bool = False) -> None:

@@ -16,28 +16,21 @@ import argparse
 import json
 import os
 import platform
-import resource
-import shutil
 import statistics
 import subprocess
 import sys
-import time
 from typing import Any, Dict, List, Optional
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from smaps_read import busy, spawn, write_json  # noqa: E402 - the sibling benchmark's child and load probe
+from smaps_read import busy, spawn, timed_children, user_command, write_json  # noqa: E402 - the sibling benchmark's child and load probe
 
 
 def run(argv: List[str], env: Dict[str, str]) -> Dict[str, Any]:
     """One run: wall and CPU ms, and what the command reported."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    t0 = time.perf_counter()
-    out = subprocess.run(argv, capture_output=True, env=env, check=True).stdout
-    wall = (time.perf_counter() - t0) * 1000
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    out, wall, cpu = timed_children(
+        lambda: subprocess.run(argv, capture_output=True, env=env, check=True).stdout)
     doc = json.loads(out)
-    return {"wall_ms": wall,
-            "cpu_ms": (after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime) * 1000,
+    return {"wall_ms": wall * 1000, "cpu_ms": cpu * 1000,
             "read_ms": doc["seconds"] * 1000, "processes": doc["processes_read"],
             "kernel_threads": doc["kernel_threads"], "skipped": doc["skipped"], "vmas": doc["vmas"]}
 
@@ -49,8 +42,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--out", default="results/show_all.json")
     args = ap.parse_args(argv)
 
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-    anonvma = shutil.which("anonvma", path=os.path.dirname(sys.executable)) or "anonvma"
+    anonvma, env = user_command()
     cases = {"show_all_json": [anonvma, "show", "--all", "--json"],
              "show_all_by_process_json": [anonvma, "show", "--all", "--by", "process", "--json"]}
     child = spawn(args.child) if args.child else None

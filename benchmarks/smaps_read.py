@@ -39,7 +39,7 @@ import statistics
 import subprocess
 import sys
 import time
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple, TypeVar
 
 CHILD = r"""
 import ctypes, sys
@@ -68,16 +68,32 @@ def spawn(vmas: int) -> "subprocess.Popen[str]":
     return child
 
 
+T = TypeVar("T")
+
+
+def timed_children(fn: Callable[[], T]) -> Tuple[T, float, float]:
+    """``fn()``, its wall seconds, and the CPU seconds its child processes used (all threads)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.perf_counter()
+    value = fn()
+    wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return value, wall, after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+
+
+def user_command() -> Tuple[str, Dict[str, str]]:
+    """The ``anonvma`` script beside this interpreter, and the environment a user's shell would
+    give it (ours, without PYTHONDONTWRITEBYTECODE: a user's run uses the .pyc files)."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    return shutil.which("anonvma", path=os.path.dirname(sys.executable)) or "anonvma", env
+
+
 def command(argv: List[str], env: Dict[str, str]) -> Callable[[], Tuple[float, float]]:
     """A whole command: (wall ms, CPU ms of the child, all threads) per call."""
     def run() -> Tuple[float, float]:
-        before = resource.getrusage(resource.RUSAGE_CHILDREN)
-        t0 = time.perf_counter()
-        subprocess.run(argv, stdout=subprocess.DEVNULL, env=env, check=True)
-        wall = (time.perf_counter() - t0) * 1000
-        after = resource.getrusage(resource.RUSAGE_CHILDREN)
-        cpu = (after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime) * 1000
-        return wall, cpu
+        _, wall, cpu = timed_children(
+            lambda: subprocess.run(argv, stdout=subprocess.DEVNULL, env=env, check=True))
+        return wall * 1000, cpu * 1000
     return run
 
 
@@ -119,8 +135,7 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     from anonvma import procmaps
 
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-    anonvma = shutil.which("anonvma", path=os.path.dirname(sys.executable)) or "anonvma"
+    anonvma, env = user_command()
     child = spawn(args.vmas)
     try:
         pid = child.pid

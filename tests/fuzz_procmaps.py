@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import hashlib
 import io
 import json
 import multiprocessing
@@ -40,6 +39,8 @@ from anonvma.procmaps import ProcmapsParseError, parse
 from anonvma.procmaps import parser as parse_mod
 from anonvma.procmaps.records import Smaps, Vma
 from anonvma.procmaps.tally import tally_vmas
+from fuzz_ops import m_crlf, m_delete_line, m_flip_byte, m_swap_lines  # the generic line mutators
+from fuzz_ops import save as save_input
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DATA = os.path.join(HERE, "data")
@@ -163,15 +164,6 @@ def _headers(lines: List[bytes]) -> List[int]:
             if b"-" in line[:20] and b" " in line and b":" not in line.split(b" ")[0]]
 
 
-def m_flip_byte(lines: List[bytes], rng: random.Random) -> List[bytes]:
-    i = rng.randrange(len(lines))
-    line = bytearray(lines[i] or b" ")
-    j = rng.randrange(len(line))
-    line[j] = rng.randrange(256)
-    lines[i] = bytes(line)
-    return lines
-
-
 def m_digit(lines: List[bytes], rng: random.Random) -> List[bytes]:
     i = rng.randrange(len(lines))
     lines[i] = _digit(lines[i], rng)
@@ -212,20 +204,9 @@ def m_address(lines: List[bytes], rng: random.Random) -> List[bytes]:
     return lines
 
 
-def m_delete(lines: List[bytes], rng: random.Random) -> List[bytes]:
-    del lines[rng.randrange(len(lines))]
-    return lines or [b""]
-
-
 def m_duplicate_line(lines: List[bytes], rng: random.Random) -> List[bytes]:
     i = rng.randrange(len(lines))
     lines.insert(i, lines[i])
-    return lines
-
-
-def m_swap_lines(lines: List[bytes], rng: random.Random) -> List[bytes]:
-    i, j = rng.randrange(len(lines)), rng.randrange(len(lines))
-    lines[i], lines[j] = lines[j], lines[i]
     return lines
 
 
@@ -271,11 +252,7 @@ def m_insert(lines: List[bytes], rng: random.Random) -> List[bytes]:
     return lines
 
 
-def m_crlf(lines: List[bytes], rng: random.Random) -> List[bytes]:
-    return [line + b"\r" for line in lines]
-
-
-MUTATIONS: Tuple[Mutation, ...] = (m_flip_byte, m_digit, m_number, m_address, m_delete, m_duplicate_line,
+MUTATIONS: Tuple[Mutation, ...] = (m_flip_byte, m_digit, m_number, m_address, m_delete_line, m_duplicate_line,
                                    m_swap_lines, m_duplicate_vma, m_swap_vmas, m_key, m_truncate,
                                    m_insert, m_crlf)
 
@@ -297,14 +274,6 @@ def mutant(seeds: List[bytes], rng: random.Random) -> bytes:
         lines = rng.choice(MUTATIONS)(lines, rng)
     text = b"\n".join(lines)
     return text if rng.random() < 0.8 else text + b"\n"
-
-
-def save_crasher(data: bytes) -> str:
-    os.makedirs(CRASHERS, exist_ok=True)
-    path = os.path.join(CRASHERS, f"crash-{hashlib.sha1(data).hexdigest()[:16]}.smaps")
-    with open(path, "wb") as f:
-        f.write(data)
-    return path
 
 
 def run(count: int, seed: int, cli_every: int = 10, save: bool = True) -> Dict[str, object]:
@@ -330,7 +299,7 @@ def run(count: int, seed: int, cli_every: int = 10, save: bool = True) -> Dict[s
                 why = check_cli(path)
                 outcome["cli"] += 1
             if why is not None:
-                where = save_crasher(data) if save else "(not saved)"
+                where = save_input(data, CRASHERS, ".smaps") if save else "(not saved)"
                 findings.setdefault(why.splitlines()[0][:200], []).append(where)
     return {"inputs": count, "seed": seed, **outcome, "seconds": round(time.perf_counter() - started, 1),
             "findings": {k: sorted(set(v)) for k, v in findings.items()}}

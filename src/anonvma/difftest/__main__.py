@@ -45,6 +45,7 @@ from anonvma.ops import Op, format_result, script_text
 from anonvma.oracle.build import DEFAULT_LINUX, LINUX_VERSIONS, VARIANTS, OracleMissingError
 from anonvma.oracle.pool import ScriptOutcome
 from anonvma.oracle.procgroup import sigterm_interrupts
+from anonvma.procmaps.files import write_atomically
 
 RESULTS_FORMAT = "anonvma-difftest-1"
 #: Seconds between progress lines on stderr.
@@ -291,9 +292,7 @@ def _results(run: _Run, seconds: float, boots: int) -> dict[str, Any]:
 def _write_json(path: Path, doc: dict[str, Any]) -> None:
     """Write whole or not at all: a temp file renamed into place."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(doc, indent=1) + "\n")
-    tmp.replace(path)
+    write_atomically(str(path), (json.dumps(doc, indent=1) + "\n").encode())
 
 
 def merge(paths: Sequence[Path]) -> int:

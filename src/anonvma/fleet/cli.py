@@ -10,7 +10,8 @@ import argparse
 import sys
 from typing import Any, Callable, List, Optional
 
-from anonvma.procmaps.cli import positive, warning_lines
+from anonvma.fleet.plot import MEASURES
+from anonvma.procmaps.cli import error_line, positive, warning_lines
 
 
 def _targets(p: argparse.ArgumentParser) -> None:
@@ -73,7 +74,7 @@ def register(subparsers: Any) -> None:
                     "'anonvma[plot]').")
     p.add_argument("recording", metavar="FILE", help="a recording made by `anonvma record`")
     p.add_argument("-o", "--output", required=True, metavar="PNG", help="the picture to write")
-    p.add_argument("--measure", choices=("pss", "rss", "uss", "swap", "size"), default="pss",
+    p.add_argument("--measure", choices=MEASURES, default="pss",
                    help="what to draw (default pss)")
     p.add_argument("--top", type=positive(int), default=8, metavar="N", help="names drawn apart (default 8)")
     p.add_argument("--title", default="", help="the title (default: measure, samples, start time)")
@@ -91,9 +92,7 @@ def _guarded(fn: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Name
             hint = f" (pip install 'anonvma[{extra}]')" if extra else ""
             print(f"anonvma {args.command}: error: {err.name or err} is not installed{hint}", file=sys.stderr)
         except (OSError, ValueError) as err:
-            message = err.strerror if isinstance(err, OSError) and err.strerror and err.filename is None \
-                else str(err)
-            print(f"anonvma {args.command}: error: {message}", file=sys.stderr)
+            print(error_line(args.command, err), file=sys.stderr)
         return 1
     return run
 

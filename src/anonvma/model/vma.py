@@ -72,17 +72,6 @@ def _prot_table() -> dict[str, int]:
 PROT_FLAGS = _prot_table()
 
 
-def prot_to_vm_flags(prot: str) -> int:
-    """calc_vm_prot_bits for a ``prot`` string of letters from ``rwx`` (``""`` is PROT_NONE).
-
-    :raises ValueError: another letter, or one letter twice (``"RW"``, ``"xyz"``, ``"rr"``).
-    """
-    try:
-        return PROT_FLAGS[prot]
-    except (KeyError, TypeError):
-        raise ValueError(f"prot must be letters from 'rwx', each at most once, not {prot!r}") from None
-
-
 class AnonVma:
     """struct anon_vma, reduced to its identity: merges compare anon_vmas by pointer."""
 

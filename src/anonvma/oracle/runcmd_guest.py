@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import IO, Any, Dict, List, Optional, Sequence
 
 from anonvma.fleet.record import header, sample_line
+from anonvma.procmaps.files import write_atomically
 from anonvma.procmaps.system import read_system
 
 #: prctl(2) option: orphaned descendants are re-parented to this process, not to init.
@@ -39,13 +40,6 @@ STDIN_POLL = (0.02, 0.2)
 def exit_status(returncode: int) -> int:
     """A shell's exit status for a ``subprocess`` return code: the code, or 128+N for signal N."""
     return 128 - returncode if returncode < 0 else returncode
-
-
-def write_atomically(path: Path, text: str) -> None:
-    """Write ``path`` whole or not at all (a reader polling for it never sees half of it)."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def start(spec: Dict[str, Any], work: Path) -> "subprocess.Popen[bytes] | Dict[str, Any]":
@@ -194,7 +188,7 @@ def main(argv: Sequence[str]) -> int:
     """``DIR``: run, then write ``DIR/status``."""
     work = Path(argv[0])
     result = run(work)
-    write_atomically(work / "status", json.dumps(result))
+    write_atomically(str(work / "status"), json.dumps(result).encode())
     return 0
 
 

@@ -139,6 +139,14 @@ def warning_lines(command: str) -> Iterator[None]:
         yield
 
 
+def error_line(command: str, err: Exception) -> str:
+    """The one stderr line of a command that failed with ``err`` (an OSError or ValueError)."""
+    message = str(err)
+    if isinstance(err, OSError) and err.strerror and err.filename is None:
+        message = err.strerror  # our errors already name the pid/path; drop "[Errno N]"
+    return f"anonvma {command}: error: {message}"
+
+
 def _guarded(fn: Callable[[argparse.Namespace], str], quick: bool = True
              ) -> Callable[[argparse.Namespace], int]:
     """Run a command; print its complete output, or one error line to stderr and return 1."""
@@ -149,10 +157,7 @@ def _guarded(fn: Callable[[argparse.Namespace], str], quick: bool = True
             with warning_lines(args.command):
                 text = fn(args)
         except (OSError, ValueError) as err:
-            message = str(err)
-            if isinstance(err, OSError) and err.strerror and err.filename is None:
-                message = err.strerror  # our errors already name the pid/path; drop "[Errno N]"
-            print(f"anonvma {args.command}: error: {message}", file=sys.stderr)
+            print(error_line(args.command, err), file=sys.stderr)
             return 1
         sys.stdout.write(text)
         sys.stdout.flush()

@@ -35,7 +35,7 @@ from typing import (Callable, Dict, Generic, Iterator, List, NamedTuple, Optiona
 
 from anonvma.procmaps.errors import ProcmapsParseError
 from anonvma.procmaps.records import INT_FIELDS, KB_FIELDS, SMAPS_INDEX, VMFLAGS_KEY, Counts, Smaps, Vma
-from anonvma.procmaps.tally import tally_vmas
+from anonvma.procmaps.tally import fold_counts, tally_vmas
 
 Header = Tuple[int, int, str, int, str, int, str]
 Parsed = Tuple[List[Vma], Tuple[str, ...]]
@@ -300,11 +300,8 @@ def _tally_fast(data: bytes) -> _TallyPart:
         data += b"\n"
     entries = _fast_smaps(data, full=False)
     starts, ends, names = entries.columns[0], entries.columns[1], entries.columns[6]
-    pairs: Counter[Tuple[str, bytes]] = Counter(zip(names, entries.blocks, strict=True))  # type: ignore[arg-type]
-    counts: Counts = {}
-    for (name, block), n in pairs.items():  # distinct blocks may hold equal counters (padding)
-        key = (name, entries.counters[block])
-        counts[key] = counts.get(key, 0) + n
+    # distinct blocks may hold equal counters (padding)
+    counts = fold_counts(Counter(zip(names, entries.blocks, strict=True)), entries.counters)  # type: ignore[arg-type]
     return _TallyPart(counts, len(names), entries.keys, starts[0], ends[-1])  # type: ignore[arg-type]
 
 

@@ -138,11 +138,6 @@ def tally(target: Union[int, PathLike], *, procfs: str = "/proc") -> Tally:
     return tally_of(read_file(os.fspath(target)))  # type: ignore[arg-type]  # an int is a pid
 
 
-def read_self(*, smaps: bool = True, procfs: str = "/proc") -> Snapshot:
-    """This process's own memory map (``/proc/self``), labelled with its pid."""
-    return read_pid(os.getpid(), smaps=smaps, procfs=procfs)
-
-
 def _decompress(data: bytes, source: str) -> bytes:
     import gzip  # only for gzip files
     import zlib

@@ -20,8 +20,8 @@ from anonvma.procmaps.errors import ProcmapsParseError
 from anonvma.procmaps.group import group, matched, tally_of, total
 from anonvma.procmaps.parser import ChunkParser, ChunkTally, gc_paused
 from anonvma.procmaps.reader import ThreadedReader
-from anonvma.procmaps.records import SUMMED, Group, Snapshot, Tally
-from anonvma.procmaps.source import cmdline, pids, proc_path, read_file
+from anonvma.procmaps.records import Group, Snapshot, Tally
+from anonvma.procmaps.source import cmdline, pid_of, pids, proc_path, read_file
 
 #: Why a process was not counted (keys of :attr:`System.skipped`).
 SKIP_REASONS = ("denied", "exited", "unreadable")
@@ -79,7 +79,7 @@ def _process(pid: Optional[int], counted: Tally, by: str, fold: bool, match: Opt
     return Process(pid, label[0], label[1], groups, total(groups, key))
 
 
-def read_system(targets: Optional[Sequence[str]] = None, *, by: str = "name", fold: bool = False,
+def read_system(targets: Optional[Sequence[Union[int, str]]] = None, *, by: str = "name", fold: bool = False,
                 match: Optional[str] = None, procfs: str = "/proc", registries: bool = True) -> System:
     """Read and group every process (``targets=None``), or the given PIDs and saved files.
 
@@ -98,13 +98,11 @@ def read_system(targets: Optional[Sequence[str]] = None, *, by: str = "name", fo
     live: List[int] = []
     files: List[str] = []
     for t in (pids(procfs) if targets is None else targets):
-        t = str(t)
-        if t == "self":
-            live.append(os.getpid())
-        elif t.isdigit() and not os.path.exists(t):
-            live.append(int(t))
+        pid = pid_of(t)
+        if pid is None:
+            files.append(str(t))
         else:
-            files.append(t)
+            live.append(pid)
     processes: List[Process] = []
     skipped = dict.fromkeys(SKIP_REASONS, 0)
     errors: List[str] = []
@@ -180,27 +178,16 @@ def _counted(parser: Union[ChunkTally, ChunkParser], path: str, pid: int, reg: O
 
 
 def by_name(system: System) -> List[Group]:
-    """Groups summed across processes, keyed as in each process (librank); ``processes`` says in how many."""
-    acc: Dict[str, List[int]] = {}
-    kinds: Dict[str, str] = {}
-    seen: Dict[str, int] = {}
-    measured: Dict[str, bool] = {}
-    marks: Dict[str, Tuple[bool, bool]] = {}  # registered, estimated: in any process
+    """Groups summed across processes, keyed as in each process (librank); ``processes`` says in
+    how many, and a name is registered or estimated when it is in any of them."""
+    buckets: Dict[str, List[Group]] = {}
     for proc in system.processes:
         for g in proc.groups:
-            sums = acc.get(g.key)
-            if sums is None:
-                sums = acc[g.key] = [0] * len(SUMMED)
-                kinds[g.key], seen[g.key], measured[g.key], marks[g.key] = g.kind, 0, True, (False, False)
-            for i, f in enumerate(SUMMED):
-                sums[i] += getattr(g, f)
-            seen[g.key] += 1
-            measured[g.key] = measured[g.key] and g.measured
-            if g.registered or g.estimated:
-                was = marks[g.key]
-                marks[g.key] = (was[0] or g.registered, was[1] or g.estimated)
-    return [Group._make([key, kinds[key], *sums, seen[key], measured[key], *marks[key]])
-            for key, sums in acc.items()]
+            buckets.setdefault(g.key, []).append(g)
+    return [total(gs, key, processes=len(gs))._replace(
+                kind=gs[0].kind, registered=any(g.registered for g in gs),
+                estimated=any(g.estimated for g in gs))
+            for key, gs in buckets.items()]
 
 
 def by_process(system: System) -> List[Group]:

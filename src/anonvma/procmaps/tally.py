@@ -10,12 +10,22 @@ from __future__ import annotations
 
 from collections import Counter
 from operator import attrgetter
-from typing import Dict, Iterable, Tuple
+from typing import Any, Dict, Hashable, Iterable, Mapping, Tuple
 
 from anonvma.procmaps.records import Counts, Vma
 
 _name = attrgetter("name")
 _smaps = attrgetter("smaps")
+
+
+def fold_counts(pairs: Mapping[Tuple[str, Hashable], int], counters: Mapping[Any, Any]) -> Counts:
+    """(name, counters) -> VMAs, from (name, handle) -> VMAs where each handle (an object id, a
+    text block) stands for ``counters[handle]``: handles holding equal counters add up."""
+    counts: Counts = {}
+    for (name, handle), n in pairs.items():
+        key = (name, counters[handle])
+        counts[key] = counts.get(key, 0) + n
+    return counts
 
 
 def tally_vmas(vmas: Iterable[Vma]) -> Tuple[int, Counts, Dict[str, int]]:
@@ -24,11 +34,7 @@ def tally_vmas(vmas: Iterable[Vma]) -> Tuple[int, Counts, Dict[str, int]]:
     counters = list(map(_smaps, vmas))
     ids = list(map(id, counters))  # shared objects: count by identity, not by 27-field hash
     by_id = dict(zip(ids, counters, strict=True))
-    pairs: Counter[Tuple[str, int]] = Counter(zip(map(_name, vmas), ids, strict=True))
-    counts: Counts = {}
-    for (name, ident), n in pairs.items():
-        key = (name, by_id[ident])
-        counts[key] = counts.get(key, 0) + n
+    counts = fold_counts(Counter(zip(map(_name, vmas), ids, strict=True)), by_id)
     sizes: Dict[str, int] = {}
     if None in by_id.values():  # maps input: sizes from the address ranges
         for v in vmas:
