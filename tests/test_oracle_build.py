@@ -99,6 +99,15 @@ def test_find_kernel_picks_the_generation_asked_for_and_skips_incomplete_entries
     assert {b.linux for b in build.cached_kernels(tmp_path)} == {"6.1", "6.12"}
 
 
+def test_find_kernel_takes_only_the_pinned_source_version(tmp_path: Path):
+    """A newer stable kernel of the generation is not the oracle: Debian's 6.1.192 changed
+    MREMAP_DONTUNMAP's merges, so only the version the model is proven against counts."""
+    _cache_entry(tmp_path, "6.1.192-3", "refcount", "6.1")
+    assert build.find_kernel("refcount", tmp_path) is None
+    _cache_entry(tmp_path, build.GENERATIONS["6.1"].version, "refcount", "6.1")
+    assert build.find_kernel("refcount", tmp_path).version == build.GENERATIONS["6.1"].version
+
+
 MM_INLINE_612 = """static inline void dup_anon_vma_name(struct vm_area_struct *orig_vma,
 \t\t\t\t     struct vm_area_struct *new_vma)
 {
@@ -196,9 +205,10 @@ def test_private_apt_finds_the_source_package_and_leaves_the_system_apt_alone(tm
         apt.update()
     except build.OracleBuildError as exc:
         pytest.skip(f"the Debian mirror is not reachable from here: {exc}")
-    uris = apt.run(["download", "--print-uris", gen.package], cwd=tmp_path)
-    assert uris.returncode == 0, uris.stderr
-    assert f"/{gen.package}_{linux}." in uris.stdout
+    uris = apt.run(["download", "--print-uris", f"{gen.package}={gen.version}"], cwd=tmp_path)
+    assert uris.returncode == 0, uris.stderr  # the pinned version is still on the mirror
+    assert f"/{gen.package}_{gen.version.replace('~', '%7e').replace('+', '%2b')}_all.deb" in uris.stdout \
+        or f"/{gen.package}_{gen.version}_all.deb" in uris.stdout, uris.stdout
     assert list((tmp_path / "apt" / "state" / "lists").glob(f"*{gen.suites[0][1]}*Packages*"))
     assert not list(tmp_path.glob("*.deb"))  # --print-uris downloads nothing
     assert _apt_state() == before

@@ -45,20 +45,27 @@ DEFAULT_LINUX = "6.1"
 
 @dataclass(frozen=True)
 class Generation:
-    """One kernel generation the oracle builds: Debian's source package and where apt finds it.
+    """One kernel generation the oracle builds: Debian's source package, the version of it the
+    model is proven against, and where apt finds it.
 
+    :ivar version: the source package version fetched (``apt-get download PACKAGE=VERSION``):
+        stable updates change rules too (Debian's 6.1.192 forbids an MREMAP_DONTUNMAP copy to
+        merge into its unfaulted source, which 6.1.176 allows), so the oracle is the kernel the
+        model and its recordings were checked against, not whatever is newest.
     :ivar suites: (archive, suite) pairs; archive ``debian`` or ``debian-security``.
     """
 
     linux: str
     package: str
+    version: str
     suites: tuple[tuple[str, str], ...]
 
 
 GENERATIONS = {
-    "6.1": Generation("6.1", "linux-source-6.1", (("debian", "bookworm"), ("debian", "bookworm-updates"),
-                                                   ("debian-security", "bookworm-security"))),
-    "6.12": Generation("6.12", "linux-source-6.12", (("debian", "bookworm-backports"),)),
+    "6.1": Generation("6.1", "linux-source-6.1", "6.1.176-1",
+                      (("debian", "bookworm"), ("debian", "bookworm-updates"),
+                       ("debian-security", "bookworm-security"))),
+    "6.12": Generation("6.12", "linux-source-6.12", "6.12.95-1~bpo12+1", (("debian", "bookworm-backports"),)),
 }
 #: Every generation, oldest first.
 LINUX_VERSIONS = tuple(GENERATIONS)
@@ -189,10 +196,11 @@ def cached_kernels(root: Optional[Path] = None) -> list[KernelBuild]:
 
 def find_kernel(variant: str = "refcount", root: Optional[Path] = None,
                 linux: str = DEFAULT_LINUX) -> Optional[KernelBuild]:
-    """The newest cached kernel of generation ``linux`` and ``variant`` built with the current
-    recipe, or ``None``."""
-    key = config_key(variant, linux)
-    builds = [b for b in cached_kernels(root) if b.variant == variant and b.key == key and b.linux == linux]
+    """The cached kernel of generation ``linux`` and ``variant`` built with the current recipe
+    from the generation's pinned source version (:attr:`Generation.version`), or ``None``."""
+    key, version = config_key(variant, linux), generation(linux).version
+    builds = [b for b in cached_kernels(root)
+              if b.variant == variant and b.key == key and b.linux == linux and b.version == version]
     return builds[-1] if builds else None
 
 
@@ -395,13 +403,19 @@ class PrivateApt:
 
 
 def fetch_source(work: Path, gen: Generation, apt_root: Path, log: Log) -> tuple[Path, str]:
-    """Download ``gen``'s source package with apt-get (once per work dir); return (.deb, version).
+    """Download ``gen``'s source package at its pinned version with apt-get (once per work dir;
+    a package of another version found there is removed first); return (.deb, version).
 
     The download lands in a scratch directory and is renamed into ``work`` when complete.
 
     :raises OracleBuildError: no apt-get, or the download failed.
     """
     work.mkdir(parents=True, exist_ok=True)
+    wanted = work / f"{gen.package}_{gen.version.replace(':', '%3a')}_all.deb"
+    for stale in work.glob(f"{gen.package}_*.deb"):
+        if stale != wanted:
+            stale.unlink()
+            shutil.rmtree(work / "x", ignore_errors=True)  # the tarball unpacked from it
     debs = sorted(work.glob(f"{gen.package}_*.deb"))
     if not debs:
         if shutil.which("apt-get") is None:
@@ -413,11 +427,13 @@ def fetch_source(work: Path, gen: Generation, apt_root: Path, log: Log) -> tuple
         if scratch.exists():
             shutil.rmtree(scratch)
         scratch.mkdir()
-        proc = apt.run(["download", gen.package], cwd=scratch)
+        proc = apt.run(["download", f"{gen.package}={gen.version}"], cwd=scratch)
         got = sorted(scratch.glob(f"{gen.package}_*.deb"))
         if proc.returncode != 0 or not got:
             detail = (proc.stderr.strip().splitlines() or ["no .deb written"])[-1]
-            raise OracleBuildError(f"apt-get download {gen.package} failed: {detail}")
+            raise OracleBuildError(f"apt-get download {gen.package}={gen.version} failed: {detail} "
+                                   "(the version the model is proven against; Debian's mirror keeps "
+                                   "superseded versions only until a point release)")
         got[-1].rename(work / got[-1].name)
         shutil.rmtree(scratch)
         debs = sorted(work.glob(f"{gen.package}_*.deb"))
