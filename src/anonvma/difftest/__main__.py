@@ -154,12 +154,12 @@ class _Run:
 
 def _coverage(args: argparse.Namespace) -> int:
     from anonvma.difftest import coverage
-    from anonvma.model.kernel import RELEASES
+    from anonvma import releases
 
     if args.count < 1:
         print("python -m anonvma.difftest: --coverage needs --count >= 1", file=sys.stderr)
         return 2
-    linuxes = [args.linux] if args.linux else [g for g in RELEASES if model_supports(g) is None]
+    linuxes = [args.linux] if args.linux else [r for r in releases.names() if model_supports(r) is None]
     why = model_supports(linuxes[0])
     if why is not None:
         print(f"python -m anonvma.difftest: the model cannot run Linux {linuxes[0]} scripts ({why})",

@@ -92,9 +92,9 @@ def model_lines(ops: Sequence[Op], strategy: str = "refcount", task_size: Option
     """The model's result lines; an exception in the model becomes one last line saying so."""
     from anonvma.model.replay import run_ops
 
-    kwargs: dict[str, Any] = {} if task_size is None else {"task_size": task_size}
-    if linux != DEFAULT_LINUX:  # older models take no generation; pass it only when it matters
-        kwargs["linux"] = linux
+    kwargs: dict[str, Any] = {"linux": linux}
+    if task_size is not None:
+        kwargs["task_size"] = task_size
     try:
         return [format_result(r) for r in run_ops(ops, strategy=strategy, **kwargs)]
     except Exception as exc:  # a model bug is a difference, not a crash of the comparison
