@@ -521,8 +521,9 @@ def build_kernel(variant: str, *, linux: str = releases.DEFAULT, force: bool = F
     ``log`` says which) and ``variant``.
 
     A cached build with the current recipe is reused unless ``force``. The work directory
-    (``<cache>/work/<release>``, one per release so two of a series coexist) holds the downloaded package and the trees; a tree is removed
-    after its binary is cached unless ``keep_tree``. Interrupted (Ctrl-C, SIGTERM in the CLI),
+    (``<cache>/work/<release>``, one per release so two of a series coexist) holds the
+    downloaded package and the trees; a tree is removed after its binary is cached unless
+    ``keep_tree``. Interrupted (Ctrl-C, SIGTERM in the CLI),
     it kills the build's processes and leaves no entry that :func:`find_kernel` would return.
 
     :raises OracleBuildError: tools missing, download failed, patch or build failed.
