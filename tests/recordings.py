@@ -96,11 +96,11 @@ def _record(argv: Sequence[str]) -> int:
     run = run_scripts(scripts, variant=args.variant, linux=release)
     counts: dict[str, int] = {}
     for path, res in zip(paths, run.outcomes, strict=True):
-        if isinstance(res, str):
-            print(f"{path.name}: {res}", file=sys.stderr)
+        if res.results is None or res.lost:
+            print(f"{path.name}: {res.error or 'lost (the guest died or hung)'}", file=sys.stderr)
             counts["failed"] = counts.get("failed", 0) + 1
             continue
-        done = store(path, release, results_text(res))
+        done = store(path, release, results_text(res.results))
         counts[done] = counts.get(done, 0) + 1
         if done != "same":
             print(f"{path.name}: {done} {_own(path, release).name}")
