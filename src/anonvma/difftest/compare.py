@@ -10,6 +10,7 @@ from __future__ import annotations
 import traceback
 from dataclasses import dataclass
 from types import TracebackType
+from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Optional, Sequence
 
 from anonvma.difftest.shrink import shrink
@@ -25,18 +26,20 @@ class OracleBackend:
     the guests stay booted between calls (shrinking makes many small calls). Use as a context
     manager, or call :meth:`close`: it halts the guests.
 
+    ``kernel`` runs a UML executable of one's own instead (a release the table does not have yet).
+
     :raises OracleMissingError: (when first used) no such kernel is cached.
     """
 
     def __init__(self, variant: str = "refcount", linux: str = releases.DEFAULT, jobs: Optional[int] = None,
-                 script_timeout: float = 120.0) -> None:
+                 script_timeout: float = 120.0, kernel: Optional[Path] = None) -> None:
         from anonvma.oracle.build import require_kernel
 
         self.variant = variant
         self.linux = linux
         self.jobs = jobs
         self.script_timeout = script_timeout
-        self.kernel = require_kernel(variant, linux=linux).path
+        self.kernel = kernel or require_kernel(variant, linux=linux).path
         self._pool: Optional[GuestPool] = None
 
     def pool(self) -> GuestPool:

@@ -543,6 +543,24 @@ def build_kernel(variant: str, *, linux: str = releases.DEFAULT, force: bool = F
         return _build(variant, rel, root, jobs, keep_tree, log)
 
 
+def build_unlisted(rel: Release, variant: str = "refcount", *, jobs: Optional[int] = None,
+                   log: Log = print) -> KernelBuild:
+    """Build (or find in the cache) the kernel of a release the table does not hold yet (one that
+    Debian serves now, for ``anonvma oracle drift``); ``rel.series`` must be a series of the table.
+
+    :raises OracleBuildError: as :func:`build_kernel`.
+    """
+    root = cache_dir()
+    key = config_key(variant, rel.series)
+    with _build_lock(root, log):
+        _remove_leftovers(root)
+        for b in reversed(cached_kernels(root)):
+            if b.variant == variant and b.key == key and b.version == rel.source.version:
+                log(f"Linux {rel.name} {variant}: cached at {b.path} ({b.version})")
+                return b
+        return _build(variant, rel, root, jobs, False, log)
+
+
 def _remove_leftovers(root: Path) -> None:
     """Staging directories of builds that were killed before they could clean up (we hold the lock)."""
     for stale in (*root.glob(".staging-*"), *root.glob(".replaced-*")):
@@ -568,7 +586,7 @@ def _build(variant: str, rel: Release, root: Path, jobs: Optional[int], keep_tre
     log(f"Linux {rel.name} {variant}: building UML {version} with -j{jobs} (log {log_path})")
     binary = configure_and_make(tree, log_path, jobs)
     seconds = time.monotonic() - started
-    key = config_key(variant, rel.name)
+    key = config_key(variant, rel.series)
     final = root / f"linux-{version}-{variant}-{key}"
     staging = root / f".staging-{rel.name}-{variant}-{os.getpid()}"
     try:

@@ -19,6 +19,7 @@ from anonvma.oracle.build import (
     find_kernel,
     resolve,
 )
+from anonvma.oracle import drift
 from anonvma.oracle.procgroup import sigterm_interrupts
 
 
@@ -103,3 +104,4 @@ def register(subparsers: Any) -> None:
                     "and its size, build time and path when built, or the command that builds it. "
                     "Exit status 1 when none is built.")
     s.set_defaults(func=_status)
+    drift.register(sub, _log)
