@@ -99,8 +99,8 @@ def test_observer_tells_merges_with_prev_next_both_or_neither_and_splits(linux: 
 
 
 def test_observer_tells_the_kinds_of_mremap() -> None:
-    def kinds(*ops: str) -> set[str]:
-        return per_op(lines('{"op": "mmap", "addr": 0, "len": 24576, "prot": "rw"}', *ops))[-1]
+    def kinds(*ops: str, linux: str = releases.DEFAULT) -> set[str]:
+        return per_op(lines('{"op": "mmap", "addr": 0, "len": 24576, "prot": "rw"}', *ops), linux=linux)[-1]
 
     def remap(old: int, new: int, addr: int = 0, flags: tuple[str, ...] = (), **dst: int) -> str:
         obj = {"op": "mremap", "addr": addr, "len": old, "new_len": new, "flags": list(flags), **dst}
@@ -110,9 +110,14 @@ def test_observer_tells_the_kinds_of_mremap() -> None:
     assert "in place, same size" in kinds(remap(4096, 4096))
     assert {"shrunk in place", "split"} <= kinds(remap(24576, 8192))
     assert "grown in place" in kinds(remap(24576, 32768))
-    # the case: an unfaulted range moved with DONTUNMAP onto the end of its own VMA (6.1)
-    onto = kinds(remap(8192, 8192, flags=(*fixed, "dontunmap"), new_addr=16384))
+    # an unfaulted range moved with DONTUNMAP onto the end of its own VMA: the copy merges back
+    # into its source on the oldest release (copy_vma_merges_any) and not on its stable update
+    dontunmap = remap(8192, 8192, flags=(*fixed, "dontunmap"), new_addr=16384)
+    onto = kinds(dontunmap, linux=releases.RELEASES[0].name)
     assert {"moved", "moved onto its own VMA", "moved with DONTUNMAP", "copy merged into its source"} <= onto
+    newer = kinds(dontunmap, linux=releases.newest_in(releases.RELEASES[0].series).name)
+    assert {"moved", "moved onto its own VMA", "moved with DONTUNMAP"} <= newer
+    assert "copy merged into its source" not in newer
     assert "moved next to its source" in kinds(remap(8192, 8192, 16384, fixed, new_addr=24576))
     dup = per_op(lines('{"op": "mmap", "addr": 0, "len": 8192, "prot": "rw", "share": "shared"}',
                        remap(0, 4096, flags=fixed, new_addr=65536)))[-1]

@@ -64,25 +64,36 @@ def test_missing_build_tools_are_named_with_their_debian_packages(monkeypatch: p
 
 # --- releases, cache keys, the strdup patch ------------------------------------------------------
 
+ROOT = releases.RELEASES[0]
+#: the first row of the second series: its keys, too, predate the table
+SECOND = next(r for r in releases.RELEASES if r.series != ROOT.series)
+#: two rows of one series, older first
+PAIR = next((a, b) for a in releases.RELEASES for b in releases.RELEASES
+            if a.series == b.series and releases.version_key(a.source.version)
+            < releases.version_key(b.source.version))
+
+
 def test_cache_keys_of_builds_made_before_the_release_table_stay_valid():
-    """6.1.176 and 6.12.95 were built before the table: their keys are the ones they were built with,
-    and every release of a series shares them (the source version tells releases apart)."""
-    first, *_ = releases.RELEASES
-    assert build.config_key("refcount", first.name) == "a74cfb80691a"
-    assert build.config_key("strdup", first.name) == "19dd15388795"
-    assert build.config_key("refcount", "6.12.95") == "c053a7457676"
-    assert build.config_key("strdup", "6.12.95") == "9ef1808ccb79"
+    """The first release of the first two series were built before the table: their keys are the
+    ones they were built with, and every release of a series shares them (the source version tells
+    releases apart)."""
+    assert build.config_key("refcount", ROOT.name) == "a74cfb80691a"
+    assert build.config_key("strdup", ROOT.name) == "19dd15388795"
+    assert build.config_key("refcount", SECOND.name) == "c053a7457676"
+    assert build.config_key("strdup", SECOND.name) == "9ef1808ccb79"
     for rel in releases.RELEASES:
         same = [r for r in releases.RELEASES if r.series == rel.series]
-        assert {build.config_key("refcount", r.name) for r in same} == {build.config_key("refcount", rel.name)}
+        key = build.config_key("refcount", rel.name)
+        assert {build.config_key("refcount", r.name) for r in same} == {key}
+        assert build.config_key("refcount", rel.series) == build.config_key("refcount", rel.name)
     keys = {build.config_key(v, s) for v in build.VARIANTS for s in releases.series()}
     assert len(keys) == len(build.VARIANTS) * len(releases.series())
 
 
 def test_release_and_series_are_read_from_the_debian_version():
-    assert build.release_of("6.1.176-1") == "6.1.176" and build.series_of("6.1.176-1") == "6.1"
-    assert build.release_of("6.12.95-1~bpo12+1") == "6.12.95"
-    assert build.series_of("6.12.95-1~bpo12+1") == "6.12"
+    assert build.release_of("5.10.209-1") == "5.10.209" and build.series_of("5.10.209-1") == "5.10"
+    assert build.release_of("5.19.11-1~bpo11+1") == "5.19.11"
+    assert build.series_of("5.19.11-1~bpo11+1") == "5.19"
     for rel in releases.RELEASES:
         assert build.release_of(rel.source.version) == rel.name
         assert build.series_of(rel.source.version) == rel.series
@@ -111,27 +122,29 @@ def _cache_entry(root: Path, version: str, variant: str, linux: str, complete: b
 
 
 def test_find_kernel_picks_the_release_asked_for_and_skips_incomplete_entries(tmp_path: Path):
-    _cache_entry(tmp_path, "6.1.176-1", "refcount", "6.1.176")
-    _cache_entry(tmp_path, "6.12.95-1~bpo12+1", "refcount", "6.12.95")
-    _cache_entry(tmp_path, "6.12.99-1~bpo12+1", "refcount", "6.12.95", complete=False)  # killed mid-build
-    (tmp_path / ".staging-6.12.95-strdup-123").mkdir()
-    assert build.find_kernel("refcount", tmp_path, linux="6.1.176").version == "6.1.176-1"
-    assert build.find_kernel("refcount", tmp_path, linux="6.12.95").version == "6.12.95-1~bpo12+1"
-    assert build.find_kernel("strdup", tmp_path, linux="6.12.95") is None
-    assert {b.linux for b in build.cached_kernels(tmp_path)} == {"6.1.176", "6.12.95"}
-    assert {b.series for b in build.cached_kernels(tmp_path)} == {"6.1", "6.12"}
+    _cache_entry(tmp_path, ROOT.source.version, "refcount", ROOT.name)
+    _cache_entry(tmp_path, SECOND.source.version, "refcount", SECOND.name)
+    _cache_entry(tmp_path, SECOND.source.version + "+x", "refcount", SECOND.name, complete=False)  # killed
+    (tmp_path / f".staging-{SECOND.name}-strdup-123").mkdir()
+    assert build.find_kernel("refcount", tmp_path, linux=ROOT.name).version == ROOT.source.version
+    assert build.find_kernel("refcount", tmp_path, linux=SECOND.name).version == SECOND.source.version
+    assert build.find_kernel("strdup", tmp_path, linux=SECOND.name) is None
+    assert {b.linux for b in build.cached_kernels(tmp_path)} == {ROOT.name, SECOND.name}
+    assert {b.series for b in build.cached_kernels(tmp_path)} == {ROOT.series, SECOND.series}
 
 
 def test_two_releases_of_a_series_coexist_and_a_series_finds_its_newest(tmp_path: Path):
-    """Debian's 6.1.192 changed MREMAP_DONTUNMAP's merges: each release is its own kernel, found
-    by its exact source version, and the series means the newest."""
-    _cache_entry(tmp_path, "6.1.192-3", "refcount", "6.1.192")
-    assert build.find_kernel("refcount", tmp_path, linux="6.1.176") is None
-    _cache_entry(tmp_path, "6.1.176-1", "refcount", "6.1.176")
-    assert build.find_kernel("refcount", tmp_path, linux="6.1.176").version == "6.1.176-1"
-    assert build.find_kernel("refcount", tmp_path, linux="6.1.192").version == "6.1.192-3"
-    newest = releases.newest_in("6.1").source.version
-    assert build.find_kernel("refcount", tmp_path, linux="6.1").version == newest
+    """A stable update may change what processes see (Debian's 6.1.192 changed MREMAP_DONTUNMAP's
+    merges): each release is its own kernel, found by its exact source version, and the series
+    means the newest."""
+    old, new = PAIR
+    _cache_entry(tmp_path, new.source.version, "refcount", new.name)
+    assert build.find_kernel("refcount", tmp_path, linux=old.name) is None
+    _cache_entry(tmp_path, old.source.version, "refcount", old.name)
+    assert build.find_kernel("refcount", tmp_path, linux=old.name).version == old.source.version
+    assert build.find_kernel("refcount", tmp_path, linux=new.name).version == new.source.version
+    newest = releases.newest_in(old.series).source.version
+    assert build.find_kernel("refcount", tmp_path, linux=old.series).version == newest
 
 
 MM_INLINE_612 = """static inline void dup_anon_vma_name(struct vm_area_struct *orig_vma,
@@ -233,7 +246,8 @@ def test_private_apt_finds_the_source_package_and_leaves_the_system_apt_alone(tm
         pytest.skip(f"the Debian mirror is not reachable from here: {exc}")
     uris = apt.run(["download", "--print-uris", f"{source.package}={source.version}"], cwd=tmp_path)
     assert uris.returncode == 0, uris.stderr  # the pinned version is still on the mirror
-    assert f"/{source.package}_{source.version.replace('~', '%7e').replace('+', '%2b')}_all.deb" in uris.stdout \
+    quoted = source.version.replace('~', '%7e').replace('+', '%2b')
+    assert f"/{source.package}_{quoted}_all.deb" in uris.stdout \
         or f"/{source.package}_{source.version}_all.deb" in uris.stdout, uris.stdout
     assert list((tmp_path / "apt" / "state" / "lists").glob(f"*{source.suites[0][1]}*Packages*"))
     assert not list(tmp_path.glob("*.deb"))  # --print-uris downloads nothing

@@ -10,41 +10,48 @@ from anonvma import releases
 from anonvma.oracle import drift
 
 
+#: the series the tests play with, and versions of it newer and older than the table's newest
+NEWEST = releases.newest_in(releases.RELEASES[-1].series)
+SERIES = NEWEST.series
+_PATCH = int(NEWEST.name.split(".")[2])
+
+
+def _v(ahead: int, debian: str = "1") -> str:
+    """A Debian version of SERIES ``ahead`` point releases past (or before) the table's newest."""
+    return f"{SERIES}.{_PATCH + ahead}-{debian}"
+
+
 def _series(served: list[str]) -> drift.SeriesDrift:
-    newest = releases.resolve("6.12")
-    return drift.SeriesDrift("6.12", newest, served)
+    return drift.SeriesDrift(SERIES, NEWEST, served)
 
 
 def test_only_versions_newer_than_the_series_newest_row_are_checked() -> None:
-    newest = releases.resolve("6.12").source.version
-    d = _series(["6.12.121-1", newest, "6.12.117-1", "6.12.119-2"])
-    assert d.newer() == ["6.12.119-2", "6.12.121-1"]
+    d = _series([_v(3), NEWEST.source.version, _v(-1), _v(1, "2")])
+    assert d.newer() == [_v(1, "2"), _v(3)]
 
 
 def test_nothing_newer_is_said_with_the_table_release() -> None:
-    newest = releases.resolve("6.12")
-    lines = _series([newest.source.version, "6.12.117-1"]).lines()
-    assert lines[0] == f"Linux 6.12: Debian serves {newest.source.version}, 6.12.117-1"
-    assert lines[1] == f"  nothing newer than {newest.source.version} (the table's {newest.name})"
+    lines = _series([NEWEST.source.version, _v(-1)]).lines()
+    assert lines[0] == f"Linux {SERIES}: Debian serves {NEWEST.source.version}, {_v(-1)}"
+    assert lines[1] == f"  nothing newer than {NEWEST.source.version} (the table's {NEWEST.name})"
 
 
 def test_a_version_that_runs_like_the_model_is_a_row_and_one_that_differs_shows_its_script() -> None:
-    newest = releases.resolve("6.12")
-    d = _series(["6.12.119-1", "6.12.120-1", "6.12.121-1"])
-    d.checked["6.12.119-1"] = (1000, 0, "")
-    d.checked["6.12.120-1"] = (1000, 3, '{"op": "maps"}\n')
+    d = _series([_v(1), _v(2), _v(3)])
+    d.checked[_v(1)] = (1000, 0, "")
+    d.checked[_v(2)] = (1000, 3, '{"op": "maps"}\n')
     lines = d.lines()
-    assert f"  6.12.119-1: 0/1000 differ from the model's {newest.name}: add it as a row" in lines
-    at = lines.index(f"  6.12.120-1: 3/1000 differ from the model's {newest.name}; "
+    assert f"  {_v(1)}: 0/1000 differ from the model's {NEWEST.name}: add it as a row" in lines
+    at = lines.index(f"  {_v(2)}: 3/1000 differ from the model's {NEWEST.name}; "
                      "the shortest first difference:")
     assert lines[at + 1] == '    {"op": "maps"}'
-    assert "  6.12.121-1: not checked" in lines
+    assert f"  {_v(3)}: not checked" in lines
 
 
 def test_a_new_version_is_held_to_the_rules_and_recordings_of_its_series_newest_row() -> None:
-    newest = releases.resolve("6.1")
-    row = drift.unlisted_release("6.1.199-1", newest)
-    assert (row.name, row.series, row.source.version) == ("6.1.199", newest.series, "6.1.199-1")
-    assert row.backports == newest.backports and row.derives == newest.name
-    assert row.source.package == newest.source.package
-    assert set(newest.source.suites) <= set(row.source.suites) == set(drift.suites("6.1"))
+    row = drift.unlisted_release(_v(5), NEWEST)
+    assert (row.series, row.source.version) == (SERIES, _v(5))
+    assert row.name == f"{SERIES}.{_PATCH + 5}"
+    assert row.backports == NEWEST.backports and row.derives == NEWEST.name
+    assert row.source.package == NEWEST.source.package
+    assert set(NEWEST.source.suites) <= set(row.source.suites) == set(drift.suites(SERIES))

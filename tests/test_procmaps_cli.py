@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from anonvma import releases
+
 from anonvma import __version__, procmaps
 from anonvma.cli import build_parser, main
 
@@ -154,7 +156,9 @@ def test_an_empty_file_is_refused(capsys, tmp_path):
 def test_version_and_help_texts(capsys):
     with pytest.raises(SystemExit) as exc:
         main(["--version"])
-    assert exc.value.code == 0 and capsys.readouterr().out.strip() == f"anonvma {__version__}"
+    assert exc.value.code == 0
+    assert " ".join(capsys.readouterr().out.split()) == (f"anonvma {__version__}: the model speaks Linux "
+                                               f"{', '.join(releases.names())} (default {releases.DEFAULT})")
     demo = _helps()["demo"]
     assert "refcount" in demo and "strdup" in demo and "fork" in demo
     show = _helps()["show"]
