@@ -53,12 +53,19 @@ def wait_until(check: Callable[[], bool], timeout: float, step: float = 0.2) -> 
     return check()
 
 
+def sigint_at_default() -> None:
+    """For ``preexec_fn``: the child starts with SIGINT at its default, as from a terminal, even
+    when the tests were started from a background shell (whose ``&`` leaves SIGINT ignored, a
+    disposition the commands under test rightly keep)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def start_tagged(argv: Sequence[str], tag: str, env: Optional[dict[str, str]] = None,
                  cwd: Path = REPO) -> subprocess.Popen[str]:
     """Start ``argv`` (stdout and stderr piped) with the tag in its environment."""
     full = {**os.environ, **(env or {}), TAG: tag, "PYTHONUNBUFFERED": "1"}
     return subprocess.Popen(list(argv), env=full, cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, preexec_fn=sigint_at_default)
 
 
 def guests(tag: str) -> int:
