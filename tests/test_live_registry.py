@@ -13,6 +13,7 @@ import errno
 import io
 import json
 import os
+import shutil
 import stat
 import subprocess
 import sys
@@ -248,9 +249,10 @@ def _nobody_namer(ready_w: int, done_r: int, done_w: int) -> None:  # pragma: no
 
 
 @contextlib.contextmanager
-def nobody_namer() -> Iterator[List[int]]:
+def nobody_namer(clean: bool = True) -> Iterator[List[int]]:
     """A process of nobody's that named memory shared with its own fork: [pid, base]. Its
-    registry is in /tmp/anonvma-65534; the files it leaves (it ends with _exit) are stale."""
+    registry is in /tmp/anonvma-65534; the files it leaves (it ends with _exit) are stale, and
+    removed after it (``clean``) by nobody's own reader."""
     ready_r, ready_w = os.pipe()
     done_r, done_w = os.pipe()
     pid = os.fork()
@@ -266,7 +268,16 @@ def nobody_namer() -> Iterator[List[int]]:
     finally:
         os.close(done_w)
         os.waitpid(pid, 0)
+        if clean:
+            _clean_as_nobody()
+
+
+def _clean_as_nobody() -> None:
+    """Remove nobody's stale files as nobody: only the owner may (root never removes them)."""
+    def clean() -> tuple:
         registry.clean_stale(registry.scan([f"/tmp/anonvma-{NOBODY}"]))
+        return 0, ""
+    assert as_nobody(clean) == (0, "")
 
 
 def _show_json(pid: int) -> tuple:
@@ -380,15 +391,107 @@ def test_an_untrustworthy_registry_is_ignored_with_one_warning_line(run_dir, cas
         assert os.path.exists(path)  # never trusted, never removed either: someone should look
 
 
-def test_the_file_of_a_dead_process_is_removed_by_the_next_reader(run_dir):
+def _dead() -> registry.Identity:
+    """The identity of a process that has exited (its pid may be reused: then its start time differs)."""
     gone = subprocess.Popen(["sleep", "60"])
     ident = registry.identity(gone.pid)
     gone.kill()
     gone.wait()
-    path = _plant(run_dir, ident, registry.encode(ident, 0, []))
+    return ident
+
+
+def test_the_file_of_a_dead_process_is_removed_by_the_next_reader(run_dir):
+    ident = _dead()
+    path = _plant(run_dir, ident, registry.encode(ident, 0, [], registry.namespace()))
     out = anonvma("show", "--all", "--match", "^$", "--by", "process")
     assert out.returncode == 0 and "warning" not in out.stderr
     assert not os.path.exists(path)
+
+
+@pytest.mark.parametrize("written", ["without a namespace", "in another boot", "in another pid namespace"])
+def test_the_file_of_a_dead_process_from_elsewhere_is_never_removed(run_dir, written):
+    """Its pid was another namespace's: nothing here proves that process gone."""
+    ident = _dead()
+    here = registry.namespace()
+    assert here is not None
+    ns = {"without a namespace": None, "in another boot": here._replace(boot_id="another-boot"),
+          "in another pid namespace": here._replace(pid_ns=(here.pid_ns[0], here.pid_ns[1] + 1))}[written]
+    path = _plant(run_dir, ident, registry.encode(ident, 0, [], ns))
+    out = anonvma("show", "--all", "--match", "^$", "--by", "process")
+    assert out.returncode == 0 and "warning" not in out.stderr
+    assert os.path.exists(path)
+
+
+def _unshare_or_skip() -> List[str]:
+    """``unshare --pid --fork --mount-proc``, if it works here (root, and no sandbox forbidding it)."""
+    argv = ["unshare", "--pid", "--fork", "--mount-proc"]
+    if shutil.which("unshare") is None:
+        pytest.skip("needs unshare(1) (util-linux) for a reader in another PID namespace")
+    if os.geteuid() != 0:
+        pytest.skip("needs root for unshare --pid --mount-proc")
+    tried = subprocess.run([*argv, "true"], capture_output=True, text=True, timeout=30)
+    if tried.returncode != 0:
+        pytest.skip(f"unshare --pid --fork --mount-proc fails here: {tried.stderr.strip()}")
+    return argv
+
+
+#: In the unshared reader's own mount namespace, hide the machine's other registries (of other
+#: tests and users) behind empty tmpfs mounts: only this test's files are at stake.
+HIDE_OTHERS = ('for d in /tmp/anonvma-* /run/user; do [ -d "$d" ] && mount -t tmpfs none "$d"; done; '
+               'exec "$@"')
+
+
+def test_a_reader_in_another_pid_namespace_removes_no_registry(three, tmp_path):
+    """The issue's loss: ``unshare --pid --fork --mount-proc anonvma show --all`` sees no host
+    pid, and took every registry for a dead process's."""
+    argv = _unshare_or_skip()
+    child, where = three
+    run_dir = os.environ["XDG_RUNTIME_DIR"]
+    ident = _dead()
+    dead = _plant(run_dir, ident, registry.encode(ident, 0, [], registry.namespace()))
+    prom = str(tmp_path / "x.prom")
+    for reader in (["show", "--all"], ["show", "--all", "--json"], ["export", "--all", "--textfile", prom]):
+        out = subprocess.run([*argv, "sh", "-c", HIDE_OTHERS, "sh", sys.executable, "-m", "anonvma", *reader],
+                             capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0, out.stderr
+        assert os.path.exists(where["path"]) and os.path.exists(dead), reader
+    shown = groups_of(child.pid)
+    assert shown["[anon:cache]"]["registered"] and shown["[anon:arena]"]["registered"]
+    # back in the namespace that wrote it, the dead process's file is provably stale
+    assert anonvma("show", "--all", "--match", "^$").returncode == 0
+    assert not os.path.exists(dead) and os.path.exists(where["path"])
+
+
+def test_a_registry_written_in_another_pid_namespace_is_kept_by_readers_outside_it(run_dir, tmp_path):
+    """A process named memory under ``unshare --pid``: its pid (1 there) is another process here."""
+    argv = _unshare_or_skip()
+    with Namer(prefix=argv) as child:
+        assert child.pid == 1
+        path = child.run("m = live.named_mmap(4 * P, 'inside', fallback=True); result = registry.path()")
+        assert os.path.basename(path).startswith("1-")
+        for reader in (["show", "--all"], ["show", "--all", "--by", "process", "--json"],
+                       ["export", "--all", "--textfile", str(tmp_path / "x.prom")]):
+            out = anonvma(*reader)
+            assert out.returncode == 0, out.stderr
+            assert os.path.exists(path), reader
+            assert "inside" not in out.stdout  # and never attributed to this namespace's pid 1
+        assert child.run("result = [e.name for e in registry.entries()]") == ["inside"]
+    assert not os.path.exists(path)  # its exit removed it, as ever
+
+
+def test_root_never_removes_another_users_registry(run_dir):
+    """nobody's stale files stay until nobody's own reader removes them."""
+    with nobody_namer(clean=False) as (pid, _):
+        mine = [p for _, p in registry.scan([f"/tmp/anonvma-{NOBODY}"]).get(pid, [])]
+        assert mine
+    try:
+        assert not os.path.exists(f"/proc/{pid}")  # ended with _exit: its file is stale
+        out = anonvma("show", "--all", "--match", "^$", "--by", "process")
+        assert out.returncode == 0 and "warning" not in out.stderr
+        assert all(os.path.exists(p) for p in mine)
+    finally:
+        _clean_as_nobody()
+    assert not any(os.path.exists(p) for p in mine)
 
 
 def _comm(pid: int) -> str:
@@ -554,3 +657,28 @@ def test_swap_and_zero_pages_that_page_counts_cannot_place_are_estimated():
     # no pagemap: divided by size, estimated
     parts, exact = split_smaps(vma, [48, 16], None)
     assert not exact and [p.rss for p in parts] == [24, 8]
+
+
+def test_anonvma_registry_dir_is_the_one_directory_written_and_read(run_dir, tmp_path):
+    own = tmp_path / "own"
+    with Namer(env={"ANONVMA_REGISTRY_DIR": str(own)}) as child:
+        path = child.run("m = live.named_mmap(4 * P, 'own', fallback=True); result = registry.path()")
+        assert os.path.dirname(path) == str(own) and stat.S_IMODE(os.stat(own).st_mode) == 0o700
+        assert child.run("result = registry.reader_dirs()") == [str(own)]
+        assert "[anon:own]" not in groups_of(child.pid)  # the default directories: not there
+        with_dir = subprocess.run([sys.executable, "-m", "anonvma", "show", str(child.pid), "--json"],
+                                  capture_output=True, text=True, timeout=120,
+                                  env={**os.environ, "ANONVMA_REGISTRY_DIR": str(own)})
+        assert {g["key"]: g for g in json.loads(with_dir.stdout)["groups"]}["[anon:own]"]["registered"]
+    with Namer(env={"ANONVMA_REGISTRY_DIR": "relative/dir"}) as child:
+        with pytest.raises(ChildError) as err:
+            child.run("m = live.named_mmap(4 * P, 'own', fallback=True)")
+        assert err.value.kind == "ValueError"
+        assert err.value.message == ("ANONVMA_REGISTRY_DIR='relative/dir' is not an absolute path: "
+                                     "set it to one, or unset it")
+        assert not os.path.exists("relative")
+    relative = {**os.environ, "ANONVMA_REGISTRY_DIR": "relative/dir"}
+    refused = subprocess.run([sys.executable, "-m", "anonvma", "show", "--all"], capture_output=True,
+                             text=True, timeout=120, env=relative)
+    assert refused.returncode != 0 and refused.stderr.count("\n") == 1, refused.stderr
+    assert "ANONVMA_REGISTRY_DIR='relative/dir' is not an absolute path" in refused.stderr

@@ -153,7 +153,7 @@ class _Registry(NamedTuple):
 
 def _registries(live: Sequence[int], procfs: str) -> Dict[int, _Registry]:
     """pid -> the registry of each process to read that has one; files of processes that are
-    gone are removed."""
+    gone are removed when provably stale (:func:`anonvma.live.registry.remove_if_stale`)."""
     found = registry.scan()
     wanted = set(live)
     registry.clean_stale({pid: files for pid, files in found.items() if pid not in wanted}, procfs)
