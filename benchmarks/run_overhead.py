@@ -31,7 +31,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from smaps_read import busy, timed_children, write_json  # noqa: E402 - the sibling benchmark's load probe and writer
 
 from anonvma.oracle.boot import boot  # noqa: E402
-from anonvma.oracle.build import LINUX_VERSIONS, require_kernel  # noqa: E402
+from anonvma import releases  # noqa: E402
+from anonvma.oracle.build import require_kernel  # noqa: E402
 
 PY = sys.executable
 FORKS = """
@@ -92,7 +93,7 @@ def modes(linux: str, argv: List[str]) -> Dict[str, Callable[[], Any]]:
 def main(args_: Optional[List[str]] = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--linux", default=",".join(LINUX_VERSIONS))
+    ap.add_argument("--linux", default=",".join(releases.names()))
     ap.add_argument("--workloads", default=",".join(WORKLOADS))
     ap.add_argument("--out", default="results/run_overhead.json")
     args = ap.parse_args(args_)

@@ -7,12 +7,15 @@ from typing import Any, Callable
 
 import pytest
 
+from anonvma import releases
 from anonvma.model import Mm
 from anonvma.model.check import check_machine
 from anonvma.ops import arena_maps
 
 #: Arena base of the ops format: page-aligned, the same as the oracle runs use.
 BASE = 0x4000000000
+#: the oldest release of the table, whose rules (6.1's) the tests written for them describe
+OLDEST = releases.RELEASES[0].name
 P = 4096
 STRATEGIES = ("refcount", "strdup")
 

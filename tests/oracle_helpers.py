@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from anonvma import releases
 from anonvma.oracle.build import build_command, find_kernel
 
 
-def oracle_kernel_or_skip(variant: str = "refcount", linux: str = "6.1") -> Path:
+def oracle_kernel_or_skip(variant: str = "refcount", linux: str = releases.DEFAULT) -> Path:
     """The cached oracle kernel of ``linux`` and ``variant``; skips the test, saying what is
     missing, when none."""
     build = find_kernel(variant, linux=linux)

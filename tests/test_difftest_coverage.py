@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from anonvma import releases
 from anonvma.difftest.coverage import OutcomeObserver
 from anonvma.difftest.generate import CHUNK, CROWD_EVERY, FAR, FILE_PAGES, REACH, WINDOW, random_script
 from anonvma.live import syscalls
@@ -33,7 +34,7 @@ P = 4096
 # -- the report ------------------------------------------------------------------------------------
 
 def test_coverage_reaches_95_percent_of_branches_explains_the_rest_and_fills_every_row() -> None:
-    """The 2,000 scripts of a test run, on both generations and both strategies."""
+    """The 2,000 scripts of a test run, on every release and both strategies."""
     res = subprocess.run([sys.executable, "-m", "anonvma.difftest", "--coverage", "--count", "2000",
                           "--seed", str(SEED)], cwd=REPO, capture_output=True, text=True)
     where = f"(seed {SEED}; repeat with ANONVMA_DIFF_SEED={SEED})"
@@ -43,7 +44,7 @@ def test_coverage_reaches_95_percent_of_branches_explains_the_rest_and_fills_eve
                or "STALE" in a]
     assert res.returncode == 0, "\n".join([where, *summary, res.stderr[-3000:]])
     figures = dict(re.findall(r"Linux (\S+): branch coverage of anonvma.model (\S+)%", res.stdout))
-    assert set(figures) == {"6.1", "6.12"}, res.stdout[:2000]
+    assert set(figures) == set(releases.names()), res.stdout[:2000]
     assert all(float(pct) >= 95.0 for pct in figures.values()), (figures, where)
     assert "GAP" not in res.stdout and "<- never" not in res.stdout, where
     assert "STALE" not in res.stdout, where  # every UNREACHABLE entry still explains a branch
@@ -78,7 +79,7 @@ def lines(*objs: str) -> str:
     return "".join(o + "\n" for o in objs)
 
 
-@pytest.mark.parametrize("linux", ["6.1", "6.12"])
+@pytest.mark.parametrize("linux", releases.names())
 def test_observer_tells_merges_with_prev_next_both_or_neither_and_splits(linux: str) -> None:
     got = per_op(lines('{"op": "mmap", "addr": 0, "len": 4096, "prot": "rw"}',
                        '{"op": "mmap", "addr": 8192, "len": 4096, "prot": "rw"}',
@@ -269,7 +270,7 @@ def test_curated_scripts_on_the_running_kernel_match_the_model(name: str, shows:
     from anonvma.difftest.compare import coalesced_maps, host_backend, model_lines
     from anonvma.model.mm import TASK_SIZE
 
-    ops = parse_script((SCRIPTS / "6.1" / f"{name}.jsonl").read_text())
+    ops = parse_script((SCRIPTS / f"{name}.jsonl").read_text())
     (outcome,) = host_backend()([ops])
     assert outcome.results is not None, outcome.error
     kernel = [format_result(r) for r in outcome.results]

@@ -8,7 +8,7 @@ runs under both name strategies and ends with the invariant checker.
 from __future__ import annotations
 
 import pytest
-from model_helpers import P, both_strategies, check, errno_of, layout, pg
+from model_helpers import OLDEST, P, both_strategies, check, errno_of, layout, pg
 
 from anonvma.model import Mm
 from anonvma.model.names import NameCounters
@@ -165,7 +165,7 @@ def test_file_vma_stops_the_walk_with_ebadf_keeping_earlier_work(strategy):
 
 
 def test_shared_anonymous_mapping_is_ebadf(strategy):
-    mm = Mm(strategy)
+    mm = Mm(strategy, linux=OLDEST)
     mm.mmap(pg(8), 2 * P, "rw", shared=True)
     assert errno_of(mm.set_anon_name, pg(8), 2 * P, "e") == "EBADF"
     assert layout(mm) == ["8000-a000 rw-s shmem"]
@@ -362,7 +362,7 @@ def test_new_mapping_never_merges_into_a_named_neighbour(strategy):
 
 
 def test_new_mapping_between_two_faulted_vmas_extends_next_first(strategy):
-    mm = Mm(strategy)
+    mm = Mm(strategy, linux=OLDEST)
     for page in (20, 22):  # each gets its own anon_vma (no adjacent VMA to reuse one from)
         mm.mmap(pg(page), P, "rw")
         mm.fault(pg(page))
@@ -384,7 +384,7 @@ def test_naming_between_two_faulted_vmas_merges_prev_first(strategy):
 
 @pytest.mark.parametrize("name", [None, "n"])
 def test_vm_account_kept_after_write_removal_blocks_merges_until_both_have_it(strategy, name):
-    mm = Mm(strategy)
+    mm = Mm(strategy, linux=OLDEST)
     mm.mmap(pg(0), 2 * P, "r")
     mm.mmap(pg(2), 2 * P, "rw")
     if name is not None:

@@ -13,7 +13,7 @@ from anonvma.model.index import VmaIndex
 from anonvma.model.vma import Vma
 from anonvma.ops import format_result, parse_script
 from anonvma.model.replay import run_ops
-from recordings import recorded_pairs
+from recordings import expected as recorded_output, recorded_pairs
 
 PAGE = 4096
 
@@ -81,6 +81,6 @@ def test_built_from_a_sorted_list_and_splits_chunks_as_it_grows(tiny_chunks):
 @pytest.mark.parametrize("release, script", recorded_pairs(),
                          ids=lambda v: v.stem if isinstance(v, Path) else v)
 def test_curated_scripts_give_the_recorded_output_with_tiny_chunks(tiny_chunks, release: str, script: Path):
-    expected = script.with_suffix(".expected").read_text().splitlines()
+    expected = recorded_output(script, release).splitlines()
     got = [format_result(r) for r in run_ops(parse_script(script.read_text()), check=True, linux=release)]
     assert got == expected

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any, Optional
 
 import pytest
-from model_helpers import P, STRATEGIES, check, pg
+from model_helpers import OLDEST, P, STRATEGIES, check, pg
 
 from anonvma.model import Mm
 from anonvma.model.merge import vma_merge
@@ -318,7 +318,7 @@ def _run_case(case: MergeCase, variant: str, strategy: str) -> None:
     ops_json, expects = case_ops(case, variant)
     ops = parse_script(script_text_from(ops_json))
     mms: dict[int, Mm] = {}
-    results = run_ops(ops, strategy=strategy, check=True, mms=mms)
+    results = run_ops(ops, strategy=strategy, check=True, mms=mms, linux=OLDEST)
     for i, (op, res, want) in enumerate(zip(ops_json, results, expects, strict=True)):
         if want is None:
             assert "errno" not in res, (i, op, res)
@@ -345,7 +345,7 @@ def test_merge_case_has_its_6_1_outcome(case: MergeCase, variant: str, strategy:
 @pytest.mark.parametrize("strategy", STRATEGIES)
 @pytest.mark.parametrize("named", [False, True], ids=["unnamed", "samename"])
 def test_merge_new_map_count_goes_4_3_3_3_2_2_1_and_ends_pgoff_linear(strategy: str, named: bool):
-    mm = Mm(strategy)
+    mm = Mm(strategy, linux=OLDEST)
 
     def new(page: int, pages: int) -> None:
         mm.mmap(pg(page), pages * P, "rw")
@@ -375,7 +375,7 @@ def test_merge_new_map_count_goes_4_3_3_3_2_2_1_and_ends_pgoff_linear(strategy: 
 
 @pytest.mark.parametrize("strategy", STRATEGIES)
 def test_simple_modify_splits_into_three_with_linear_pgoffs_sharing_the_name(strategy: str):
-    mm = Mm(strategy)
+    mm = Mm(strategy, linux=OLDEST)
     mm.mmap(pg(0), 3 * P, "rw")
     mm.set_anon_name(pg(0), 3 * P, "pool")
     mm.mprotect(pg(1), P, "r")
@@ -396,7 +396,7 @@ def test_simple_modify_splits_into_three_with_linear_pgoffs_sharing_the_name(str
 def test_vm_special_flag_blocks_new_and_existing_merges(strategy: str, special: int, named: bool):
     """test_vma_merge_special_flags: AAA* would merge but for the flag; so would AAAB."""
     assert VM_IO | VM_DONTEXPAND | VM_PFNMAP | VM_MIXEDMAP == VM_SPECIAL
-    mm = Mm(strategy)
+    mm = Mm(strategy, linux=OLDEST)
     mm.mmap(pg(0), 3 * P, "rw")
     name = None
     if named:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from anonvma import releases
 from anonvma.model import Mm
 
 DATA = Path(__file__).parent / "data" / "uml_smaps"
@@ -15,8 +16,12 @@ B = 0x4000000000
 P = 4096
 
 
+#: tests/data/uml_smaps was recorded on the root release of the table
+ROOT = releases.RELEASES[0].name
+
+
 def _replay(strategy: str) -> tuple[Mm, Mm]:
-    mm = Mm(strategy=strategy)
+    mm = Mm(strategy=strategy, linux=ROOT)
     mm.mmap(B, 4 * P, "rw")
     mm.set_anon_name(B + P, P, "hello world")
     for i in range(4):
@@ -44,7 +49,7 @@ def test_smaps_header_lines_are_the_maps_lines():
 LOCKED = Path(__file__).parent / "data" / "uml_smaps_locked"
 
 
-def _replay_locked(strategy: str, linux: str = "6.1") -> tuple[Mm, Mm]:
+def _replay_locked(strategy: str, linux: str) -> tuple[Mm, Mm]:
     """What tests/data/uml_smaps_locked/recorded_with.py did, on the model."""
     mm = Mm(strategy=strategy, linux=linux)
     mm.mmap(B, 4 * P, "rw")
@@ -62,19 +67,21 @@ def _replay_locked(strategy: str, linux: str = "6.1") -> tuple[Mm, Mm]:
     return mm, mm.fork()
 
 
+#: the releases tests/data/uml_smaps_locked holds recordings of (child.smaps-RELEASE)
+LOCKED_RELEASES = sorted(p.name.split("-", 1)[1] for p in LOCKED.glob("child.smaps-*"))
+
+
 @pytest.mark.parametrize("strategy", ["refcount", "strdup"])
-def test_model_smaps_of_locked_and_hinted_mappings_match_the_kernel(strategy):
+@pytest.mark.parametrize("release", LOCKED_RELEASES)
+def test_model_smaps_of_locked_and_hinted_mappings_match_the_kernel(strategy: str, release: str):
     """Locked: counts the Pss of pages in VM_LOCKED VMAs (halved while shared with the child,
-    which lost VM_LOCKED); VmFlags lo, rr, sr, nr, and '??' for VM_LOCKONFAULT (6.1 has no
-    mnemonic for it); mlock and MAP_POPULATE fault pages in, MLOCK_ONFAULT does not."""
-    parent, child = _replay_locked(strategy)
-    assert child.smaps() == (LOCKED / "child.smaps").read_text()
-    assert parent.smaps() == (LOCKED / "parent.smaps").read_text()
+    which lost VM_LOCKED); VmFlags lo, rr, sr, nr, and for VM_LOCKONFAULT '??' (6.1) or 'lf'
+    (6.2+); mlock and MAP_POPULATE fault pages in, MLOCK_ONFAULT does not; 6.6+ prints a KSM
+    line and pads THPeligible."""
+    parent, child = _replay_locked(strategy, release)
+    assert child.smaps() == (LOCKED / f"child.smaps-{release}").read_text()
+    assert parent.smaps() == (LOCKED / f"parent.smaps-{release}").read_text()
 
 
-@pytest.mark.parametrize("strategy", ["refcount", "strdup"])
-def test_model_smaps_in_the_6_12_format_match_the_real_6_12(strategy):
-    """6.12 prints a KSM line, pads THPeligible and names VM_LOCKONFAULT ``lf``."""
-    parent, child = _replay_locked(strategy, linux="6.12")
-    assert child.smaps() == (LOCKED / "child.smaps-6.12").read_text()
-    assert parent.smaps() == (LOCKED / "parent.smaps-6.12").read_text()
+def test_locked_smaps_are_recorded_on_releases_that_differ_in_format():
+    assert len(LOCKED_RELEASES) >= 2 and set(LOCKED_RELEASES) <= set(releases.names())

@@ -8,14 +8,13 @@
   refcount. The invariant checker notices (with REFCOUNT_MAX lowered: nothing can hold 2**31
   references in a test); the output is the same, so only the checker can.
 
-Each bug has curated scripts recorded on real 6.1 and 6.12 kernels (tests/scripts/*/bug_*,
+Each bug has curated scripts recorded on every release's real kernel (tests/scripts/bug_*,
 written by tests/scripts/gen_bug_cases.py), and random scripts run with the switch on until
 one catches it: the first seed that does is asserted, so a weaker checker fails here.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Optional
 
 import pytest
@@ -28,7 +27,12 @@ from anonvma.model.names import UseAfterFree
 from anonvma.model.replay import run_ops
 from anonvma.ops import Op, parse_script, results_text
 from model_helpers import P, pg
-from recordings import RELEASES, SCRIPTS
+from anonvma import releases
+from recordings import SCRIPTS, expected
+
+RELEASES = releases.names()
+#: the release the seed searches below were run on
+SEARCHED = releases.RELEASES[0].name
 
 NO_TRANSIENT_REF = HistoricBugs(no_transient_name_ref=True)
 NO_SATURATION_GUARD = HistoricBugs(no_saturation_guard=True)
@@ -41,8 +45,8 @@ SATURATION_SCRIPT = "bug_96403e11283d_saturation"
 
 
 def _script(release: str, stem: str) -> tuple[list[Op], str]:
-    path = SCRIPTS / release / f"{stem}.jsonl"
-    return parse_script(path.read_text()), path.with_suffix(".expected").read_text()
+    path = SCRIPTS / f"{stem}.jsonl"
+    return parse_script(path.read_text()), expected(path, release)
 
 
 def _caught(ops: list[Op], strategy: str, linux: str, bugs: HistoricBugs,
@@ -95,12 +99,12 @@ def test_random_scripts_find_the_use_after_free(strategy: str, length: Optional[
     then run with it on both ways."""
     for seed in range(first + 1):
         ops = random_script(seed, length=length)
-        exc = _caught(ops, strategy, "6.1", NO_TRANSIENT_REF, check=False)
+        exc = _caught(ops, strategy, SEARCHED, NO_TRANSIENT_REF, check=False)
         if exc is not None:
             break
     assert seed == first and isinstance(exc, UseAfterFree)
-    assert isinstance(_caught(ops, strategy, "6.1", NO_TRANSIENT_REF), UseAfterFree)
-    assert _caught(ops, strategy, "6.1", FIXED) is None  # the bug, not the script
+    assert isinstance(_caught(ops, strategy, SEARCHED, NO_TRANSIENT_REF), UseAfterFree)
+    assert _caught(ops, strategy, SEARCHED, FIXED) is None  # the bug, not the script
 
 
 # -- 96403e11283d: refcount saturation ---------------------------------------------------------------
@@ -140,8 +144,8 @@ def test_the_bug_switch_of_the_machine_decides_whoever_made_the_strategy():
         check_machine(mm.machine)
 
 
-@pytest.mark.parametrize("release, first", [("6.1", 16), ("6.12", 16)])
-def test_random_scripts_find_the_saturation(release: str, first: int):
+@pytest.mark.parametrize("release", RELEASES)
+def test_random_scripts_find_the_saturation(release: str, first: int = 16):
     for seed in range(first + 1):
         ops = random_script(seed)
         exc = _caught(ops, "refcount", release, NO_SATURATION_GUARD, LOW_MAX)
@@ -151,7 +155,7 @@ def test_random_scripts_find_the_saturation(release: str, first: int):
     assert _caught(ops, "refcount", release, FIXED, LOW_MAX) is None
 
 
-def test_bug_scripts_are_recorded_for_both_generations():
+def test_bug_scripts_are_recorded_for_every_release():
     for release in RELEASES:
         for stem in (*USE_AFTER_FREE_SCRIPTS, SATURATION_SCRIPT):
-            assert Path(SCRIPTS / release / f"{stem}.expected").is_file()
+            assert expected(SCRIPTS / f"{stem}.jsonl", release)

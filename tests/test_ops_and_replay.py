@@ -10,7 +10,7 @@ import pytest
 from anonvma.cli import main
 from anonvma.ops import ScriptError, arena_maps, parse_script
 
-SCRIPTS = Path(__file__).parent / "scripts" / "6.1"
+SCRIPTS = Path(__file__).parent / "scripts"
 
 
 @pytest.mark.parametrize("text, lineno, words", [

@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from anonvma import releases
 from anonvma.oracle import build
+from anonvma.releases import Release, Source
 
 FAKE_APT = """#!/bin/sh
 # a stand-in apt-get: 'download' fails until 'update' has run, like a fresh Debian image
@@ -60,21 +62,41 @@ def test_missing_build_tools_are_named_with_their_debian_packages(monkeypatch: p
         assert package in str(exc.value)
 
 
-# --- generations, cache keys, the strdup patch ---------------------------------------------------
+# --- releases, cache keys, the strdup patch ------------------------------------------------------
 
-def test_cached_6_1_kernels_keep_their_keys_when_generations_are_added():
-    """Builds cached before 6.12 existed stay valid: the 6.1 keys are the ones they were built with."""
-    assert build.config_key("refcount") == build.config_key("refcount", "6.1") == "a74cfb80691a"
-    assert build.config_key("strdup", "6.1") == "19dd15388795"
-    keys = {build.config_key(v, g) for v in build.VARIANTS for g in build.LINUX_VERSIONS}
-    assert len(keys) == len(build.VARIANTS) * len(build.LINUX_VERSIONS)
+def test_cache_keys_of_builds_made_before_the_release_table_stay_valid():
+    """6.1.176 and 6.12.95 were built before the table: their keys are the ones they were built with,
+    and every release of a series shares them (the source version tells releases apart)."""
+    first, *_ = releases.RELEASES
+    assert build.config_key("refcount", first.name) == "a74cfb80691a"
+    assert build.config_key("strdup", first.name) == "19dd15388795"
+    assert build.config_key("refcount", "6.12.95") == "c053a7457676"
+    assert build.config_key("strdup", "6.12.95") == "9ef1808ccb79"
+    for rel in releases.RELEASES:
+        same = [r for r in releases.RELEASES if r.series == rel.series]
+        assert {build.config_key("refcount", r.name) for r in same} == {build.config_key("refcount", rel.name)}
+    keys = {build.config_key(v, s) for v in build.VARIANTS for s in releases.series()}
+    assert len(keys) == len(build.VARIANTS) * len(releases.series())
 
 
-def test_generation_is_read_from_the_debian_version():
-    assert build.generation_of("6.1.176-1") == "6.1"
-    assert build.generation_of("6.12.95-1~bpo12+1") == "6.12"
-    with pytest.raises(ValueError, match="6.1, 6.12"):
-        build.generation("6.13")
+def test_release_and_series_are_read_from_the_debian_version():
+    assert build.release_of("6.1.176-1") == "6.1.176" and build.series_of("6.1.176-1") == "6.1"
+    assert build.release_of("6.12.95-1~bpo12+1") == "6.12.95"
+    assert build.series_of("6.12.95-1~bpo12+1") == "6.12"
+    for rel in releases.RELEASES:
+        assert build.release_of(rel.source.version) == rel.name
+        assert build.series_of(rel.source.version) == rel.series
+
+
+def test_a_series_names_its_newest_release_and_says_so():
+    said: list[str] = []
+    for series in releases.series():
+        newest = releases.newest_in(series)
+        assert build.resolve(series, said.append) == newest
+        assert said.pop() == f"Linux {series}: {newest.name}, the newest {series} in the release table"
+    assert build.resolve(releases.DEFAULT, said.append).name == releases.DEFAULT and said == []
+    with pytest.raises(ValueError, match="unknown Linux release"):
+        build.resolve("5.15")
 
 
 def _cache_entry(root: Path, version: str, variant: str, linux: str, complete: bool = True) -> Path:
@@ -88,24 +110,28 @@ def _cache_entry(root: Path, version: str, variant: str, linux: str, complete: b
     return entry
 
 
-def test_find_kernel_picks_the_generation_asked_for_and_skips_incomplete_entries(tmp_path: Path):
-    _cache_entry(tmp_path, "6.1.176-1", "refcount", "6.1")
-    _cache_entry(tmp_path, "6.12.95-1~bpo12+1", "refcount", "6.12")
-    _cache_entry(tmp_path, "6.12.99-1~bpo12+1", "refcount", "6.12", complete=False)  # killed mid-build
-    (tmp_path / ".staging-6.12-strdup-123").mkdir()
-    assert build.find_kernel("refcount", tmp_path).version == "6.1.176-1"
-    assert build.find_kernel("refcount", tmp_path, linux="6.12").version == "6.12.95-1~bpo12+1"
-    assert build.find_kernel("strdup", tmp_path, linux="6.12") is None
-    assert {b.linux for b in build.cached_kernels(tmp_path)} == {"6.1", "6.12"}
+def test_find_kernel_picks_the_release_asked_for_and_skips_incomplete_entries(tmp_path: Path):
+    _cache_entry(tmp_path, "6.1.176-1", "refcount", "6.1.176")
+    _cache_entry(tmp_path, "6.12.95-1~bpo12+1", "refcount", "6.12.95")
+    _cache_entry(tmp_path, "6.12.99-1~bpo12+1", "refcount", "6.12.95", complete=False)  # killed mid-build
+    (tmp_path / ".staging-6.12.95-strdup-123").mkdir()
+    assert build.find_kernel("refcount", tmp_path, linux="6.1.176").version == "6.1.176-1"
+    assert build.find_kernel("refcount", tmp_path, linux="6.12.95").version == "6.12.95-1~bpo12+1"
+    assert build.find_kernel("strdup", tmp_path, linux="6.12.95") is None
+    assert {b.linux for b in build.cached_kernels(tmp_path)} == {"6.1.176", "6.12.95"}
+    assert {b.series for b in build.cached_kernels(tmp_path)} == {"6.1", "6.12"}
 
 
-def test_find_kernel_takes_only_the_pinned_source_version(tmp_path: Path):
-    """A newer stable kernel of the generation is not the oracle: Debian's 6.1.192 changed
-    MREMAP_DONTUNMAP's merges, so only the version the model is proven against counts."""
-    _cache_entry(tmp_path, "6.1.192-3", "refcount", "6.1")
-    assert build.find_kernel("refcount", tmp_path) is None
-    _cache_entry(tmp_path, build.GENERATIONS["6.1"].version, "refcount", "6.1")
-    assert build.find_kernel("refcount", tmp_path).version == build.GENERATIONS["6.1"].version
+def test_two_releases_of_a_series_coexist_and_a_series_finds_its_newest(tmp_path: Path):
+    """Debian's 6.1.192 changed MREMAP_DONTUNMAP's merges: each release is its own kernel, found
+    by its exact source version, and the series means the newest."""
+    _cache_entry(tmp_path, "6.1.192-3", "refcount", "6.1.192")
+    assert build.find_kernel("refcount", tmp_path, linux="6.1.176") is None
+    _cache_entry(tmp_path, "6.1.176-1", "refcount", "6.1.176")
+    assert build.find_kernel("refcount", tmp_path, linux="6.1.176").version == "6.1.176-1"
+    assert build.find_kernel("refcount", tmp_path, linux="6.1.192").version == "6.1.192-3"
+    newest = releases.newest_in("6.1").source.version
+    assert build.find_kernel("refcount", tmp_path, linux="6.1").version == newest
 
 
 MM_INLINE_612 = """static inline void dup_anon_vma_name(struct vm_area_struct *orig_vma,
@@ -131,9 +157,9 @@ def test_strdup_patch_replaces_the_reference_inside_dup_anon_vma_name_only():
         build.patch_strdup(MM_INLINE_612 + MM_INLINE_612)
 
 
-@pytest.mark.parametrize("linux", ["6.1", "6.12"])
+@pytest.mark.parametrize("linux", releases.names())
 def test_strdup_patch_applies_to_exactly_one_place_in_the_cached_source(linux: str):
-    """The real header of each generation, when its source package is still in the work dir."""
+    """The real header of each release, when its source package is still in the work dir."""
     tarballs = sorted((build.cache_dir() / "work" / linux).glob("x/usr/src/linux-source-*.tar.xz"))
     trees = sorted((build.cache_dir() / "work" / linux).glob("*/linux-source-*/include/linux/mm_inline.h"))
     if trees:
@@ -192,23 +218,77 @@ def _apt_state() -> dict[str, tuple[int, int, str]]:
     return state
 
 
-@pytest.mark.parametrize("linux", ["6.12", "6.1"])
+@pytest.mark.parametrize("linux", releases.names())
 def test_private_apt_finds_the_source_package_and_leaves_the_system_apt_alone(tmp_path: Path, linux: str):
     """The real apt-get against the system's mirror, with the private sources list and state."""
     import shutil
     if shutil.which("apt-get") is None:
         pytest.skip("no apt-get here")
-    gen = build.GENERATIONS[linux]
+    source = releases.resolve(linux).source
     before = _apt_state()
-    apt = build.PrivateApt(tmp_path / "apt", gen)
+    apt = build.PrivateApt(tmp_path / "apt", source)
     try:
         apt.update()
     except build.OracleBuildError as exc:
         pytest.skip(f"the Debian mirror is not reachable from here: {exc}")
-    uris = apt.run(["download", "--print-uris", f"{gen.package}={gen.version}"], cwd=tmp_path)
+    uris = apt.run(["download", "--print-uris", f"{source.package}={source.version}"], cwd=tmp_path)
     assert uris.returncode == 0, uris.stderr  # the pinned version is still on the mirror
-    assert f"/{gen.package}_{gen.version.replace('~', '%7e').replace('+', '%2b')}_all.deb" in uris.stdout \
-        or f"/{gen.package}_{gen.version}_all.deb" in uris.stdout, uris.stdout
-    assert list((tmp_path / "apt" / "state" / "lists").glob(f"*{gen.suites[0][1]}*Packages*"))
+    assert f"/{source.package}_{source.version.replace('~', '%7e').replace('+', '%2b')}_all.deb" in uris.stdout \
+        or f"/{source.package}_{source.version}_all.deb" in uris.stdout, uris.stdout
+    assert list((tmp_path / "apt" / "state" / "lists").glob(f"*{source.suites[0][1]}*Packages*"))
     assert not list(tmp_path.glob("*.deb"))  # --print-uris downloads nothing
     assert _apt_state() == before
+
+
+# --- a pinned version Debian no longer serves ----------------------------------------------------
+
+FAKE_PRIVATE_APT = """#!/bin/sh
+# a stand-in for the private apt-get and apt-cache: the mirror serves only $SERVED of the package
+while [ "${1#-o}" != "$1" ]; do shift; done
+case "$1" in
+  update) exit 0 ;;
+  download) echo "E: Version '${2#*=}' for '${2%%=*}' was not found" >&2; exit 100 ;;
+  madison) echo " $2 | $SERVED | http://mirror.example/debian bookworm-security/main amd64 Packages" ;;
+esac
+"""
+
+
+def test_a_pinned_version_no_longer_served_is_refused_in_one_line_saying_what_to_do(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    for tool in ("apt-get", "apt-cache"):
+        (bindir / tool).write_text(FAKE_PRIVATE_APT)
+        (bindir / tool).chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bindir}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("SERVED", "6.1.192-3")
+    gone = Source("linux-source-6.1", "6.1.150-1", (("debian-security", "bookworm-security"),))
+    with pytest.raises(build.OracleBuildError) as exc:
+        build.fetch_source(tmp_path / "work", gone, tmp_path / "apt", lambda _: None)
+    message = str(exc.value)
+    assert "\n" not in message
+    assert message.startswith("linux-source-6.1=6.1.150-1 is no longer served by Debian "
+                              "(bookworm-security: it serves 6.1.192-3)")
+    assert str(tmp_path / "work" / "linux-source-6.1_6.1.150-1_all.deb") in message
+    assert "src/anonvma/releases.py" in message
+    assert not list((tmp_path / "work").iterdir())  # no scratch directory left behind
+
+
+def test_the_real_debian_mirror_refuses_a_release_pinned_to_a_version_it_never_served(tmp_path: Path):
+    """Through the private apt and the system's mirror: a release whose pinned version does not
+    exist is refused before anything is built."""
+    import shutil
+    if shutil.which("apt-get") is None:
+        pytest.skip("no apt-get here")
+    first = releases.RELEASES[0]
+    rel = Release(first.name, first.mainline, Source(first.source.package, "0.0.1-1", first.source.suites))
+    try:
+        build.PrivateApt(tmp_path / "apt", rel.source).update()
+    except build.OracleBuildError as exc:
+        pytest.skip(f"the Debian mirror is not reachable from here: {exc}")
+    with pytest.raises(build.OracleBuildError) as exc:
+        build.fetch_source(tmp_path / "work", rel.source, tmp_path / "apt", lambda _: None)
+    message = str(exc.value)
+    assert "\n" not in message
+    assert message.startswith(f"{first.source.package}=0.0.1-1 is no longer served by Debian")
+    assert f"it serves {first.source.version}" in message or first.source.version in message

@@ -1,11 +1,13 @@
 """The model against real kernels: curated and seeded random scripts, compared line by line.
 
-The UML oracle runs the scripts of each generation and variant on a pool of guests (session
-fixtures). Every run compares ANONVMA_DIFF_SCRIPTS (default 2,000) random scripts per generation
-the model speaks, from a fresh seed printed at the start (ANONVMA_DIFF_SEED repeats a run). A
-mismatch is shrunk (delta debugging) and saved as a regression script under
-tests/scripts/regress/ with the kernel's output as .expected; from then on it runs with the
-curated scripts. Without an oracle kernel these tests skip, saying what is missing.
+The UML oracle runs the scripts of each release and variant on a pool of guests (session
+fixtures). Every curated script runs on every release's kernel against its recorded output
+(tests/recordings.py) and the model. Every run compares ANONVMA_DIFF_SCRIPTS (default 1,000)
+random scripts per release with the model under both name strategies, from a fresh seed printed
+at the start (ANONVMA_DIFF_SEED repeats a run). A mismatch is shrunk (delta debugging) and saved
+as a regression script under tests/scripts/regress/ with the kernel's output as .expected; from
+then on it runs with the curated scripts. Without an oracle kernel these tests skip, saying what
+is missing.
 """
 
 from __future__ import annotations
@@ -30,26 +32,34 @@ from anonvma.difftest.compare import (
 )
 from anonvma.difftest.generate import HOST_KWARGS, random_scripts
 from anonvma.ops import OPS, Op, format_result, parse_script, script_text
-from anonvma.oracle.build import LINUX_VERSIONS
+from anonvma import releases
 from anonvma.oracle.pool import ScriptOutcome
 from oracle_helpers import oracle_kernel_or_skip
+from recordings import curated as curated_scripts, expected as expected_output
 
 SCRIPTS = Path(__file__).parent / "scripts"
 REGRESS = SCRIPTS / "regress"
-N_RANDOM = int(os.environ.get("ANONVMA_DIFF_SCRIPTS", "2000"))
+N_RANDOM = int(os.environ.get("ANONVMA_DIFF_SCRIPTS", "1000"))
 SEED = int(os.environ.get("ANONVMA_DIFF_SEED") or random.SystemRandom().randrange(10**9))
-#: Generations whose kernels the model is compared with (every generation it speaks).
-MODEL_GENERATIONS = tuple(g for g in LINUX_VERSIONS if not model_supports(g))
+#: Releases whose kernels the model is compared with (every release it speaks).
+MODEL_RELEASES = tuple(r for r in releases.names() if not model_supports(r))
 N_HOST = 200
 
 
 def curated(linux: str) -> list[Path]:
-    """The scripts recorded on ``linux`` (tests/scripts/<linux>/) and its saved regressions."""
+    """The curated scripts (tests/scripts/) and the regressions saved on ``linux``."""
     stem = f"linux{linux.replace('.', '_')}_"
-    return sorted((SCRIPTS / linux).glob("*.jsonl")) + sorted(REGRESS.glob(f"{stem}*.jsonl"))
+    return curated_scripts() + sorted(REGRESS.glob(f"{stem}*.jsonl"))
 
 
-CURATED = [(linux, path) for linux in LINUX_VERSIONS for path in curated(linux)]
+def expected(path: Path, linux: str) -> str:
+    """What ``linux``'s kernel printed for a curated script or one of its saved regressions."""
+    if path.parent == REGRESS:
+        return path.with_suffix(".expected").read_text()
+    return expected_output(path, linux)
+
+
+CURATED = [(linux, path) for linux in releases.names() for path in curated(linux)]
 #: Shrinking costs guest time; past this many mismatches a failure shows the unshrunk script.
 SHRINK_AT_MOST = 5
 
@@ -84,7 +94,7 @@ class Oracles:
         if key in self.skipped:
             raise self.skipped[key]
         if key not in self.made:
-            with_random = variant == "refcount" and linux in MODEL_GENERATIONS
+            with_random = variant == "refcount" and linux in MODEL_RELEASES
             if with_random:
                 self.say(f"test_oracle_diff: {N_RANDOM} random scripts on Linux {linux}, seeds "
                          f"{SEED}..{SEED + N_RANDOM - 1} (repeat with ANONVMA_DIFF_SEED={SEED})")
@@ -123,8 +133,8 @@ def _lines(results: list[dict[str, Any]]) -> list[str]:
 
 
 def _model_or_skip(linux: str) -> None:
-    if linux not in MODEL_GENERATIONS:
-        why = model_supports(linux) or f"Linux {linux} is not in MODEL_GENERATIONS yet"
+    if linux not in MODEL_RELEASES:
+        why = model_supports(linux) or f"Linux {linux} is not in MODEL_RELEASES yet"
         pytest.skip(f"the model does not follow Linux {linux}'s rules yet ({why}): "
                     "compared with the model once anonvma.model speaks it")
 
@@ -167,12 +177,10 @@ def _curated_id(value: Any) -> str:
 @pytest.mark.oracle
 @pytest.mark.parametrize("linux, path", CURATED, ids=_curated_id)
 def test_oracle_reproduces_curated_script(path: Path, linux: str, oracles: Oracles) -> None:
-    """The oracle gives the output recorded on its generation, and the model gives the oracle's."""
+    """The oracle gives the output recorded for its release, and the model gives the oracle's."""
     oracle = oracles.get(linux)
     kernel = _ran(oracle.curated_out[oracle.paths.index(path)], path.name)
-    expected = path.with_suffix(".expected")
-    if expected.exists():
-        assert "".join(line + "\n" for line in kernel) == expected.read_text()
+    assert "".join(line + "\n" for line in kernel) == expected(path, linux)
     _model_or_skip(oracle.linux)
     ops = parse_script(path.read_text())
     if model_lines(ops, linux=oracle.linux) != kernel:
@@ -191,14 +199,16 @@ def test_strdup_and_refcount_kernels_agree(path: Path, linux: str, oracles: Orac
 
 
 @pytest.mark.oracle
-@pytest.mark.parametrize("linux", MODEL_GENERATIONS)
+@pytest.mark.parametrize("linux", MODEL_RELEASES)
 @pytest.mark.parametrize("index", range(N_RANDOM), ids=lambda i: f"seed{SEED + i}")
 def test_model_matches_oracle_on_random_script(index: int, linux: str, oracles: Oracles) -> None:
+    """Both name strategies of the model print what the release's kernel printed."""
     oracle = oracles.get(linux)
     ops = oracle.random[index]
     kernel = _ran(oracle.random_out[index], f"seed {SEED + index} (ANONVMA_DIFF_SEED={SEED})")
     if model_lines(ops, linux=oracle.linux) != kernel:
         _fail_with_divergence(ops, kernel, oracle, seed=SEED + index)
+    assert model_lines(ops, "strdup", linux=oracle.linux) == kernel
 
 
 SHMEM_NAMING = ('{"op": "mmap", "addr": 0, "len": 8192, "prot": "rw", "share": "shared"}\n'
@@ -206,12 +216,16 @@ SHMEM_NAMING = ('{"op": "mmap", "addr": 0, "len": 8192, "prot": "rw", "share": "
 
 
 @pytest.mark.oracle
-@pytest.mark.parametrize("linux, named", [("6.1", False), ("6.12", True)])
-def test_shared_anonymous_memory_is_nameable_from_6_12_on(linux: str, named: bool) -> None:
-    """6.1 refuses to name shmem (EBADF); 6.12 names it and maps shows [anon_shmem:NAME]."""
+@pytest.mark.parametrize("linux", releases.names())
+def test_shared_anonymous_memory_is_nameable_from_6_2_on(linux: str) -> None:
+    """Before 6.2 naming shmem is EBADF; from 6.2 on maps shows [anon_shmem:NAME]: on each
+    release's kernel as the model's rule for that release says."""
+    from anonvma.model.kernel import get_kernel
+    from anonvma.model.madvise import anon_vma_name_allowed_shmem
     from anonvma.oracle.run import run_scripts
 
     oracle_kernel_or_skip("refcount", linux)
+    named = get_kernel(linux).anon_vma_name_allowed is anon_vma_name_allowed_shmem
     (out,) = run_scripts([parse_script(SHMEM_NAMING)], linux=linux).outcomes
     assert out.results == ([{"ret": 0}, {"ret": 0}, {"maps": ["0-2000 rw-s [anon_shmem:shm]"]}] if named else
                            [{"ret": 0}, {"errno": "EBADF"}, {"maps": ["0-2000 rw-s shmem"]}])

@@ -21,13 +21,14 @@ from typing import Any, Callable, Dict, List, Optional
 
 import pytest
 
+from anonvma import releases
 from anonvma.fleet.record import load, samples
 from oracle_helpers import oracle_kernel_or_skip
 from process_helpers import PYTHON, REPO, TAG, guests, process_tag, signal_when, tagged, wait_until
 from registry_helpers import Namer
 
 EXAMPLE = REPO / "docs" / "examples" / "named_regions.py"
-GENERATIONS = ["6.1", "6.12"]
+GENERATIONS = releases.names()
 #: The example's regions: key -> (size, rss) in kB.
 REGIONS = {"[anon:demo:cache]": (65536, 65536), "[anon:demo:arena]": (32768, 16384),
            "[anon:demo:ring]": (4096, 0)}
@@ -153,12 +154,12 @@ def test_a_c_program_naming_its_memory(tmp_path, tag):
     cc = shutil.which("cc") or shutil.which("gcc")
     if cc is None:
         pytest.skip("no C compiler (cc/gcc) on this machine to build docs/examples/named_regions.c")
-    oracle_kernel_or_skip("refcount", "6.12")
+    oracle_kernel_or_skip("refcount", releases.DEFAULT)
     binary, report, record, flag = (tmp_path / "named_regions", tmp_path / "report.json",
                                     tmp_path / "run.jsonl", tmp_path / "flag")
     subprocess.run([cc, "-O2", "-o", str(binary), str(EXAMPLE.with_suffix(".c"))], check=True, timeout=120)
-    proc = start(run_argv("--linux", "6.12", "--every", "0.2", "--json", "-o", str(report), "--record",
-                          str(record), "--", str(binary), str(flag)), tag, tmp_path)
+    proc = start(run_argv("--linux", releases.DEFAULT, "--every", "0.2", "--json", "-o", str(report),
+                          "--record", str(record), "--", str(binary), str(flag)), tag, tmp_path)
     release_when(record, has_regions, flag, proc)
     status, out, err = finish(proc, tag, tmp_path)
     assert status == 0, err
@@ -211,9 +212,9 @@ def test_stdout_and_stderr_stream_while_the_command_runs(tmp_path, tag):
 
 @pytest.mark.oracle
 def test_the_command_runs_in_our_directory_with_our_environment(tmp_path, tag):
-    oracle_kernel_or_skip("refcount", "6.12")
+    oracle_kernel_or_skip("refcount", releases.DEFAULT)
     value = "two words, 'quotes' \"and\" $dollars, ünïcode"
-    argv = run_argv("--linux", "6.12", "--", "sh", "-c", 'pwd; printf %s "$RUN_TEST_VALUE"')
+    argv = run_argv("--linux", releases.DEFAULT, "--", "sh", "-c", 'pwd; printf %s "$RUN_TEST_VALUE"')
     proc = start(argv, tag, tmp_path, env={"RUN_TEST_VALUE": value}, cwd=tmp_path)
     status, out, err = finish(proc, tag, tmp_path)
     assert status == 0, err

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from anonvma import releases
 from anonvma.cli import main as cli_main
 from anonvma.model.bugs import HistoricBugs
 from anonvma.model import Mm
@@ -39,7 +40,7 @@ def _cli(*argv: str) -> tuple[int, str, str]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("linux", ["6.1", "6.12"])
+@pytest.mark.parametrize("linux", [releases.newest_in(s).name for s in releases.series()])
 def test_100000_ops_leave_no_break_no_leak_and_no_disagreement(linux: str, tmp_path: Path):
     seed = int(os.environ.get("ANONVMA_SOAK_SEED", random.randrange(1 << 30)))
     rc, out, err = _cli("--ops", "100000", "--seed", str(seed), "--linux", linux,

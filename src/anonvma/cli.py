@@ -12,13 +12,14 @@ import os
 import sys
 from typing import Any, Dict, List, Optional, Sequence
 
-from anonvma import __version__
+from anonvma import __version__, releases
 
 #: Command -> the module whose ``register(subparsers)`` adds it (a module may add several);
 #: each sets ``func(args) -> int`` on its parser. Listed in ``anonvma --help`` in this order.
 COMMANDS: Dict[str, str] = {
     "demo": "anonvma.demo",
     "replay": "anonvma.replay",
+    "releases": "anonvma.rules",
     "soak": "anonvma.soak",
     "show": "anonvma.procmaps.cli",
     "diff": "anonvma.procmaps.cli",
@@ -70,7 +71,9 @@ def build_parser(argv: Optional[Sequence[str]] = None) -> argparse.ArgumentParse
         prog="anonvma",
         description="Linux named anonymous memory: model, oracle kernel, benchmarks, tools.",
     )
-    parser.add_argument("--version", action="version", version=f"anonvma {__version__}")
+    parser.add_argument("--version", action="version",
+                        version=f"anonvma {__version__}: the model speaks Linux "
+                                f"{', '.join(releases.names())} (default {releases.DEFAULT})")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     modules = _modules_for(argv) if argv is not None else list(dict.fromkeys(COMMANDS.values()))

@@ -12,7 +12,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
+
+if TYPE_CHECKING:
+    import argparse
 
 #: Debian's archives, as the oracle's private apt sources name them.
 DEBIAN = "debian"
@@ -153,3 +156,21 @@ def said(name: str) -> str:
     ``"6.1.192 (the newest 6.1 the model speaks)"`` for a series."""
     rel = resolve(name)
     return rel.name if rel.name == name else f"{rel.name} (the newest {name} the model speaks)"
+
+
+def add_linux_option(parser: "argparse.ArgumentParser", what: str) -> None:
+    """``--linux RELEASE`` for a command: a release or a series of the table (its newest),
+    default :data:`DEFAULT`; the value stays as typed (:func:`said` tells what it chose)."""
+    parser.add_argument("--linux", type=_linux_value, default=DEFAULT, metavar="RELEASE",
+                        help=f"{what}: one of {', '.join(names())}, or a series ({', '.join(series())}) "
+                             f"for its newest (default {DEFAULT})")
+
+
+def _linux_value(value: str) -> str:
+    import argparse
+
+    try:
+        resolve(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return value

@@ -1,9 +1,9 @@
 """``anonvma replay``: run ops scripts on a backend and print the result lines (docs/ops-format.md).
 
-Backends: the model (default) of a kernel generation (``--linux``), the running kernel in real
-processes (``--kernel``), or the UML oracle kernel of that generation (``--oracle``). A script
+Backends: the model (default) of a release (``--linux``), the running kernel in real
+processes (``--kernel``), or the UML oracle kernel of that release (``--oracle``). A script
 that cannot run on a backend (a real process died) prints its error on stderr and makes the
-exit status 1. ``--compare A,B`` runs each script on two generations (model, or ``--oracle``)
+exit status 1. ``--compare A,B`` runs each script on two releases (model, or ``--oracle``)
 and prints the ops whose results differ, with the rule behind each where the model knows it.
 """
 
@@ -117,18 +117,27 @@ def _compare(paths: Sequence[str], scripts: Sequence[Sequence[Op]], args: argpar
 
 
 def _releases(value: str) -> list[str]:
-    from anonvma.model.kernel import RELEASES
+    from anonvma import releases
 
     parts = value.split(",")
-    if len(parts) != 2 or not all(p in RELEASES for p in parts) or parts[0] == parts[1]:
-        raise argparse.ArgumentTypeError(f"two different generations out of {', '.join(RELEASES)}, "
-                                         f"as A,B (e.g. 6.1,6.12), not {value!r}")
-    return parts
+    try:
+        names = [releases.resolve(p).name for p in parts]
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    if len(names) != 2 or names[0] == names[1]:
+        raise argparse.ArgumentTypeError(f"two different releases out of {', '.join(releases.names())}, "
+                                         f"as A,B (e.g. 6.1.176,6.1.192), not {value!r}")
+    return names
 
 
 def _replay(args: argparse.Namespace) -> int:
+    from anonvma import releases
     from anonvma.oracle.boot import OracleBootError
     from anonvma.oracle.build import OracleMissingError
+
+    if args.linux != releases.resolve(args.linux).name:
+        print(f"anonvma replay: Linux {releases.said(args.linux)}", file=sys.stderr)
+        args.linux = releases.resolve(args.linux).name
 
     try:
         scripts = load_scripts(args.scripts)
@@ -169,18 +178,17 @@ def _path(value: str) -> Optional[Path]:
 
 
 def register(sub: Any) -> None:
-    from anonvma.model.kernel import RELEASES
+    from anonvma import releases
 
-    p = sub.add_parser("replay", help="run ops scripts and print their result lines, or compare generations",
+    p = sub.add_parser("replay", help="run ops scripts and print their result lines, or compare releases",
                        description="Run ops scripts (JSON lines, one syscall each; see docs/ops-format.md) "
                                    "and print one result line per op. With several scripts, each block "
                                    "starts with '==> SCRIPT <=='. Default backend: the model.")
     p.add_argument("scripts", nargs="+", metavar="SCRIPT", help="a .jsonl ops script, or - for stdin")
-    p.add_argument("--linux", choices=RELEASES, default="6.1",
-                   help="kernel generation: the model's rules, and which oracle kernel boots (default 6.1)")
+    releases.add_linux_option(p, "the release whose rules the model follows and whose oracle kernel boots")
     p.add_argument("--compare", type=_releases, default=None, metavar="A,B",
-                   help="print, per script, the ops whose results differ between generations A and B "
-                        "(e.g. 6.1,6.12), with the rule behind each; on the model, or the real "
+                   help="print, per script, the ops whose results differ between releases A and B "
+                        "(e.g. 6.1.176,6.1.192), with the rule behind each; on the model, or the real "
                         "kernels with --oracle")
     p.add_argument("--strategy", choices=("refcount", "strdup"), default="refcount",
                    help="name strategy of the model (default: refcount; the output does not depend on it)")

@@ -40,7 +40,7 @@ from typing import Any, Iterator, Optional
 from anonvma.difftest.generate import HOT, OpStream
 from anonvma.model.bugs import FIXED, HistoricBugs
 from anonvma.model.check import check_machine
-from anonvma.model.kernel import RELEASES
+from anonvma import releases
 from anonvma.model.mm import Machine, Mm
 from anonvma.model.names import REFCOUNT_MAX, make_strategy
 from anonvma.model.replay import HANDLERS, UML_COMMIT_LIMIT_PAGES, UML_TASK_SIZE, Processes
@@ -77,7 +77,7 @@ class SoakConfig:
 
     :ivar ops: how many ops to run (fork and exit included, ``maps`` ops not counted).
     :ivar seed: the generator's seed: the same seed runs the same ops.
-    :ivar linux: the kernel generation of both families.
+    :ivar linux: the release (or series) of both families.
     :ivar check_every: K: full comparison and invariant checker every K ops.
     :ivar window: addresses lie in [0, window) of the arena (bytes).
     :ivar hot_pages: most ops aim at the first ``hot_pages`` pages, where VMAs split and merge.
@@ -87,7 +87,7 @@ class SoakConfig:
 
     ops: int
     seed: int = 0
-    linux: str = "6.1"
+    linux: str = releases.DEFAULT
     check_every: int = 1000
     window: int = SOAK_WINDOW
     hot_pages: int = HOT
@@ -428,8 +428,9 @@ def soak(cfg: SoakConfig, out: Any = None, keep_scripts: bool = False, progress:
 
 def _soak(args: argparse.Namespace) -> int:
     bugs = HistoricBugs(**{BUG_SWITCHES[b]: True for b in args.bug})
-    cfg = SoakConfig(ops=args.ops, seed=args.seed, linux=args.linux, check_every=args.check_every,
-                     window=args.window, bugs=bugs, refcount_max=args.refcount_max)
+    cfg = SoakConfig(ops=args.ops, seed=args.seed, linux=releases.resolve(args.linux).name,
+                     check_every=args.check_every, window=args.window, bugs=bugs,
+                     refcount_max=args.refcount_max)
     print(f"anonvma soak: {cfg.ops} ops, seed {cfg.seed}, Linux {cfg.linux}, refcount and strdup "
           f"families, checks every {cfg.check_every} ops"
           + (f"; bugs reintroduced: {', '.join(args.bug)}" if args.bug else "")
@@ -478,7 +479,7 @@ def register(sub: Any) -> None:
                                    "only when B, L and D are 0.")
     p.add_argument("--ops", type=_positive, required=True, metavar="N", help="ops to run")
     p.add_argument("--seed", type=int, default=0, metavar="S", help="the generator's seed (default 0)")
-    p.add_argument("--linux", choices=RELEASES, default="6.1", help="kernel generation (default 6.1)")
+    releases.add_linux_option(p, "the release whose rules the model follows")
     p.add_argument("--check-every", type=_positive, default=1000, metavar="K",
                    help="compare every process in full and run the invariant checker every K ops "
                         "(default 1000)")

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Write the scripts that provoke the two historic bugs of named anonymous memory (bug_*.jsonl).
 
-Run from the repo root; it writes each script into tests/scripts/6.1/ and tests/scripts/6.12/.
+Run from the repo root; it writes each script once, as tests/scripts/NAME.jsonl.
 The kernels recorded there have both fixes, so what they print is what a fixed model must
 print; tests/test_mutants.py switches each bug back on (anonvma.model.bugs) and shows that the
 model then raises (use after free) or breaks an invariant (saturation) on the same script.

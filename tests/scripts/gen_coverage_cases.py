@@ -1,10 +1,9 @@
 #!/usr/bin/env python3
 """Write the rules the coverage work (``python -m anonvma.difftest --coverage``) made the random
-scripts reach, as curated scripts for both generations.
+scripts reach, as curated scripts for every release.
 
-Run from the repo root; it rewrites tests/scripts/<release>/cov_*.jsonl for 6.1 and 6.12. Record
-each script's expected output on that generation's oracle kernel:
-anonvma replay --oracle --linux RELEASE SCRIPT > SCRIPT.expected (with .jsonl dropped).
+Run from the repo root; it rewrites tests/scripts/cov_*.jsonl. Record every
+release's output with ``python tests/recordings.py record --linux RELEASE``, oldest first.
 """
 
 from typing import Any, Optional

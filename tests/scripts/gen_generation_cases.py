@@ -1,9 +1,8 @@
 #!/usr/bin/env python3
 """Write the scripts that show each difference between Linux 6.1 and 6.12 (gen_d*.jsonl).
 
-Run from the repo root; it writes each script into tests/scripts/6.1/ and tests/scripts/6.12/.
-Record each one on the real kernel of its directory:
-``anonvma replay --oracle --linux RELEASE SCRIPT > SCRIPT.expected`` (with .jsonl dropped).
+Run from the repo root; it writes each script once, as tests/scripts/NAME.jsonl.
+Record every release's output with `python tests/recordings.py record --linux RELEASE`, oldest first.
 """
 
 import json
@@ -69,12 +68,11 @@ CASES: dict[str, Ops] = {
 
 
 def write_cases(cases: dict[str, Ops]) -> None:
-    """Write each case as tests/scripts/<release>/<stem>.jsonl for both generations (record the
-    .expected files with the oracle afterwards)."""
+    """Write each case as tests/scripts/<stem>.jsonl (record every release's output with
+    tests/recordings.py afterwards)."""
     here = Path(__file__).parent
-    for release in ("6.1", "6.12"):
-        for stem, ops in cases.items():
-            (here / release / f"{stem}.jsonl").write_text("".join(json.dumps(o) + "\n" for o in ops))
+    for stem, ops in cases.items():
+        (here / f"{stem}.jsonl").write_text("".join(json.dumps(o) + "\n" for o in ops))
 
 
 def main() -> None:

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Write the merge.c mremap cases as ops scripts: unnamed, same-named and differently named.
 
-Run from the repo root; it rewrites tests/scripts/6.1/mremap_*.jsonl. Record each script's expected
-output on the oracle kernel: anonvma replay --oracle SCRIPT > SCRIPT.expected (with .jsonl dropped).
+Run from the repo root; it rewrites tests/scripts/mremap_*.jsonl. Record every
+release's output with ``python tests/recordings.py record --linux RELEASE``, oldest first.
 """
 
 import json
@@ -73,5 +73,5 @@ VARIANTS = {"unnamed": (None, None, None), "samename": ("pool", "pool", "pool"),
 if __name__ == "__main__":
     for variant, names in VARIANTS.items():
         for case, ops in cases(*names).items():
-            with open(f"tests/scripts/6.1/mremap_{case}_{variant}.jsonl", "w") as f:
+            with open(f"tests/scripts/mremap_{case}_{variant}.jsonl", "w") as f:
                 f.writelines(json.dumps(o) + "\n" for o in ops)

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Write the scripts that pin down what mutation testing found unpinned in mremap (surv_*.jsonl).
 
-Run from the repo root; it writes each script into tests/scripts/6.1/ and tests/scripts/6.12/.
+Run from the repo root; it writes each script once, as tests/scripts/NAME.jsonl.
 Each is recorded on the real kernel of its directory; tests/test_model_oracle_examples.py then
 holds the model to it. Each script names the mutant of model/mremap.py it kills.
 """

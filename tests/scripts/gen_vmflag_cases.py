@@ -2,8 +2,8 @@
 """Write the VM-flag cases as ops scripts: mlock/munlock, madvise read-ahead hints, MAP_NORESERVE
 and MAP_POPULATE splitting and merging named VMAs; most cases unnamed, same-named, differently named.
 
-Run from the repo root; it rewrites tests/scripts/6.1/vmflags_*.jsonl. Record each script's expected
-output on the oracle kernel: anonvma replay --oracle SCRIPT > SCRIPT.expected (with .jsonl dropped).
+Run from the repo root; it rewrites tests/scripts/vmflags_*.jsonl. Record every
+release's output with ``python tests/recordings.py record --linux RELEASE``, oldest first.
 """
 
 import json
@@ -131,7 +131,7 @@ def single_cases() -> dict[str, Ops]:
 
 
 def main() -> None:
-    here = Path(__file__).parent / "6.1"
+    here = Path(__file__).parent
     scripts: dict[str, Ops] = {}
     for variant, (n1, n2) in VARIANTS.items():
         for case, ops in named_cases(n1, n2).items():

@@ -30,6 +30,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Iterator, Optional, Sequence
 
+from anonvma import releases
 from anonvma.difftest.compare import (
     Divergence,
     OracleBackend,
@@ -42,7 +43,7 @@ from anonvma.difftest.compare import (
 )
 from anonvma.difftest.generate import HOST_KWARGS, random_script
 from anonvma.ops import Op, format_result, script_text
-from anonvma.oracle.build import DEFAULT_LINUX, LINUX_VERSIONS, VARIANTS, OracleMissingError
+from anonvma.oracle.build import VARIANTS, OracleMissingError
 from anonvma.oracle.pool import ScriptOutcome
 from anonvma.oracle.procgroup import sigterm_interrupts
 from anonvma.procmaps.files import write_atomically
@@ -76,9 +77,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--count", type=int, default=500, help="scripts in the whole run (default 500)")
     p.add_argument("--seed", type=int, default=0,
                    help="seed of script 0; script i uses SEED+i (default 0)")
-    p.add_argument("--linux", choices=LINUX_VERSIONS, default=None,
-                   help=f"oracle kernel generation; the model is told the same (default {DEFAULT_LINUX}; "
-                        "with --coverage: every generation the model speaks)")
+    p.add_argument("--linux", choices=releases.choices(), default=None,
+                   help=f"oracle kernel release, or a series for its newest; the model is told the same "
+                        f"(default {releases.DEFAULT}; with --coverage: every release the model speaks)")
     p.add_argument("--variant", choices=VARIANTS, default=None,
                    help="oracle kernel variant, and the model's name strategy (default refcount; "
                         "with --coverage: both)")
@@ -94,7 +95,7 @@ def parser() -> argparse.ArgumentParser:
                    help="the running kernel instead of the oracle (no names, no mremap; maps coalesced "
                         "unless the host runs 6.1)")
     p.add_argument("--no-model", action="store_true",
-                   help="run the scripts on the kernel only (for a generation the model does not speak "
+                   help="run the scripts on the kernel only (for a release the model does not speak "
                         "yet): counts scripts that cannot run or are lost, and the throughput")
     p.add_argument("--script-timeout", type=float, default=120.0, metavar="SECONDS",
                    help="a guest that finishes no script for this long is killed as hung (default 120)")
@@ -114,7 +115,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return merge(args.merge)
     if args.coverage:
         return _coverage(args)
-    args.linux = args.linux or DEFAULT_LINUX
+    args.linux = releases.resolve(args.linux or releases.DEFAULT).name
     args.variant = args.variant or "refcount"
     if args.count < 0 or args.jobs < 1:
         print("python -m anonvma.difftest: --count must be >= 0 and --jobs >= 1", file=sys.stderr)
@@ -154,12 +155,12 @@ class _Run:
 
 def _coverage(args: argparse.Namespace) -> int:
     from anonvma.difftest import coverage
-    from anonvma.model.kernel import RELEASES
+    from anonvma import releases
 
     if args.count < 1:
         print("python -m anonvma.difftest: --coverage needs --count >= 1", file=sys.stderr)
         return 2
-    linuxes = [args.linux] if args.linux else [g for g in RELEASES if model_supports(g) is None]
+    linuxes = [args.linux] if args.linux else [r for r in releases.names() if model_supports(r) is None]
     why = model_supports(linuxes[0])
     if why is not None:
         print(f"python -m anonvma.difftest: the model cannot run Linux {linuxes[0]} scripts ({why})",

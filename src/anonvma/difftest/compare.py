@@ -14,7 +14,7 @@ from typing import Any, Callable, Iterable, Iterator, Optional, Sequence
 
 from anonvma.difftest.shrink import shrink
 from anonvma.ops import Op, format_result, script_text
-from anonvma.oracle.build import DEFAULT_LINUX
+from anonvma import releases
 from anonvma.oracle.pool import GuestPool, ScriptOutcome, run_all
 
 Backend = Callable[[Sequence[Sequence[Op]]], list[ScriptOutcome]]
@@ -28,7 +28,7 @@ class OracleBackend:
     :raises OracleMissingError: (when first used) no such kernel is cached.
     """
 
-    def __init__(self, variant: str = "refcount", linux: str = DEFAULT_LINUX, jobs: Optional[int] = None,
+    def __init__(self, variant: str = "refcount", linux: str = releases.DEFAULT, jobs: Optional[int] = None,
                  script_timeout: float = 120.0) -> None:
         from anonvma.oracle.build import require_kernel
 
@@ -88,13 +88,13 @@ def host_backend() -> Backend:
 
 
 def model_lines(ops: Sequence[Op], strategy: str = "refcount", task_size: Optional[int] = None,
-                linux: str = DEFAULT_LINUX) -> list[str]:
+                linux: str = releases.DEFAULT) -> list[str]:
     """The model's result lines; an exception in the model becomes one last line saying so."""
     from anonvma.model.replay import run_ops
 
-    kwargs: dict[str, Any] = {} if task_size is None else {"task_size": task_size}
-    if linux != DEFAULT_LINUX:  # older models take no generation; pass it only when it matters
-        kwargs["linux"] = linux
+    kwargs: dict[str, Any] = {"linux": linux}
+    if task_size is not None:
+        kwargs["task_size"] = task_size
     try:
         return [format_result(r) for r in run_ops(ops, strategy=strategy, **kwargs)]
     except Exception as exc:  # a model bug is a difference, not a crash of the comparison
@@ -166,7 +166,7 @@ class Comparison:
 
 
 def compare(scripts: Sequence[Sequence[Op]], backend: Backend, strategy: str = "refcount",
-            task_size: Optional[int] = None, linux: str = DEFAULT_LINUX) -> Comparison:
+            task_size: Optional[int] = None, linux: str = releases.DEFAULT) -> Comparison:
     """Run every script on ``backend`` and on the model; line-by-line verdicts."""
     outcomes = backend(scripts)
     differs: list[Optional[int]] = []
@@ -190,7 +190,7 @@ def compare(scripts: Sequence[Sequence[Op]], backend: Backend, strategy: str = "
 
 def shrink_divergence(ops: Sequence[Op], backend: Backend, strategy: str = "refcount",
                       task_size: Optional[int] = None, max_rounds: int = 40,
-                      linux: str = DEFAULT_LINUX) -> Divergence:
+                      linux: str = releases.DEFAULT) -> Divergence:
     """Shrink a differing script (batches of candidates per backend call); the smallest found."""
     def still_fails(cands: Sequence[Sequence[Op]]) -> list[bool]:
         got = compare(cands, backend, strategy, task_size, linux)

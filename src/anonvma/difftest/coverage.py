@@ -2,11 +2,11 @@
 
 Two measures of the scripts a difftest run compares (the same seeds), taken on the model alone:
 
-- branch coverage of :mod:`anonvma.model` (coverage.py), per generation, with both name
+- branch coverage of :mod:`anonvma.model` (coverage.py), per release, with both name
   strategies (the oracle has a kernel of each). The model is imported and run in a fresh
   interpreter that measures from its first line, so nothing but the scripts counts. Left out:
-  the modules and functions no script can call by design (:data:`NOT_SCRIPTS`), and the other
-  generation's rules. Every branch still unreached is listed with the reason no script
+  the modules and functions no script can call by design (:data:`NOT_SCRIPTS`), and the rule
+  versions of other releases. Every branch still unreached is listed with the reason no script
   reaches it (:data:`UNREACHABLE`), or marked as a gap of the generator;
 - a table of what each op did, told by watching the model from outside (its VMAs and name
   objects before and after each op; no counter sits in a syscall path): each errno, merges
@@ -43,15 +43,16 @@ U64 = (1 << 64) - 1
 #: name on their ``def`` line, in any module), each with the reason.
 NOT_SCRIPTS: dict[str, str] = {
     "check.py": "the invariant checker: tests run it after each op, difftest does not",
-    "differences.py": "generation against generation (anonvma replay --compare)",
-    "render_smaps|smaps_entry|smap_stats|smap_field_line|vma_flag_names|show_smap_fields"
-    "|show_smap_vma_flags|smaps": "/proc/PID/smaps: no op of the format reads it",
+    "differences.py": "release against release (anonvma replay --compare)",
+    "render_smaps|smaps_entry|smap_stats|smap_field_line|vma_flag_names|show_smap_fields_\\w+"
+    "|show_smap_vma_flags_\\w+|smaps": "/proc/PID/smaps: no op of the format reads it",
     "__repr__": "debugging output",
-    "rules|rule_names": "rule introspection (anonvma replay --compare)",
+    "rules|rule_names|kernels": "rule introspection (anonvma replay --compare)",
+    "rule_versions|info_of|has_version|resolve": "a release resolved to its rules, once per process "
+    "(tests check the table)",
     "vmas|find_vma|consistency_errors": "Python API and the invariant checker",
     "live|as_dict|minus|total": "name counters, read by benchmarks and the invariant checker",
-    "split_vma|pages|with_name": "no caller in the model (a kernel helper kept by name, Python "
-    "API; the syscalls use split_vma_at)",
+    "pages|with_name": "no caller in the model (Python API)",
 }
 #: Lines (regular expressions) that are not the kernel's behaviour but checks on the model or
 #: on the Python API, left out of the figures (an ``if`` line takes its block with it).
@@ -62,6 +63,7 @@ NOT_SYSCALLS: dict[str, str] = {
     r"raise NotImplementedError": "the strategies' base class",
     r"if self\.exited:|if machine is None:": "the Python API: the parser refuses ops of a process "
     "that has exited, and the runner always gives an mm its machine",
+    r"if kernel is None:": "the Python API's default release",
     r"if bugs\.no_saturation_guard:": "a historic bug's switch (tests reintroduce it on purpose)",
     r"if check:|if observe is not None:": "the runner's options (invariant checks for tests, this "
     "report's observer)",
@@ -92,6 +94,9 @@ UNREACHABLE: tuple[tuple[str, str, str], ...] = (
     ("mlock.py", "if exc.errno == errno.ENOMEM:", "population fails only with EFAULT in the model; "
      "the kernel's ENOMEM (EAGAIN to mlock) is page allocation failing: out of memory"),
     ("gup.py", "break", "every caller populates a range with no hole"),
+    ("merge.py", "if mm.index.count >= mm.max_map_count:", "split_vma is called only by the split of "
+     "a locked MREMAP_DONTUNMAP source (releases without that rule never call it), after mremap "
+     "checked the map count with room for more than its two splits"),
     ("gup.py", "nstart = nend\n            continue", "VM_IO/VM_PFNMAP: device mappings"),
     ("names.py", "return self.alloc(obj.name, mm_counters)\n        obj.refcount += 1",
      "refcount saturation: REFCOUNT_MAX (2**31 - 1) references need as many VMAs"),
@@ -134,7 +139,7 @@ class Unreached:
 
 @dataclass
 class BranchReport:
-    """Branch coverage of the model for one generation."""
+    """Branch coverage of the model for one release."""
 
     linux: str
     modules: list[ModuleCoverage]
@@ -159,17 +164,26 @@ def _model_dir() -> Path:
     return Path(anonvma.__file__).resolve().parent / "model"
 
 
-def _omitted(linux: str) -> list[str]:
-    """Module files left out for ``linux``: the by-design ones and the other generations' (found
-    by file name: importing the model here would run its module code before coverage starts)."""
-    own = f"linux_{linux.replace('.', '_')}.py"
-    others = sorted(p.name for p in _model_dir().glob("linux_*.py") if p.name != own)
-    return [name for name in NOT_SCRIPTS if name.endswith(".py")] + others
+def _omitted() -> list[str]:
+    """Module files left out by design."""
+    return [name for name in NOT_SCRIPTS if name.endswith(".py")]
 
 
-def _function_excludes() -> list[str]:
+def other_versions(linux: str) -> list[str]:
+    """The rule versions (function names) that release ``linux`` does not have: left out of its
+    report. Computed in the parent: the measuring child must not import the model before
+    coverage starts."""
+    from anonvma.model.kernel import get_kernel, rule_versions
+
+    kernel = get_kernel(linux)
+    return sorted(v.__name__ for name, versions in rule_versions().items() for v in versions
+                  if v is not getattr(kernel, name))
+
+
+def _function_excludes(others: Sequence[str]) -> list[str]:
+    versions = [rf"^def ({'|'.join(others)})\("] if others else []
     return ([rf"^\s*def ({names})\(" for names in NOT_SCRIPTS if not names.endswith(".py")]
-            + list(NOT_SYSCALLS))
+            + versions + list(NOT_SYSCALLS))
 
 
 def measure_branches(linux: str, count: int, seed: int, strategies: Sequence[str] = ("refcount", "strdup"),
@@ -180,7 +194,7 @@ def measure_branches(linux: str, count: int, seed: int, strategies: Sequence[str
         out = Path(tmp) / "coverage.json"
         code = "import sys; from anonvma.difftest.coverage import branch_child; branch_child(sys.argv[1:])"
         argv = [sys.executable, "-c", code, str(out), linux, str(count), str(seed), ",".join(strategies),
-                "host" if host else "oracle"]
+                "host" if host else "oracle", ",".join(other_versions(linux))]
         res = subprocess.run(argv, capture_output=True, text=True, env={**os.environ, "PYTHONHASHSEED": "0"})
         if res.returncode != 0:
             raise RuntimeError(f"the coverage run failed:\n{res.stderr}")
@@ -192,10 +206,10 @@ def branch_child(argv: Sequence[str]) -> None:
     """The measuring interpreter: start coverage.py, then import the model and run the scripts."""
     import coverage
 
-    out, linux, count, seed, strategies, where = argv
+    out, linux, count, seed, strategies, where, others = argv
     cov = coverage.Coverage(branch=True, source=[str(_model_dir())], data_file=None, config_file=False,
-                            omit=[f"*/model/{name}" for name in _omitted(linux)])
-    for regex in _function_excludes():
+                            omit=[f"*/model/{name}" for name in _omitted()])
+    for regex in _function_excludes([name for name in others.split(",") if name]):
         cov.exclude(regex)
     cov.start()
     from anonvma.difftest.generate import HOST_KWARGS, random_script
@@ -243,8 +257,7 @@ def _branch_report(linux: str, doc: dict[str, Any]) -> BranchReport:
                                        entry[2] if entry else None, entry[:2] if entry else None))
     left = [f"{k}: {v}" for k, v in NOT_SCRIPTS.items()]
     left += [f"lines /{k}/: {v}" for k, v in NOT_SYSCALLS.items()]
-    others = ", ".join(n for n in _omitted(linux) if n not in NOT_SCRIPTS)
-    left.append(f"{others}: another generation's rules")
+    left.append(f"{', '.join(other_versions(linux))}: other releases' versions of rules")
     return BranchReport(linux, modules, unreached, left)
 
 
@@ -273,6 +286,17 @@ ROWS: dict[str, tuple[str, ...]] = {
 }
 #: Rows that only one name strategy can fill (refcount shares objects, strdup copies strings).
 STRATEGY_ROWS = {"name shared": "refcount", "name copied": "strdup"}
+#: Rows only some releases can reach: row -> (rule, the versions of it that make the row possible).
+RULE_ROWS = {"copy merged into its source": ("copy_vma_merge", ("copy_vma_merges_any",))}
+
+
+def _impossible_rows(linux: str) -> set[str]:
+    """The :data:`RULE_ROWS` that release ``linux``'s rules rule out."""
+    from anonvma.model.kernel import get_kernel
+
+    kernel = get_kernel(linux)
+    return {row for row, (rule, versions) in RULE_ROWS.items()
+            if getattr(kernel, rule).__name__ not in versions}
 
 
 def _page_align(n: int) -> int:
@@ -473,7 +497,7 @@ def format_branches(report: BranchReport) -> str:
 
 def stale_entries(reports: Sequence[BranchReport]) -> list[tuple[str, str]]:
     """The :data:`UNREACHABLE` entries that explained no branch of any of ``reports`` (run them
-    over every generation and both strategies): lines since changed, or left out anyway."""
+    over every release and both strategies): lines since changed, or left out anyway."""
     used = {u.entry for report in reports for u in report.unreached}
     return [(mod, snippet) for mod, snippet, _ in UNREACHABLE if (mod, snippet) not in used]
 
@@ -497,11 +521,11 @@ def format_table(tables: dict[str, Counter[tuple[str, str]]]) -> str:
 
 def run(linuxes: Sequence[str], strategies: Sequence[str], count: int, seed: int, host: bool = False) -> int:
     """``--coverage``: print branch coverage and the outcome table; 0 when every branch left is
-    explained, the total reaches 95%, every row is reached and (run over every generation and
+    explained, the total reaches 95%, every row is reached and (run over every release and
     both strategies) every :data:`UNREACHABLE` entry still explains a branch; 1 otherwise; 2
     without coverage.py."""
     from anonvma.difftest.generate import HOST_KWARGS, random_script
-    from anonvma.oracle.build import LINUX_VERSIONS
+    from anonvma import releases
 
     try:
         import coverage  # noqa: F401  (the measuring interpreter needs it)
@@ -528,7 +552,7 @@ def run(linuxes: Sequence[str], strategies: Sequence[str], count: int, seed: int
             status = 1
         for strategy in strategies:
             tables[f"{linux} {strategy}"] = outcome_table(scripts, linux, strategy, task_size)
-    if set(linuxes) == set(LINUX_VERSIONS) and set(strategies) == {"refcount", "strdup"}:
+    if set(linuxes) == set(releases.names()) and set(strategies) == {"refcount", "strdup"}:
         for mod, snippet in stale_entries(reports):
             status = 1
             print(f"STALE: UNREACHABLE entry {mod}: {snippet!r} explains no branch: delete it")
@@ -537,7 +561,8 @@ def run(linuxes: Sequence[str], strategies: Sequence[str], count: int, seed: int
     for linux in linuxes:
         own = {k: t for k, t in tables.items() if k.split()[0] == linux}
         empty = [r for r in empty_rows(own)
-                 if not (r[1] in STRATEGY_ROWS and STRATEGY_ROWS[r[1]] not in strategies)]
+                 if not (r[1] in STRATEGY_ROWS and STRATEGY_ROWS[r[1]] not in strategies)
+                 and r[1] not in _impossible_rows(linux)]
         if empty:
             status = 1
             print(f"Linux {linux}: rows never reached: " + ", ".join(f"{o} {r}" for o, r in empty))

@@ -373,10 +373,13 @@ class _Builder:
             flags = []
         self.add(pid, {"op": "mremap", "addr": base, "len": pages * PAGE, "new_len": (pages + grow) * PAGE,
                        "flags": flags})
-        if lock < 0.6 and rng.random() < 0.5:  # a locked VMA moved with DONTUNMAP: its source is unlocked
+        if lock < 0.6 and rng.random() < 0.5:  # a locked VMA moved with DONTUNMAP: its source is
+            # unlocked, all of it or (6.1.192, 6.12.118, 7.3: split first) only the moved part
             dest = base + (pages + grow + 2) * PAGE
-            self.add(pid, {"op": "mremap", "addr": base, "len": pages * PAGE, "new_len": pages * PAGE,
-                           "flags": ["maymove", "fixed", "dontunmap"], "new_addr": dest})
+            part = rng.randrange(pages) if rng.random() < 0.5 else 0
+            self.add(pid, {"op": "mremap", "addr": base + part * PAGE, "len": (pages - part) * PAGE,
+                           "new_len": (pages - part) * PAGE, "flags": ["maymove", "fixed", "dontunmap"],
+                           "new_addr": dest})
         self.maps(pid)
 
     def sc_move_own_vma(self, pid: int) -> None:

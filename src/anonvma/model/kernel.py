@@ -1,20 +1,26 @@
-"""Kernel generations: the rules that differ between the Linux releases the model speaks.
+"""The rules that differ between the Linux releases the model speaks, and how a release
+resolves to them.
 
 A :class:`Kernel` is a frozen set of rule functions, one field per rule that differs between
-generations; everything else in the model is the same code for all of them. Each generation's
-rules live in its own module (:mod:`anonvma.model.linux_6_1`, :mod:`anonvma.model.linux_6_12`),
-each rule named after the kernel function it models and tagged with the commit that made it
-so (:func:`rule`). The model never compares version numbers: it calls ``mm.kernel.<rule>``.
+releases; everything else in the model is the same code for all of them. A rule's versions live
+beside the code they change (each model module's ``RULES``), oldest first, each tagged with the
+commit that brought it (:func:`rule`). A release of :mod:`anonvma.releases` has a version when
+its mainline series is at least the version's ``since``, or when its stable series backported
+the version's commit; the newest such version is the release's. The model never compares
+version numbers: it calls ``mm.kernel.<rule>``.
 
-Because rules are plain fields, a kernel with one rule taken from another generation is one
+Because rules are plain fields, a kernel with one rule taken from another release is one
 :func:`dataclasses.replace` away; ``anonvma replay --compare`` uses that to name the rule
-behind a difference between two generations.
+behind a difference between two releases.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from typing import TYPE_CHECKING, Callable, Optional, TypeVar
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any, Callable, Optional, TypeVar
+
+from anonvma import releases
 
 if TYPE_CHECKING:
     from anonvma.model.mm import Mm
@@ -25,13 +31,14 @@ F = TypeVar("F", bound=Callable[..., object])
 
 @dataclass(frozen=True)
 class RuleInfo:
-    """Where a generation's version of a rule comes from.
+    """Where a version of a rule comes from.
 
     :ivar function: the kernel function (file and name) that implements it.
-    :ivar commit: the upstream commit that introduced this behaviour (abbreviated hash), or
-        ``""`` for behaviour older than the feature.
+    :ivar commit: the upstream commit that introduced this behaviour (abbreviated hash, or a
+        ``lore`` message id), ``""`` for behaviour older than the feature; a form that only a
+        stable series has carries that series in parentheses (``"838bb60dc215 (6.1.y)"``).
     :ivar title: that commit's subject line, or what the behaviour is.
-    :ivar since: the first release with it.
+    :ivar since: the first mainline release with it; ``""`` for a form only stable series have.
     """
 
     function: str
@@ -41,7 +48,7 @@ class RuleInfo:
 
 
 def rule(function: str, commit: str, title: str, since: str) -> Callable[[F], F]:
-    """Tag a generation's rule function with its :class:`RuleInfo`."""
+    """Tag a version of a rule with its :class:`RuleInfo`."""
     def tag(fn: F) -> F:
         fn.rule_info = RuleInfo(function, commit, title, since)  # type: ignore[attr-defined]
         return fn
@@ -50,9 +57,10 @@ def rule(function: str, commit: str, title: str, since: str) -> Callable[[F], F]
 
 @dataclass(frozen=True)
 class Kernel:
-    """One kernel generation's versions of the rules that differ between generations.
+    """One release's versions of the rules that differ between releases.
 
-    :ivar release: ``"6.1"``, ``"6.12"``, ...
+    :ivar release: the release's name in :mod:`anonvma.releases` (``"6.1.192"``), or a
+        description of a hybrid.
     :ivar anon_vma_name_allowed: (vma) -> whether PR_SET_VMA_ANON_NAME may name this VMA
         (madvise_vma_anon_name's EBADF test; madvise_update_vma sets names on the same VMAs).
     :ivar mmap_region_merge: (mm, addr, end, flags, file, pgoff) -> the VMA a new mapping
@@ -63,6 +71,13 @@ class Kernel:
         commit (VM_ACCOUNT) of a VMA losing write.
     :ivar show_smap_fields: (stats in kB by field) -> the smaps lines from Rss to THPeligible.
     :ivar show_smap_vma_flags: (vm_flags) -> the VmFlags mnemonics.
+    :ivar copy_vma_merge: (mm, vma, addr, end, pgoff, keep_source) -> the VMA an mremap copy
+        of ``vma`` to [addr, end) merged into, or None: whether an MREMAP_DONTUNMAP copy of an
+        unfaulted VMA may merge with its own source.
+    :ivar move_vma_split_locked: (mm, vma, old_addr, old_len, dontunmap) -> the VMA to move:
+        whether a locked source of an MREMAP_DONTUNMAP move is split first.
+    :ivar move_vma_dontunmap_source: (vma, old_addr, old_len) -> what an MREMAP_DONTUNMAP move
+        leaves of its source once the page tables are gone (locks dropped, anon_vma, pgoff).
     """
 
     release: str
@@ -72,6 +87,9 @@ class Kernel:
     mprotect_unaccount: Callable[["Vma", int], int]
     show_smap_fields: Callable[[dict[str, int]], list[str]]
     show_smap_vma_flags: Callable[[int], list[str]]
+    copy_vma_merge: Callable[["Mm", "Vma", int, int, int, bool], Optional["Vma"]]
+    move_vma_split_locked: Callable[["Mm", "Vma", int, int, bool], "Vma"]
+    move_vma_dontunmap_source: Callable[["Vma", int, int], "Vma"]
 
     def rules(self) -> dict[str, RuleInfo]:
         """Each rule's field name and where this generation's version comes from."""
@@ -90,25 +108,58 @@ class Kernel:
         return f"<Kernel Linux {self.release}>"
 
 
-def kernels() -> dict[str, Kernel]:
-    """Every generation the model speaks, by release."""
-    from anonvma.model.linux_6_1 import LINUX_6_1
-    from anonvma.model.linux_6_12 import LINUX_6_12
+def rule_versions() -> dict[str, tuple[Callable[..., Any], ...]]:
+    """Every rule's versions, oldest first, from the modules whose code they change."""
+    from anonvma.model import madvise, mmap, mprotect, mremap, task_mmu
 
-    return {k.release: k for k in (LINUX_6_1, LINUX_6_12)}
+    table: dict[str, tuple[Callable[..., Any], ...]] = {}
+    for module in (madvise, mmap, mprotect, mremap, task_mmu):
+        table.update(module.RULES)
+    return table
 
 
-#: The releases :func:`get_kernel` accepts, oldest first.
-RELEASES = ("6.1", "6.12")
+def info_of(version: Callable[..., Any]) -> RuleInfo:
+    """The :class:`RuleInfo` a version was tagged with."""
+    info: RuleInfo = version.rule_info  # type: ignore[attr-defined]
+    return info
+
+
+def has_version(release: releases.Release, info: RuleInfo) -> bool:
+    """Whether ``release`` has this version: its series is at least the version's mainline
+    release, or its stable series took the version's commit."""
+    if info.commit and info.commit in release.backports:
+        return True
+    return bool(info.since) and releases.version_key(info.since) <= releases.version_key(release.mainline)
+
+
+def resolve(release: releases.Release) -> Kernel:
+    """The frozen :class:`Kernel` of a release: for each rule, the newest version it has.
+
+    :raises LookupError: a rule has no version the release has (the table is incomplete).
+    """
+    chosen: dict[str, Callable[..., Any]] = {}
+    for name, versions in rule_versions().items():
+        have = [v for v in versions if has_version(release, info_of(v))]
+        if not have:
+            raise LookupError(f"rule {name}: no version for Linux {release.name}")
+        chosen[name] = have[-1]
+    return Kernel(release=release.name, **chosen)
 
 
 def get_kernel(release: str) -> Kernel:
-    """The generation named ``release`` (``"6.1"`` or ``"6.12"``).
+    """The rules of the release named ``release``: a point release of :mod:`anonvma.releases`
+    (``"6.1.192"``) or a series (``"6.1"``: its newest point release); one object per release.
 
     :raises ValueError: a release the model does not speak.
     """
-    try:
-        return kernels()[release]
-    except KeyError:
-        raise ValueError(f"unknown Linux generation {release!r}: the model speaks "
-                         f"{', '.join(RELEASES)}") from None
+    return _kernel(releases.resolve(release).name)
+
+
+@lru_cache(maxsize=None)
+def _kernel(name: str) -> Kernel:
+    return resolve(releases.resolve(name))
+
+
+def kernels() -> dict[str, Kernel]:
+    """Every release the model speaks, by name, oldest first."""
+    return {name: get_kernel(name) for name in releases.names()}

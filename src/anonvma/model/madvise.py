@@ -16,6 +16,7 @@ from anonvma.model.names import AnonVmaName, anon_vma_name_eq
 from anonvma.model.pagetable import zap_range
 from anonvma.model.vma import (VM_DONTCOPY, VM_IO, VM_LOCKED, VM_PFNMAP, VM_RAND_READ, VM_SEQ_READ,
                                VM_SHARED, VM_WIPEONFORK, Vma)
+from anonvma.model.kernel import rule
 
 if TYPE_CHECKING:
     from anonvma.model.mm import Mm
@@ -157,3 +158,22 @@ def do_madvise(mm: "Mm", addr: int, length: int, advice: str) -> None:
     end = check_range(addr, length)
     if end != addr:
         madvise_walk_vmas(mm, addr, end, advice, madvise_vma_behavior)
+
+
+@rule("mm/madvise.c madvise_vma_anon_name", "9a10064f5625",
+      "mm: add a field to store names for private anonymous memory", "5.17")
+def anon_vma_name_allowed_private(vma: Vma) -> bool:
+    """Only VMAs without a file can be named: any file, shmem included, gives EBADF."""
+    return vma.file is None
+
+
+@rule("mm/madvise.c madvise_vma_anon_name", "d09e8ca6cb93", "mm: anonymous shared memory naming",
+      "6.2")
+def anon_vma_name_allowed_shmem(vma: Vma) -> bool:
+    """Private anonymous VMAs and anonymous shmem (MAP_SHARED|MAP_ANONYMOUS, memfd) can be
+    named; maps then shows ``[anon_shmem:NAME]`` in place of the shmem file's path."""
+    return vma.file is None or vma.file.anon_shmem
+
+
+#: The versions of this file's rules (:mod:`anonvma.model.kernel`), oldest first.
+RULES = {"anon_vma_name_allowed": (anon_vma_name_allowed_private, anon_vma_name_allowed_shmem)}

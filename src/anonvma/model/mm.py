@@ -12,6 +12,7 @@ from __future__ import annotations
 import errno
 from typing import Iterable, Optional, Union
 
+from anonvma import releases
 from anonvma.model.bugs import FIXED, HistoricBugs
 from anonvma.model.fork import dup_mmap
 from anonvma.model.index import VmaIndex
@@ -42,9 +43,11 @@ class Machine:
     :param bugs: historic bugs to reintroduce (tests only).
     """
 
-    def __init__(self, strategy: NameStrategy, kernel: Union[Kernel, str] = "6.1",
+    def __init__(self, strategy: NameStrategy, kernel: Union[Kernel, str, None] = None,
                  file_size: int = 64 << 20, commit_limit_pages: Optional[int] = None,
                  bugs: HistoricBugs = FIXED) -> None:
+        if kernel is None:
+            kernel = releases.DEFAULT
         self.kernel = get_kernel(kernel) if isinstance(kernel, str) else kernel
         self.strategy = strategy
         self.bugs = bugs
@@ -86,7 +89,8 @@ class Mm:
     generation.
 
     :param strategy: how names are shared: ``"refcount"`` (upstream) or ``"strdup"``.
-    :param linux: the generation whose rules apply: ``"6.1"`` (default) or ``"6.12"``.
+    :param linux: the release whose rules apply, a name of :mod:`anonvma.releases`
+        (``"6.1.192"``) or a series (``"6.1"``: its newest); default :data:`anonvma.releases.DEFAULT`.
     :param max_map_count: vm.max_map_count.
     :param refcount_max: REFCOUNT_MAX, lowered in tests to exercise saturation.
     :param task_size: where user space ends.
@@ -96,7 +100,7 @@ class Mm:
         ``refcount_max``, ``commit_limit_pages`` and ``bugs`` are then the machine's.
     """
 
-    def __init__(self, strategy: str = "refcount", linux: str = "6.1", *,
+    def __init__(self, strategy: str = "refcount", linux: Optional[str] = None, *,
                  max_map_count: int = DEFAULT_MAX_MAP_COUNT, refcount_max: int = REFCOUNT_MAX,
                  task_size: int = TASK_SIZE, commit_limit_pages: Optional[int] = None,
                  bugs: HistoricBugs = FIXED, machine: Optional[Machine] = None) -> None:

@@ -10,7 +10,8 @@ import errno
 from typing import TYPE_CHECKING, Optional
 
 from anonvma.model.gup import mm_populate
-from anonvma.model.merge import split_vma_at
+from anonvma.model.kernel import rule
+from anonvma.model.merge import can_vma_merge_after, can_vma_merge_before, split_vma_at, vma_merge
 from anonvma.model.pagetable import zap_range
 from anonvma.model.vma import (PAGE_MASK, PAGE_SHIFT, PROT_FLAGS, VM_ACCOUNT, VM_MAYEXEC, VM_MAYREAD,
                                VM_MAYSHARE, VM_MAYWRITE, VM_NORESERVE, VM_SHARED, VM_SPECIAL, VM_WRITE,
@@ -213,3 +214,79 @@ def exit_vmas(mm: "Mm") -> None:
     mm.exited = True
     mm.machine.mms.remove(mm)
     mm.strategy.retire(mm.name_counters)
+
+
+@rule("mm/mmap.c __mmap_region", "",
+      "new mappings try to expand next first, then prev with next's anon_vma", "before 5.17")
+def mmap_region_merge_next_first(mm: "Mm", addr: int, end: int, flags: int, file: Optional[File],
+                                 pgoff: int) -> Optional[Vma]:
+    """Next is checked first (unnamed, unfaulted proposal); prev is then checked with next's
+    anon_vma when next matched. Both: prev absorbs the range and next; only next: next is
+    extended down; only prev: prev is extended up (vma_expand)."""
+    prev, nxt = mm.index.around(addr)
+    pglen = (end - addr) >> PAGE_SHIFT
+    target: Optional[Vma] = None
+    merge_start, merge_end, vm_pgoff = addr, end, pgoff
+    if nxt is not None and nxt.start == end and can_vma_merge_before(
+            nxt, flags, None, file, pgoff + pglen, None):
+        merge_end, target, vm_pgoff = nxt.end, nxt, nxt.pgoff - pglen
+    if prev is not None and prev.end == addr and can_vma_merge_after(
+            prev, flags, target.anon_vma if target is not None else None, file, pgoff, None):
+        merge_start, target, vm_pgoff = prev.start, prev, prev.pgoff
+    if target is None:
+        return None
+    if target is prev and nxt is not None and merge_end == nxt.end:
+        # vma_expand over next: prev takes next's anon_vma if it has none, next is freed
+        anon_vma, chain = ((nxt.anon_vma, nxt.anon_chain) if prev.anon_vma is None
+                           else (prev.anon_vma, prev.anon_chain))
+        merged = Vma(merge_start, merge_end, prev.flags, vm_pgoff, prev.file, anon_vma, chain,
+                     prev.anon_name)
+        mm.remove_vma(nxt)
+    else:
+        merged = target.with_range(merge_start, merge_end, vm_pgoff)
+    mm.index.replace(target, merged)
+    return merged
+
+
+@rule("mm/vma.c vma_merge_new_range", "cacded5e42b9", "mm: avoid using vma_merge() for new VMAs",
+      "6.12")
+def mmap_region_merge_new_range(mm: "Mm", addr: int, end: int, flags: int, file: Optional[File],
+                                pgoff: int) -> Optional[Vma]:
+    """A new mapping merges like any other range: prev first, next too when prev's and next's
+    anon_vmas are compatible with each other; next alone only when prev cannot."""
+    prev, _ = mm.index.around(addr)
+    return vma_merge(mm, prev, addr, end, flags, None, file, pgoff, None)
+
+
+@rule("mm/mmap.c __mmap_region", "",
+      "the old range is unmapped before the commit check, so a failed MAP_FIXED leaves a hole",
+      "before 5.17")
+def mmap_region_unmap_first(mm: "Mm", addr: int, end: int, charge: int) -> None:
+    """Unmap [addr, end) (any failure there is ENOMEM), then charge the whole new length."""
+    try:
+        do_munmap(mm, addr, end)
+    except OSError as exc:
+        raise OSError(errno.ENOMEM, f"could not unmap the old range: {exc.strerror}") from None
+    if charge:
+        vm_enough_memory(mm, charge)
+
+
+@rule("mm/vma.c vms_gather_munmap_vmas, mm/mmap.c __mmap_region", "f8d112a4e657",
+      "mm/mmap: avoid zeroing vma tree in mmap_region()", "6.12")
+def mmap_region_gather_first(mm: "Mm", addr: int, end: int, charge: int) -> None:
+    """The old VMAs are split at the range's edges and set aside first; the commit check then
+    charges the new length minus the accounted pages it replaces, and on failure the old VMAs
+    come back (the splits stay). Only then is the old range unmapped."""
+    vmas = vms_gather_munmap_vmas(mm, addr, end)
+    if charge:
+        replaced = sum(v.end - v.start for v in vmas if v.flags & VM_ACCOUNT) >> PAGE_SHIFT
+        try:
+            vm_enough_memory(mm, charge - replaced)
+        except OSError as exc:
+            raise OSError(errno.ENOMEM, f"{exc.strerror}; the old mappings stay") from None
+    vms_complete_munmap_vmas(mm, addr, end, vmas)
+
+
+#: The versions of this file's rules (:mod:`anonvma.model.kernel`), oldest first.
+RULES = {"mmap_region_merge": (mmap_region_merge_next_first, mmap_region_merge_new_range),
+         "mmap_region_unmap": (mmap_region_unmap_first, mmap_region_gather_first)}

@@ -14,6 +14,7 @@ from anonvma.model.merge import vma_modify
 from anonvma.model.mmap import vm_enough_memory, vm_prot
 from anonvma.model.vma import (PAGE_MASK, PAGE_SHIFT, VM_ACCESS_FLAGS, VM_ACCOUNT, VM_NORESERVE,
                                VM_LOCKED, VM_SHARED, VM_WRITE, Vma)
+from anonvma.model.kernel import rule
 
 if TYPE_CHECKING:
     from anonvma.model.mm import Mm
@@ -97,3 +98,25 @@ def mprotect_fixup(mm: "Mm", vma: Vma, prev: Optional[Vma], start: int, end: int
             pass
         return mm.index.vma_lookup(start)  # type: ignore[return-value]
     return changed
+
+
+@rule("mm/mprotect.c mprotect_fixup", "",
+      "VM_ACCOUNT, once charged, stays when write is removed", "before 5.17")
+def mprotect_keeps_account(vma: Vma, newflags: int) -> int:
+    """Removing write never gives the commit back: the flags stay as computed."""
+    return newflags
+
+
+@rule("mm/mprotect.c mprotect_fixup",
+      "lore bfef277462dd0dc75ce86e051bebc8b063f8d885.1696694712.git.lstoakes@gmail.com",
+      "mm/mprotect: allow unfaulted VMAs to be unaccounted on mprotect()", "6.7")
+def mprotect_unaccounts_unfaulted(vma: Vma, newflags: int) -> int:
+    """A private anonymous VMA that was never faulted (no anon_vma) gives its commit back
+    (loses VM_ACCOUNT) when mprotect removes write; it is charged again when write returns."""
+    if not newflags & VM_WRITE and newflags & VM_ACCOUNT and vma.file is None and vma.anon_vma is None:
+        return newflags & ~VM_ACCOUNT
+    return newflags
+
+
+#: The versions of this file's rules (:mod:`anonvma.model.kernel`), oldest first.
+RULES = {"mprotect_unaccount": (mprotect_keeps_account, mprotect_unaccounts_unfaulted)}

@@ -1,8 +1,9 @@
-"""mm/mremap.c: mremap, with copy_vma (6.1 mm/mmap.c, 6.12 mm/vma.c; the same rules in both).
+"""mm/mremap.c: mremap, with copy_vma (6.1 mm/mmap.c, 6.12 mm/vma.c).
 
 A moved range is copied to its destination (merging there when it can, else a vm_area_dup that
 shares the name object), its pages move, and the source range is unmapped (its references
-dropped) unless MREMAP_DONTUNMAP keeps it.
+dropped) unless MREMAP_DONTUNMAP keeps it. Three MREMAP_DONTUNMAP rules changed in mainline
+7.3 and were backported to the 6.1 and 6.12 stable series (the rule versions at the end).
 """
 
 from __future__ import annotations
@@ -11,10 +12,11 @@ import errno
 from typing import TYPE_CHECKING, Iterable, Optional
 
 from anonvma.model.gup import mm_populate
-from anonvma.model.merge import vma_merge
+from anonvma.model.kernel import rule
+from anonvma.model.merge import can_vma_merge_after, can_vma_merge_before, split_vma, vma_merge
 from anonvma.model.mmap import do_munmap, page_align, vm_enough_memory
 from anonvma.model.vma import (PAGE_MASK, PAGE_SHIFT, VM_ACCOUNT, VM_DONTEXPAND, VM_LOCKED, VM_LOCKED_MASK,
-                               VM_MAYSHARE, VM_PFNMAP, VM_SHARED, Vma)
+                               VM_MAYSHARE, VM_PFNMAP, VM_SHARED, VM_SPECIAL, Vma)
 
 if TYPE_CHECKING:
     from anonvma.model.mm import Mm
@@ -150,18 +152,17 @@ def _mremap_to(mm: "Mm", addr: int, old_len: int, new_addr: int, new_len: int, b
     return _move_vma(mm, vma, addr, old_len, new_len, new_addr, bits)
 
 
-def copy_vma(mm: "Mm", vma: Vma, addr: int, length: int, pgoff: int) -> tuple[Vma, Vma]:
+def copy_vma(mm: "Mm", vma: Vma, addr: int, length: int, pgoff: int,
+             keep_source: bool = False) -> tuple[Vma, Vma]:
     """mm/mmap.c copy_vma: the VMA for [addr, addr+length) at the destination, merged with a
     neighbour (keeping that neighbour's name object) or a vm_area_dup sharing ``vma``'s name.
+    ``keep_source``: MREMAP_DONTUNMAP, whose source stays (the release's copy_vma_merge rule).
 
     :return: (new_vma, source) -- the source is the merged VMA when it merged with itself.
     """
-    if vma.file is None and not vma.flags & VM_SHARED and vma.anon_vma is None:
+    if _unfaulted_anon(vma):
         pgoff = addr >> PAGE_SHIFT  # an unfaulted anonymous VMA starts afresh at its new home
-    index = mm.index
-    prev, _ = index.around(addr)
-    merged = vma_merge(mm, prev, addr, addr + length, vma.flags, vma.anon_vma, vma.file, pgoff,
-                       vma.anon_name)
+    merged = mm.kernel.copy_vma_merge(mm, vma, addr, addr + length, pgoff, keep_source)
     if merged is not None:
         if merged.start <= vma.start < merged.end:
             vma = merged  # merged with itself: only possible while unfaulted
@@ -169,8 +170,13 @@ def copy_vma(mm: "Mm", vma: Vma, addr: int, length: int, pgoff: int) -> tuple[Vm
     name = vma.anon_name
     new = Vma(addr, addr + length, vma.flags, pgoff, vma.file, vma.anon_vma, vma.anon_chain,
               mm.strategy.dup(name, mm.name_counters) if name is not None else None)
-    index.insert(new)
+    mm.index.insert(new)
     return new, vma
+
+
+def _unfaulted_anon(vma: Vma) -> bool:
+    """vma_is_anonymous(vma) && !vma->anon_vma: private anonymous and never faulted."""
+    return vma.file is None and not vma.flags & VM_SHARED and vma.anon_vma is None
 
 
 def _move_page_tables(mm: "Mm", old_addr: int, new_addr: int, length: int) -> None:
@@ -192,17 +198,18 @@ def _move_vma(mm: "Mm", vma: Vma, old_addr: int, old_len: int, new_len: int, new
     if mm.map_count >= mm.max_map_count - 3:
         raise OSError(errno.ENOMEM, "too close to max_map_count to move")
     to_account = new_len if bits & MREMAP_DONTUNMAP else new_len - old_len
+    vma = mm.kernel.move_vma_split_locked(mm, vma, old_addr, old_len, bool(bits & MREMAP_DONTUNMAP))
     if vma.flags & VM_ACCOUNT and to_account > 0:
         vm_enough_memory(mm, to_account >> PAGE_SHIFT)
     new_pgoff = vma.pgoff + ((old_addr - vma.start) >> PAGE_SHIFT)
-    new_vma, vma = copy_vma(mm, vma, new_addr, new_len, new_pgoff)
+    dontunmap = bool(bits & MREMAP_DONTUNMAP)
+    vma = copy_vma(mm, vma, new_addr, new_len, new_pgoff, keep_source=dontunmap)[1]
     _move_page_tables(mm, old_addr, new_addr, old_len)
-    if bits & MREMAP_DONTUNMAP:
+    if dontunmap:
         # the source keeps its range but is never locked; when it moved whole, its page
-        # tables went with it and its anon_vma links go too (unlink_anon_vmas)
-        kept = vma.with_flags(vma.flags & ~VM_LOCKED_MASK) if vma.flags & VM_LOCKED_MASK else vma
-        if new_vma is not vma and vma.start == old_addr and vma.end == old_addr + old_len:
-            kept = kept.with_anon_vma(None, 0)
+        # tables went with it and its anon_vma links go too (unlink_anon_vmas). A source the
+        # copy merged into is larger than the moved range, so never "whole".
+        kept = mm.kernel.move_vma_dontunmap_source(vma, old_addr, old_len)
         if kept is not vma:
             mm.index.replace(vma, kept)
         return new_addr
@@ -213,3 +220,106 @@ def _move_vma(mm: "Mm", vma: Vma, old_addr: int, old_len: int, new_len: int, new
     except OSError:
         pass  # the kernel ignores a failed unmap of the source here
     return new_addr
+
+
+@rule("mm/mmap.c copy_vma", "", "an mremap copy merges with any neighbour, its own source included",
+      "before 5.17")
+def copy_vma_merges_any(mm: "Mm", vma: Vma, addr: int, end: int, pgoff: int,
+                        keep_source: bool) -> Optional[Vma]:
+    """vma_merge with the VMA below the destination, whether or not the source stays."""
+    prev, _ = mm.index.around(addr)
+    return vma_merge(mm, prev, addr, end, vma.flags, vma.anon_vma, vma.file, pgoff, vma.anon_name)
+
+
+@rule("mm/mmap.c copy_vma", "838bb60dc215 (6.1.y)",
+      "mm/mremap: fix locked_vm leak from MREMAP_DONTUNMAP self-merge (6.1.y: keep_source)", "")
+def copy_vma_no_merge_next_to_source(mm: "Mm", vma: Vma, addr: int, end: int, pgoff: int,
+                                     keep_source: bool) -> Optional[Vma]:
+    """When the source stays and is unfaulted anonymous, a copy that touches it is not merged
+    with anything: neither the source nor the destination's other neighbour."""
+    if keep_source and _unfaulted_anon(vma) and (addr == vma.end or vma.start == end):
+        return None
+    return copy_vma_merges_any(mm, vma, addr, end, pgoff, keep_source)
+
+
+@rule("mm/vma.c copy_vma", "838bb60dc215",
+      "mm/mremap: fix locked_vm leak from MREMAP_DONTUNMAP self-merge", "7.3")
+def copy_vma_drops_source_neighbour(mm: "Mm", vma: Vma, addr: int, end: int, pgoff: int,
+                                    keep_source: bool) -> Optional[Vma]:
+    """When the source stays and is unfaulted anonymous, it is left out as the copy's prev or
+    next, so the copy may still merge with its other neighbour."""
+    if not (keep_source and _unfaulted_anon(vma)):
+        return copy_vma_merges_any(mm, vma, addr, end, pgoff, keep_source)
+    index = mm.index
+    prev, _ = index.around(addr)
+    nxt = index.find_vma(addr)
+    flags, anon_vma, file, name = vma.flags, vma.anon_vma, vma.file, vma.anon_name
+    if prev is not vma and nxt is not vma:
+        return vma_merge(mm, prev, addr, end, flags, anon_vma, file, pgoff, name)
+    if prev is vma:  # only next may take the copy: vma_merge case 3
+        pglen = (end - addr) >> PAGE_SHIFT
+        if (nxt is None or nxt.start != end or flags & VM_SPECIAL
+                or not can_vma_merge_before(nxt, flags, anon_vma, file, pgoff + pglen, name)):
+            return None
+        merged = nxt.with_range(addr, nxt.end, nxt.pgoff - pglen)
+        index.replace(nxt, merged)
+        return merged
+    # next is the source: only prev may take the copy (case 2)
+    if (prev is None or prev.end != addr or flags & VM_SPECIAL
+            or not can_vma_merge_after(prev, flags, anon_vma, file, pgoff, name)):
+        return None
+    merged = prev.with_range(prev.start, end, prev.pgoff)
+    index.replace(prev, merged)
+    return merged
+
+
+@rule("mm/mremap.c move_vma", "", "an MREMAP_DONTUNMAP move of part of a locked VMA splits nothing",
+      "before 5.17")
+def move_vma_no_split(mm: "Mm", vma: Vma, old_addr: int, old_len: int, dontunmap: bool) -> Vma:
+    """The whole VMA is the source: the lock is later cleared on all of it."""
+    return vma
+
+
+@rule("mm/mremap.c move_vma", "597e4b9ab48a",
+      "mm/mremap: fix locked_vm leak by splitting VMA for MREMAP_DONTUNMAP", "7.3")
+def move_vma_split_locked_source(mm: "Mm", vma: Vma, old_addr: int, old_len: int,
+                                 dontunmap: bool) -> Vma:
+    """A VM_LOCKED source of an MREMAP_DONTUNMAP move is split at the moved range's edges
+    first (ENOMEM at max_map_count), so only the moved part loses its lock."""
+    if not dontunmap or not vma.flags & VM_LOCKED:
+        return vma
+    if vma.start != old_addr:
+        vma = split_vma(mm, vma, old_addr)[1]
+    if vma.end != old_addr + old_len:
+        vma = split_vma(mm, vma, old_addr + old_len)[0]
+    return vma
+
+
+@rule("mm/mremap.c move_vma", "1583aa278f5f",
+      "mm: mremap: unlink anon_vmas when mremap with MREMAP_DONTUNMAP success", "5.17")
+def dontunmap_source_unlinked(vma: Vma, old_addr: int, old_len: int) -> Vma:
+    """The source loses its locks; when it moved whole it loses its anon_vma too, and keeps
+    its page offset."""
+    kept = vma.with_flags(vma.flags & ~VM_LOCKED_MASK) if vma.flags & VM_LOCKED_MASK else vma
+    if vma.start == old_addr and vma.end == old_addr + old_len:
+        kept = kept.with_anon_vma(None, 0)
+    return kept
+
+
+@rule("mm/mremap.c move_vma", "35b0fb391b0d",
+      "mm/mremap: reset unfaulted VMA page offset for MREMAP_DONTUNMAP", "7.3")
+def dontunmap_source_pgoff_reset(vma: Vma, old_addr: int, old_len: int) -> Vma:
+    """As before, and a private anonymous source emptied whole gets the page offset of an
+    unfaulted VMA again (vm_start >> PAGE_SHIFT), which later merges see."""
+    kept = dontunmap_source_unlinked(vma, old_addr, old_len)
+    if vma.start == old_addr and vma.end == old_addr + old_len and kept.file is None \
+            and not kept.flags & VM_SHARED:
+        kept = kept.with_range(kept.start, kept.end, kept.start >> PAGE_SHIFT)
+    return kept
+
+
+#: The versions of this file's rules (:mod:`anonvma.model.kernel`), oldest first.
+RULES = {"copy_vma_merge": (copy_vma_merges_any, copy_vma_no_merge_next_to_source,
+                            copy_vma_drops_source_neighbour),
+         "move_vma_split_locked": (move_vma_no_split, move_vma_split_locked_source),
+         "move_vma_dontunmap_source": (dontunmap_source_unlinked, dontunmap_source_pgoff_reset)}

@@ -123,14 +123,15 @@ HANDLERS: dict[str, Handler] = {
 
 def run_ops(ops: Sequence[Op], strategy: str = "refcount", check: bool = False,
             mms: Optional[dict[int, Mm]] = None, task_size: int = UML_TASK_SIZE,
-            linux: Union[str, Kernel] = "6.1", commit_limit_pages: Optional[int] = UML_COMMIT_LIMIT_PAGES,
+            linux: Union[str, Kernel, None] = None,
+            commit_limit_pages: Optional[int] = UML_COMMIT_LIMIT_PAGES,
             bugs: HistoricBugs = FIXED, refcount_max: int = REFCOUNT_MAX,
             observe: Optional[Observer] = None) -> list[dict[str, Any]]:
     """Execute checked ops (see :func:`anonvma.ops.parse_script`) and return their results.
 
     Names are passed byte for byte (latin-1), as the ops format says.
-    :param linux: the kernel generation whose rules the model follows: ``"6.1"``, ``"6.12"``
-        or a :class:`~anonvma.model.kernel.Kernel`.
+    :param linux: the release whose rules the model follows (a name or series of
+        :mod:`anonvma.releases`, default its ``DEFAULT``), or a :class:`~anonvma.model.kernel.Kernel`.
     :param commit_limit_pages: RAM + swap in pages (the oracle's by default; None: no limit).
     :param bugs: historic bugs to reintroduce (tests only).
     :param refcount_max: REFCOUNT_MAX (lowered in tests to reach saturation).

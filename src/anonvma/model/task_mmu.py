@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Optional
 
 from anonvma.model.vma import PAGE_SHIFT, VM_FLAG_MNEMONICS, VM_LOCKED, VM_LOCKONFAULT, ZERO_PAGE, Vma
+from anonvma.model.kernel import rule
 
 if TYPE_CHECKING:
     from anonvma.model.mm import Mm
@@ -108,3 +109,43 @@ def vma_flag_names(flags: int, lockonfault: str) -> list[str]:
 def render_smaps(mm: "Mm") -> str:
     """The whole /proc/PID/smaps text."""
     return "".join(smaps_entry(mm, vma) for vma in mm.index)
+
+
+@rule("fs/proc/task_mmu.c __show_smap, show_smap", "", "no KSM line; THPeligible printed with %d",
+      "before 5.17")
+def show_smap_fields_no_ksm(stats: dict[str, int]) -> list[str]:
+    """Rss .. Locked in __show_smap's order, then ``THPeligible:    0``."""
+    return [smap_field_line(key, kb) for key, kb in stats.items()] + ["THPeligible:    0"]
+
+
+@rule("fs/proc/task_mmu.c __show_smap, show_smap",
+      "lore 20230822180539.1424843-1-shr@devkernel.io",
+      "proc/ksm: add ksm stats to /proc/pid/smaps (and THPeligible with %8u)", "6.6")
+def show_smap_fields_ksm(stats: dict[str, int]) -> list[str]:
+    """Rss .. Locked with a ``KSM:`` line after Anonymous, then ``THPeligible:`` padded like
+    the other fields."""
+    out = []
+    for key, kb in stats.items():
+        out.append(smap_field_line(key, kb))
+        if key == "Anonymous":
+            out.append(smap_field_line("KSM", 0))  # the model has no KSM pages
+    return out + [f"THPeligible:    {0:8d}"]
+
+
+@rule("fs/proc/task_mmu.c show_smap_vma_flags", "", "VM_LOCKONFAULT has no mnemonic: '??'",
+      "before 5.17")
+def show_smap_vma_flags_no_lf(flags: int) -> list[str]:
+    """The mnemonics; VM_LOCKONFAULT falls to the table's default, ``??``."""
+    return vma_flag_names(flags, "??")
+
+
+@rule("fs/proc/task_mmu.c show_smap_vma_flags", "8614d6c5eda0",
+      "VM_LOCKONFAULT gets its mnemonic, lf", "6.2")
+def show_smap_vma_flags_lf(flags: int) -> list[str]:
+    """The mnemonics, VM_LOCKONFAULT as ``lf``."""
+    return vma_flag_names(flags, "lf")
+
+
+#: The versions of this file's rules (:mod:`anonvma.model.kernel`), oldest first.
+RULES = {"show_smap_fields": (show_smap_fields_no_ksm, show_smap_fields_ksm),
+         "show_smap_vma_flags": (show_smap_vma_flags_no_lf, show_smap_vma_flags_lf)}

@@ -1,7 +1,8 @@
-"""The oracle: User-Mode Linux kernels (6.1 and 6.12) built with CONFIG_ANON_VMA_NAME, cached and booted.
+"""The oracle: User-Mode Linux kernels of every release in :mod:`anonvma.releases`, built with
+CONFIG_ANON_VMA_NAME, cached and booted.
 
-:mod:`anonvma.oracle.build` fetches Debian's ``linux-source-6.1`` or ``linux-source-6.12``, builds
-the two variants of each (``refcount``: the kernel as is; ``strdup``: ``dup_anon_vma_name`` copies
+:mod:`anonvma.oracle.build` fetches each release's Debian source package, builds the two variants
+of each (``refcount``: the kernel as is; ``strdup``: ``dup_anon_vma_name`` copies
 the string) and caches them under ``$XDG_CACHE_HOME/anonvma/oracle``; :mod:`anonvma.oracle.boot`
 boots one with the host's file system as root (hostfs) and runs a command inside, in a process
 group it always kills (:mod:`anonvma.oracle.procgroup`); :mod:`anonvma.oracle.pool` runs many ops
@@ -10,8 +11,6 @@ probes or builds anything at import time.
 """
 
 from anonvma.oracle.build import (
-    DEFAULT_LINUX,
-    LINUX_VERSIONS,
     VARIANTS,
     KernelBuild,
     OracleBuildError,
@@ -24,8 +23,6 @@ from anonvma.oracle.build import (
 )
 
 __all__ = [
-    "DEFAULT_LINUX",
-    "LINUX_VERSIONS",
     "VARIANTS",
     "KernelBuild",
     "OracleBuildError",

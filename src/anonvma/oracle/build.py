@@ -1,18 +1,19 @@
 """Build the oracle kernels (User-Mode Linux with CONFIG_ANON_VMA_NAME) and cache them.
 
-Recipe: Debian's ``linux-source-<generation>`` package (``linux-source-6.1`` from bookworm,
-``linux-source-6.12`` from bookworm-backports), fetched with ``apt-get download`` through a
-private sources list and state directory under the cache (the system's apt configuration and
+Recipe: each release's Debian source package at its exact version (:attr:`Release.source
+<anonvma.releases.Release.source>` in :mod:`anonvma.releases`), fetched with ``apt-get download``
+through a private sources list and state directory under the cache (the system's apt configuration and
 package lists are never touched; the mirror is the one the system's sources use), then
 ``make ARCH=um defconfig`` plus ``ANON_VMA_NAME`` and ``HOSTFS``, ``make ARCH=um linux``.
-Two variants per generation, each built in its own tree so all can coexist:
+Two variants per release, each built in its own tree so all can coexist:
 
 - ``refcount``: the kernel as is (``dup_anon_vma_name`` takes a reference: anon_vma_name_reuse);
 - ``strdup``: ``include/linux/mm_inline.h`` patched so ``dup_anon_vma_name`` (fork, split)
-  allocates a fresh copy of the string, as the pre-5.17 series did.
+  allocates a fresh copy of the string, as the pre-5.17 series did (the same line in every series
+of the table so far).
 
 Each build is cached as ``<cache>/linux-<version>-<variant>-<hash>/linux`` with a ``build.json``
-beside it; the hash covers the generation, the config options, the variant's patch and this
+beside it; the hash covers the series, the config options, the variant's patch and this
 recipe, so changing any of them makes a new entry rather than reusing a stale binary. An entry
 appears by one rename of a complete directory: an interrupted build is never found as built.
 """
@@ -32,49 +33,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator, Optional, Sequence
 
+from anonvma import releases
 from anonvma.oracle import procgroup
+from anonvma.releases import Release, Source
 
 VARIANTS = ("refcount", "strdup")
 #: Options enabled on top of ``make ARCH=um defconfig``.
 CONFIG_OPTIONS = ("ANON_VMA_NAME", "HOSTFS")
 #: Bumped whenever the recipe changes in a way that changes the binary.
 RECIPE = 1
-#: The generation every function defaults to.
-DEFAULT_LINUX = "6.1"
-
-
-@dataclass(frozen=True)
-class Generation:
-    """One kernel generation the oracle builds: Debian's source package, the version of it the
-    model is proven against, and where apt finds it.
-
-    :ivar version: the source package version fetched (``apt-get download PACKAGE=VERSION``):
-        stable updates change rules too (Debian's 6.1.192 forbids an MREMAP_DONTUNMAP copy to
-        merge into its unfaulted source, which 6.1.176 allows), so the oracle is the kernel the
-        model and its recordings were checked against, not whatever is newest.
-    :ivar suites: (archive, suite) pairs; archive ``debian`` or ``debian-security``.
-    """
-
-    linux: str
-    package: str
-    version: str
-    suites: tuple[tuple[str, str], ...]
-
-
-GENERATIONS = {
-    "6.1": Generation("6.1", "linux-source-6.1", "6.1.176-1",
-                      (("debian", "bookworm"), ("debian", "bookworm-updates"),
-                       ("debian-security", "bookworm-security"))),
-    "6.12": Generation("6.12", "linux-source-6.12", "6.12.95-1~bpo12+1", (("debian", "bookworm-backports"),)),
-}
-#: Every generation, oldest first.
-LINUX_VERSIONS = tuple(GENERATIONS)
-
 #: Host tools the build needs, each with the Debian package that provides it.
 BUILD_TOOLS = {"flex": "flex", "bison": "bison", "gcc": "gcc", "make": "make", "bc": "bc",
                "xz": "xz-utils", "tar": "tar", "dpkg-deb": "dpkg"}
 
-# include/linux/mm_inline.h, dup_anon_vma_name() (6.1 and 6.12 alike): the one line the strdup
+# include/linux/mm_inline.h, dup_anon_vma_name() (6.1, 6.12 and 7.3 alike): the one line the strdup
 # variant changes, inside the one function where a copied VMA takes a reference to the name.
 _DUP_FUNCTION = "static inline void dup_anon_vma_name("
 _REUSE_LINE = "\t\tnew_vma->anon_name = anon_vma_name_reuse(anon_name);\n"
@@ -91,20 +63,26 @@ class OracleMissingError(LookupError):
     """No cached oracle kernel for a variant; the message names the command that builds one."""
 
 
-def generation_of(version: str) -> str:
-    """The generation (``6.1``, ``6.12``) of a Debian kernel source version (``6.12.95-1~bpo12+1``)."""
+def release_of(version: str) -> str:
+    """The point release a Debian kernel source version builds (``6.12.95-1~bpo12+1`` -> ``6.12.95``)."""
+    return version.split("-")[0]
+
+
+def series_of(version: str) -> str:
+    """The mainline series of a Debian kernel source version (``6.12.95-1~bpo12+1`` -> ``6.12``)."""
     return ".".join(version.split(".")[:2])
 
 
-def generation(linux: str) -> Generation:
-    """The :class:`Generation` named ``linux``.
+def resolve(linux: str, log: Optional["Log"] = None) -> Release:
+    """The release a ``--linux`` value names (:func:`anonvma.releases.resolve`); a series names
+    its newest release, which ``log`` is told.
 
-    :raises ValueError: not one of :data:`LINUX_VERSIONS`.
+    :raises ValueError: not a release or series of the table.
     """
-    try:
-        return GENERATIONS[linux]
-    except KeyError:
-        raise ValueError(f"unknown Linux generation {linux!r}: one of {', '.join(LINUX_VERSIONS)}") from None
+    rel = releases.resolve(linux)
+    if log is not None and rel.name != linux:
+        log(f"Linux {linux}: {rel.name}, the newest {linux} in the release table")
+    return rel
 
 
 @dataclass(frozen=True)
@@ -112,7 +90,8 @@ class KernelBuild:
     """One cached oracle kernel.
 
     :ivar path: the UML executable (``.../linux``).
-    :ivar version: the Debian source package version, e.g. ``6.1.176-1``.
+    :ivar version: the Debian source package version, e.g. ``6.1.176-1``; a release of the table
+        is built from exactly one (:attr:`anonvma.releases.Source.version`).
     :ivar seconds: wall time the build took (0 when unknown).
     """
 
@@ -124,8 +103,13 @@ class KernelBuild:
 
     @property
     def linux(self) -> str:
-        """The generation, ``6.1`` or ``6.12``."""
-        return generation_of(self.version)
+        """The point release, e.g. ``6.1.176``."""
+        return release_of(self.version)
+
+    @property
+    def series(self) -> str:
+        """The mainline series, e.g. ``6.1``."""
+        return series_of(self.version)
 
     @property
     def size(self) -> int:
@@ -151,7 +135,7 @@ def patch_strdup(mm_inline: str) -> str:
         raise OracleBuildError(
             f"strdup patch: expected exactly one line {_REUSE_LINE.strip()!r} in "
             f"include/linux/mm_inline.h (dup_anon_vma_name), found {count}; the source is not one "
-            "this patch was written for (6.1, 6.12)")
+            "this patch was written for (6.1, 6.12, 7.3)")
     start = mm_inline.find(_DUP_FUNCTION)
     end = mm_inline.find("\n}\n", start)
     at = mm_inline.index(_REUSE_LINE)
@@ -162,24 +146,27 @@ def patch_strdup(mm_inline: str) -> str:
     return mm_inline.replace(_REUSE_LINE, _STRDUP_LINE)
 
 
-def config_key(variant: str, linux: str = DEFAULT_LINUX) -> str:
-    """Short hash of everything besides the source version that decides the binary."""
+def config_key(variant: str, linux: str = releases.DEFAULT) -> str:
+    """Short hash of everything besides the source version that decides the binary of release
+    (or series) ``linux``'s ``variant``.
+
+    The hash covers the series, not the release: the keys predate the release table, so builds
+    cached then stay valid (6.1's keys even predate series and carry none), and releases of one
+    series are told apart by the source version, in the entry's name and :func:`find_kernel`.
+    """
     if variant not in VARIANTS:
         raise ValueError(f"unknown variant {variant!r}: one of {', '.join(VARIANTS)}")
+    series = releases.resolve(linux).series
     fields: dict[str, object] = {
         "recipe": RECIPE, "config": CONFIG_OPTIONS, "variant": variant,
         "patch": [_REUSE_LINE, _STRDUP_LINE] if variant == "strdup" else []}
-    if generation(linux).linux != "6.1":  # 6.1 keys predate generations: cached 6.1 builds stay valid
-        fields["linux"] = linux
+    if series != releases.RELEASES[0].series:  # the first series' keys were made without one
+        fields["linux"] = series
     return hashlib.sha256(json.dumps(fields).encode()).hexdigest()[:12]
 
 
-def _version_key(version: str) -> tuple[int, ...]:
-    return tuple(int(n) for n in re.findall(r"\d+", version))
-
-
 def cached_kernels(root: Optional[Path] = None) -> list[KernelBuild]:
-    """Every complete build in the cache (any generation, variant, key), oldest version first."""
+    """Every complete build in the cache (any release, variant, key), oldest version first."""
     root = cache_dir() if root is None else root
     found = []
     for meta in sorted(root.glob("linux-*/build.json")):
@@ -191,25 +178,26 @@ def cached_kernels(root: Optional[Path] = None) -> list[KernelBuild]:
             continue
         if build.path.is_file():
             found.append(build)
-    return sorted(found, key=lambda b: (_version_key(b.version), b.variant))
+    return sorted(found, key=lambda b: (releases.version_key(b.version), b.variant))
 
 
 def find_kernel(variant: str = "refcount", root: Optional[Path] = None,
-                linux: str = DEFAULT_LINUX) -> Optional[KernelBuild]:
-    """The cached kernel of generation ``linux`` and ``variant`` built with the current recipe
-    from the generation's pinned source version (:attr:`Generation.version`), or ``None``."""
-    key, version = config_key(variant, linux), generation(linux).version
+                linux: str = releases.DEFAULT) -> Optional[KernelBuild]:
+    """The cached kernel of release (or series) ``linux`` and ``variant`` built with the current
+    recipe from the release's pinned source version (:attr:`anonvma.releases.Source.version`), or
+    ``None``."""
+    key, version = config_key(variant, linux), releases.resolve(linux).source.version
     builds = [b for b in cached_kernels(root)
-              if b.variant == variant and b.key == key and b.linux == linux and b.version == version]
+              if b.variant == variant and b.key == key and b.version == version]
     return builds[-1] if builds else None
 
 
-def build_command(variant: str, linux: str = DEFAULT_LINUX) -> str:
-    """The command that builds the kernel of ``variant`` and generation ``linux``."""
+def build_command(variant: str, linux: str = releases.DEFAULT) -> str:
+    """The command that builds the kernel of ``variant`` and release ``linux``."""
     return f"anonvma oracle build --linux {linux} --variant {variant}"
 
 
-def require_kernel(variant: str = "refcount", linux: str = DEFAULT_LINUX) -> KernelBuild:
+def require_kernel(variant: str = "refcount", linux: str = releases.DEFAULT) -> KernelBuild:
     """Like :func:`find_kernel`, but raise :class:`OracleMissingError` naming the fix."""
     build = find_kernel(variant, linux=linux)
     if build is None:
@@ -350,18 +338,18 @@ def system_mirrors(paths: Sequence[Path] = SYSTEM_SOURCES) -> dict[str, tuple[st
 
 
 class PrivateApt:
-    """apt-get with its own sources list, state and cache under ``root`` (one per generation).
+    """apt-get with its own sources list, state and cache under ``root`` (one per release).
 
     The system's apt.conf (proxies) and keyrings still apply; its sources, pins, package lists
     and archive cache are neither read nor written.
     """
 
-    def __init__(self, root: Path, gen: Generation, sources: Sequence[Path] = SYSTEM_SOURCES) -> None:
+    def __init__(self, root: Path, source: Source, sources: Sequence[Path] = SYSTEM_SOURCES) -> None:
         self.root = root
-        self.gen = gen
+        self.source = source
         mirrors = system_mirrors(sources)
         lines = []
-        for archive, suite in gen.suites:
+        for archive, suite in source.suites:
             uri, signed = mirrors[archive]
             opt = f"[signed-by={signed}] " if signed else ""
             lines.append(f"deb {opt}{uri} {suite} main\n")
@@ -386,13 +374,25 @@ class PrivateApt:
             (self.root / sub).mkdir(parents=True, exist_ok=True)
         (self.root / "etc" / "sources.list").write_text(self.sources_text)
 
-    def run(self, args: Sequence[str], cwd: Optional[Path] = None) -> "subprocess.CompletedProcess[str]":
-        """``apt-get`` with the private options and ``args``."""
+    def run(self, args: Sequence[str], cwd: Optional[Path] = None,
+            tool: str = "apt-get") -> "subprocess.CompletedProcess[str]":
+        """``apt-get`` (or ``apt-cache``) with the private options and ``args``."""
         self._prepare()
-        return _captured(["apt-get", *self.options(), *args], cwd)
+        return _captured([tool, *self.options(), *args], cwd)
+
+    def versions(self, package: str) -> list[str]:
+        """The versions of ``package`` the private sources serve (after :meth:`update`), newest
+        first, as ``apt-cache madison`` lists them; empty when none or apt-cache failed."""
+        proc = self.run(["madison", package], tool="apt-cache")
+        found = []
+        for line in proc.stdout.splitlines():
+            fields = [f.strip() for f in line.split("|")]
+            if len(fields) >= 2 and fields[0] == package and fields[1] not in found:
+                found.append(fields[1])
+        return sorted(found, key=releases.version_key, reverse=True)
 
     def update(self) -> None:
-        """Fetch the package lists of the generation's suites.
+        """Fetch the package lists of the release's suites.
 
         :raises OracleBuildError: apt-get failed (mirror unreachable, ...), with its message.
         """
@@ -402,41 +402,47 @@ class PrivateApt:
                                    + " ".join(proc.stderr.strip().splitlines()[-2:]))
 
 
-def fetch_source(work: Path, gen: Generation, apt_root: Path, log: Log) -> tuple[Path, str]:
-    """Download ``gen``'s source package at its pinned version with apt-get (once per work dir;
-    a package of another version found there is removed first); return (.deb, version).
+def fetch_source(work: Path, source: Source, apt_root: Path, log: Log) -> tuple[Path, str]:
+    """Download ``source``'s package at its pinned version with apt-get (once per work dir; a
+    package of another version found there is removed first); return (.deb, version).
 
-    The download lands in a scratch directory and is renamed into ``work`` when complete.
+    The download lands in a scratch directory and is renamed into ``work`` when complete. A
+    ``.deb`` of the pinned version already in ``work`` (copied there by hand) is used as is.
 
-    :raises OracleBuildError: no apt-get, or the download failed.
+    :raises OracleBuildError: no apt-get, the version is no longer served (the message names
+        the package=version and what to do), or the download failed.
     """
     work.mkdir(parents=True, exist_ok=True)
-    wanted = work / f"{gen.package}_{gen.version.replace(':', '%3a')}_all.deb"
-    for stale in work.glob(f"{gen.package}_*.deb"):
+    wanted = work / f"{source.package}_{source.version.replace(':', '%3a')}_all.deb"
+    for stale in work.glob(f"{source.package}_*.deb"):
         if stale != wanted:
             stale.unlink()
             shutil.rmtree(work / "x", ignore_errors=True)  # the tarball unpacked from it
-    debs = sorted(work.glob(f"{gen.package}_*.deb"))
+    debs = sorted(work.glob(f"{source.package}_*.deb"))
     if not debs:
         if shutil.which("apt-get") is None:
-            raise OracleBuildError(f"no apt-get: cannot fetch {gen.package} (Debian's kernel source)")
-        apt = PrivateApt(apt_root, gen)
-        log(f"fetching {gen.package} with apt-get download (sources: {apt.sources_text.strip()})")
+            raise OracleBuildError(f"no apt-get: cannot fetch {source.package} (Debian's kernel source)")
+        apt = PrivateApt(apt_root, source)
+        log(f"fetching {source.package}={source.version} with apt-get download "
+            f"(sources: {apt.sources_text.strip()})")
         apt.update()
         scratch = work / "download.partial"
         if scratch.exists():
             shutil.rmtree(scratch)
         scratch.mkdir()
-        proc = apt.run(["download", f"{gen.package}={gen.version}"], cwd=scratch)
-        got = sorted(scratch.glob(f"{gen.package}_*.deb"))
+        pinned = f"{source.package}={source.version}"
+        proc = apt.run(["download", pinned], cwd=scratch)
+        got = sorted(scratch.glob(f"{source.package}_*.deb"))
         if proc.returncode != 0 or not got:
+            shutil.rmtree(scratch, ignore_errors=True)
+            served = apt.versions(source.package)
+            if source.version not in served:
+                raise OracleBuildError(_not_served(pinned, source, served, wanted))
             detail = (proc.stderr.strip().splitlines() or ["no .deb written"])[-1]
-            raise OracleBuildError(f"apt-get download {gen.package}={gen.version} failed: {detail} "
-                                   "(the version the model is proven against; Debian's mirror keeps "
-                                   "superseded versions only until a point release)")
+            raise OracleBuildError(f"apt-get download {pinned} failed: {detail}")
         got[-1].rename(work / got[-1].name)
         shutil.rmtree(scratch)
-        debs = sorted(work.glob(f"{gen.package}_*.deb"))
+        debs = sorted(work.glob(f"{source.package}_*.deb"))
     deb = debs[-1]
     proc = _captured(["dpkg-deb", "-f", str(deb), "Version"])
     if proc.returncode != 0:
@@ -444,10 +450,19 @@ def fetch_source(work: Path, gen: Generation, apt_root: Path, log: Log) -> tuple
     return deb, proc.stdout.strip()
 
 
-def unpack_tree(deb: Path, gen: Generation, dest: Path, log: Log) -> Path:
+def _not_served(pinned: str, source: Source, served: Sequence[str], wanted: Path) -> str:
+    """The one line refusing a pinned version Debian no longer serves, with what to do."""
+    suites = ", ".join(suite for _, suite in source.suites)
+    now = f"it serves {', '.join(served)}" if served else "it serves no version of it"
+    return (f"{pinned} is no longer served by Debian ({suites}: {now}): put that .deb "
+            f"(snapshot.debian.org keeps it) at {wanted}, or pin a served version in "
+            "src/anonvma/releases.py and prove the model against it")
+
+
+def unpack_tree(deb: Path, package: str, dest: Path, log: Log) -> Path:
     """Unpack the kernel tarball inside ``deb`` into ``dest``; return the tree's top directory."""
     extracted = deb.parent / "x"
-    tarball = extracted / "usr" / "src" / f"{gen.package}.tar.xz"
+    tarball = extracted / "usr" / "src" / f"{package}.tar.xz"
     if not tarball.exists():  # extract next to it, rename when whole: never a half tarball
         partial = deb.parent / "x.partial"
         if partial.exists():
@@ -465,7 +480,7 @@ def unpack_tree(deb: Path, gen: Generation, dest: Path, log: Log) -> Path:
     log(f"unpacking {tarball.name} into {dest}")
     if procgroup.run(["tar", "-xf", str(tarball), "-C", str(dest)], stdin=subprocess.DEVNULL) != 0:
         raise OracleBuildError(f"tar -xf {tarball} failed")
-    return dest / gen.package
+    return dest / package
 
 
 def configure_and_make(tree: Path, log_path: Path, jobs: int) -> Path:
@@ -500,29 +515,32 @@ def _build_lock(root: Path, log: Log) -> Iterator[None]:
         yield
 
 
-def build_kernel(variant: str, *, linux: str = DEFAULT_LINUX, force: bool = False, jobs: Optional[int] = None,
-                 keep_tree: bool = False, log: Log = print) -> KernelBuild:
-    """Build (or find in the cache) the oracle kernel of generation ``linux`` and ``variant``.
+def build_kernel(variant: str, *, linux: str = releases.DEFAULT, force: bool = False,
+                 jobs: Optional[int] = None, keep_tree: bool = False, log: Log = print) -> KernelBuild:
+    """Build (or find in the cache) the oracle kernel of release ``linux`` (or a series' newest:
+    ``log`` says which) and ``variant``.
 
     A cached build with the current recipe is reused unless ``force``. The work directory
-    (``<cache>/work/<linux>``) holds the downloaded package and the trees; a tree is removed
-    after its binary is cached unless ``keep_tree``. Interrupted (Ctrl-C, SIGTERM in the CLI),
+    (``<cache>/work/<release>``, one per release so two of a series coexist) holds the
+    downloaded package and the trees; a tree is removed after its binary is cached unless
+    ``keep_tree``. Interrupted (Ctrl-C, SIGTERM in the CLI),
     it kills the build's processes and leaves no entry that :func:`find_kernel` would return.
 
     :raises OracleBuildError: tools missing, download failed, patch or build failed.
+    :raises ValueError: ``linux`` is not in the release table, or ``variant`` unknown.
     """
     if variant not in VARIANTS:
         raise ValueError(f"unknown variant {variant!r}: one of {', '.join(VARIANTS)}")
-    gen = generation(linux)
+    rel = resolve(linux, log)
     root = cache_dir()
     with _build_lock(root, log):
         _remove_leftovers(root)
         if not force:
-            cached = find_kernel(variant, linux=linux)
+            cached = find_kernel(variant, linux=rel.name)
             if cached is not None:
-                log(f"Linux {linux} {variant}: cached at {cached.path} ({cached.version})")
+                log(f"Linux {rel.name} {variant}: cached at {cached.path} ({cached.version})")
                 return cached
-        return _build(variant, gen, root, jobs, keep_tree, log)
+        return _build(variant, rel, root, jobs, keep_tree, log)
 
 
 def _remove_leftovers(root: Path) -> None:
@@ -531,15 +549,15 @@ def _remove_leftovers(root: Path) -> None:
         shutil.rmtree(stale, ignore_errors=True)
 
 
-def _build(variant: str, gen: Generation, root: Path, jobs: Optional[int], keep_tree: bool,
+def _build(variant: str, rel: Release, root: Path, jobs: Optional[int], keep_tree: bool,
            log: Log) -> KernelBuild:
     ensure_tools(log)
-    work = root / "work" / gen.linux
-    deb, version = fetch_source(work, gen, root / "apt" / gen.linux, log)
-    if generation_of(version) != gen.linux:
-        raise OracleBuildError(f"{deb.name} is version {version}, not Linux {gen.linux}")
+    work = root / "work" / rel.name
+    deb, version = fetch_source(work, rel.source, root / "apt" / rel.name, log)
+    if version != rel.source.version:
+        raise OracleBuildError(f"{deb} is version {version}, not {rel.source.version} (remove it and retry)")
     started = time.monotonic()
-    tree = unpack_tree(deb, gen, work / variant, log)
+    tree = unpack_tree(deb, rel.source.package, work / variant, log)
     if variant == "strdup":
         header = tree / "include" / "linux" / "mm_inline.h"
         header.write_text(patch_strdup(header.read_text()))
@@ -547,12 +565,12 @@ def _build(variant: str, gen: Generation, root: Path, jobs: Optional[int], keep_
     jobs = jobs or os.cpu_count() or 1
     log_path = work / f"build-{variant}.log"
     log_path.write_text("")
-    log(f"Linux {gen.linux} {variant}: building UML {version} with -j{jobs} (log {log_path})")
+    log(f"Linux {rel.name} {variant}: building UML {version} with -j{jobs} (log {log_path})")
     binary = configure_and_make(tree, log_path, jobs)
     seconds = time.monotonic() - started
-    key = config_key(variant, gen.linux)
+    key = config_key(variant, rel.name)
     final = root / f"linux-{version}-{variant}-{key}"
-    staging = root / f".staging-{gen.linux}-{variant}-{os.getpid()}"
+    staging = root / f".staging-{rel.name}-{variant}-{os.getpid()}"
     try:
         if staging.exists():
             shutil.rmtree(staging)
@@ -560,7 +578,7 @@ def _build(variant: str, gen: Generation, root: Path, jobs: Optional[int], keep_
         shutil.copy2(binary, staging / "linux")
         shutil.copy2(tree / ".config", staging / "config")
         (staging / "build.json").write_text(json.dumps(
-            {"variant": variant, "version": version, "linux": gen.linux, "key": key,
+            {"variant": variant, "version": version, "linux": rel.name, "series": rel.series, "key": key,
              "seconds": round(seconds, 1), "config": list(CONFIG_OPTIONS), "recipe": RECIPE,
              "built": time.strftime("%Y-%m-%dT%H:%M:%S")}, indent=1) + "\n")
         if final.exists():  # --force: move the old entry aside in one rename, then drop it
@@ -573,7 +591,7 @@ def _build(variant: str, gen: Generation, root: Path, jobs: Optional[int], keep_
             shutil.rmtree(staging, ignore_errors=True)
     if not keep_tree:
         shutil.rmtree(tree.parent)
-    log(f"Linux {gen.linux} {variant}: built in {seconds:.0f} s -> {final / 'linux'}")
+    log(f"Linux {rel.name} {variant}: built in {seconds:.0f} s -> {final / 'linux'}")
     return KernelBuild(variant, version, key, final / "linux", seconds)
 
 

@@ -1,4 +1,5 @@
-"""``anonvma oracle build`` and ``anonvma oracle status``: the cached UML kernels (6.1, 6.12)."""
+"""``anonvma oracle build`` and ``anonvma oracle status``: the cached UML kernels, one per release
+of :mod:`anonvma.releases` and variant."""
 
 from __future__ import annotations
 
@@ -6,9 +7,8 @@ import argparse
 import sys
 from typing import Any
 
+from anonvma import releases
 from anonvma.oracle.build import (
-    DEFAULT_LINUX,
-    LINUX_VERSIONS,
     VARIANTS,
     OracleBuildError,
     build_command,
@@ -16,7 +16,8 @@ from anonvma.oracle.build import (
     cache_dir,
     cached_kernels,
     clean_work,
-    config_key,
+    find_kernel,
+    resolve,
 )
 from anonvma.oracle.procgroup import sigterm_interrupts
 
@@ -26,11 +27,11 @@ def _log(msg: str) -> None:
 
 
 def _build(args: argparse.Namespace) -> int:
-    generations = LINUX_VERSIONS if args.linux == "all" else (args.linux,)
+    chosen = releases.names() if args.linux == "all" else (resolve(args.linux, _log).name,)
     variants = VARIANTS if args.variant == "all" else (args.variant,)
     try:
         with sigterm_interrupts():
-            for linux in generations:
+            for linux in chosen:
                 for variant in variants:
                     build_kernel(variant, linux=linux, force=args.force, jobs=args.jobs,
                                  keep_tree=args.keep_tree, log=_log)
@@ -46,18 +47,24 @@ def _build(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
-    builds = cached_kernels()
+    """Every release of the table and variant: built (source version, size, build time, path)
+    or the command that builds it; then cached builds no release uses."""
     print(f"cache: {cache_dir()}")
-    for linux in LINUX_VERSIONS:
+    used = set()
+    for rel in releases.RELEASES:
         for variant in VARIANTS:
-            if not any(b.linux == linux and b.variant == variant and b.key == config_key(variant, linux)
-                       for b in builds):
-                print(f"Linux {linux:5} {variant:9} not built (run `{build_command(variant, linux)}`)")
-    for b in builds:
-        current = "" if b.key == config_key(b.variant, b.linux) else "  (older recipe, unused)"
-        print(f"Linux {b.linux:5} {b.variant:9} {b.version:18} {b.size / 2**20:6.1f} MiB  "
-              f"built in {b.seconds:5.0f} s  {b.path}{current}")
-    if not builds:
+            b = find_kernel(variant, linux=rel.name)
+            if b is None:
+                print(f"Linux {rel.name:8} {variant:9} {rel.source.version:18} not built "
+                      f"(run `{build_command(variant, rel.name)}`)")
+                continue
+            used.add(b.path)
+            print(f"Linux {rel.name:8} {variant:9} {b.version:18} {b.size / 2**20:6.1f} MiB  "
+                  f"built in {b.seconds:5.0f} s  {b.path}")
+    for b in cached_kernels():
+        if b.path not in used:
+            print(f"unused: {b.version} {b.variant} (older recipe or not in the release table) {b.path}")
+    if not used:
         print("no oracle kernel built: run `anonvma oracle build`")
         return 1
     return 0
@@ -66,9 +73,9 @@ def _status(args: argparse.Namespace) -> int:
 def register(subparsers: Any) -> None:
     """Add ``oracle build`` and ``oracle status`` to the ``anonvma`` command."""
     p = subparsers.add_parser(
-        "oracle", help="build and inspect the UML oracle kernels (Linux 6.1, 6.12)",
-        description="User-Mode Linux kernels with CONFIG_ANON_VMA_NAME, built from Debian's "
-                    "linux-source-6.1 (bookworm) and linux-source-6.12 (bookworm-backports) and "
+        "oracle", help="build and inspect the UML oracle kernels (every release of the table)",
+        description="User-Mode Linux kernels with CONFIG_ANON_VMA_NAME, built from the Debian "
+                    "source package each release of the table pins (src/anonvma/releases.py) and "
                     "cached; they run ops scripts as the truth the model is compared with.")
     sub = p.add_subparsers(dest="oracle_command", metavar="ACTION")
     sub.required = True
@@ -77,10 +84,11 @@ def register(subparsers: Any) -> None:
         description="Fetch Debian's kernel source with apt-get download (a private sources list "
                     "and state under the cache; the system's apt configuration is left alone), "
                     "build User-Mode Linux with ANON_VMA_NAME and HOSTFS, and cache the binary. "
-                    "A build takes minutes (6.1 about 4, 6.12 about 7 on 2 cores). Ctrl-C stops "
+                    "A build takes minutes (4 to 8 on 2 cores). Ctrl-C stops "
                     "it without leaving processes or a half-built kernel behind.")
-    b.add_argument("--linux", choices=(*LINUX_VERSIONS, "all"), default=DEFAULT_LINUX,
-                   help=f"kernel generation: {', '.join(LINUX_VERSIONS)} or all (default: {DEFAULT_LINUX})")
+    b.add_argument("--linux", choices=(*releases.choices(), "all"), default=releases.DEFAULT,
+                   help=f"release: {', '.join(releases.names())}; a series ({', '.join(releases.series())}) "
+                        f"for its newest; or all (default: {releases.DEFAULT})")
     b.add_argument("--variant", choices=(*VARIANTS, "all"), default="all",
                    help="refcount: the kernel as is; strdup: dup_anon_vma_name copies the string "
                         "(default: all)")
@@ -91,7 +99,7 @@ def register(subparsers: Any) -> None:
     b.set_defaults(func=_build)
     s = sub.add_parser(
         "status", help="what is built, where, which version, how large",
-        description="List every cached kernel (generation, variant, Debian version, size, build "
-                    "time, path) and the command that builds each one missing. Exit status 1 when "
-                    "none is built.")
+        description="List every release of the table and variant: the Debian source version, "
+                    "and its size, build time and path when built, or the command that builds it. "
+                    "Exit status 1 when none is built.")
     s.set_defaults(func=_status)

@@ -1,7 +1,7 @@
 """Run ops scripts inside the oracle kernels.
 
 The host side (:func:`run_scripts`) runs a list of scripts on a :class:`~anonvma.oracle.pool.GuestPool`
-of the cached kernel of a generation and variant and returns one outcome per script. The guest
+of the cached kernel of a release and variant and returns one outcome per script. The guest
 side (:func:`guest_main`, ``python -m anonvma.oracle.run DIR``) runs the chunks of scripts the
 host drops into DIR with one :class:`~anonvma.live.runner.LiveSession`, writing each outcome as
 soon as it has it, so a guest that dies part-way still reports the scripts it finished.
@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Any, Optional, Sequence
 
 from anonvma.ops import Op, parse_script
-from anonvma.oracle.build import DEFAULT_LINUX, require_kernel
+from anonvma import releases
+from anonvma.oracle.build import require_kernel
 from anonvma.oracle.pool import GuestPool, ScriptOutcome, run_all
 
 __all__ = ["OracleRun", "ScriptOutcome", "default_jobs", "guest_main", "run_scripts"]
@@ -47,8 +48,9 @@ def default_jobs(n_scripts: int) -> int:
 
 
 def run_scripts(scripts: Sequence[Sequence[Op]], variant: str = "refcount", kernel: Optional[Path] = None,
-                timeout: float = 120.0, linux: str = DEFAULT_LINUX, jobs: Optional[int] = None) -> OracleRun:
-    """Run every script in the oracle kernel of generation ``linux`` and ``variant`` (or ``kernel``).
+                timeout: float = 120.0, linux: str = releases.DEFAULT,
+                jobs: Optional[int] = None) -> OracleRun:
+    """Run every script in the oracle kernel of release (or series) ``linux`` and ``variant`` (or ``kernel``).
 
     :param timeout: seconds a guest may go without finishing a script before it counts as hung
         (killed; the script is reported lost, the others rerun in a new guest).

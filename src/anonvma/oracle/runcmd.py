@@ -24,7 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Callable, Dict, List, Optional, Sequence, Set
 
-from anonvma.oracle.build import DEFAULT_LINUX, LINUX_VERSIONS, OracleMissingError, require_kernel
+from anonvma import releases
+from anonvma.oracle.build import OracleMissingError, require_kernel
 from anonvma.oracle.boot import Guest, appended, mem_bytes
 from anonvma.oracle.procgroup import sigterm_interrupts
 from anonvma.oracle.relay import StdinFeed, Tail, stdin_source
@@ -143,11 +144,11 @@ class _Samples:
                 self.record.flush()
 
 
-def run_command(argv: Sequence[str], *, linux: str = DEFAULT_LINUX, every: float = 0.5,
+def run_command(argv: Sequence[str], *, linux: str = releases.DEFAULT, every: float = 0.5,
                 timeout: Optional[float] = None, fold: bool = False, match: Optional[str] = None,
                 mem: str = "1G", record: Optional[IO[str]] = None, cwd: Optional[Path] = None,
                 env: Optional[Dict[str, str]] = None) -> RunResult:
-    """Run ``argv`` in the oracle kernel of generation ``linux``; see the module docstring.
+    """Run ``argv`` in the oracle kernel of release (or series) ``linux``; see the module docstring.
 
     Our fd 0 feeds the command's stdin (unless it is /dev/null), its stdout and stderr are
     copied to our fd 1 and 2 as they come. KeyboardInterrupt (Ctrl-C) ends the guest and is
@@ -356,8 +357,9 @@ def register(subparsers: Any) -> None:
                     "N killed it); 124 after --timeout, 130 on Ctrl-C (the guest is ended, nothing "
                     "left running), 127 command not found, 126 not executable, 125 the run failed "
                     "(e.g. the kernel is not built: `anonvma oracle build`).")
-    p.add_argument("--linux", choices=LINUX_VERSIONS, default=DEFAULT_LINUX,
-                   help=f"kernel generation (default: {DEFAULT_LINUX})")
+    p.add_argument("--linux", choices=releases.choices(), default=releases.DEFAULT,
+                   help=f"release: {', '.join(releases.names())}, or a series for its newest "
+                        f"(default: {releases.DEFAULT})")
     p.add_argument("--every", type=positive(float), default=0.5, metavar="SECONDS",
                    help="seconds between samples (default 0.5); sampling never takes more than "
                         "a fifth of the time, so with many processes samples come less often")
