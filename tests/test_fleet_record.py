@@ -73,8 +73,6 @@ def test_record_and_plot_refuse_what_cannot_work(capsys, tmp_path):
     bad.write_text('{"hello": 1}\n')
     for argv, why in ((["record", "--duration", "1", "-o", "/nonexistent-dir/r.jsonl", "self"],
                        "cannot write /nonexistent-dir/r.jsonl"),
-                      (["record", "--duration", "1", "-o", str(tmp_path / "r")],
-                       "give PIDs or files, or --all"),
                       (["plot", str(bad), "-o", str(tmp_path / "x.png")], "not an anonvma recording"),
                       (["plot", str(tmp_path / "missing"), "-o", str(tmp_path / "x.png")], "No such file")):
         assert main(argv) == 1

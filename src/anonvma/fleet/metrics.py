@@ -27,7 +27,7 @@ process moves between kernel names and the registry, and the markers join with
 from __future__ import annotations
 
 import threading
-from typing import Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
@@ -71,14 +71,20 @@ class MemoryCollector:
     :param per_process: also export ``anonvma_process_*`` series.
     :param max_series: cap on name-labelled series per scrape (largest PSS kept).
     :param match: only VMAs whose maps name matches this regex.
+    :param on_error: told why, once per distinct reason, when a scrape fails as a whole (a
+        saved file that cannot be read) or a target given by PID cannot be read (the counters
+        count every time; a log must not fill with one reason per scrape).
     """
 
     def __init__(self, targets: Optional[Sequence[str]] = None, *, fold: bool = True,
                  per_process: bool = False, max_series: int = DEFAULT_MAX_SERIES,
-                 match: Optional[str] = None, procfs: str = "/proc") -> None:
+                 match: Optional[str] = None, procfs: str = "/proc",
+                 on_error: Callable[[str], None] = lambda _: None) -> None:
         self.targets = list(targets) if targets is not None else None
         self.fold, self.per_process, self.max_series = fold, per_process, max_series
         self.match, self.procfs = match, procfs
+        self.on_error = on_error
+        self._told: set[str] = set()
         self.errors: Dict[str, int] = dict.fromkeys((*SKIP_REASONS, "failed"), 0)
         self.dropped = 0
         self.last_error = ""
@@ -97,9 +103,18 @@ class MemoryCollector:
             except (OSError, ValueError) as err:
                 self.errors["failed"] += 1
                 self.last_error = str(err)
+                self._tell(f"scrape failed: {err}")
                 system = None
+            if system is not None and self.targets is not None:
+                for message in system.errors:  # a target named by the user: say why, once
+                    self._tell(message)
             families = list(self._families(system))
         yield from families
+
+    def _tell(self, message: str) -> None:
+        if message not in self._told:
+            self._told.add(message)
+            self.on_error(message)
 
     def _families(self, system: Optional[System]) -> Iterator[Metric]:
         names = [GaugeMetricFamily(f"anonvma_{suffix}", text, labels=["name", "kind"])

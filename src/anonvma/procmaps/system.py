@@ -44,7 +44,8 @@ class System(NamedTuple):
     :ivar seconds: how long reading and grouping took.
     :ivar kernel_threads: processes with no memory map (kernel threads), not counted.
     :ivar skipped: reason (one of :data:`SKIP_REASONS`) -> how many processes.
-    :ivar errors: a few example messages of the skipped ones.
+    :ivar errors: a few example messages of the skipped ones (of those exited, only when the
+        processes were named).
     """
 
     time: float
@@ -95,6 +96,7 @@ def read_system(targets: Optional[Sequence[Union[int, str]]] = None, *, by: str 
     :raises ProcmapsParseError, OSError: a saved file that cannot be read.
     """
     started, clock = time.time(), time.perf_counter()
+    named = targets is not None  # a process the caller named exiting is news, not a race
     live: List[int] = []
     files: List[str] = []
     for t in (pids(procfs) if targets is None else targets):
@@ -129,6 +131,8 @@ def read_system(targets: Optional[Sequence[Union[int, str]]] = None, *, by: str 
                     kernel_threads += 1
                 else:
                     skipped["exited"] += 1
+                    if named:
+                        errors.append(f"pid {pid}: exited")
                 continue
             try:
                 counted = _counted(parsers[index], paths[index], pid, found.get(pid), procfs)
@@ -141,8 +145,8 @@ def read_system(targets: Optional[Sequence[Union[int, str]]] = None, *, by: str 
     for index, failure in failed.items():
         reason = _reason(failure)
         skipped[reason] += 1
-        if reason != "exited" and len(errors) < 5:
-            errors.append(f"pid {live[index]}: {failure.strerror}")
+        if (named or reason != "exited") and len(errors) < 5:
+            errors.append(f"pid {live[index]}: {'exited' if reason == 'exited' else failure.strerror}")
     return System(started, time.perf_counter() - clock, processes, kernel_threads, skipped, errors)
 
 
