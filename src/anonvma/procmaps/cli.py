@@ -43,15 +43,17 @@ SHOW_BY = (*GROUP_BY, "process")
 
 
 def _width() -> Optional[int]:
-    """Terminal width when printing to a terminal (or $COLUMNS), else no limit."""
-    if "COLUMNS" in os.environ and os.environ["COLUMNS"].isdigit():
+    """The terminal's width ($COLUMNS, else its size) when printing to a terminal; else no limit:
+    names stay whole in a pipe or file (GNU readline exports COLUMNS to every child, so it
+    says nothing about where the output goes)."""
+    if not sys.stdout.isatty():
+        return None
+    if os.environ.get("COLUMNS", "").isdigit():
         return int(os.environ["COLUMNS"])
-    if sys.stdout.isatty():
-        try:
-            return os.get_terminal_size(sys.stdout.fileno()).columns
-        except OSError:
-            return 80
-    return None
+    try:
+        return os.get_terminal_size(sys.stdout.fileno()).columns
+    except OSError:
+        return 80
 
 
 def _grouping_options(p: argparse.ArgumentParser, by: Sequence[str] = GROUP_BY) -> None:
@@ -277,7 +279,8 @@ def _table(view: _View, since: Optional[Mapping[str, Optional[int]]] = None,
     head = view.head + shown + "\n" + (view.note + "\n" if view.note else "")
     if view.by_process:
         labels = {k: cmd or (f"[{comm}]" if comm else "") for k, (cmd, comm) in view.labels.items()}
-        return head + processes_table(view.rows, view.total, labels, _width())
+        return head + processes_table(view.rows, view.total, labels, _width(), since=since,
+                                      since_total=since_total, measure=view.measure)
     return head + groups_table(view.rows, view.total, view.smaps, _width(), processes=view.across,
                                since=since, since_total=since_total, measure=view.measure)
 
