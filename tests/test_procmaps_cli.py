@@ -40,7 +40,7 @@ def test_diff_of_two_maps_files_compares_by_size_and_says_so(capsys, tmp_path):
     b.write_text(maps_line(0x400000, 3, "[heap]") + maps_line(0x500000, 2, "/lib/x.so")
                  + maps_line(0x600000, 1, "[anon:new]"))
     rc, out, _ = run(capsys, "diff", str(a), str(b))
-    assert rc == 0
+    assert rc == 1
     assert "compared by size" in out.splitlines()[0] and "both are maps" in out.splitlines()[0]
     rows = {line.split()[-1]: line.split() for line in out.splitlines()[2:]}
     assert rows["[heap]"][:2] == ["grew", "+8K"] and rows["[anon:new]"][0] == "appeared"
@@ -70,6 +70,35 @@ def test_diff_of_a_maps_file_against_its_smaps_invents_no_growth(capsys):
     assert heap.split(",")[fields.index("before_pss")] == ""  # unknown is empty, not 0
 
 
+def test_diff_lists_what_changed_in_any_measure_counts_it_totals_it_and_exits_1(capsys, tmp_path):
+    before = Path(ANDROID).read_text()
+    boot = before.index("[anon:dalvik-/system/framework/boot.art]")
+    rest = before[boot:].replace("Rss:                3032 kB", "Rss:                2032 kB", 1)
+    after = before[:boot] + rest.replace("Shared_Dirty:       2900 kB", "Shared_Dirty:       1900 kB", 1)
+    a, b = tmp_path / "a.smaps", tmp_path / "b.smaps"
+    a.write_text(before)
+    b.write_text(after)
+    groups = len(procmaps.group(procmaps.read_file(ANDROID)))
+    rc, out, _ = run(capsys, "diff", str(a), str(b), "--sort", "size")
+    lines = out.splitlines()
+    assert rc == 1 and ": 1 changed groups by name (size)" in lines[0]
+    rows = {line.split("  ")[-1].strip(): line.split() for line in lines[2:] if "  " in line}
+    assert rows["[anon:dalvik-/system/framework/boot.art]"][:2] == ["changed", "0"]  # RSS -1000K
+    assert lines[-2].split()[-1] == "total" and lines[-2].split()[:2] == ["changed", "0"]
+    assert lines[-1].startswith("changed: the same size, another measure differs")
+    rc, out, _ = run(capsys, "diff", str(a), str(b), "--sort", "rss", "--all")
+    lines = out.splitlines()
+    assert rc == 1 and f": 1 changed groups, {groups - 1} unchanged by name (rss)" in lines[0]
+    assert lines[2].split()[:2] == ["shrank", "-1000K"] and len(lines) == 2 + groups + 1
+    assert lines[-1].split()[:2] == ["shrank", "-1000K"] and lines[-1].endswith("  total")
+    rc, out, _ = run(capsys, "diff", str(a), str(a), "--json")
+    doc = json.loads(out)
+    assert rc == 0 and doc["changes"] == [] and doc["total"]["status"] == "same"
+    assert doc["total"]["after"]["pss"] == sum(g.pss for g in procmaps.group(procmaps.read_file(ANDROID)))
+    rc, out, err = run(capsys, "diff", str(a), str(tmp_path / "missing"))
+    assert rc == 2 and out == "" and err.count("\n") == 1  # trouble, as diff(1)
+
+
 def test_show_of_a_maps_file_is_sorted_largest_first_by_size(capsys):
     rc, out, _ = run(capsys, "show", PY_MAPS)
     assert rc == 0
@@ -90,7 +119,7 @@ def test_diff_sort_count_prints_one_signed_count_column(capsys, tmp_path):
     b.write_text(maps_line(0x400000, 1, "[anon:x]") + maps_line(0x402000, 1, "[anon:x]")
                  + maps_line(0x500000, 1, "[anon:y]"))
     rc, out, _ = run(capsys, "diff", str(a), str(b), "--sort", "count")
-    assert rc == 0
+    assert rc == 1
     header = out.splitlines()[1].split()
     assert header.count("DCOUNT") == 1 and header[:2] == ["STATUS", "DCOUNT"]
     rows = {line.split()[-1]: line.split() for line in out.splitlines()[2:]}

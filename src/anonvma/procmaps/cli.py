@@ -1,7 +1,8 @@
 """``anonvma show``, ``anonvma diff`` and ``anonvma snapshot``: account memory by name.
 
 Each command builds its whole output before printing; an error prints one line to stderr and
-exits 1 (argparse's usage errors exit 2). One-shot commands run with the cyclic GC off: they
+exits 1 (argparse's usage errors exit 2); ``diff`` exits as diff(1) does: 0 when nothing
+changed, 1 when something did, 2 on an error. One-shot commands run with the cyclic GC off: they
 build ~100K acyclic records and exit, and a collection over them would cost more than the
 rest of the grouping (``--watch`` keeps the GC on between samples).
 """
@@ -15,10 +16,10 @@ import os
 import sys
 import time
 import warnings
-from typing import Any, Callable, Dict, Iterator, List, Mapping, NamedTuple, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Mapping, NamedTuple, Optional, Sequence, Tuple, Union
 
 from anonvma.live.registry import RegistryWarning
-from anonvma.procmaps.diff import diff_groups
+from anonvma.procmaps.diff import changed, diff_groups
 from anonvma.procmaps import registered, system
 from anonvma.procmaps.files import write_atomically
 from anonvma.procmaps.format import (
@@ -104,13 +105,17 @@ def register(subparsers: Any) -> None:
 
     p = subparsers.add_parser("diff", help="what grew, shrank, appeared or vanished between two snapshots",
                               description="Compare two processes or saved maps/smaps files group by "
-                                          "group. A maps file has no PSS: then the comparison is by "
-                                          "size, and unknown values are null in JSON.")
+                                          "group: every group that changed in any measure, largest "
+                                          "change of the --sort measure first, then the total. A "
+                                          "maps file has no PSS: then the comparison is by size, "
+                                          "and unknown values are null in JSON. Exit status, as "
+                                          "diff(1): 0 when nothing changed, 1 when something did, "
+                                          "2 when a side could not be read.")
     p.add_argument("before", metavar="A", help="PID, 'self' or FILE")
     p.add_argument("after", metavar="B", help="PID, 'self' or FILE")
     _grouping_options(p)
     p.add_argument("--all", action="store_true", help="also list unchanged groups")
-    p.set_defaults(func=_guarded(_diff))
+    p.set_defaults(func=_guarded(_diff, failed=2))
 
     p = subparsers.add_parser("snapshot", help="save a process's smaps to a file",
                               description="Save /proc/PID/smaps verbatim (readable by show/diff "
@@ -149,21 +154,30 @@ def error_line(command: str, err: Exception) -> str:
     return f"anonvma {command}: error: {message}"
 
 
-def _guarded(fn: Callable[[argparse.Namespace], str], quick: bool = True
-             ) -> Callable[[argparse.Namespace], int]:
-    """Run a command; print its complete output, or one error line to stderr and return 1."""
+class Output(NamedTuple):
+    """A command's complete output and its exit status (``diff``: 1 when something changed)."""
+
+    text: str
+    status: int
+
+
+def _guarded(fn: Callable[[argparse.Namespace], Union[str, Output]], quick: bool = True,
+             failed: int = 1) -> Callable[[argparse.Namespace], int]:
+    """Run a command; print its complete output and return its status (0 for plain text), or
+    print one error line to stderr and return ``failed``."""
     def run(args: argparse.Namespace) -> int:
         if quick or not getattr(args, "watch", None):
             gc.disable()  # a one-shot command: see the module docstring
         try:
             with warning_lines(args.command):
-                text = fn(args)
+                out = fn(args)
         except (OSError, ValueError) as err:
             print(error_line(args.command, err), file=sys.stderr)
-            return 1
+            return failed
+        text, status = (out, 0) if isinstance(out, str) else out
         sys.stdout.write(text)
         sys.stdout.flush()
-        return 0
+        return status
     return run
 
 
@@ -317,28 +331,33 @@ def _show(args: argparse.Namespace) -> str:
     return _table(view)
 
 
-def _diff(args: argparse.Namespace) -> str:
+def _diff(args: argparse.Namespace) -> Output:
+    """The changes; exit status 1 when any group changed, as diff(1)."""
     a, b = _grouped(args.before, args), _grouped(args.after, args)
     before, after = a.groups, b.groups
-    changes = diff_groups(before, after, args.sort)
+    every = diff_groups(before, after, args.sort)
     measure = sort_field([*before, *after], args.sort)
-    if not args.all:
-        changes = [c for c in changes if c.status != "same"]
+    changes = changed(every)
+    status = 1 if changes else 0
+    listed = every if args.all else changes
+    whole = diff_groups([total(before)], [total(after)], measure)[0]
     note = ""
     if measure != args.sort:
         note = f" ({args.sort} unknown: {'both are' if not (a.has_smaps or b.has_smaps) else 'one is'} " \
                f"maps, which has no counters; compared by {measure})"
     if args.json:
-        return diff_json(changes, {"before": a.source, "after": b.source, "by": args.by,
-                                   "fold": args.fold, "measure": measure, "asked": args.sort,
-                                   "match": args.match})
+        return Output(diff_json(listed, {"before": a.source, "after": b.source, "by": args.by,
+                                         "fold": args.fold, "measure": measure, "asked": args.sort,
+                                         "match": args.match}, whole), status)
     if args.csv:
-        return diff_csv(changes)
-    head = f"{a.source} -> {b.source}: {len(changes)} changed groups by {args.by} ({measure}){note}\n"
+        return Output(diff_csv(listed), status)
+    same = f", {len(every) - len(changes)} unchanged" if args.all else ""
+    head = (f"{a.source} -> {b.source}: {len(changes)} changed groups{same} by {args.by} "
+            f"({measure}){note}\n")
     for side, g in (("A", a), ("B", b)):
         if g.registry is not None:
             head += f"{side}: {registered.note(g.registry)}\n"
-    return head + diff_table(changes, measure, _width())
+    return Output(head + diff_table(listed, measure, _width(), whole), status)
 
 
 def _pid(text: str) -> int:

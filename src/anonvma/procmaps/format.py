@@ -232,23 +232,29 @@ def processes_csv(rows: Sequence[Group], labels: Mapping[str, Sequence[str]]) ->
                 [[g.key, *labels.get(g.key, ("", "")), *(g.value(f) for f in fields)] for g in rows])
 
 
-def diff_table(changes: Sequence[Change], measure: str, width: Optional[int]) -> str:
+def diff_table(changes: Sequence[Change], measure: str, width: Optional[int],
+               total: Optional[Change] = None) -> str:
     """The ``anonvma diff`` table: status, signed change of the measure (and of the VMA count),
-    the measure before -> after, name."""
+    the measure before -> after, name; then ``total`` (of every group, listed or not) as the
+    last row."""
     header = ["STATUS", f"D{measure.upper()}"] + (["DCOUNT"] if measure != "count" else []) + [
         "BEFORE", "AFTER", "NAME"]
     rows: List[Sequence[str]] = []
     seen: List[str] = []
-    for c in changes:
+    for c in [*changes, *([total] if total is not None else [])]:
         cells = [c.status, signed(c.delta(measure), measure)]
         if measure != "count":
             cells.append(signed(c.delta("count"), "count"))
-        found = _change_marks(c)
+        found = _change_marks(c) if c is not total else []
         seen += found
         cells += [_cell(c.before, measure) if c.before else "-",
-                  _cell(c.after, measure) if c.after else "-", marked(c.key, found)]
+                  _cell(c.after, measure) if c.after else "-",
+                  marked(c.key, found) if c is not total else "total"]
         rows.append(cells)
-    return _table(header, rows, width) + _notes(seen)
+    note = ""
+    if any(c.status == "changed" for c in changes):
+        note = f"changed: the same {measure}, another measure differs (--json gives every delta)\n"
+    return _table(header, rows, width, total_row=total is not None) + _notes(seen) + note
 
 
 def _change_marks(c: Change) -> List[str]:
@@ -266,9 +272,13 @@ def change_dict(c: Change) -> Dict[str, object]:
             "delta": {f: c.delta(f) for f in GROUP_FIELDS}}
 
 
-def diff_json(changes: Sequence[Change], meta: Mapping[str, object]) -> str:
-    """JSON: ``meta`` plus ``units`` and ``changes``."""
-    return _dumps(dict(meta, units="kB", changes=[change_dict(c) for c in changes]))
+def diff_json(changes: Sequence[Change], meta: Mapping[str, object],
+              total: Optional[Change] = None) -> str:
+    """JSON: ``meta`` plus ``units``, ``changes`` and, if given, ``total`` (of every group)."""
+    doc = dict(meta, units="kB", changes=[change_dict(c) for c in changes])
+    if total is not None:
+        doc["total"] = change_dict(total)
+    return _dumps(doc)
 
 
 def diff_csv(changes: Sequence[Change]) -> str:

@@ -257,15 +257,17 @@ class Group(NamedTuple):
 
 
 #: Every :attr:`Change.status`.
-STATUSES = ("grew", "shrank", "appeared", "vanished", "same")
+STATUSES = ("grew", "shrank", "appeared", "vanished", "changed", "same")
 
 
 class Change(NamedTuple):
     """How one group differs between two snapshots.
 
     ``status`` is one of :data:`STATUSES`: ``appeared``/``vanished`` when the key exists on one
-    side only, else ``grew``/``shrank``/``same`` by ``measure`` (the field the diff compared:
-    the one asked for, or ``size`` when a side came from maps and has no counters).
+    side only, else ``grew``/``shrank`` by ``measure`` (the field the diff compared: the one
+    asked for, or ``size`` when a side came from maps and has no counters), ``changed`` when
+    ``measure`` is the same but another measure known on both sides differs (an RSS change
+    under ``--sort size``), and ``same`` when none does.
     """
 
     key: str
