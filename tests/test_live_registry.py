@@ -97,8 +97,8 @@ def test_three_registered_regions_are_shown_marked_with_their_exact_sizes(three)
         g = shown[key]
         assert (g["registered"], g["estimated"], g["kind"]) == (True, False, "anon_named"), key
         assert (g["size"], g["rss"], g["pss"], g["uss"], g["count"]) == (size, rss, rss, rss, 1), key
-    assert shown["doc"]["registry"] == {"path": where["path"], "ranges": 3, "dropped": 0, "hidden": 0,
-                                        "estimated": False}
+    assert {k: v for k, v in shown["doc"]["registry"].items() if k not in ("cut", "parts")} == {
+        "path": where["path"], "ranges": 3, "dropped": 0, "hidden": 0, "estimated": False}
     assert not any(g["registered"] for g in shown["doc"]["groups"] if not g["key"].startswith("[anon:"))
     # the registry moves memory between names; it never adds or loses any (PSS and USS are left
     # out: the file pages' shares change while another Python, the reader, maps the same files)
@@ -176,6 +176,12 @@ def test_a_name_on_part_of_a_vma_is_measured_from_pagemap_not_prorated(run_dir):
         before = next(g for k, g in rows.items() if k.endswith(f"-{base + 16 * PAGE:x}"))
         assert before["rss"] >= 5 * KB and not before["registered"]  # pages 0-4, and any neighbour's
         assert by_vma["total"]["rss"] == total(group(read_pid(child.pid))).rss
+        kernel = len(read_pid(child.pid).vmas)  # the child is idle: its map does not change
+        assert shown["doc"]["vmas"] == by_vma["vmas"] == kernel  # three parts of one VMA are one VMA
+        assert (shown["doc"]["registry"]["cut"], shown["doc"]["registry"]["parts"]) == (1, 3)
+        assert by_vma["total"]["count"] == kernel + 2  # the table lists the parts
+        head = anonvma("show", str(child.pid)).stdout.splitlines()
+        assert f": {kernel} VMAs, " in head[0] and "1 VMAs cut into 3 parts by name" in head[1]
 
 
 def test_names_on_the_heap_are_kept_but_shown_as_heap_as_the_kernel_does(run_dir):

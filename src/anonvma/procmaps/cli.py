@@ -203,8 +203,8 @@ class _Grouped(NamedTuple):
     source: str
     pid: Optional[int]
     has_smaps: bool
-    vmas: int  # in the map
-    matching: int  # of them, matching --match
+    vmas: int  # the kernel's (a registry's parts of a VMA are one VMA)
+    matching: int  # records matching --match
     groups: List[Group]
     registry: Optional[Registered]  # what the process's registry of names changed
 
@@ -215,12 +215,17 @@ def _grouped(target: str, args: argparse.Namespace) -> _Grouped:
     if args.by == "none":  # one row per VMA: the records are needed
         snap = registered.read(target)
         vmas = matching(snap.vmas, args.match)
-        return _Grouped(snap.source, snap.pid, snap.has_smaps, len(snap.vmas), len(vmas),
-                        group(snap._replace(vmas=tuple(vmas)), args.by, args.fold), snap.registry)
+        return _Grouped(snap.source, snap.pid, snap.has_smaps, len(snap.vmas) - _extra(snap.registry),
+                        len(vmas), group(snap._replace(vmas=tuple(vmas)), args.by, args.fold),
+                        snap.registry)
     counted = registered.tally(target)  # counted while read (no record per VMA) if no registry
     found = matched(counted, args.match)
-    return _Grouped(counted.source, counted.pid, counted.has_smaps, counted.vmas, found.vmas,
-                    group(found, args.by, args.fold), counted.registry)
+    return _Grouped(counted.source, counted.pid, counted.has_smaps, counted.vmas - _extra(counted.registry),
+                    found.vmas, group(found, args.by, args.fold), counted.registry)
+
+
+def _extra(used: Optional[Registered]) -> int:
+    return used.extra if used is not None else 0
 
 
 def _one(args: argparse.Namespace) -> _View:
@@ -242,7 +247,8 @@ def _one(args: argparse.Namespace) -> _View:
     if snap.registry is not None:
         used = snap.registry
         meta["registry"] = {"path": used.path, "ranges": used.ranges, "dropped": used.dropped,
-                            "hidden": used.hidden, "estimated": bool(used.estimated)}
+                            "hidden": used.hidden, "estimated": bool(used.estimated), "cut": used.cut,
+                            "parts": used.parts}
     return _View(head, registered.note(snap.registry), groups, groups[:args.top] if args.top else groups,
                  total(groups), snap.has_smaps, measure, False, False, {}, meta)
 

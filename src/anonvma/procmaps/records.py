@@ -141,6 +141,8 @@ class Registered(NamedTuple):
     :ivar names: the maps names (``[anon:NAME]``) that came from the registry.
     :ivar estimated: the maps names with counters estimated in part (a VMA shared between
         names whose pages could not all be attributed exactly); may include ``""``.
+    :ivar cut: VMAs cut into parts by name; ``parts``: the records they became. The map has
+        ``parts - cut`` records more than the kernel has VMAs.
     """
 
     path: str
@@ -149,6 +151,13 @@ class Registered(NamedTuple):
     hidden: int
     names: FrozenSet[str]
     estimated: FrozenSet[str]
+    cut: int = 0
+    parts: int = 0
+
+    @property
+    def extra(self) -> int:
+        """Records in the map beyond the kernel's VMAs (the parts of the VMAs cut by name)."""
+        return self.parts - self.cut
 
 
 class Snapshot(NamedTuple):

@@ -187,8 +187,9 @@ def apply(snap: Snapshot, loaded: registry.Loaded, procfs: str = "/proc") -> Sna
             estimated.update(p.name for p in parts)
         out += [v._replace(start=p.start, end=p.end, name=p.name, smaps=s)
                 for p, s in zip(parts, smaps, strict=True)]
+    several = [parts for parts in cut.values() if len(parts) > 1]
     used = Registered(loaded.path, len(loaded.entries), dropped, hidden, frozenset(names),
-                      frozenset(estimated))
+                      frozenset(estimated), len(several), sum(len(parts) for parts in several))
     return snap._replace(vmas=tuple(out), registry=used)
 
 
@@ -244,6 +245,8 @@ def note(used: Optional[Registered]) -> str:
         parts.append(f"{used.dropped} dropped (memory unmapped, moved or replaced)")
     if used.hidden:
         parts.append(f"{used.hidden} on [heap]/[stack], shown as such")
+    if used.cut:
+        parts.append(f"{used.cut} VMAs cut into {used.parts} parts by name (COUNT counts the parts)")
     if used.estimated:
         parts.append("(estimated): counters of a VMA shared by names, divided by page counts")
     return "; ".join(parts)
