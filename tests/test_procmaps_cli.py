@@ -99,6 +99,31 @@ def test_diff_lists_what_changed_in_any_measure_counts_it_totals_it_and_exits_1(
     assert rc == 2 and out == "" and err.count("\n") == 1  # trouble, as diff(1)
 
 
+def test_show_and_diff_read_standard_input_as_replay_does():
+    with open(ANDROID, "rb") as f:
+        shown = subprocess.run([sys.executable, "-m", "anonvma", "show", "-", "--json"], stdin=f,
+                               capture_output=True, check=False)
+    assert shown.returncode == 0, shown.stderr
+    doc = json.loads(shown.stdout)
+    assert doc["source"] == "<stdin>" and doc["groups"][0]["key"] == "[anon:dalvik-main space]"
+    with open(ANDROID, "rb") as f:
+        same = subprocess.run([sys.executable, "-m", "anonvma", "diff", ANDROID, "-"], stdin=f,
+                              capture_output=True, text=True, check=False)
+    assert same.returncode == 0 and ": 0 changed groups" in same.stdout, same.stderr
+    both = subprocess.run([sys.executable, "-m", "anonvma", "diff", "-", "-"], stdin=subprocess.DEVNULL,
+                          capture_output=True, text=True, check=False)
+    assert both.returncode == 2 and "only one side can be '-'" in both.stderr
+
+
+def test_snapshot_to_a_gz_name_is_gzip_and_reads_back(capsys, tmp_path):
+    out = tmp_path / "self.smaps.gz"
+    rc, text, _ = run(capsys, "snapshot", "self", "-o", str(out))
+    assert rc == 0 and text.endswith(f"to {out} (gzip)\n")
+    data = out.read_bytes()
+    assert data[:2] == b"\x1f\x8b"
+    assert procmaps.read_file(out).vmas == tuple(procmaps.parse(gzip.decompress(data), str(out))[0])
+
+
 def test_show_of_a_maps_file_is_sorted_largest_first_by_size(capsys):
     rc, out, _ = run(capsys, "show", PY_MAPS)
     assert rc == 0

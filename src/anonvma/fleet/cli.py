@@ -103,6 +103,8 @@ def _guarded(fn: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Name
         except UsageError as err:
             print(error_line(args.command, err), file=sys.stderr)
             return 2
+        except BrokenPipeError:
+            raise  # the reader of -o - went away: quiet (anonvma.cli.main)
         except (OSError, ValueError) as err:
             print(error_line(args.command, err), file=sys.stderr)
         return 1

@@ -92,7 +92,7 @@ def register(subparsers: Any) -> None:
                     "(librank) or per process (--by process, procrank).")
     p.add_argument("target", metavar="PID|FILE", nargs="?",
                    help="a process id, 'self' (anonvma's own process), or a saved maps or smaps "
-                        "file (gzip-compressed too); omit it with --all")
+                        "file (gzip-compressed too; '-': standard input); omit it with --all")
     p.add_argument("--all", action="store_true",
                    help="every process it may read; the others are counted in one line")
     _grouping_options(p, SHOW_BY)
@@ -111,8 +111,8 @@ def register(subparsers: Any) -> None:
                                           "and unknown values are null in JSON. Exit status, as "
                                           "diff(1): 0 when nothing changed, 1 when something did, "
                                           "2 when a side could not be read.")
-    p.add_argument("before", metavar="A", help="PID, 'self' or FILE")
-    p.add_argument("after", metavar="B", help="PID, 'self' or FILE")
+    p.add_argument("before", metavar="A", help="PID, 'self' or FILE ('-': standard input)")
+    p.add_argument("after", metavar="B", help="PID, 'self' or FILE ('-': standard input)")
     _grouping_options(p)
     p.add_argument("--all", action="store_true", help="also list unchanged groups")
     p.set_defaults(func=_guarded(_diff, failed=2))
@@ -122,7 +122,9 @@ def register(subparsers: Any) -> None:
                                           "and by any smaps tool). The file is written whole or "
                                           "not at all.")
     p.add_argument("pid", metavar="PID", help="a process id, or 'self'")
-    p.add_argument("-o", "--output", required=True, metavar="FILE", help="where to save it ('-': stdout)")
+    p.add_argument("-o", "--output", required=True, metavar="FILE",
+                   help="where to save it ('-': stdout; a name ending in .gz: gzip-compressed, "
+                        "which show and diff read as well)")
     p.add_argument("--maps", action="store_true", help="save /proc/PID/maps instead")
     p.set_defaults(func=_guarded(_snapshot))
 
@@ -339,6 +341,8 @@ def _show(args: argparse.Namespace) -> str:
 
 def _diff(args: argparse.Namespace) -> Output:
     """The changes; exit status 1 when any group changed, as diff(1)."""
+    if args.before == args.after == "-":
+        raise ValueError("only one side can be '-' (standard input)")
     a, b = _grouped(args.before, args), _grouped(args.after, args)
     before, after = a.groups, b.groups
     every = diff_groups(before, after, args.sort)
@@ -382,5 +386,10 @@ def _snapshot(args: argparse.Namespace) -> str:
         sys.stdout.buffer.write(data)
         sys.stdout.buffer.flush()
         return ""
+    compressed = args.output.endswith(".gz")
+    if compressed:
+        import gzip  # only for .gz output
+
+        data = gzip.compress(data, mtime=0)
     write_atomically(args.output, data)
-    return f"saved {len(vmas)} VMAs of pid {pid} to {args.output}\n"
+    return f"saved {len(vmas)} VMAs of pid {pid} to {args.output}{' (gzip)' if compressed else ''}\n"
