@@ -98,7 +98,7 @@ def test_three_registered_regions_are_shown_marked_with_their_exact_sizes(three)
         assert (g["registered"], g["estimated"], g["kind"]) == (True, False, "anon_named"), key
         assert (g["size"], g["rss"], g["pss"], g["uss"], g["count"]) == (size, rss, rss, rss, 1), key
     assert {k: v for k, v in shown["doc"]["registry"].items() if k not in ("cut", "parts")} == {
-        "path": where["path"], "ranges": 3, "dropped": 0, "hidden": 0, "estimated": False}
+        "path": where["path"], "ranges": 3, "dropped": 0, "why_dropped": {}, "hidden": 0, "estimated": False}
     assert not any(g["registered"] for g in shown["doc"]["groups"] if not g["key"].startswith("[anon:"))
     # the registry moves memory between names; it never adds or loses any (PSS and USS are left
     # out: the file pages' shares change while another Python, the reader, maps the same files)
@@ -124,22 +124,27 @@ def test_munmap_drops_the_registration_though_the_process_never_said_so(three):
     assert shown["doc"]["registry"]["dropped"] == 1
     head = anonvma("show", str(child.pid)).stdout.splitlines()[1]
     assert head.startswith("2 of 3 registered ranges shown") and \
-        "1 dropped (memory unmapped, moved or replaced)" in head
+        "1 dropped (unmapped or moved away (munmap, mremap))" in head
 
 
-@pytest.mark.parametrize("replacement", [
-    "fd = os.memfd_create('other'); os.ftruncate(fd, 16 * P); "
-    "syscalls.mmap(scratch, 16 * P, RW, syscalls.MAP_PRIVATE | syscalls.MAP_FIXED, fd)",
-    "syscalls.mmap(scratch, 16 * P, RW, syscalls.MAP_SHARED | syscalls.MAP_ANONYMOUS | syscalls.MAP_FIXED)",
-    "syscalls.mmap(scratch, 16 * P, syscalls.PROT_READ, ANON | syscalls.MAP_FIXED)",
-    "syscalls.mremap(scratch, 16 * P, 16 * P, 1 | 2, syscalls.mmap(0, 16 * P, RW, ANON))",
-], ids=["file", "shared-anonymous", "read-only-anonymous", "moved-by-mremap"])
-def test_memory_replaced_or_moved_is_never_attributed_to_the_old_name(three, replacement):
+@pytest.mark.parametrize("replacement, why", [
+    ("fd = os.memfd_create('other'); os.ftruncate(fd, 16 * P); "
+     "syscalls.mmap(scratch, 16 * P, RW, syscalls.MAP_PRIVATE | syscalls.MAP_FIXED, fd)", "replaced"),
+    ("syscalls.mmap(scratch, 16 * P, RW, syscalls.MAP_SHARED | syscalls.MAP_ANONYMOUS | syscalls.MAP_FIXED)",
+     "replaced"),
+    ("syscalls.mmap(scratch, 16 * P, syscalls.PROT_READ, ANON | syscalls.MAP_FIXED)", "mprotected"),
+    ("syscalls.mremap(scratch, 16 * P, 16 * P, 1 | 2, syscalls.mmap(0, 16 * P, RW, ANON))", "unmapped"),
+    ("syscalls.mprotect(scratch + 4 * P, 4 * P, syscalls.PROT_READ)", "mprotected"),
+], ids=["file", "shared-anonymous", "read-only-anonymous", "moved-by-mremap", "mprotect"])
+def test_memory_replaced_or_moved_is_never_attributed_to_the_old_name_and_says_why(three, replacement, why):
     child, _ = three
     child.run(replacement)
     assert "scratch" in [e[2] for e in child.run("result = entries()")]  # the process did not say
     shown = groups_of(child.pid)
     assert "[anon:scratch]" not in shown and shown["doc"]["registry"]["dropped"] == 1
+    assert shown["doc"]["registry"]["why_dropped"] == {why: 1}
+    head = anonvma("show", str(child.pid)).stdout.splitlines()[1]
+    assert f"1 dropped ({registry.GONE[why]})" in head
 
 
 def test_closing_a_named_mmap_drops_its_name_before_another_mapping_can_land_there(three):

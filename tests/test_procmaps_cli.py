@@ -241,3 +241,32 @@ def test_help_texts_cite_only_documents_the_repository_contains():
             if doc not in docs:
                 missing.setdefault(doc, set()).add(command)
     assert missing == {}
+
+
+def test_messages_say_what_a_user_typed_and_never_a_raw_errno(capsys, tmp_path):
+    rc, out, _ = run(capsys, "show", "self", "--match", r"^\[anon:|^\[heap\]$")
+    assert rc == 0 and r"matching '^\[anon:|^\[heap\]$')" in out.splitlines()[0]  # as typed
+    rc, _, err = run(capsys, "show", "self", "--match", "it's(")
+    assert rc == 1 and "bad --match 'it'\\''s(': missing )" in err
+    missing = tmp_path / "missing"
+    for argv, why in ((["show", str(missing)], f"{missing}: No such file or directory"),
+                      (["show", str(tmp_path)], f"{tmp_path}: Is a directory"),
+                      (["diff", str(missing), "self"], f"{missing}: No such file or directory"),
+                      (["plot", str(missing), "-o", str(tmp_path / "x.png")],
+                       f"{missing}: No such file or directory")):
+        rc, out, err = run(capsys, *argv)
+        assert rc in (1, 2) and out == "" and err == f"anonvma {argv[0]}: error: {why}\n", err
+        assert "Errno" not in err
+
+
+def test_the_hint_for_denied_processes_fits_who_reads():
+    from anonvma.procmaps.system import System
+
+    read = System(0.0, 0.0, [], 0, {"denied": 2, "exited": 1, "unreadable": 0}, [])
+    assert read.skipped_line(root=False) == ("not counted (processes): 2 denied, 1 exited while read "
+                                             "(run as root to read every process)")
+    as_root = read.skipped_line(root=True)
+    assert "run as root" not in as_root and "denied even to root" in as_root
+    assert System(0.0, 0.0, [], 0, {"denied": 0, "exited": 1, "unreadable": 0}, []).skipped_line(
+        root=True) == "not counted (processes): 1 exited while read"
+

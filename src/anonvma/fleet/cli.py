@@ -16,6 +16,7 @@ from typing import Any, Callable, List, Optional
 from anonvma.fleet.plot import MEASURES
 from anonvma.procmaps.cli import error_line, positive, warning_lines
 from anonvma.procmaps.errors import ProcessNotFoundError
+from anonvma.procmaps.group import shown_regex
 from anonvma.procmaps.source import pid_of, proc_path
 
 
@@ -58,7 +59,9 @@ def register(subparsers: Any) -> None:
                    help="also export anonvma_process_* series (labels pid, comm, name, kind)")
     p.add_argument("--max-series", type=positive(int), default=10000, metavar="N",
                    help="at most N name-labelled series per scrape, largest PSS first (default "
-                        "10000); the rest are counted in anonvma_series_dropped_total")
+                        "10000); each name takes 6 (anonvma_pss_bytes ... anonvma_vmas), and with "
+                        "--per-process each process's name 5 more; the rest are counted in "
+                        "anonvma_series_dropped_total, with a warning")
     p.set_defaults(func=_guarded(_export))
 
     p = subparsers.add_parser(
@@ -123,7 +126,7 @@ def _chosen(args: argparse.Namespace) -> Optional[List[str]]:
         try:
             re.compile(args.match)
         except re.error as err:
-            raise UsageError(f"bad --match {args.match!r}: {err}") from None
+            raise UsageError(f"bad --match {shown_regex(args.match)}: {err}") from None
     if args.all:
         return None
     for target in args.targets:
@@ -166,8 +169,12 @@ def _export(args: argparse.Namespace) -> int:
         print(f"anonvma export: error: {message} (counted in anonvma_scrape_errors_total)",
               file=sys.stderr, flush=True)
 
+    def warn(message: str) -> None:
+        print(f"anonvma export: warning: {message}", file=sys.stderr, flush=True)
+
     collector = MemoryCollector(targets, fold=args.fold, per_process=args.per_process,
-                                max_series=args.max_series, match=args.match, on_error=failed)
+                                max_series=args.max_series, match=args.match, on_error=failed,
+                                on_warning=warn)
     if args.listen is not None:
         def ready(url: str) -> None:
             print(f"serving {url} (Ctrl-C stops)", file=sys.stderr, flush=True)

@@ -156,32 +156,53 @@ def is_private_anon(vma: "Vma") -> bool:
             and (not vma.name or vma.name in ("[heap]", "[stack]") or vma.name.startswith("[anon:")))
 
 
-def still_there(entries: Sequence[Entry], vmas: Sequence["Vma"]) -> List[bool]:
-    """For each entry (in address order), whether its range is still covered, without a hole,
-    by private anonymous VMAs with the permissions it was registered with (``vmas`` in address
-    order). One pass over both.
+#: Why a registration no longer applies (:func:`gone`), and how a note says it.
+GONE = {
+    "unmapped": "unmapped or moved away (munmap, mremap)",
+    "replaced": "replaced by a file or shared mapping",
+    "mprotected": "permissions changed (mprotect, or anonymous memory mapped over it)",
+}
 
-    False after munmap, a move (mremap), mprotect, or a mapping of something else there. True
-    for another anonymous mapping with the same permissions at the same place: maps cannot
-    tell them apart.
+
+def gone(entries: Sequence[Entry], vmas: Sequence["Vma"]) -> List[Optional[str]]:
+    """For each entry (in address order), ``None`` if its range is still covered, without a
+    hole, by private anonymous VMAs with the permissions it was registered with (``vmas`` in
+    address order), else why not: a key of :data:`GONE` (the first thing found wrong, from the
+    entry's start). One pass over both.
+
+    ``unmapped`` after munmap or a move (mremap), ``replaced`` when something else (a file, shared
+    memory) is mapped there, ``mprotected`` for private anonymous memory with other permissions.
+    Another anonymous mapping with the same permissions at the same place counts as still
+    there: maps cannot tell them apart.
     """
-    out: List[bool] = []
+    out: List[Optional[str]] = []
     i = 0
     for e in entries:
         while i < len(vmas) and vmas[i].end <= e.start:
             i += 1
-        at, j, ok = e.start, i, False
+        at, j, why = e.start, i, "unmapped"
         while j < len(vmas):
             v = vmas[j]
-            if v.start > at or not is_private_anon(v) or v.perms != e.perms:
+            if v.start > at:
+                break  # a hole: unmapped
+            if not is_private_anon(v):
+                why = "replaced"
+                break
+            if v.perms != e.perms:
+                why = "mprotected"
                 break
             at = v.end
             if at >= e.end:
-                ok = True
+                why = ""
                 break
             j += 1
-        out.append(ok)
+        out.append(why or None)
     return out
+
+
+def still_there(entries: Sequence[Entry], vmas: Sequence["Vma"]) -> List[bool]:
+    """For each entry, whether :func:`gone` finds nothing wrong."""
+    return [why is None for why in gone(entries, vmas)]
 
 
 def kept(entries: Sequence[Entry], vmas: Sequence["Vma"]) -> List[Entry]:

@@ -33,8 +33,8 @@ from anonvma.procmaps.format import (
     processes_json,
     processes_table,
 )
-from anonvma.procmaps.group import (GROUP_BY, SORT_KEYS, group, matched, matching, sort_field, sort_groups,
-                                    total)
+from anonvma.procmaps.group import (GROUP_BY, SORT_KEYS, group, matched, matching, shown_regex, sort_field,
+                                    sort_groups, total)
 from anonvma.procmaps.parser import parse
 from anonvma.procmaps.records import Group, Registered
 from anonvma.procmaps.source import describe, read_pid_bytes
@@ -151,8 +151,9 @@ def warning_lines(command: str) -> Iterator[None]:
 def error_line(command: str, err: Exception) -> str:
     """The one stderr line of a command that failed with ``err`` (an OSError or ValueError)."""
     message = str(err)
-    if isinstance(err, OSError) and err.strerror and err.filename is None:
-        message = err.strerror  # our errors already name the pid/path; drop "[Errno N]"
+    if isinstance(err, OSError) and err.strerror:  # never a raw "[Errno N] ..." text
+        # our errors already name the pid/path; open()'s name the file, as cat(1) does
+        message = err.strerror if err.filename is None else f"{err.filename}: {err.strerror}"
     return f"anonvma {command}: error: {message}"
 
 
@@ -236,7 +237,7 @@ def _one(args: argparse.Namespace) -> _View:
     measure = sort_field(groups, args.sort)
     groups = sort_groups(groups, measure)
     who = describe(snap.pid) if snap.pid is not None else snap.source
-    matching_ = f" ({shown} matching {args.match!r})" if args.match is not None else ""
+    matching_ = f" ({shown} matching {shown_regex(args.match)})" if args.match is not None else ""
     head = (f"{who}: {count} VMAs{matching_}, {len(groups)} groups by {args.by}, "
             f"largest {measure} first")
     if not snap.has_smaps:
@@ -249,8 +250,8 @@ def _one(args: argparse.Namespace) -> _View:
     if snap.registry is not None:
         used = snap.registry
         meta["registry"] = {"path": used.path, "ranges": used.ranges, "dropped": used.dropped,
-                            "hidden": used.hidden, "estimated": bool(used.estimated), "cut": used.cut,
-                            "parts": used.parts}
+                            "why_dropped": dict(used.why_dropped), "hidden": used.hidden,
+                            "estimated": bool(used.estimated), "cut": used.cut, "parts": used.parts}
     return _View(head, registered.note(snap.registry), groups, groups[:args.top] if args.top else groups,
                  total(groups), snap.has_smaps, measure, False, False, {}, meta)
 
@@ -268,7 +269,7 @@ def _every(args: argparse.Namespace) -> _View:
     read_n = len(sysmem.processes)
     vmas = sum(p.total.count for p in sysmem.processes)
     what = "processes" if args.by == "process" else f"groups by {args.by}"
-    matched = f" matching {args.match!r}" if args.match is not None else ""
+    matched = f" matching {shown_regex(args.match)}" if args.match is not None else ""
     head = (f"all processes: {read_n} read in {sysmem.seconds:.2f} s ({sysmem.kernel_threads} kernel "
             f"threads have no memory); {vmas} VMAs{matched}, {len(groups)} {what}, largest {measure} first")
     labels = {p.total.key: (p.cmdline, p.comm) for p in sysmem.processes}

@@ -143,6 +143,8 @@ class Registered(NamedTuple):
         names whose pages could not all be attributed exactly); may include ``""``.
     :ivar cut: VMAs cut into parts by name; ``parts``: the records they became. The map has
         ``parts - cut`` records more than the kernel has VMAs.
+    :ivar why_dropped: (reason, ranges) of the dropped ones, a reason a key of
+        :data:`anonvma.live.registry.GONE`.
     """
 
     path: str
@@ -153,6 +155,7 @@ class Registered(NamedTuple):
     estimated: FrozenSet[str]
     cut: int = 0
     parts: int = 0
+    why_dropped: Tuple[Tuple[str, int], ...] = ()
 
     @property
     def extra(self) -> int:

@@ -55,13 +55,22 @@ class System(NamedTuple):
     skipped: Dict[str, int]
     errors: List[str]
 
-    def skipped_line(self) -> str:
-        """One line saying what was not counted, or ``""``."""
+    def skipped_line(self, root: Optional[bool] = None) -> str:
+        """One line saying what was not counted, or ``""``.
+
+        :param root: whether the reader is root (default: whether it is now); decides the hint
+            for denied processes: run as root, or what denies even root.
+        """
         words = {"denied": "denied", "exited": "exited while read", "unreadable": "unreadable"}
         parts = [f"{n} {words[why]}" for why, n in self.skipped.items() if n]
         if not parts:
             return ""
-        hint = " (run as root to read every process)" if self.skipped.get("denied") else ""
+        if root is None:
+            root = os.geteuid() == 0
+        hint = ""
+        if self.skipped.get("denied"):
+            hint = (" (denied even to root: another user namespace's processes, or a ptrace "
+                    "rule of Yama or an LSM)" if root else " (run as root to read every process)")
         return f"not counted (processes): {', '.join(parts)}{hint}"
 
 
