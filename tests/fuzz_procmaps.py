@@ -137,11 +137,12 @@ def check_cli(path: str) -> Optional[str]:
                 rc = cli_main(argv)
         except BaseException:  # noqa: BLE001 - a traceback is the finding
             return f"{' '.join(argv[:1])} raised " + traceback.format_exc(limit=3)
+        refused = 2 if argv[0] == "diff" else 1  # diff: 1 means "changed", as diff(1)
         if rc == 0 and not out.getvalue():
             return f"{argv[0]} exit 0 without output"
-        if rc == 1 and (out.getvalue() or err.getvalue().count("\n") != 1):
+        if rc == refused and (out.getvalue() or err.getvalue().count("\n") != 1):
             return f"{argv[0]} refused but printed to stdout or not one error line"
-        if rc not in (0, 1):
+        if rc not in (0, refused):  # a file against itself has nothing changed
             return f"{argv[0]} exit {rc}"
     return None
 

@@ -12,7 +12,7 @@ import json
 import os
 import subprocess
 import sys
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Optional, Sequence
 
 CHILD = r"""
 import ctypes, json, mmap, os, sys, traceback
@@ -56,9 +56,11 @@ class ChildError(Exception):
 class Namer:
     """A child process that runs the statements it is sent (see the module docstring)."""
 
-    def __init__(self, env: Optional[Dict[str, str]] = None) -> None:
+    def __init__(self, env: Optional[Dict[str, str]] = None, prefix: Sequence[str] = ()) -> None:
+        """``prefix``: a command to start the child under (``unshare ...``); ``pid`` is then the
+        pid the child sees for itself."""
         full = {**os.environ, **(env or {})}
-        self.proc = subprocess.Popen([sys.executable, "-c", CHILD], stdin=subprocess.PIPE,
+        self.proc = subprocess.Popen([*prefix, sys.executable, "-c", CHILD], stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, text=True, env=full)
         self.pid = self._reply()
 

@@ -17,8 +17,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from anonvma.cli import main
-from procmaps_fixtures import DATA, memfd_child, spawned
-from prometheus_helpers import fetch, free_port, prometheus_server, query, wait_for
+from procmaps_fixtures import DATA, as_nobody, memfd_child, spawned
+from prometheus_helpers import fetch, free_port, http_get, prometheus_server, query, wait_for
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
 ANDROID = os.path.join(DATA, "android-handwritten", "smaps")
@@ -120,28 +120,144 @@ def test_no_fold_keeps_numbered_names_apart_and_per_process_adds_series(tmp_path
     assert len(per) == 8 and all(p["pid"] == "" for p in per)  # a saved file: no pid
 
 
-def test_the_series_cap_keeps_the_largest_and_counts_the_dropped(tmp_path):
+def test_the_series_cap_keeps_the_largest_counts_the_dropped_and_says_so(capsys, tmp_path):
     got = samples(export_textfile(tmp_path, ANDROID, "--max-series", "12").read_text())
     names = {dict(labels)["name"] for (metric, labels) in got if metric == "anonvma_pss_bytes"}
     assert names == {"[anon:dalvik-main space]", "[anon:dalvik-/system/framework/boot.art]"}
     all_names = 7  # the sample's names, folded
     assert got[("anonvma_series_dropped_total", frozenset())] == (all_names - 2) * 6
+    out, err = capsys.readouterr()
+    assert out == "" and err == ("anonvma export: warning: --max-series 12 left out 5 names (30 series): "
+                                 "each name takes 6 series (and each process's name 5 more with "
+                                 "--per-process); counted in anonvma_series_dropped_total\n")
+    got = samples(export_textfile(tmp_path, ANDROID, "--max-series", "3").read_text())
+    assert not [k for k in got if k[0] == "anonvma_pss_bytes"]  # fewer than one name's series
+    assert "left out 7 names (42 series)" in capsys.readouterr().err
 
 
-def test_a_process_that_is_gone_is_a_scrape_error_not_a_failure(tmp_path):
-    got = samples(export_textfile(tmp_path, "4000000").read_text())
-    assert got[("anonvma_scrape_errors_total", frozenset({("reason", "exited")}))] == 1
+def test_the_series_cap_warns_once_however_many_scrapes_drop_series():
+    from anonvma.fleet.metrics import MemoryCollector
+
+    told: list = []
+    collector = MemoryCollector([ANDROID], max_series=6, on_warning=told.append)
+    for _ in range(3):
+        list(collector.collect())
+    assert len(told) == 1 and told[0].startswith("--max-series 6 left out 6 names (36 series)")
+    assert collector.dropped == 3 * 36
+
+
+def test_a_process_that_exits_while_exported_is_a_scrape_error_not_a_failure(tmp_path):
+    from anonvma.fleet.export import write_textfile
+    from anonvma.fleet.metrics import MemoryCollector
+
+    gone = subprocess.Popen(["sleep", "60"])
+    told: list = []
+    collector = MemoryCollector([str(gone.pid)], on_error=told.append)
+    gone.kill()
+    gone.wait()
+    out = tmp_path / "anonvma.prom"
+    write_textfile(collector, str(out))
+    write_textfile(collector, str(out))
+    got = samples(out.read_text())
+    assert got[("anonvma_scrape_errors_total", frozenset({("reason", "exited")}))] == 2
     assert not [k for k in got if k[0] == "anonvma_pss_bytes"]
     assert got[("anonvma_scrape_processes", frozenset())] == 0
+    assert told == [f"pid {gone.pid}: exited"]
+
+
+def test_a_process_it_may_not_read_is_said_once_and_counted_every_scrape():
+    from anonvma.fleet.metrics import MemoryCollector
+
+    if os.geteuid() != 0:
+        pytest.skip("needs root, to drop to nobody (65534) and be denied root's process 1")
+
+    def scrape_twice() -> tuple:
+        told: list = []
+        collector = MemoryCollector(["1"], on_error=told.append)
+        for _ in range(2):
+            list(collector.collect())
+        return 0, repr((told, collector.errors["denied"]))
+
+    code, text = as_nobody(scrape_twice)
+    assert code == 0, text
+    told, denied = eval(text)  # noqa: S307 - our own repr
+    assert denied == 2 and len(told) == 1 and told[0].startswith("pid 1: "), text
+
+
+def test_a_pid_that_does_not_exist_is_an_error_as_in_show(capsys, tmp_path):
+    out = tmp_path / "anonvma.prom"
+    for argv in (["show", "4000000"], ["export", "--textfile", str(out), "4000000"],
+                 ["record", "4000000", "--duration", "0.1", "-o", str(tmp_path / "r.jsonl")]):
+        assert main(argv) == 1
+        stdout, err = capsys.readouterr()
+        assert stdout == "" and err.count("\n") == 1 and "no process with pid 4000000" in err, (argv, err)
+    assert not out.exists() and not (tmp_path / "r.jsonl").exists()
 
 
 def test_export_refuses_what_cannot_work(capsys, tmp_path):
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
     for argv, why in ((["export", "--listen", "127.0.0.1:1"], "give PIDs or files, or --all"),
                       (["export", "--listen", "localhost", "--all"], "--listen wants HOST:PORT"),
                       (["export", "--listen", "127.0.0.1:9", "--all", "--interval", "1"],
                        "--interval goes with --textfile"),
-                      (["export", "--textfile", "/nonexistent-dir/x.prom", ANDROID],
-                       "cannot write /nonexistent-dir/x.prom")):
-        assert main(argv) == 1
+                      (["export", "--textfile", str(tmp_path / "x.prom"), "--match", "(", "self"],
+                       "bad --match '(': missing )"),
+                      (["export", "--listen", "127.0.0.1:9", "--match", "(", "self"], "bad --match '('"),
+                      (["export", "--textfile", str(fifo), "self"],
+                       f"--textfile {fifo} is not a regular file"),
+                      (["export", "--textfile", str(tmp_path), "self"],
+                       f"--textfile {tmp_path} is a directory"),
+                      (["record", "--duration", "1", "-o", str(tmp_path / "r"), "--match", "[", "self"],
+                       "bad --match '['"),
+                      (["record", "--duration", "1", "-o", str(tmp_path / "r")],
+                       "give PIDs or files, or --all")):
+        assert main(argv) == 2, argv
         out, err = capsys.readouterr()
         assert out == "" and why in err and err.count("\n") == 1, (argv, err)
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode) and sorted(os.listdir(tmp_path)) == ["fifo"]
+    assert main(["export", "--textfile", "/nonexistent-dir/x.prom", ANDROID]) == 1
+    out, err = capsys.readouterr()
+    assert out == "" and "cannot write /nonexistent-dir/x.prom" in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("target", ["/etc/passwd", "garbled"])
+def test_a_target_that_cannot_be_read_says_why_once_and_fails_a_single_write(capsys, tmp_path, target):
+    if target == "garbled":
+        target = str(tmp_path / "garbled")
+        with open(ANDROID, "rb") as f, open(target, "wb") as g:
+            g.write(f.read()[:300] + b"\0garbage\n")
+    out = tmp_path / "anonvma.prom"
+    assert main(["export", "--textfile", str(out), target]) == 1
+    stdout, err = capsys.readouterr()
+    assert stdout == "" and err.count("\n") == 1
+    assert err.startswith(f"anonvma export: error: scrape failed: {target}")
+    assert samples(out.read_text())[("anonvma_scrape_errors_total", frozenset({("reason", "failed")}))] == 1
+
+
+def test_a_failing_target_is_said_once_while_its_counter_keeps_counting(tmp_path):
+    """--interval and --listen: one line on stderr, however many scrapes fail."""
+    out = tmp_path / "anonvma.prom"
+    failed = ("anonvma_scrape_errors_total", frozenset({("reason", "failed")}))
+
+    def scraped(text: str) -> bool:
+        return samples(text).get(failed, 0) >= 3 if text else False
+
+    port = free_port()
+    for argv, read in ((["--textfile", str(out), "--interval", "0.1"],
+                        lambda: out.read_text() if out.exists() else ""),
+                       (["--listen", f"127.0.0.1:{port}"], lambda: _get(f"http://127.0.0.1:{port}/metrics"))):
+        exporter = subprocess.Popen([sys.executable, "-m", "anonvma", "export", *argv, "/etc/passwd"],
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        try:
+            assert wait_for("three failed scrapes", lambda r=read: scraped(r()), 60, exporter)
+        finally:
+            exporter.terminate()
+            assert exporter.wait(timeout=30) == 0
+        errors = [line for line in exporter.stderr.read().splitlines() if "error" in line]
+        exporter.stderr.close()
+        assert len(errors) == 1 and "scrape failed: /etc/passwd:1:" in errors[0], errors
+
+
+def _get(url: str) -> str:
+    return http_get(url).decode()

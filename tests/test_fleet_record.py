@@ -73,8 +73,6 @@ def test_record_and_plot_refuse_what_cannot_work(capsys, tmp_path):
     bad.write_text('{"hello": 1}\n')
     for argv, why in ((["record", "--duration", "1", "-o", "/nonexistent-dir/r.jsonl", "self"],
                        "cannot write /nonexistent-dir/r.jsonl"),
-                      (["record", "--duration", "1", "-o", str(tmp_path / "r")],
-                       "give PIDs or files, or --all"),
                       (["plot", str(bad), "-o", str(tmp_path / "x.png")], "not an anonvma recording"),
                       (["plot", str(tmp_path / "missing"), "-o", str(tmp_path / "x.png")], "No such file")):
         assert main(argv) == 1
@@ -87,3 +85,14 @@ def test_record_to_stdout(capsys):
     out = capsys.readouterr().out.splitlines()
     assert len(out) == 3 and json.loads(out[0])["targets"] == ["self"]
     assert json.loads(out[1])["processes"][0]["pid"] == os.getpid()
+
+
+def test_record_to_a_pipe_whose_reader_leaves_is_quiet_and_exits_0():
+    """``record PID -o - | head -1``: as every other command, no "Broken pipe" error."""
+    proc = subprocess.Popen([sys.executable, "-m", "anonvma", "record", "self", "--interval", "0.05",
+                             "--duration", "30", "-o", "-"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert json.loads(proc.stdout.readline())["anonvma_record"] == 1
+    proc.stdout.close()  # head -1 exits
+    assert proc.wait(timeout=60) == 0
+    assert proc.stderr.read() == b""
+    proc.stderr.close()

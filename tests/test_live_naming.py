@@ -124,6 +124,10 @@ def test_this_host_kernel_reports_unsupported_with_an_actionable_message():
     assert "CONFIG_ANON_VMA_NAME=y" in str(exc.value) and "boot such a kernel" in str(exc.value)
     assert "run `anonvma oracle build`" not in str(exc.value)  # it cannot make this host name memory
     assert isinstance(exc.value.__cause__, OSError)
+    first, hint = str(exc.value).split("\n")  # one line saying what failed and why, then the hint
+    assert first == exc.value.strerror and len(first) < 150 and "Errno" not in first
+    assert first.startswith("naming 0x") and hint == exc.value.hint
+    assert hint.startswith("pass fallback=True, or set ANONVMA_FALLBACK=1")
 
 
 def test_named_mmap_names_the_mapping_when_the_kernel_supports_it():

@@ -13,6 +13,7 @@ import errno
 import io
 import json
 import os
+import shutil
 import stat
 import subprocess
 import sys
@@ -96,8 +97,8 @@ def test_three_registered_regions_are_shown_marked_with_their_exact_sizes(three)
         g = shown[key]
         assert (g["registered"], g["estimated"], g["kind"]) == (True, False, "anon_named"), key
         assert (g["size"], g["rss"], g["pss"], g["uss"], g["count"]) == (size, rss, rss, rss, 1), key
-    assert shown["doc"]["registry"] == {"path": where["path"], "ranges": 3, "dropped": 0, "hidden": 0,
-                                        "estimated": False}
+    assert {k: v for k, v in shown["doc"]["registry"].items() if k not in ("cut", "parts")} == {
+        "path": where["path"], "ranges": 3, "dropped": 0, "why_dropped": {}, "hidden": 0, "estimated": False}
     assert not any(g["registered"] for g in shown["doc"]["groups"] if not g["key"].startswith("[anon:"))
     # the registry moves memory between names; it never adds or loses any (PSS and USS are left
     # out: the file pages' shares change while another Python, the reader, maps the same files)
@@ -123,22 +124,27 @@ def test_munmap_drops_the_registration_though_the_process_never_said_so(three):
     assert shown["doc"]["registry"]["dropped"] == 1
     head = anonvma("show", str(child.pid)).stdout.splitlines()[1]
     assert head.startswith("2 of 3 registered ranges shown") and \
-        "1 dropped (memory unmapped, moved or replaced)" in head
+        "1 dropped (unmapped or moved away (munmap, mremap))" in head
 
 
-@pytest.mark.parametrize("replacement", [
-    "fd = os.memfd_create('other'); os.ftruncate(fd, 16 * P); "
-    "syscalls.mmap(scratch, 16 * P, RW, syscalls.MAP_PRIVATE | syscalls.MAP_FIXED, fd)",
-    "syscalls.mmap(scratch, 16 * P, RW, syscalls.MAP_SHARED | syscalls.MAP_ANONYMOUS | syscalls.MAP_FIXED)",
-    "syscalls.mmap(scratch, 16 * P, syscalls.PROT_READ, ANON | syscalls.MAP_FIXED)",
-    "syscalls.mremap(scratch, 16 * P, 16 * P, 1 | 2, syscalls.mmap(0, 16 * P, RW, ANON))",
-], ids=["file", "shared-anonymous", "read-only-anonymous", "moved-by-mremap"])
-def test_memory_replaced_or_moved_is_never_attributed_to_the_old_name(three, replacement):
+@pytest.mark.parametrize("replacement, why", [
+    ("fd = os.memfd_create('other'); os.ftruncate(fd, 16 * P); "
+     "syscalls.mmap(scratch, 16 * P, RW, syscalls.MAP_PRIVATE | syscalls.MAP_FIXED, fd)", "replaced"),
+    ("syscalls.mmap(scratch, 16 * P, RW, syscalls.MAP_SHARED | syscalls.MAP_ANONYMOUS | syscalls.MAP_FIXED)",
+     "replaced"),
+    ("syscalls.mmap(scratch, 16 * P, syscalls.PROT_READ, ANON | syscalls.MAP_FIXED)", "mprotected"),
+    ("syscalls.mremap(scratch, 16 * P, 16 * P, 1 | 2, syscalls.mmap(0, 16 * P, RW, ANON))", "unmapped"),
+    ("syscalls.mprotect(scratch + 4 * P, 4 * P, syscalls.PROT_READ)", "mprotected"),
+], ids=["file", "shared-anonymous", "read-only-anonymous", "moved-by-mremap", "mprotect"])
+def test_memory_replaced_or_moved_is_never_attributed_to_the_old_name_and_says_why(three, replacement, why):
     child, _ = three
     child.run(replacement)
     assert "scratch" in [e[2] for e in child.run("result = entries()")]  # the process did not say
     shown = groups_of(child.pid)
     assert "[anon:scratch]" not in shown and shown["doc"]["registry"]["dropped"] == 1
+    assert shown["doc"]["registry"]["why_dropped"] == {why: 1}
+    head = anonvma("show", str(child.pid)).stdout.splitlines()[1]
+    assert f"1 dropped ({registry.GONE[why]})" in head
 
 
 def test_closing_a_named_mmap_drops_its_name_before_another_mapping_can_land_there(three):
@@ -175,6 +181,12 @@ def test_a_name_on_part_of_a_vma_is_measured_from_pagemap_not_prorated(run_dir):
         before = next(g for k, g in rows.items() if k.endswith(f"-{base + 16 * PAGE:x}"))
         assert before["rss"] >= 5 * KB and not before["registered"]  # pages 0-4, and any neighbour's
         assert by_vma["total"]["rss"] == total(group(read_pid(child.pid))).rss
+        kernel = len(read_pid(child.pid).vmas)  # the child is idle: its map does not change
+        assert shown["doc"]["vmas"] == by_vma["vmas"] == kernel  # three parts of one VMA are one VMA
+        assert (shown["doc"]["registry"]["cut"], shown["doc"]["registry"]["parts"]) == (1, 3)
+        assert by_vma["total"]["count"] == kernel + 2  # the table lists the parts
+        head = anonvma("show", str(child.pid)).stdout.splitlines()
+        assert f": {kernel} VMAs, " in head[0] and "1 VMAs cut into 3 parts by name" in head[1]
 
 
 def test_names_on_the_heap_are_kept_but_shown_as_heap_as_the_kernel_does(run_dir):
@@ -248,9 +260,10 @@ def _nobody_namer(ready_w: int, done_r: int, done_w: int) -> None:  # pragma: no
 
 
 @contextlib.contextmanager
-def nobody_namer() -> Iterator[List[int]]:
+def nobody_namer(clean: bool = True) -> Iterator[List[int]]:
     """A process of nobody's that named memory shared with its own fork: [pid, base]. Its
-    registry is in /tmp/anonvma-65534; the files it leaves (it ends with _exit) are stale."""
+    registry is in /tmp/anonvma-65534; the files it leaves (it ends with _exit) are stale, and
+    removed after it (``clean``) by nobody's own reader."""
     ready_r, ready_w = os.pipe()
     done_r, done_w = os.pipe()
     pid = os.fork()
@@ -266,7 +279,16 @@ def nobody_namer() -> Iterator[List[int]]:
     finally:
         os.close(done_w)
         os.waitpid(pid, 0)
+        if clean:
+            _clean_as_nobody()
+
+
+def _clean_as_nobody() -> None:
+    """Remove nobody's stale files as nobody: only the owner may (root never removes them)."""
+    def clean() -> tuple:
         registry.clean_stale(registry.scan([f"/tmp/anonvma-{NOBODY}"]))
+        return 0, ""
+    assert as_nobody(clean) == (0, "")
 
 
 def _show_json(pid: int) -> tuple:
@@ -309,7 +331,7 @@ def test_show_all_diff_export_and_record_show_registered_names(three, tmp_path):
     saved = tmp_path / "before.smaps"
     assert anonvma("snapshot", pid, "-o", str(saved)).returncode == 0  # what the kernel prints: no names
     diff = anonvma("diff", str(saved), pid)
-    assert diff.returncode == 0, diff.stderr
+    assert diff.returncode == 1, diff.stderr  # something changed
     assert "B: 3 of 3 registered ranges shown" in diff.stdout
     line = next(x for x in diff.stdout.splitlines() if "[anon:cache]" in x)
     assert line.split()[0] == "appeared" and line.endswith("[anon:cache] (registered)")
@@ -380,15 +402,107 @@ def test_an_untrustworthy_registry_is_ignored_with_one_warning_line(run_dir, cas
         assert os.path.exists(path)  # never trusted, never removed either: someone should look
 
 
-def test_the_file_of_a_dead_process_is_removed_by_the_next_reader(run_dir):
+def _dead() -> registry.Identity:
+    """The identity of a process that has exited (its pid may be reused: then its start time differs)."""
     gone = subprocess.Popen(["sleep", "60"])
     ident = registry.identity(gone.pid)
     gone.kill()
     gone.wait()
-    path = _plant(run_dir, ident, registry.encode(ident, 0, []))
+    return ident
+
+
+def test_the_file_of_a_dead_process_is_removed_by_the_next_reader(run_dir):
+    ident = _dead()
+    path = _plant(run_dir, ident, registry.encode(ident, 0, [], registry.namespace()))
     out = anonvma("show", "--all", "--match", "^$", "--by", "process")
     assert out.returncode == 0 and "warning" not in out.stderr
     assert not os.path.exists(path)
+
+
+@pytest.mark.parametrize("written", ["without a namespace", "in another boot", "in another pid namespace"])
+def test_the_file_of_a_dead_process_from_elsewhere_is_never_removed(run_dir, written):
+    """Its pid was another namespace's: nothing here proves that process gone."""
+    ident = _dead()
+    here = registry.namespace()
+    assert here is not None
+    ns = {"without a namespace": None, "in another boot": here._replace(boot_id="another-boot"),
+          "in another pid namespace": here._replace(pid_ns=(here.pid_ns[0], here.pid_ns[1] + 1))}[written]
+    path = _plant(run_dir, ident, registry.encode(ident, 0, [], ns))
+    out = anonvma("show", "--all", "--match", "^$", "--by", "process")
+    assert out.returncode == 0 and "warning" not in out.stderr
+    assert os.path.exists(path)
+
+
+def _unshare_or_skip() -> List[str]:
+    """``unshare --pid --fork --mount-proc``, if it works here (root, and no sandbox forbidding it)."""
+    argv = ["unshare", "--pid", "--fork", "--mount-proc"]
+    if shutil.which("unshare") is None:
+        pytest.skip("needs unshare(1) (util-linux) for a reader in another PID namespace")
+    if os.geteuid() != 0:
+        pytest.skip("needs root for unshare --pid --mount-proc")
+    tried = subprocess.run([*argv, "true"], capture_output=True, text=True, timeout=30)
+    if tried.returncode != 0:
+        pytest.skip(f"unshare --pid --fork --mount-proc fails here: {tried.stderr.strip()}")
+    return argv
+
+
+#: In the unshared reader's own mount namespace, hide the machine's other registries (of other
+#: tests and users) behind empty tmpfs mounts: only this test's files are at stake.
+HIDE_OTHERS = ('for d in /tmp/anonvma-* /run/user; do [ -d "$d" ] && mount -t tmpfs none "$d"; done; '
+               'exec "$@"')
+
+
+def test_a_reader_in_another_pid_namespace_removes_no_registry(three, tmp_path):
+    """The issue's loss: ``unshare --pid --fork --mount-proc anonvma show --all`` sees no host
+    pid, and took every registry for a dead process's."""
+    argv = _unshare_or_skip()
+    child, where = three
+    run_dir = os.environ["XDG_RUNTIME_DIR"]
+    ident = _dead()
+    dead = _plant(run_dir, ident, registry.encode(ident, 0, [], registry.namespace()))
+    prom = str(tmp_path / "x.prom")
+    for reader in (["show", "--all"], ["show", "--all", "--json"], ["export", "--all", "--textfile", prom]):
+        out = subprocess.run([*argv, "sh", "-c", HIDE_OTHERS, "sh", sys.executable, "-m", "anonvma", *reader],
+                             capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0, out.stderr
+        assert os.path.exists(where["path"]) and os.path.exists(dead), reader
+    shown = groups_of(child.pid)
+    assert shown["[anon:cache]"]["registered"] and shown["[anon:arena]"]["registered"]
+    # back in the namespace that wrote it, the dead process's file is provably stale
+    assert anonvma("show", "--all", "--match", "^$").returncode == 0
+    assert not os.path.exists(dead) and os.path.exists(where["path"])
+
+
+def test_a_registry_written_in_another_pid_namespace_is_kept_by_readers_outside_it(run_dir, tmp_path):
+    """A process named memory under ``unshare --pid``: its pid (1 there) is another process here."""
+    argv = _unshare_or_skip()
+    with Namer(prefix=argv) as child:
+        assert child.pid == 1
+        path = child.run("m = live.named_mmap(4 * P, 'inside', fallback=True); result = registry.path()")
+        assert os.path.basename(path).startswith("1-")
+        for reader in (["show", "--all"], ["show", "--all", "--by", "process", "--json"],
+                       ["export", "--all", "--textfile", str(tmp_path / "x.prom")]):
+            out = anonvma(*reader)
+            assert out.returncode == 0, out.stderr
+            assert os.path.exists(path), reader
+            assert "inside" not in out.stdout  # and never attributed to this namespace's pid 1
+        assert child.run("result = [e.name for e in registry.entries()]") == ["inside"]
+    assert not os.path.exists(path)  # its exit removed it, as ever
+
+
+def test_root_never_removes_another_users_registry(run_dir):
+    """nobody's stale files stay until nobody's own reader removes them."""
+    with nobody_namer(clean=False) as (pid, _):
+        mine = [p for _, p in registry.scan([f"/tmp/anonvma-{NOBODY}"]).get(pid, [])]
+        assert mine
+    try:
+        assert not os.path.exists(f"/proc/{pid}")  # ended with _exit: its file is stale
+        out = anonvma("show", "--all", "--match", "^$", "--by", "process")
+        assert out.returncode == 0 and "warning" not in out.stderr
+        assert all(os.path.exists(p) for p in mine)
+    finally:
+        _clean_as_nobody()
+    assert not any(os.path.exists(p) for p in mine)
 
 
 def _comm(pid: int) -> str:
@@ -554,3 +668,28 @@ def test_swap_and_zero_pages_that_page_counts_cannot_place_are_estimated():
     # no pagemap: divided by size, estimated
     parts, exact = split_smaps(vma, [48, 16], None)
     assert not exact and [p.rss for p in parts] == [24, 8]
+
+
+def test_anonvma_registry_dir_is_the_one_directory_written_and_read(run_dir, tmp_path):
+    own = tmp_path / "own"
+    with Namer(env={"ANONVMA_REGISTRY_DIR": str(own)}) as child:
+        path = child.run("m = live.named_mmap(4 * P, 'own', fallback=True); result = registry.path()")
+        assert os.path.dirname(path) == str(own) and stat.S_IMODE(os.stat(own).st_mode) == 0o700
+        assert child.run("result = registry.reader_dirs()") == [str(own)]
+        assert "[anon:own]" not in groups_of(child.pid)  # the default directories: not there
+        with_dir = subprocess.run([sys.executable, "-m", "anonvma", "show", str(child.pid), "--json"],
+                                  capture_output=True, text=True, timeout=120,
+                                  env={**os.environ, "ANONVMA_REGISTRY_DIR": str(own)})
+        assert {g["key"]: g for g in json.loads(with_dir.stdout)["groups"]}["[anon:own]"]["registered"]
+    with Namer(env={"ANONVMA_REGISTRY_DIR": "relative/dir"}) as child:
+        with pytest.raises(ChildError) as err:
+            child.run("m = live.named_mmap(4 * P, 'own', fallback=True)")
+        assert err.value.kind == "ValueError"
+        assert err.value.message == ("ANONVMA_REGISTRY_DIR='relative/dir' is not an absolute path: "
+                                     "set it to one, or unset it")
+        assert not os.path.exists("relative")
+    relative = {**os.environ, "ANONVMA_REGISTRY_DIR": "relative/dir"}
+    refused = subprocess.run([sys.executable, "-m", "anonvma", "show", "--all"], capture_output=True,
+                             text=True, timeout=120, env=relative)
+    assert refused.returncode != 0 and refused.stderr.count("\n") == 1, refused.stderr
+    assert "ANONVMA_REGISTRY_DIR='relative/dir' is not an absolute path" in refused.stderr

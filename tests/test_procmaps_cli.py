@@ -42,7 +42,7 @@ def test_diff_of_two_maps_files_compares_by_size_and_says_so(capsys, tmp_path):
     b.write_text(maps_line(0x400000, 3, "[heap]") + maps_line(0x500000, 2, "/lib/x.so")
                  + maps_line(0x600000, 1, "[anon:new]"))
     rc, out, _ = run(capsys, "diff", str(a), str(b))
-    assert rc == 0
+    assert rc == 1
     assert "compared by size" in out.splitlines()[0] and "both are maps" in out.splitlines()[0]
     rows = {line.split()[-1]: line.split() for line in out.splitlines()[2:]}
     assert rows["[heap]"][:2] == ["grew", "+8K"] and rows["[anon:new]"][0] == "appeared"
@@ -72,6 +72,60 @@ def test_diff_of_a_maps_file_against_its_smaps_invents_no_growth(capsys):
     assert heap.split(",")[fields.index("before_pss")] == ""  # unknown is empty, not 0
 
 
+def test_diff_lists_what_changed_in_any_measure_counts_it_totals_it_and_exits_1(capsys, tmp_path):
+    before = Path(ANDROID).read_text()
+    boot = before.index("[anon:dalvik-/system/framework/boot.art]")
+    rest = before[boot:].replace("Rss:                3032 kB", "Rss:                2032 kB", 1)
+    after = before[:boot] + rest.replace("Shared_Dirty:       2900 kB", "Shared_Dirty:       1900 kB", 1)
+    a, b = tmp_path / "a.smaps", tmp_path / "b.smaps"
+    a.write_text(before)
+    b.write_text(after)
+    groups = len(procmaps.group(procmaps.read_file(ANDROID)))
+    rc, out, _ = run(capsys, "diff", str(a), str(b), "--sort", "size")
+    lines = out.splitlines()
+    assert rc == 1 and ": 1 changed groups by name (size)" in lines[0]
+    rows = {line.split("  ")[-1].strip(): line.split() for line in lines[2:] if "  " in line}
+    assert rows["[anon:dalvik-/system/framework/boot.art]"][:2] == ["changed", "0"]  # RSS -1000K
+    assert lines[-2].split()[-1] == "total" and lines[-2].split()[:2] == ["changed", "0"]
+    assert lines[-1].startswith("changed: the same size, another measure differs")
+    rc, out, _ = run(capsys, "diff", str(a), str(b), "--sort", "rss", "--all")
+    lines = out.splitlines()
+    assert rc == 1 and f": 1 changed groups, {groups - 1} unchanged by name (rss)" in lines[0]
+    assert lines[2].split()[:2] == ["shrank", "-1000K"] and len(lines) == 2 + groups + 1
+    assert lines[-1].split()[:2] == ["shrank", "-1000K"] and lines[-1].endswith("  total")
+    rc, out, _ = run(capsys, "diff", str(a), str(a), "--json")
+    doc = json.loads(out)
+    assert rc == 0 and doc["changes"] == [] and doc["total"]["status"] == "same"
+    assert doc["total"]["after"]["pss"] == sum(g.pss for g in procmaps.group(procmaps.read_file(ANDROID)))
+    rc, out, err = run(capsys, "diff", str(a), str(tmp_path / "missing"))
+    assert rc == 2 and out == "" and err.count("\n") == 1  # trouble, as diff(1)
+
+
+def test_show_and_diff_read_standard_input_as_replay_does():
+    with open(ANDROID, "rb") as f:
+        shown = subprocess.run([sys.executable, "-m", "anonvma", "show", "-", "--json"], stdin=f,
+                               capture_output=True, check=False)
+    assert shown.returncode == 0, shown.stderr
+    doc = json.loads(shown.stdout)
+    assert doc["source"] == "<stdin>" and doc["groups"][0]["key"] == "[anon:dalvik-main space]"
+    with open(ANDROID, "rb") as f:
+        same = subprocess.run([sys.executable, "-m", "anonvma", "diff", ANDROID, "-"], stdin=f,
+                              capture_output=True, text=True, check=False)
+    assert same.returncode == 0 and ": 0 changed groups" in same.stdout, same.stderr
+    both = subprocess.run([sys.executable, "-m", "anonvma", "diff", "-", "-"], stdin=subprocess.DEVNULL,
+                          capture_output=True, text=True, check=False)
+    assert both.returncode == 2 and "only one side can be '-'" in both.stderr
+
+
+def test_snapshot_to_a_gz_name_is_gzip_and_reads_back(capsys, tmp_path):
+    out = tmp_path / "self.smaps.gz"
+    rc, text, _ = run(capsys, "snapshot", "self", "-o", str(out))
+    assert rc == 0 and text.endswith(f"to {out} (gzip)\n")
+    data = out.read_bytes()
+    assert data[:2] == b"\x1f\x8b"
+    assert procmaps.read_file(out).vmas == tuple(procmaps.parse(gzip.decompress(data), str(out))[0])
+
+
 def test_show_of_a_maps_file_is_sorted_largest_first_by_size(capsys):
     rc, out, _ = run(capsys, "show", PY_MAPS)
     assert rc == 0
@@ -92,7 +146,7 @@ def test_diff_sort_count_prints_one_signed_count_column(capsys, tmp_path):
     b.write_text(maps_line(0x400000, 1, "[anon:x]") + maps_line(0x402000, 1, "[anon:x]")
                  + maps_line(0x500000, 1, "[anon:y]"))
     rc, out, _ = run(capsys, "diff", str(a), str(b), "--sort", "count")
-    assert rc == 0
+    assert rc == 1
     header = out.splitlines()[1].split()
     assert header.count("DCOUNT") == 1 and header[:2] == ["STATUS", "DCOUNT"]
     rows = {line.split()[-1]: line.split() for line in out.splitlines()[2:]}
@@ -191,3 +245,32 @@ def test_help_texts_cite_only_documents_the_repository_contains():
             if doc not in docs:
                 missing.setdefault(doc, set()).add(command)
     assert missing == {}
+
+
+def test_messages_say_what_a_user_typed_and_never_a_raw_errno(capsys, tmp_path):
+    rc, out, _ = run(capsys, "show", "self", "--match", r"^\[anon:|^\[heap\]$")
+    assert rc == 0 and r"matching '^\[anon:|^\[heap\]$')" in out.splitlines()[0]  # as typed
+    rc, _, err = run(capsys, "show", "self", "--match", "it's(")
+    assert rc == 1 and "bad --match 'it'\\''s(': missing )" in err
+    missing = tmp_path / "missing"
+    for argv, why in ((["show", str(missing)], f"{missing}: No such file or directory"),
+                      (["show", str(tmp_path)], f"{tmp_path}: Is a directory"),
+                      (["diff", str(missing), "self"], f"{missing}: No such file or directory"),
+                      (["plot", str(missing), "-o", str(tmp_path / "x.png")],
+                       f"{missing}: No such file or directory")):
+        rc, out, err = run(capsys, *argv)
+        assert rc in (1, 2) and out == "" and err == f"anonvma {argv[0]}: error: {why}\n", err
+        assert "Errno" not in err
+
+
+def test_the_hint_for_denied_processes_fits_who_reads():
+    from anonvma.procmaps.system import System
+
+    read = System(0.0, 0.0, [], 0, {"denied": 2, "exited": 1, "unreadable": 0}, [])
+    assert read.skipped_line(root=False) == ("not counted (processes): 2 denied, 1 exited while read "
+                                             "(run as root to read every process)")
+    as_root = read.skipped_line(root=True)
+    assert "run as root" not in as_root and "denied even to root" in as_root
+    assert System(0.0, 0.0, [], 0, {"denied": 0, "exited": 1, "unreadable": 0}, []).skipped_line(
+        root=True) == "not counted (processes): 1 exited while read"
+

@@ -15,7 +15,7 @@ import pytest
 from anonvma import procmaps
 from anonvma.cli import main
 
-from procmaps_fixtures import as_nobody, memfd_child, spawned
+from procmaps_fixtures import DATA, as_nobody, memfd_child, spawned
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
@@ -124,12 +124,60 @@ def test_show_prints_json_totals_of_this_process(capsys):
     assert "[heap]" in {g["key"] for g in doc["groups"]}
 
 
-def test_show_table_fits_the_terminal(capsys, monkeypatch):
-    monkeypatch.setenv("COLUMNS", "70")
-    assert main(["show", str(os.getpid()), "--sort", "rss"]) == 0
-    lines = capsys.readouterr().out.splitlines()
-    assert all(len(line) <= 70 for line in lines[1:])
-    assert lines[1].split()[:3] == ["COUNT", "SIZE", "RSS"] and lines[-1].endswith("total")
+PYTHON_SMAPS = os.path.join(DATA, "linux-6.18-python", "smaps")
+LIBS = ("/root/.pyenv/versions/3.11.7/lib/libpython3.11.so.1.0", "/usr/lib/x86_64-linux-gnu/libc.so.6",
+        "/usr/lib/x86_64-linux-gnu/libm.so.6")
+
+
+def on_terminal(argv: list, columns: int) -> str:
+    """The output of ``anonvma ARGV`` on a pseudo-terminal ``columns`` wide."""
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    primary, secondary = pty.openpty()
+    fcntl.ioctl(secondary, termios.TIOCSWINSZ, struct.pack("HHHH", 40, columns, 0, 0))
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
+    proc = subprocess.Popen([sys.executable, "-m", "anonvma", *argv], stdout=secondary,
+                            stderr=subprocess.DEVNULL, env=env)
+    os.close(secondary)
+    chunks = []
+    while True:
+        try:
+            data = os.read(primary, 65536)
+        except OSError:  # EIO: the other end closed
+            break
+        if not data:
+            break
+        chunks.append(data)
+    os.close(primary)
+    assert proc.wait(timeout=60) == 0
+    return b"".join(chunks).decode().replace("\r\n", "\n")
+
+
+def test_names_stay_whole_when_the_output_is_not_a_terminal():
+    for argv in (["show", PYTHON_SMAPS], ["diff", PYTHON_SMAPS, PYTHON_SMAPS, "--all"]):
+        out = subprocess.run([sys.executable, "-m", "anonvma", *argv], capture_output=True, text=True,
+                             env={**os.environ, "COLUMNS": "60"}, check=True).stdout
+        names = [line.split("  ")[-1].strip() for line in out.splitlines()]
+        assert set(LIBS) <= set(names), out
+
+
+def test_on_a_terminal_a_path_is_shortened_from_the_left_and_the_total_row_never():
+    out = on_terminal(["show", PYTHON_SMAPS], 60)
+    lines = out.splitlines()
+    assert lines[1].split()[:3] == ["COUNT", "SIZE", "RSS"]
+    names = [line.split("  ")[-1].strip() for line in lines[2:]]
+    assert all(len(line) <= 60 or name.startswith(".../") and "/" not in name[4:]
+               for line, name in zip(lines[2:-1], names, strict=False)), out
+    libc = next(n for n in names if n.endswith("libc.so.6"))
+    libm = next(n for n in names if n.endswith("libm.so.6"))
+    assert libc.startswith("...") and libc != libm
+    assert any(n.endswith("/libpython3.11.so.1.0") for n in names), names
+    assert lines[-1].endswith("  total")
+    procs = on_terminal(["show", "--all", "--by", "process", "--match", "^$"], 60).splitlines()
+    assert procs[-1].endswith("  total (processes)")
 
 
 def test_show_csv_by_kind(capsys):
@@ -147,7 +195,7 @@ def test_errors_print_one_line_to_stderr_and_nothing_to_stdout(capsys, tmp_path)
     assert out == "" and err.count("\n") == 1 and "no process with pid 4000000" in err
     bad = tmp_path / "bad.smaps"
     bad.write_text("00400000-00401000 rw-p 00000000 00:00 0 \nSize: x kB\n")
-    assert main(["diff", str(bad), str(os.getpid())]) == 1
+    assert main(["diff", str(bad), str(os.getpid())]) == 2  # trouble, as diff(1)
     out, err = capsys.readouterr()
     assert out == "" and f"{bad}:2:" in err
 
@@ -158,9 +206,10 @@ def test_snapshot_then_diff_against_the_live_process(capsys, tmp_path, child):
     assert main(["snapshot", str(pid), "-o", str(saved)]) == 0
     assert procmaps.read_file(saved).vmas  # a complete smaps, readable back
     capsys.readouterr()
-    assert main(["diff", str(saved), str(pid), "--json", "--all"]) == 0
+    status = main(["diff", str(saved), str(pid), "--json", "--all"])
     doc = json.loads(capsys.readouterr().out)
-    assert {c["status"] for c in doc["changes"]} <= {"same", "grew", "shrank", "appeared", "vanished"}
+    assert {c["status"] for c in doc["changes"]} <= set(procmaps.records.STATUSES)
+    assert status == (1 if {c["status"] for c in doc["changes"]} - {"same"} else 0)
     assert any(c["key"] == "[heap]" for c in doc["changes"])
     assert main(["snapshot", "4000000", "-o", str(tmp_path / "x")]) == 1
     assert not (tmp_path / "x").exists()
@@ -316,8 +365,28 @@ def test_watch_redraws_with_the_change_since_the_first_table():
         assert lines[0].startswith("every 0.3s, ") and "DPSS: change since the first table" in lines[0]
         header = lines[2].split()
         assert header[-2:] == ["DPSS", "NAME"]
-        row = next(line for line in lines if line.endswith("/memfd:anonvma-watch-test (deleted)"))
+        row = next((line for line in lines if line.endswith("/memfd:anonvma-watch-test (deleted)")), None)
+        assert row, t
         changes.append(row.split()[header.index("DPSS")])
+    assert changes[0] == "0" and changes[-1].startswith("+")
+
+
+def test_watch_by_process_has_the_change_column_it_announces():
+    with spawned(GROWING_CHILD) as (pid, _):
+        proc = subprocess.run([sys.executable, "-m", "anonvma", "show", "--all", "--by", "process",
+                               "--watch", "0.3", "--count", "3", "--match", "anonvma-watch-test"],
+                              capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode == 0, proc.stderr
+    changes = []
+    for t in proc.stdout.split("\n\n"):
+        lines = t.splitlines()
+        assert "DPSS: change since the first table" in lines[0]
+        header = next(line.split() for line in lines if line.split()[:1] == ["PID"])
+        assert header[-2:] == ["DPSS", "CMDLINE"], header
+        row = next(line.split() for line in lines if line.split()[0] == str(pid))
+        changes.append(row[header.index("DPSS")])
+        total = next(line.split() for line in lines if line.endswith("total (processes)"))
+        assert total[header.index("DPSS")] == changes[-1]  # the only process matching
     assert changes[0] == "0" and changes[-1].startswith("+")
 
 

@@ -26,6 +26,7 @@ from anonvma.fleet.record import load, samples
 from oracle_helpers import oracle_kernel_or_skip
 from process_helpers import (PYTHON, REPO, TAG, guests, process_tag, sigint_at_default, signal_when, tagged,
                              wait_until)
+from registry_helpers import Namer
 
 EXAMPLE = REPO / "docs" / "examples" / "named_regions.py"
 GENERATIONS = releases.names()
@@ -219,6 +220,39 @@ def test_the_command_runs_in_our_directory_with_our_environment(tmp_path, tag):
     status, out, err = finish(proc, tag, tmp_path)
     assert status == 0, err
     assert out.decode() == f"{tmp_path}\n{value}"
+
+
+GUEST_READER = """
+import json, subprocess, sys
+from anonvma.live import registry
+shown = subprocess.run([sys.executable, "-m", "anonvma", "show", "--all", "--json"], capture_output=True)
+print(json.dumps({"status": shown.returncode, "dirs": registry.reader_dirs(),
+                  "stderr": shown.stderr.decode()}))
+"""
+
+
+@pytest.mark.oracle
+def test_the_guest_neither_sees_nor_removes_the_hosts_registries(tmp_path, tag):
+    """Issue 24: the guest has other pids, so `show --all` there took the host's registries
+    for dead processes' and removed them. It now has a registry directory of its own."""
+    oracle_kernel_or_skip("refcount", "6.1")
+    run_dir = tmp_path / "run"
+    run_dir.mkdir(mode=0o700)
+    with Namer(env={"XDG_RUNTIME_DIR": str(run_dir)}) as child:
+        path = child.run("m = live.named_mmap(4 * P, 'host', fallback=True); result = registry.path()")
+        assert path.startswith(str(run_dir))
+        argv = run_argv("--linux", "6.1", "-o", str(tmp_path / "report"), "--", PYTHON, "-c", GUEST_READER)
+        proc = start(argv, tag, tmp_path, env={"XDG_RUNTIME_DIR": str(run_dir)})
+        status, out, err = finish(proc, tag, tmp_path)
+        assert status == 0, err
+        assert os.path.exists(path)
+        seen = json.loads(out)
+        assert seen["status"] == 0, seen["stderr"]
+        assert len(seen["dirs"]) == 1 and seen["dirs"][0].startswith(str(tmp_path / "tmp") + "/")
+        shown = subprocess.run([PYTHON, "-m", "anonvma", "show", str(child.pid), "--json"],
+                               capture_output=True, text=True, timeout=120,
+                               env={**os.environ, "XDG_RUNTIME_DIR": str(run_dir)})
+        assert {g["key"]: g for g in json.loads(shown.stdout)["groups"]}["[anon:host]"]["registered"]
 
 
 def test_a_command_not_found_is_127_and_not_executable_126_before_any_boot(tmp_path, tag):

@@ -82,12 +82,23 @@ def build_parser(argv: Optional[Sequence[str]] = None) -> argparse.ArgumentParse
     return parser
 
 
+def _discard_stdout() -> None:
+    """Point stdout at /dev/null, so the interpreter's flush at exit does not fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # no stdout file descriptor (captured): nothing to flush
+        pass
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     words = list(sys.argv[1:] if argv is None else argv)
     args = build_parser(words).parse_args(words)
     try:
         return int(args.func(args))
-    except BrokenPipeError:
+    except BrokenPipeError:  # the reader went away (| head): quiet, as cat(1) is
+        _discard_stdout()
         return 0
     except KeyboardInterrupt:
         return 130

@@ -7,11 +7,21 @@ needs them; a missing one is a one-line error naming the extra to install.
 from __future__ import annotations
 
 import argparse
+import os
+import re
+import stat
 import sys
 from typing import Any, Callable, List, Optional
 
 from anonvma.fleet.plot import MEASURES
 from anonvma.procmaps.cli import error_line, positive, warning_lines
+from anonvma.procmaps.errors import ProcessNotFoundError
+from anonvma.procmaps.group import shown_regex
+from anonvma.procmaps.source import pid_of, proc_path
+
+
+class UsageError(ValueError):
+    """A bad option or combination, refused before anything is read: exit status 2."""
 
 
 def _targets(p: argparse.ArgumentParser) -> None:
@@ -49,7 +59,9 @@ def register(subparsers: Any) -> None:
                    help="also export anonvma_process_* series (labels pid, comm, name, kind)")
     p.add_argument("--max-series", type=positive(int), default=10000, metavar="N",
                    help="at most N name-labelled series per scrape, largest PSS first (default "
-                        "10000); the rest are counted in anonvma_series_dropped_total")
+                        "10000); each name takes 6 (anonvma_pss_bytes ... anonvma_vmas), and with "
+                        "--per-process each process's name 5 more; the rest are counted in "
+                        "anonvma_series_dropped_total, with a warning")
     p.set_defaults(func=_guarded(_export))
 
     p = subparsers.add_parser(
@@ -91,6 +103,11 @@ def _guarded(fn: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Name
             extra = {"prometheus_client": "export", "matplotlib": "plot"}.get(err.name or "", "")
             hint = f" (pip install 'anonvma[{extra}]')" if extra else ""
             print(f"anonvma {args.command}: error: {err.name or err} is not installed{hint}", file=sys.stderr)
+        except UsageError as err:
+            print(error_line(args.command, err), file=sys.stderr)
+            return 2
+        except BrokenPipeError:
+            raise  # the reader of -o - went away: quiet (anonvma.cli.main)
         except (OSError, ValueError) as err:
             print(error_line(args.command, err), file=sys.stderr)
         return 1
@@ -98,28 +115,76 @@ def _guarded(fn: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Name
 
 
 def _chosen(args: argparse.Namespace) -> Optional[List[str]]:
-    """The targets: ``None`` for --all."""
+    """The targets (``None`` for --all), checked before the first read: a bad --match is a
+    :class:`UsageError`; a PID with no process is an error, as in ``show``.
+
+    :raises ProcessNotFoundError: a PID that does not exist.
+    """
     if args.all == bool(args.targets):
-        raise ValueError("give PIDs or files, or --all")
-    return None if args.all else list(args.targets)
+        raise UsageError("give PIDs or files, or --all")
+    if args.match is not None:
+        try:
+            re.compile(args.match)
+        except re.error as err:
+            raise UsageError(f"bad --match {shown_regex(args.match)}: {err}") from None
+    if args.all:
+        return None
+    for target in args.targets:
+        pid = pid_of(target)
+        if pid is not None and not os.path.exists(proc_path(pid, "")):
+            raise ProcessNotFoundError(pid, f" (/proc/{pid} does not exist)")
+    return list(args.targets)
+
+
+def _check_textfile(path: str) -> None:
+    """Refuse a --textfile that is not a file to replace (a device, a directory): the rename
+    that writes it atomically would replace it (``/dev/null`` with a regular file)."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return
+    except OSError as err:
+        raise UsageError(f"--textfile {path}: {err.strerror}") from None
+    if not stat.S_ISREG(mode):
+        kind = "a directory" if stat.S_ISDIR(mode) else "not a regular file"
+        raise UsageError(f"--textfile {path} is {kind}: it would be replaced; give the path of a .prom file")
 
 
 def _export(args: argparse.Namespace) -> int:
     if args.interval is not None and args.textfile is None:
-        raise ValueError("--interval goes with --textfile (Prometheus decides when to scrape --listen)")
+        raise UsageError("--interval goes with --textfile (Prometheus decides when to scrape --listen)")
+    if args.textfile is not None:
+        _check_textfile(args.textfile)
     targets = _chosen(args)
     from anonvma.fleet import export
     from anonvma.fleet.metrics import MemoryCollector
 
+    if args.listen is not None:
+        try:
+            export.parse_listen(args.listen)  # a bad address before anything else
+        except ValueError as err:
+            raise UsageError(str(err)) from None
+
+    def failed(message: str) -> None:
+        print(f"anonvma export: error: {message} (counted in anonvma_scrape_errors_total)",
+              file=sys.stderr, flush=True)
+
+    def warn(message: str) -> None:
+        print(f"anonvma export: warning: {message}", file=sys.stderr, flush=True)
+
     collector = MemoryCollector(targets, fold=args.fold, per_process=args.per_process,
-                                max_series=args.max_series, match=args.match)
+                                max_series=args.max_series, match=args.match, on_error=failed,
+                                on_warning=warn)
     if args.listen is not None:
         def ready(url: str) -> None:
             print(f"serving {url} (Ctrl-C stops)", file=sys.stderr, flush=True)
         return export.serve(collector, args.listen, ready)
     quiet = args.interval is None
-    return export.textfile_loop(collector, args.textfile, args.interval,
-                                (lambda _: None) if quiet else (lambda m: print(m, file=sys.stderr)))
+    status = export.textfile_loop(collector, args.textfile, args.interval,
+                                  (lambda _: None) if quiet else (lambda m: print(m, file=sys.stderr)))
+    if quiet and collector.errors["failed"]:
+        return 1  # written once, and that scrape failed: said on stderr
+    return status
 
 
 def _record(args: argparse.Namespace) -> int:

@@ -27,7 +27,7 @@ process moves between kernel names and the registry, and the markers join with
 from __future__ import annotations
 
 import threading
-from typing import Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
@@ -71,14 +71,23 @@ class MemoryCollector:
     :param per_process: also export ``anonvma_process_*`` series.
     :param max_series: cap on name-labelled series per scrape (largest PSS kept).
     :param match: only VMAs whose maps name matches this regex.
+    :param on_error: told why, once per distinct reason, when a scrape fails as a whole (a
+        saved file that cannot be read) or a target given by PID cannot be read (the counters
+        count every time; a log must not fill with one reason per scrape).
+    :param on_warning: told once, at the first scrape that leaves series out for the cap.
     """
 
     def __init__(self, targets: Optional[Sequence[str]] = None, *, fold: bool = True,
                  per_process: bool = False, max_series: int = DEFAULT_MAX_SERIES,
-                 match: Optional[str] = None, procfs: str = "/proc") -> None:
+                 match: Optional[str] = None, procfs: str = "/proc",
+                 on_error: Callable[[str], None] = lambda _: None,
+                 on_warning: Callable[[str], None] = lambda _: None) -> None:
         self.targets = list(targets) if targets is not None else None
         self.fold, self.per_process, self.max_series = fold, per_process, max_series
         self.match, self.procfs = match, procfs
+        self.on_error, self.on_warning = on_error, on_warning
+        self._warned = False
+        self._told: set[str] = set()
         self.errors: Dict[str, int] = dict.fromkeys((*SKIP_REASONS, "failed"), 0)
         self.dropped = 0
         self.last_error = ""
@@ -97,9 +106,18 @@ class MemoryCollector:
             except (OSError, ValueError) as err:
                 self.errors["failed"] += 1
                 self.last_error = str(err)
+                self._tell(f"scrape failed: {err}")
                 system = None
+            if system is not None and self.targets is not None:
+                for message in system.errors:  # a target named by the user: say why, once
+                    self._tell(message)
             families = list(self._families(system))
         yield from families
+
+    def _tell(self, message: str) -> None:
+        if message not in self._told:
+            self._told.add(message)
+            self.on_error(message)
 
     def _families(self, system: Optional[System]) -> Iterator[Metric]:
         names = [GaugeMetricFamily(f"anonvma_{suffix}", text, labels=["name", "kind"])
@@ -119,16 +137,22 @@ class MemoryCollector:
             for reason, n in system.skipped.items():
                 self.errors[reason] += n
             budget = self.max_series
+            left_out = 0
             for g in sort_groups(by_name(system), "pss"):
                 if budget < len(names):
                     self.dropped += len(names)
+                    left_out += 1
                     continue
                 budget -= len(names)
                 for fam, (_, field, _) in zip(names, GAUGES, strict=True):
                     fam.add_metric([label(g.key), g.kind], _value(g, field))
                 _mark(marks, g, [label(g.key), g.kind])
+            rows = 0
             if procs:
-                budget = self._per_process(system, procs, proc_marks, budget)
+                budget, rows = self._per_process(system, procs, proc_marks, budget)
+            if (left_out or rows) and not self._warned:
+                self._warned = True
+                self.on_warning(self._cap_warning(left_out, rows))
             duration.add_metric([], system.seconds)
             count.add_metric([], len(system.processes))
         errors = CounterMetricFamily("anonvma_scrape_errors", "Processes (or whole scrapes: failed) "
@@ -140,20 +164,33 @@ class MemoryCollector:
         dropped.add_metric([], self.dropped)
         yield from [*names, *marks, *procs, *proc_marks, duration, count, errors, dropped]
 
+    def _cap_warning(self, names: int, rows: int) -> str:
+        """What the cap left out, and how it counts."""
+        what = [f"{names} names ({names * len(GAUGES)} series)"] if names else []
+        if rows:
+            what.append(f"{rows} process rows ({rows * len(PROCESS_GAUGES)} series)")
+        return (f"--max-series {self.max_series} left out {' and '.join(what)}: each name takes "
+                f"{len(GAUGES)} series (and each process's name {len(PROCESS_GAUGES)} more with "
+                "--per-process); counted in anonvma_series_dropped_total")
+
     def _per_process(self, system: System, procs: List[GaugeMetricFamily],
-                     proc_marks: List[GaugeMetricFamily], budget: int) -> int:
+                     proc_marks: List[GaugeMetricFamily], budget: int) -> Tuple[int, int]:
+        """Add the per-process series within ``budget``; returns what is left of it and how
+        many (process, name) rows were left out."""
         rows = [(g, p.pid, p.comm) for p in system.processes for g in p.groups]
         rows.sort(key=lambda r: (-r[0].pss, r[0].key))
+        left_out = 0
         for g, pid, comm in rows:
             if budget < len(procs):
                 self.dropped += len(procs)
+                left_out += 1
                 continue
             budget -= len(procs)
             labels = [str(pid) if pid is not None else "", comm, label(g.key), g.kind]
             for fam, (_, field, _) in zip(procs, PROCESS_GAUGES, strict=True):
                 fam.add_metric(labels, _value(g, field))
             _mark(proc_marks, g, labels)
-        return budget
+        return budget, left_out
 
 
 def _mark(families: List[GaugeMetricFamily], g: Group, labels: List[str]) -> None:

@@ -14,12 +14,18 @@ __all__ = ["AnonNameUnsupportedError", "InvalidAnonNameError", "InvalidRangeErro
 
 
 class AnonNameUnsupportedError(OSError):
-    """The running kernel was built without CONFIG_ANON_VMA_NAME (every PR_SET_VMA is EINVAL)."""
+    """The running kernel was built without CONFIG_ANON_VMA_NAME (every PR_SET_VMA is EINVAL).
 
-    def __init__(self, detail: str = "") -> None:
-        msg = ("this kernel was built without CONFIG_ANON_VMA_NAME, so it cannot name anonymous "
-               "memory (prctl(PR_SET_VMA) answers EINVAL); naming needs Linux 5.17 or later built "
-               "with CONFIG_ANON_VMA_NAME=y (see /boot/config-$(uname -r)): boot such a kernel. "
-               "anonvma's UML oracle kernel has it but only runs processes inside its own guest; "
-               "it cannot make this host's processes name memory")
-        super().__init__(errno.EINVAL, f"{msg}{': ' + detail if detail else ''}")
+    ``str()`` is one line saying what failed and why, then :attr:`hint` on the next: what to
+    do (``strerror`` is the first line alone).
+    """
+
+    def __init__(self, where: str = "", hint: str = "") -> None:
+        line = "this kernel was built without CONFIG_ANON_VMA_NAME: it cannot name anonymous memory"
+        super().__init__(errno.EINVAL, f"{where}: {line}" if where else line)
+        self.hint = ((f"{hint}; or " if hint else "") + "boot such a kernel: Linux 5.17 or later "
+                     "with CONFIG_ANON_VMA_NAME=y (see /boot/config-$(uname -r)); anonvma's UML "
+                     "oracle kernel has it, but names only its own guest's memory")
+
+    def __str__(self) -> str:
+        return f"{self.strerror}\n{self.hint}"

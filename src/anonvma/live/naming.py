@@ -129,8 +129,8 @@ def _set(addr: int, length: int, name: NameArg, fallback: Optional[bool]) -> boo
             raise _failed(code, where) from err
         if not wanted:
             raise AnonNameUnsupportedError(
-                f"{where} (pass fallback=True, or set {registry.ENV}=1, to record names in "
-                "anonvma's registry instead)") from err
+                where, f"pass fallback=True, or set {registry.ENV}=1, to record names in anonvma's "
+                       "registry instead") from err
     else:
         return False
     try:

@@ -9,10 +9,20 @@ registrations, a hole is ENOMEM after naming what is mapped, file-backed and sha
 EBADF (the 6.1 rule: the registry names private anonymous memory only).
 
 The file is the process's own: ``$XDG_RUNTIME_DIR/anonvma/PID-STARTTIME.json`` (else
-``/tmp/anonvma-UID/``, mode 0700), written whole through a temporary file and a rename,
-removed at exit. Readers (``anonvma show``, ``export``, see :mod:`anonvma.procmaps.registered`)
-trust a file only if the process's user owns it and its directory, and its pid, start time
-and address-space fingerprint are the live process's; they remove files of dead processes.
+``/tmp/anonvma-UID/``, mode 0700; ``$ANONVMA_REGISTRY_DIR`` instead of both, for writers and
+readers, when set), written whole through a temporary file and a rename, removed at exit.
+Readers (``anonvma show``, ``export``, see :mod:`anonvma.procmaps.registered`) trust a file
+only if the process's user owns it and its directory, and its pid, start time and
+address-space fingerprint are the live process's.
+
+A pid and a start time mean something only in the PID namespace (and time namespace, and
+boot) that wrote them: a reader in a container, under ``unshare --pid``, or in a guest kernel
+sees other processes under those numbers, or none. So the file records its writer's
+:class:`Namespace`, and a reader removes a file only when it can prove it stale: the file is
+its own user's, in its own user's directory, written in the reader's namespace (as its procfs
+shows it), and that process is gone or has exec'd. Anything else (another user's file, a file
+from another namespace or boot, a file without a namespace, a reader whose procfs is not its
+own namespace's) is left alone.
 
 What a reader can check, and so what it drops, is what ``/proc/PID/maps`` shows: a registered
 range must still be covered, without holes, by private anonymous VMAs with the permissions it
@@ -40,6 +50,9 @@ if TYPE_CHECKING:
 
 #: The environment variable that opts in for code that cannot pass ``fallback=True``.
 ENV = "ANONVMA_FALLBACK"
+#: The environment variable naming the one directory to write and read registries in (an
+#: absolute path), instead of the defaults: ``anonvma run`` gives its guest one of its own.
+DIR_ENV = "ANONVMA_REGISTRY_DIR"
 #: The file format's version (``"anonvma_registry"`` in the file).
 FORMAT = 1
 #: Where registries of other users are looked for: systemd's runtime directories, then /tmp.
@@ -83,6 +96,41 @@ class Identity(NamedTuple):
     mm: Tuple[int, ...]
 
 
+class Namespace(NamedTuple):
+    """Where a pid and a start time mean what they say: the boot, and the PID and time
+    namespaces (``(st_dev, st_ino)`` of ``/proc/self/ns/pid`` and ``ns/time``; ``(0, 0)`` on a
+    kernel without time namespaces). A guest kernel has another boot id, though its initial
+    namespaces have the same inode numbers as the host's."""
+
+    boot_id: str
+    pid_ns: Tuple[int, int]
+    time_ns: Tuple[int, int]
+
+
+def namespace(procfs: str = "/proc") -> Optional[Namespace]:
+    """The namespace of the calling process, if ``procfs`` is a procfs of that namespace (its
+    ``self`` is this process with one pid, ours: NSpid), else ``None`` (a procfs of another
+    namespace, an unreadable or a fake one): then pids read through it prove nothing."""
+    try:
+        with open(os.path.join(procfs, "self", "status"), "rb") as f:
+            nspid = next((line.split()[1:] for line in f if line.startswith(b"NSpid:")), [])
+        if [int(v) for v in nspid] != [os.getpid()]:
+            return None
+        with open(os.path.join(procfs, "sys", "kernel", "random", "boot_id"), "rb") as f:
+            boot_id = f.read().decode("ascii").strip()
+        pid_ns = os.stat(os.path.join(procfs, "self", "ns", "pid"))
+        try:
+            time_ns = os.stat(os.path.join(procfs, "self", "ns", "time"))
+            times = (time_ns.st_dev, time_ns.st_ino)
+        except FileNotFoundError:
+            times = (0, 0)
+    except (OSError, ValueError, UnicodeDecodeError):
+        return None
+    if not boot_id:
+        return None
+    return Namespace(boot_id, (pid_ns.st_dev, pid_ns.st_ino), times)
+
+
 def identity(pid: int, procfs: str = "/proc") -> Identity:
     """The identity of a live process.
 
@@ -108,32 +156,53 @@ def is_private_anon(vma: "Vma") -> bool:
             and (not vma.name or vma.name in ("[heap]", "[stack]") or vma.name.startswith("[anon:")))
 
 
-def still_there(entries: Sequence[Entry], vmas: Sequence["Vma"]) -> List[bool]:
-    """For each entry (in address order), whether its range is still covered, without a hole,
-    by private anonymous VMAs with the permissions it was registered with (``vmas`` in address
-    order). One pass over both.
+#: Why a registration no longer applies (:func:`gone`), and how a note says it.
+GONE = {
+    "unmapped": "unmapped or moved away (munmap, mremap)",
+    "replaced": "replaced by a file or shared mapping",
+    "mprotected": "permissions changed (mprotect, or anonymous memory mapped over it)",
+}
 
-    False after munmap, a move (mremap), mprotect, or a mapping of something else there. True
-    for another anonymous mapping with the same permissions at the same place: maps cannot
-    tell them apart.
+
+def gone(entries: Sequence[Entry], vmas: Sequence["Vma"]) -> List[Optional[str]]:
+    """For each entry (in address order), ``None`` if its range is still covered, without a
+    hole, by private anonymous VMAs with the permissions it was registered with (``vmas`` in
+    address order), else why not: a key of :data:`GONE` (the first thing found wrong, from the
+    entry's start). One pass over both.
+
+    ``unmapped`` after munmap or a move (mremap), ``replaced`` when something else (a file, shared
+    memory) is mapped there, ``mprotected`` for private anonymous memory with other permissions.
+    Another anonymous mapping with the same permissions at the same place counts as still
+    there: maps cannot tell them apart.
     """
-    out: List[bool] = []
+    out: List[Optional[str]] = []
     i = 0
     for e in entries:
         while i < len(vmas) and vmas[i].end <= e.start:
             i += 1
-        at, j, ok = e.start, i, False
+        at, j, why = e.start, i, "unmapped"
         while j < len(vmas):
             v = vmas[j]
-            if v.start > at or not is_private_anon(v) or v.perms != e.perms:
+            if v.start > at:
+                break  # a hole: unmapped
+            if not is_private_anon(v):
+                why = "replaced"
+                break
+            if v.perms != e.perms:
+                why = "mprotected"
                 break
             at = v.end
             if at >= e.end:
-                ok = True
+                why = ""
                 break
             j += 1
-        out.append(ok)
+        out.append(why or None)
     return out
+
+
+def still_there(entries: Sequence[Entry], vmas: Sequence["Vma"]) -> List[bool]:
+    """For each entry, whether :func:`gone` finds nothing wrong."""
+    return [why is None for why in gone(entries, vmas)]
 
 
 def kept(entries: Sequence[Entry], vmas: Sequence["Vma"]) -> List[Entry]:
@@ -143,12 +212,39 @@ def kept(entries: Sequence[Entry], vmas: Sequence["Vma"]) -> List[Entry]:
 
 # --- the file -------------------------------------------------------------------------------
 
-def encode(ident: Identity, uid: int, entries: Sequence[Entry]) -> bytes:
-    """The file's bytes: one JSON object."""
+def encode(ident: Identity, uid: int, entries: Sequence[Entry], ns: Optional[Namespace] = None) -> bytes:
+    """The file's bytes: one JSON object. ``ns``: the writer's namespace (``None``: unknown, and
+    then no reader may ever remove the file)."""
     doc = {"anonvma_registry": FORMAT, "pid": ident.pid, "starttime": ident.starttime,
            "mm": list(ident.mm), "uid": uid, "page_size": PAGE_SIZE,
+           "ns": None if ns is None else {"boot_id": ns.boot_id, "pid": list(ns.pid_ns),
+                                          "time": list(ns.time_ns)},
            "entries": [[e.start, e.end, e.name, e.perms] for e in entries]}
     return json.dumps(doc, separators=(",", ":")).encode() + b"\n"
+
+
+class Decoded(NamedTuple):
+    """A registry file's content: its process, that process's uid, the entries (in address
+    order) and the namespace it was written in (``None``: not recorded)."""
+
+    identity: Identity
+    uid: int
+    entries: List[Entry]
+    namespace: Optional[Namespace]
+
+
+def _namespace_of(value: object) -> Optional[Namespace]:
+    if value is None:
+        return None
+    if not isinstance(value, dict) or not isinstance(value.get("boot_id"), str):
+        raise ValueError("ns is not {boot_id, pid, time}")
+    pairs = []
+    for key in ("pid", "time"):
+        pair = value.get(key)
+        if not isinstance(pair, list) or len(pair) != 2:
+            raise ValueError(f"ns {key} is not [dev, inode]")
+        pairs.append((_int(pair[0], f"ns {key}"), _int(pair[1], f"ns {key}")))
+    return Namespace(value["boot_id"], pairs[0], pairs[1])
 
 
 def _int(value: object, what: str) -> int:
@@ -157,8 +253,8 @@ def _int(value: object, what: str) -> int:
     return value
 
 
-def decode(data: bytes) -> Tuple[Identity, int, List[Entry]]:
-    """Parse and check a registry file: (identity, uid, entries in address order).
+def decode(data: bytes) -> Decoded:
+    """Parse and check a registry file.
 
     :raises ValueError: anything that is not a registry this code wrote: not JSON, another
         format, wrong types, unaligned, unordered or overlapping ranges, invalid names.
@@ -177,6 +273,7 @@ def decode(data: bytes) -> Tuple[Identity, int, List[Entry]]:
     ident = Identity(_int(doc.get("pid"), "pid"), _int(doc.get("starttime"), "starttime"),
                      tuple(_int(v, "mm") for v in mm))
     uid = _int(doc.get("uid"), "uid")
+    ns = _namespace_of(doc.get("ns"))
     raw = doc.get("entries")
     if not isinstance(raw, list):
         raise ValueError("no entries list")
@@ -199,7 +296,7 @@ def decode(data: bytes) -> Tuple[Identity, int, List[Entry]]:
         if perms not in _PERMS:
             raise ValueError(f"entry {i}: permissions {perms!r} are not private memory's")
         entries.append(Entry(start, end, name, perms))
-    return ident, uid, entries
+    return Decoded(ident, uid, entries, ns)
 
 
 # --- where the files are ----------------------------------------------------------------------
@@ -222,12 +319,31 @@ def _private_dir(path: str) -> str:
     return path
 
 
+def _chosen_dir() -> Optional[str]:
+    """``$ANONVMA_REGISTRY_DIR`` if set, else ``None``.
+
+    :raises ValueError: set to a relative path (another directory in each working directory:
+        a mistake must not pass for a choice, as with ``ANONVMA_FALLBACK``).
+    """
+    chosen = os.environ.get(DIR_ENV, "")
+    if not chosen:
+        return None
+    if not os.path.isabs(chosen):
+        raise ValueError(f"{DIR_ENV}={chosen!r} is not an absolute path: set it to one, or unset it")
+    return os.path.normpath(chosen)
+
+
 def writer_dir() -> str:
-    """This process's registry directory, created if missing: ``$XDG_RUNTIME_DIR/anonvma`` when
-    that is an absolute directory of this user, else ``/tmp/anonvma-UID``.
+    """This process's registry directory, created if missing: ``$ANONVMA_REGISTRY_DIR`` when
+    set, else ``$XDG_RUNTIME_DIR/anonvma`` when that is an absolute directory of this user, else
+    ``/tmp/anonvma-UID``.
 
     :raises OSError: the directory cannot be made, or belongs to someone else.
+    :raises ValueError: ``$ANONVMA_REGISTRY_DIR`` is a relative path.
     """
+    chosen = _chosen_dir()
+    if chosen is not None:
+        return _private_dir(chosen)
     runtime = os.environ.get("XDG_RUNTIME_DIR", "")
     if os.path.isabs(runtime):
         try:
@@ -240,8 +356,15 @@ def writer_dir() -> str:
 
 
 def reader_dirs() -> List[str]:
-    """Every directory a registry may be in: this user's ``$XDG_RUNTIME_DIR/anonvma``, each
-    ``/run/user/UID/anonvma`` and ``/tmp/anonvma-UID``."""
+    """Every directory a registry may be in: ``$ANONVMA_REGISTRY_DIR`` alone when set; else
+    this user's ``$XDG_RUNTIME_DIR/anonvma``, each ``/run/user/UID/anonvma`` and
+    ``/tmp/anonvma-UID``.
+
+    :raises ValueError: ``$ANONVMA_REGISTRY_DIR`` is a relative path.
+    """
+    chosen = _chosen_dir()
+    if chosen is not None:
+        return [chosen]
     dirs: List[str] = []
     runtime = os.environ.get("XDG_RUNTIME_DIR", "")
     if os.path.isabs(runtime):
@@ -323,8 +446,8 @@ def _trusted_bytes(path: str, uid: int) -> Tuple[Optional[bytes], str]:
         os.close(fd)
 
 
-def _remove_stale(path: str) -> None:
-    """Remove the file of a process that is gone (if we may; another reader may be first).
+def _unlink(path: str) -> None:
+    """Remove ``path`` (if we may; another reader may be first).
 
     Through a descriptor of its directory opened without following a symlink, so a directory
     swapped for a link between the listing and now cannot make root remove a file elsewhere.
@@ -341,15 +464,50 @@ def _remove_stale(path: str) -> None:
         os.close(folder)
 
 
+def remove_if_stale(path: str, here: Optional[Namespace], procfs: str = "/proc") -> bool:
+    """Remove the registry file ``path`` if it is provably stale; whether it was removed.
+
+    Provably stale: the file and its directory are this user's (never another user's, root's
+    included), it decodes, it was written in ``here`` (the reader's namespace, from
+    :func:`namespace` of the procfs that is read; ``None`` proves nothing), its name is its
+    process's, and that process is gone from ``procfs`` or is another one now (another start
+    time, or another program since exec). A file from another namespace or boot, or without
+    one recorded, is never removed: its pid says nothing here.
+    """
+    if here is None:
+        return False
+    data, _ = _trusted_bytes(path, os.geteuid())
+    if data is None:
+        return False
+    try:
+        doc = decode(data)
+    except ValueError:
+        return False  # never trusted, never removed either: someone should look
+    if doc.namespace != here or file_name(doc.identity) != os.path.basename(path):
+        return False
+    try:
+        now: Optional[Identity] = identity(doc.identity.pid, procfs)
+    except FileNotFoundError:
+        now = None
+    except (OSError, ValueError):
+        return False
+    if now is not None and now.starttime == doc.identity.starttime and (
+            not any(now.mm) or now.mm == doc.identity.mm):
+        return False  # alive (or a zombie, which has no address space to compare)
+    _unlink(path)
+    return True
+
+
 def load(pid: int, files: Optional[Sequence[Tuple[int, str]]] = None, procfs: str = "/proc"
          ) -> Optional[Loaded]:
     """The registry of live process ``pid``, or ``None`` if it has none that can be trusted.
 
     ``files`` are the candidates (from :func:`scan`; default: scanned now). Files of earlier
-    processes with this pid (another start time) are removed. A file that is corrupt, owned by
-    another user than the process's, in a directory others may write, or that claims another
-    process, is ignored with a :class:`RegistryWarning` (one line). A file whose process has
-    since exec'd another program (its address space differs) is stale: removed, no warning.
+    processes with this pid (another start time) are skipped, and removed if provably stale
+    (:func:`remove_if_stale`). A file that is corrupt, owned by another user than the
+    process's, in a directory others may write, or that claims another process, is ignored with
+    a :class:`RegistryWarning` (one line). A file whose process has since exec'd another
+    program (its address space differs) is skipped, no warning, and removed if provably stale.
     """
     if files is None:
         files = scan().get(pid, [])
@@ -361,16 +519,17 @@ def load(pid: int, files: Optional[Sequence[Tuple[int, str]]] = None, procfs: st
     except (OSError, ValueError):
         return None  # gone: its files are cleaned up by the next reader that sees it gone
     loaded: Optional[Loaded] = None
+    here = namespace(procfs)
     for starttime, path in files:
         if starttime != now.starttime:
-            _remove_stale(path)
+            remove_if_stale(path, here, procfs)
             continue
         data, why = _trusted_bytes(path, uid)
         if data is None:
             _warn(path, why)
             continue
         try:
-            ident, owner, entries = decode(data)
+            ident, owner, entries, _ = decode(data)
         except ValueError as err:
             _warn(path, f"corrupt: {err}")
             continue
@@ -379,7 +538,7 @@ def load(pid: int, files: Optional[Sequence[Tuple[int, str]]] = None, procfs: st
                         f"not pid {pid} started at {now.starttime} as uid {uid}")
             continue
         if any(now.mm) and ident.mm != now.mm:
-            _remove_stale(path)  # the process has exec'd another program since
+            remove_if_stale(path, here, procfs)  # the process has exec'd another program since
             continue
         if loaded is None:
             loaded = Loaded(path, entries)
@@ -397,7 +556,12 @@ def unchanged(before: Optional[Loaded], after: Optional[Loaded]) -> Optional[Loa
 
 
 def clean_stale(found: Dict[int, List[Tuple[int, str]]], procfs: str = "/proc") -> None:
-    """Remove the files of processes that are gone (no such pid, or another start time)."""
+    """Remove the files that are provably stale (:func:`remove_if_stale`) of processes that
+    seem gone (no such pid, or another start time): a reader in another namespace than the
+    writer's, or of another user, removes nothing."""
+    here = namespace(procfs)
+    if here is None:
+        return
     for pid, files in found.items():
         try:
             now: Optional[int] = identity(pid, procfs).starttime
@@ -405,7 +569,7 @@ def clean_stale(found: Dict[int, List[Tuple[int, str]]], procfs: str = "/proc") 
             now = None
         for starttime, path in files:
             if starttime != now:
-                _remove_stale(path)
+                remove_if_stale(path, here, procfs)
 
 
 # --- the writer (in the process that names) -----------------------------------------------------
@@ -499,8 +663,10 @@ class Registry:
     :ivar entries: the registered ranges, in address order, neighbours of one name joined.
     """
 
-    def __init__(self, ident: Identity, directory: str, entries: Sequence[Entry] = ()) -> None:
+    def __init__(self, ident: Identity, directory: str, entries: Sequence[Entry] = (),
+                 ns: Optional[Namespace] = None) -> None:
         self.identity = ident
+        self.namespace = ns
         self.path = os.path.join(directory, file_name(ident))
         self.entries: List[Entry] = list(entries)
         self.closed = False
@@ -548,7 +714,8 @@ class Registry:
         from anonvma.procmaps.files import write_atomically
 
         _private_dir(os.path.dirname(self.path))
-        write_atomically(self.path, encode(self.identity, os.geteuid(), self.entries), mode=0o600)
+        write_atomically(self.path, encode(self.identity, os.geteuid(), self.entries, self.namespace),
+                         mode=0o600)
 
     def remove(self) -> None:
         """Remove the file (at exit) and write no more."""
@@ -583,7 +750,7 @@ class _ThisProcess:
 
     def get(self) -> Registry:
         if self.registry is None:
-            self.registry = Registry(identity(os.getpid()), writer_dir())
+            self.registry = Registry(identity(os.getpid()), writer_dir(), ns=namespace())
         return self.registry
 
     def exit(self) -> None:
@@ -601,7 +768,7 @@ class _ThisProcess:
         try:
             vmas = _maps_of_self()
             child = Registry(identity(os.getpid()), os.path.dirname(parent.path),
-                             kept(parent.entries, vmas))
+                             kept(parent.entries, vmas), namespace())
             child.save()
             self.registry = child
         except (OSError, ValueError) as err:

@@ -8,6 +8,10 @@ and samples the smaps of every process below this one into ``DIR/samples`` (``an
 lines, each with which processes held each name). This process is the tree's subreaper, so
 orphaned grandchildren stay in the tree. When the command exits, its status goes to
 ``DIR/status`` (written last: the host then has every sample and every byte of output).
+
+The guest sees the host's files but not its processes, so the host's anonvma registries
+(:mod:`anonvma.live.registry`) mean nothing here: the sampler and the command use
+``DIR/registry`` instead (``ANONVMA_REGISTRY_DIR``), and never see or touch the host's.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from pathlib import Path
 from typing import IO, Any, Dict, List, Optional, Sequence
 
 from anonvma.fleet.record import header, sample_line
+from anonvma.live.registry import DIR_ENV
 from anonvma.procmaps.files import write_atomically
 from anonvma.procmaps.system import read_system
 
@@ -42,10 +47,16 @@ def exit_status(returncode: int) -> int:
     return 128 - returncode if returncode < 0 else returncode
 
 
+def registry_dir(work: Path) -> str:
+    """The guest's own registry directory (not the host's: its pids are not the guest's)."""
+    return str(work / "registry")
+
+
 def start(spec: Dict[str, Any], work: Path) -> "subprocess.Popen[bytes] | Dict[str, Any]":
-    """Start the command of ``spec``; its :class:`~subprocess.Popen`, or the status to report
-    when it cannot start (127 not found, 126 not executable, as a shell says)."""
-    env = {os.fsencode(k): os.fsencode(v) for k, v in spec["env"].items()}
+    """Start the command of ``spec`` (with the guest's registry directory); its
+    :class:`~subprocess.Popen`, or the status to report when it cannot start (127 not found,
+    126 not executable, as a shell says)."""
+    env = {os.fsencode(k): os.fsencode(v) for k, v in {**spec["env"], DIR_ENV: registry_dir(work)}.items()}
     try:
         with open(work / "out", "wb") as out, open(work / "err", "wb") as err:
             return subprocess.Popen(spec["argv"], cwd=spec["cwd"], env=env, stdout=out, stderr=err,
@@ -148,6 +159,7 @@ def reap_orphans(command: int) -> None:
 def run(work: Path) -> Dict[str, Any]:
     """Run the command of ``work/run.json`` to its end, sampling; its status and sample count."""
     spec = json.loads((work / "run.json").read_text())
+    os.environ[DIR_ENV] = registry_dir(work)  # this sampler's registry reads: the guest's own
     ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
     proc = start(spec, work)
     if isinstance(proc, dict):

@@ -1,7 +1,8 @@
 """``anonvma show``, ``anonvma diff`` and ``anonvma snapshot``: account memory by name.
 
 Each command builds its whole output before printing; an error prints one line to stderr and
-exits 1 (argparse's usage errors exit 2). One-shot commands run with the cyclic GC off: they
+exits 1 (argparse's usage errors exit 2); ``diff`` exits as diff(1) does: 0 when nothing
+changed, 1 when something did, 2 on an error. One-shot commands run with the cyclic GC off: they
 build ~100K acyclic records and exit, and a collection over them would cost more than the
 rest of the grouping (``--watch`` keeps the GC on between samples).
 """
@@ -15,10 +16,10 @@ import os
 import sys
 import time
 import warnings
-from typing import Any, Callable, Dict, Iterator, List, Mapping, NamedTuple, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Mapping, NamedTuple, Optional, Sequence, Tuple, Union
 
 from anonvma.live.registry import RegistryWarning
-from anonvma.procmaps.diff import diff_groups
+from anonvma.procmaps.diff import changed, diff_groups
 from anonvma.procmaps import registered, system
 from anonvma.procmaps.files import write_atomically
 from anonvma.procmaps.format import (
@@ -32,8 +33,8 @@ from anonvma.procmaps.format import (
     processes_json,
     processes_table,
 )
-from anonvma.procmaps.group import (GROUP_BY, SORT_KEYS, group, matched, matching, sort_field, sort_groups,
-                                    total)
+from anonvma.procmaps.group import (GROUP_BY, SORT_KEYS, group, matched, matching, shown_regex, sort_field,
+                                    sort_groups, total)
 from anonvma.procmaps.parser import parse
 from anonvma.procmaps.records import Group, Registered
 from anonvma.procmaps.source import describe, read_pid_bytes
@@ -43,15 +44,17 @@ SHOW_BY = (*GROUP_BY, "process")
 
 
 def _width() -> Optional[int]:
-    """Terminal width when printing to a terminal (or $COLUMNS), else no limit."""
-    if "COLUMNS" in os.environ and os.environ["COLUMNS"].isdigit():
+    """The terminal's width ($COLUMNS, else its size) when printing to a terminal; else no limit:
+    names stay whole in a pipe or file (GNU readline exports COLUMNS to every child, so it
+    says nothing about where the output goes)."""
+    if not sys.stdout.isatty():
+        return None
+    if os.environ.get("COLUMNS", "").isdigit():
         return int(os.environ["COLUMNS"])
-    if sys.stdout.isatty():
-        try:
-            return os.get_terminal_size(sys.stdout.fileno()).columns
-        except OSError:
-            return 80
-    return None
+    try:
+        return os.get_terminal_size(sys.stdout.fileno()).columns
+    except OSError:
+        return 80
 
 
 def _grouping_options(p: argparse.ArgumentParser, by: Sequence[str] = GROUP_BY) -> None:
@@ -89,7 +92,7 @@ def register(subparsers: Any) -> None:
                     "(librank) or per process (--by process, procrank).")
     p.add_argument("target", metavar="PID|FILE", nargs="?",
                    help="a process id, 'self' (anonvma's own process), or a saved maps or smaps "
-                        "file (gzip-compressed too); omit it with --all")
+                        "file (gzip-compressed too; '-': standard input); omit it with --all")
     p.add_argument("--all", action="store_true",
                    help="every process it may read; the others are counted in one line")
     _grouping_options(p, SHOW_BY)
@@ -102,20 +105,26 @@ def register(subparsers: Any) -> None:
 
     p = subparsers.add_parser("diff", help="what grew, shrank, appeared or vanished between two snapshots",
                               description="Compare two processes or saved maps/smaps files group by "
-                                          "group. A maps file has no PSS: then the comparison is by "
-                                          "size, and unknown values are null in JSON.")
-    p.add_argument("before", metavar="A", help="PID, 'self' or FILE")
-    p.add_argument("after", metavar="B", help="PID, 'self' or FILE")
+                                          "group: every group that changed in any measure, largest "
+                                          "change of the --sort measure first, then the total. A "
+                                          "maps file has no PSS: then the comparison is by size, "
+                                          "and unknown values are null in JSON. Exit status, as "
+                                          "diff(1): 0 when nothing changed, 1 when something did, "
+                                          "2 when a side could not be read.")
+    p.add_argument("before", metavar="A", help="PID, 'self' or FILE ('-': standard input)")
+    p.add_argument("after", metavar="B", help="PID, 'self' or FILE ('-': standard input)")
     _grouping_options(p)
     p.add_argument("--all", action="store_true", help="also list unchanged groups")
-    p.set_defaults(func=_guarded(_diff))
+    p.set_defaults(func=_guarded(_diff, failed=2))
 
     p = subparsers.add_parser("snapshot", help="save a process's smaps to a file",
                               description="Save /proc/PID/smaps verbatim (readable by show/diff "
                                           "and by any smaps tool). The file is written whole or "
                                           "not at all.")
     p.add_argument("pid", metavar="PID", help="a process id, or 'self'")
-    p.add_argument("-o", "--output", required=True, metavar="FILE", help="where to save it ('-': stdout)")
+    p.add_argument("-o", "--output", required=True, metavar="FILE",
+                   help="where to save it ('-': stdout; a name ending in .gz: gzip-compressed, "
+                        "which show and diff read as well)")
     p.add_argument("--maps", action="store_true", help="save /proc/PID/maps instead")
     p.set_defaults(func=_guarded(_snapshot))
 
@@ -142,26 +151,36 @@ def warning_lines(command: str) -> Iterator[None]:
 def error_line(command: str, err: Exception) -> str:
     """The one stderr line of a command that failed with ``err`` (an OSError or ValueError)."""
     message = str(err)
-    if isinstance(err, OSError) and err.strerror and err.filename is None:
-        message = err.strerror  # our errors already name the pid/path; drop "[Errno N]"
+    if isinstance(err, OSError) and err.strerror:  # never a raw "[Errno N] ..." text
+        # our errors already name the pid/path; open()'s name the file, as cat(1) does
+        message = err.strerror if err.filename is None else f"{err.filename}: {err.strerror}"
     return f"anonvma {command}: error: {message}"
 
 
-def _guarded(fn: Callable[[argparse.Namespace], str], quick: bool = True
-             ) -> Callable[[argparse.Namespace], int]:
-    """Run a command; print its complete output, or one error line to stderr and return 1."""
+class Output(NamedTuple):
+    """A command's complete output and its exit status (``diff``: 1 when something changed)."""
+
+    text: str
+    status: int
+
+
+def _guarded(fn: Callable[[argparse.Namespace], Union[str, Output]], quick: bool = True,
+             failed: int = 1) -> Callable[[argparse.Namespace], int]:
+    """Run a command; print its complete output and return its status (0 for plain text), or
+    print one error line to stderr and return ``failed``."""
     def run(args: argparse.Namespace) -> int:
         if quick or not getattr(args, "watch", None):
             gc.disable()  # a one-shot command: see the module docstring
         try:
             with warning_lines(args.command):
-                text = fn(args)
+                out = fn(args)
         except (OSError, ValueError) as err:
             print(error_line(args.command, err), file=sys.stderr)
-            return 1
+            return failed
+        text, status = (out, 0) if isinstance(out, str) else out
         sys.stdout.write(text)
         sys.stdout.flush()
-        return 0
+        return status
     return run
 
 
@@ -187,8 +206,8 @@ class _Grouped(NamedTuple):
     source: str
     pid: Optional[int]
     has_smaps: bool
-    vmas: int  # in the map
-    matching: int  # of them, matching --match
+    vmas: int  # the kernel's (a registry's parts of a VMA are one VMA)
+    matching: int  # records matching --match
     groups: List[Group]
     registry: Optional[Registered]  # what the process's registry of names changed
 
@@ -199,12 +218,17 @@ def _grouped(target: str, args: argparse.Namespace) -> _Grouped:
     if args.by == "none":  # one row per VMA: the records are needed
         snap = registered.read(target)
         vmas = matching(snap.vmas, args.match)
-        return _Grouped(snap.source, snap.pid, snap.has_smaps, len(snap.vmas), len(vmas),
-                        group(snap._replace(vmas=tuple(vmas)), args.by, args.fold), snap.registry)
+        return _Grouped(snap.source, snap.pid, snap.has_smaps, len(snap.vmas) - _extra(snap.registry),
+                        len(vmas), group(snap._replace(vmas=tuple(vmas)), args.by, args.fold),
+                        snap.registry)
     counted = registered.tally(target)  # counted while read (no record per VMA) if no registry
     found = matched(counted, args.match)
-    return _Grouped(counted.source, counted.pid, counted.has_smaps, counted.vmas, found.vmas,
-                    group(found, args.by, args.fold), counted.registry)
+    return _Grouped(counted.source, counted.pid, counted.has_smaps, counted.vmas - _extra(counted.registry),
+                    found.vmas, group(found, args.by, args.fold), counted.registry)
+
+
+def _extra(used: Optional[Registered]) -> int:
+    return used.extra if used is not None else 0
 
 
 def _one(args: argparse.Namespace) -> _View:
@@ -213,7 +237,7 @@ def _one(args: argparse.Namespace) -> _View:
     measure = sort_field(groups, args.sort)
     groups = sort_groups(groups, measure)
     who = describe(snap.pid) if snap.pid is not None else snap.source
-    matching_ = f" ({shown} matching {args.match!r})" if args.match is not None else ""
+    matching_ = f" ({shown} matching {shown_regex(args.match)})" if args.match is not None else ""
     head = (f"{who}: {count} VMAs{matching_}, {len(groups)} groups by {args.by}, "
             f"largest {measure} first")
     if not snap.has_smaps:
@@ -226,7 +250,8 @@ def _one(args: argparse.Namespace) -> _View:
     if snap.registry is not None:
         used = snap.registry
         meta["registry"] = {"path": used.path, "ranges": used.ranges, "dropped": used.dropped,
-                            "hidden": used.hidden, "estimated": bool(used.estimated)}
+                            "why_dropped": dict(used.why_dropped), "hidden": used.hidden,
+                            "estimated": bool(used.estimated), "cut": used.cut, "parts": used.parts}
     return _View(head, registered.note(snap.registry), groups, groups[:args.top] if args.top else groups,
                  total(groups), snap.has_smaps, measure, False, False, {}, meta)
 
@@ -244,7 +269,7 @@ def _every(args: argparse.Namespace) -> _View:
     read_n = len(sysmem.processes)
     vmas = sum(p.total.count for p in sysmem.processes)
     what = "processes" if args.by == "process" else f"groups by {args.by}"
-    matched = f" matching {args.match!r}" if args.match is not None else ""
+    matched = f" matching {shown_regex(args.match)}" if args.match is not None else ""
     head = (f"all processes: {read_n} read in {sysmem.seconds:.2f} s ({sysmem.kernel_threads} kernel "
             f"threads have no memory); {vmas} VMAs{matched}, {len(groups)} {what}, largest {measure} first")
     labels = {p.total.key: (p.cmdline, p.comm) for p in sysmem.processes}
@@ -277,7 +302,8 @@ def _table(view: _View, since: Optional[Mapping[str, Optional[int]]] = None,
     head = view.head + shown + "\n" + (view.note + "\n" if view.note else "")
     if view.by_process:
         labels = {k: cmd or (f"[{comm}]" if comm else "") for k, (cmd, comm) in view.labels.items()}
-        return head + processes_table(view.rows, view.total, labels, _width())
+        return head + processes_table(view.rows, view.total, labels, _width(), since=since,
+                                      since_total=since_total, measure=view.measure)
     return head + groups_table(view.rows, view.total, view.smaps, _width(), processes=view.across,
                                since=since, since_total=since_total, measure=view.measure)
 
@@ -314,28 +340,35 @@ def _show(args: argparse.Namespace) -> str:
     return _table(view)
 
 
-def _diff(args: argparse.Namespace) -> str:
+def _diff(args: argparse.Namespace) -> Output:
+    """The changes; exit status 1 when any group changed, as diff(1)."""
+    if args.before == args.after == "-":
+        raise ValueError("only one side can be '-' (standard input)")
     a, b = _grouped(args.before, args), _grouped(args.after, args)
     before, after = a.groups, b.groups
-    changes = diff_groups(before, after, args.sort)
+    every = diff_groups(before, after, args.sort)
     measure = sort_field([*before, *after], args.sort)
-    if not args.all:
-        changes = [c for c in changes if c.status != "same"]
+    changes = changed(every)
+    status = 1 if changes else 0
+    listed = every if args.all else changes
+    whole = diff_groups([total(before)], [total(after)], measure)[0]
     note = ""
     if measure != args.sort:
         note = f" ({args.sort} unknown: {'both are' if not (a.has_smaps or b.has_smaps) else 'one is'} " \
                f"maps, which has no counters; compared by {measure})"
     if args.json:
-        return diff_json(changes, {"before": a.source, "after": b.source, "by": args.by,
-                                   "fold": args.fold, "measure": measure, "asked": args.sort,
-                                   "match": args.match})
+        return Output(diff_json(listed, {"before": a.source, "after": b.source, "by": args.by,
+                                         "fold": args.fold, "measure": measure, "asked": args.sort,
+                                         "match": args.match}, whole), status)
     if args.csv:
-        return diff_csv(changes)
-    head = f"{a.source} -> {b.source}: {len(changes)} changed groups by {args.by} ({measure}){note}\n"
+        return Output(diff_csv(listed), status)
+    same = f", {len(every) - len(changes)} unchanged" if args.all else ""
+    head = (f"{a.source} -> {b.source}: {len(changes)} changed groups{same} by {args.by} "
+            f"({measure}){note}\n")
     for side, g in (("A", a), ("B", b)):
         if g.registry is not None:
             head += f"{side}: {registered.note(g.registry)}\n"
-    return head + diff_table(changes, measure, _width())
+    return Output(head + diff_table(listed, measure, _width(), whole), status)
 
 
 def _pid(text: str) -> int:
@@ -354,5 +387,10 @@ def _snapshot(args: argparse.Namespace) -> str:
         sys.stdout.buffer.write(data)
         sys.stdout.buffer.flush()
         return ""
+    compressed = args.output.endswith(".gz")
+    if compressed:
+        import gzip  # only for .gz output
+
+        data = gzip.compress(data, mtime=0)
     write_atomically(args.output, data)
-    return f"saved {len(vmas)} VMAs of pid {pid} to {args.output}\n"
+    return f"saved {len(vmas)} VMAs of pid {pid} to {args.output}{' (gzip)' if compressed else ''}\n"

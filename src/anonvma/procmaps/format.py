@@ -56,25 +56,36 @@ def _cell(g: Group, field: str) -> str:
     return human_kb(g.value(field))
 
 
-def _fit(name: str, width: Optional[int]) -> str:
-    """Shorten ``name`` in the middle to ``width`` characters (``None``: no limit)."""
+def fit(name: str, width: Optional[int]) -> str:
+    """``name`` shortened to ``width`` characters (``None``: no limit): a path from the left,
+    since its file name is what tells two apart (``...b/libpython3.11.so.1.0``), never into the
+    file name (then ``.../NAME``, longer than ``width``); anything else (a command line,
+    ``[anon:...]``) from the right, as ps(1) cuts."""
     if width is None or len(name) <= width:
         return name
-    if width < 5:
+    if width <= 3:
         return name[:max(width, 0)]
-    head = (width - 3) // 2
-    return name[:head] + "..." + name[len(name) - (width - 3 - head):]
+    if name.startswith("/"):
+        base = name.rsplit("/", 1)[1]
+        if len(base) + 4 > width:  # a cut file name tells nothing apart: keep it, overflowing
+            return ".../" + base if base != name[1:] else name
+        return "..." + name[len(name) - (width - 3):]
+    return name[:width - 3] + "..."
 
 
-def _table(header: Sequence[str], rows: List[Sequence[str]], width: Optional[int]) -> str:
-    """Right-aligned columns, the last (the name) left-aligned and shortened to fit ``width``."""
+def _table(header: Sequence[str], rows: List[Sequence[str]], width: Optional[int],
+           total_row: bool = False) -> str:
+    """Right-aligned columns, the last (the name) left-aligned and shortened to fit ``width``;
+    with ``total_row``, the last row's name is never shortened."""
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header) - 1)]
     lead = sum(w + 2 for w in widths)
     room = None if width is None else max(width - lead, 12)
     out = []
-    for r in [header, *rows]:
+    last = len(rows)  # the index of the last row in [header, *rows]
+    for i, r in enumerate([header, *rows]):
         cells = [c.rjust(w) for c, w in zip(r, widths, strict=False)]
-        out.append(("  ".join(cells) + "  " + _fit(r[-1], room)).rstrip())
+        name = r[-1] if total_row and i == last else fit(r[-1], room)
+        out.append(("  ".join(cells) + "  " + name).rstrip())
     return "\n".join(out) + "\n"
 
 
@@ -136,19 +147,30 @@ def groups_table(groups: Sequence[Group], total: Group, smaps: bool, width: Opti
         seen += marks(g)
         row.append(marked(g.key, marks(g)) if g is not total else "total")
         rows.append(row)
-    return _table(header, rows, width) + _notes(seen)
+    return _table(header, rows, width, total_row=True) + _notes(seen)
 
 
 def processes_table(rows: Sequence[Group], total: Group, labels: Mapping[str, str],
-                    width: Optional[int]) -> str:
-    """``show --all --by process`` (procrank): one row per process with its command line."""
-    header = [h for h, _ in _PROCESS_COLUMNS] + ["CMDLINE"]
-    body: List[Sequence[str]] = [[*(_cell(g, f) for _, f in _PROCESS_COLUMNS),
-                                  " ".join(labels.get(g.key, "").split())]  # one line per process
-                                 for g in rows]
-    body.append([f"{total.processes}", *(_cell(total, f) for _, f in _PROCESS_COLUMNS[1:]),
-                 "total (processes)"])
-    return _table(header, body, width)
+                    width: Optional[int], *, since: Optional[Mapping[str, Optional[int]]] = None,
+                    since_total: Optional[int] = None, measure: str = "pss") -> str:
+    """``show --all --by process`` (procrank): one row per process with its command line.
+
+    :param since: pid key -> change of ``measure`` since the first sample (``--watch``): a
+        D<MEASURE> column; ``since_total`` is the total's.
+    """
+    header = [h for h, _ in _PROCESS_COLUMNS] + ([f"D{measure.upper()}"] if since is not None else [])
+    header.append("CMDLINE")
+    body: List[Sequence[str]] = []
+    for g in rows:
+        row = [_cell(g, f) for _, f in _PROCESS_COLUMNS]
+        if since is not None:
+            row.append(signed(since.get(g.key), measure))
+        body.append([*row, " ".join(labels.get(g.key, "").split())])  # one line per process
+    row = [f"{total.processes}", *(_cell(total, f) for _, f in _PROCESS_COLUMNS[1:])]
+    if since is not None:
+        row.append(signed(since_total, measure))
+    body.append([*row, "total (processes)"])
+    return _table(header, body, width, total_row=True)
 
 
 def group_dict(g: Group) -> Dict[str, object]:
@@ -210,23 +232,29 @@ def processes_csv(rows: Sequence[Group], labels: Mapping[str, Sequence[str]]) ->
                 [[g.key, *labels.get(g.key, ("", "")), *(g.value(f) for f in fields)] for g in rows])
 
 
-def diff_table(changes: Sequence[Change], measure: str, width: Optional[int]) -> str:
+def diff_table(changes: Sequence[Change], measure: str, width: Optional[int],
+               total: Optional[Change] = None) -> str:
     """The ``anonvma diff`` table: status, signed change of the measure (and of the VMA count),
-    the measure before -> after, name."""
+    the measure before -> after, name; then ``total`` (of every group, listed or not) as the
+    last row."""
     header = ["STATUS", f"D{measure.upper()}"] + (["DCOUNT"] if measure != "count" else []) + [
         "BEFORE", "AFTER", "NAME"]
     rows: List[Sequence[str]] = []
     seen: List[str] = []
-    for c in changes:
+    for c in [*changes, *([total] if total is not None else [])]:
         cells = [c.status, signed(c.delta(measure), measure)]
         if measure != "count":
             cells.append(signed(c.delta("count"), "count"))
-        found = _change_marks(c)
+        found = _change_marks(c) if c is not total else []
         seen += found
         cells += [_cell(c.before, measure) if c.before else "-",
-                  _cell(c.after, measure) if c.after else "-", marked(c.key, found)]
+                  _cell(c.after, measure) if c.after else "-",
+                  marked(c.key, found) if c is not total else "total"]
         rows.append(cells)
-    return _table(header, rows, width) + _notes(seen)
+    note = ""
+    if any(c.status == "changed" for c in changes):
+        note = f"changed: the same {measure}, another measure differs (--json gives every delta)\n"
+    return _table(header, rows, width, total_row=total is not None) + _notes(seen) + note
 
 
 def _change_marks(c: Change) -> List[str]:
@@ -244,9 +272,13 @@ def change_dict(c: Change) -> Dict[str, object]:
             "delta": {f: c.delta(f) for f in GROUP_FIELDS}}
 
 
-def diff_json(changes: Sequence[Change], meta: Mapping[str, object]) -> str:
-    """JSON: ``meta`` plus ``units`` and ``changes``."""
-    return _dumps(dict(meta, units="kB", changes=[change_dict(c) for c in changes]))
+def diff_json(changes: Sequence[Change], meta: Mapping[str, object],
+              total: Optional[Change] = None) -> str:
+    """JSON: ``meta`` plus ``units``, ``changes`` and, if given, ``total`` (of every group)."""
+    doc = dict(meta, units="kB", changes=[change_dict(c) for c in changes])
+    if total is not None:
+        doc["total"] = change_dict(total)
+    return _dumps(doc)
 
 
 def diff_csv(changes: Sequence[Change]) -> str:

@@ -50,13 +50,20 @@ def tally_of(source: Union[Snapshot, Iterable[Vma]]) -> Tally:
     return Tally("", None, n, () if sizes else ("Size",), counts, sizes)  # only has_smaps matters
 
 
+def shown_regex(pattern: str) -> str:
+    r"""A regular expression as the user typed it, quoted for a shell: ``'^\[anon:'`` (not
+    ``'^\\[anon:'``, the doubled backslash of ``repr``)."""
+    return "'" + pattern.replace("'", "'\\''") + "'"
+
+
 def _searcher(pattern: Union[str, Pattern[str], None]) -> Optional[Callable[[str], object]]:
     if pattern is None:
         return None
     try:
         return re.compile(pattern).search
     except re.error as err:
-        raise ValueError(f"bad --match {getattr(pattern, 'pattern', pattern)!r}: {err}") from err
+        raise ValueError(f"bad --match {shown_regex(str(getattr(pattern, 'pattern', pattern)))}: {err}"
+                         ) from err
 
 
 def matching(vmas: Iterable[Vma], pattern: Union[str, Pattern[str], None]) -> List[Vma]:

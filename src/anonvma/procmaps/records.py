@@ -141,6 +141,10 @@ class Registered(NamedTuple):
     :ivar names: the maps names (``[anon:NAME]``) that came from the registry.
     :ivar estimated: the maps names with counters estimated in part (a VMA shared between
         names whose pages could not all be attributed exactly); may include ``""``.
+    :ivar cut: VMAs cut into parts by name; ``parts``: the records they became. The map has
+        ``parts - cut`` records more than the kernel has VMAs.
+    :ivar why_dropped: (reason, ranges) of the dropped ones, a reason a key of
+        :data:`anonvma.live.registry.GONE`.
     """
 
     path: str
@@ -149,6 +153,14 @@ class Registered(NamedTuple):
     hidden: int
     names: FrozenSet[str]
     estimated: FrozenSet[str]
+    cut: int = 0
+    parts: int = 0
+    why_dropped: Tuple[Tuple[str, int], ...] = ()
+
+    @property
+    def extra(self) -> int:
+        """Records in the map beyond the kernel's VMAs (the parts of the VMAs cut by name)."""
+        return self.parts - self.cut
 
 
 class Snapshot(NamedTuple):
@@ -257,15 +269,17 @@ class Group(NamedTuple):
 
 
 #: Every :attr:`Change.status`.
-STATUSES = ("grew", "shrank", "appeared", "vanished", "same")
+STATUSES = ("grew", "shrank", "appeared", "vanished", "changed", "same")
 
 
 class Change(NamedTuple):
     """How one group differs between two snapshots.
 
     ``status`` is one of :data:`STATUSES`: ``appeared``/``vanished`` when the key exists on one
-    side only, else ``grew``/``shrank``/``same`` by ``measure`` (the field the diff compared:
-    the one asked for, or ``size`` when a side came from maps and has no counters).
+    side only, else ``grew``/``shrank`` by ``measure`` (the field the diff compared: the one
+    asked for, or ``size`` when a side came from maps and has no counters), ``changed`` when
+    ``measure`` is the same but another measure known on both sides differs (an RSS change
+    under ``--sort size``), and ``same`` when none does.
     """
 
     key: str

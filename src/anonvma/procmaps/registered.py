@@ -149,9 +149,11 @@ def apply(snap: Snapshot, loaded: registry.Loaded, procfs: str = "/proc") -> Sna
     starts = [v.start for v in vmas]
     pieces: Dict[int, List[Tuple[int, int, str]]] = {}
     dropped = hidden = 0
-    for e, there in zip(loaded.entries, registry.still_there(loaded.entries, vmas), strict=True):
-        if not there:
+    why_dropped: Dict[str, int] = {}
+    for e, why in zip(loaded.entries, registry.gone(loaded.entries, vmas), strict=True):
+        if why is not None:
             dropped += 1
+            why_dropped[why] = why_dropped.get(why, 0) + 1
             continue
         seen_hidden = False
         i = max(0, bisect.bisect_right(starts, e.start) - 1)
@@ -187,8 +189,10 @@ def apply(snap: Snapshot, loaded: registry.Loaded, procfs: str = "/proc") -> Sna
             estimated.update(p.name for p in parts)
         out += [v._replace(start=p.start, end=p.end, name=p.name, smaps=s)
                 for p, s in zip(parts, smaps, strict=True)]
+    several = [parts for parts in cut.values() if len(parts) > 1]
     used = Registered(loaded.path, len(loaded.entries), dropped, hidden, frozenset(names),
-                      frozenset(estimated))
+                      frozenset(estimated), len(several), sum(len(parts) for parts in several),
+                      tuple((why, why_dropped[why]) for why in registry.GONE if why in why_dropped))
     return snap._replace(vmas=tuple(out), registry=used)
 
 
@@ -241,9 +245,13 @@ def note(used: Optional[Registered]) -> str:
     parts = [f"{shown} of {used.ranges} registered ranges shown, marked (registered) "
              f"(named in {os.path.basename(used.path)}, not by the kernel)"]
     if used.dropped:
-        parts.append(f"{used.dropped} dropped (memory unmapped, moved or replaced)")
+        whys = [registry.GONE[why] if n == used.dropped else f"{n} {registry.GONE[why]}"
+                for why, n in used.why_dropped]
+        parts.append(f"{used.dropped} dropped ({', '.join(whys) or 'memory gone'})")
     if used.hidden:
         parts.append(f"{used.hidden} on [heap]/[stack], shown as such")
+    if used.cut:
+        parts.append(f"{used.cut} VMAs cut into {used.parts} parts by name (COUNT counts the parts)")
     if used.estimated:
         parts.append("(estimated): counters of a VMA shared by names, divided by page counts")
     return "; ".join(parts)

@@ -148,16 +148,27 @@ def _decompress(data: bytes, source: str) -> bytes:
         raise ProcmapsParseError(source, None, None, f"gzip data is corrupt or cut short ({err})") from err
 
 
+#: The file name that means standard input (``anonvma show -``); ``./-`` is a file named ``-``.
+STDIN = "-"
+
+
 def read_file(path: PathLike) -> Snapshot:
-    """Parse a saved maps or smaps file (any machine, any kernel version; gzip-compressed too).
+    """Parse a saved maps or smaps file (any machine, any kernel version; gzip-compressed too);
+    :data:`STDIN` reads standard input to its end.
 
     :raises FileNotFoundError, PermissionError, IsADirectoryError: as ``open`` does (they carry
         the file name).
     :raises ProcmapsParseError: the file is not maps/smaps (names the line), or it is empty.
     """
-    with open(path, "rb") as f:
-        data = f.read()
     source = os.fspath(path)
+    if source == STDIN:
+        import sys  # only for standard input
+
+        data = sys.stdin.buffer.read()
+        source = "<stdin>"
+    else:
+        with open(path, "rb") as f:
+            data = f.read()
     if data.startswith(_GZIP_MAGIC):
         data = _decompress(data, source)
     vmas, fields = parse(data, source)

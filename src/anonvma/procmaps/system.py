@@ -44,7 +44,8 @@ class System(NamedTuple):
     :ivar seconds: how long reading and grouping took.
     :ivar kernel_threads: processes with no memory map (kernel threads), not counted.
     :ivar skipped: reason (one of :data:`SKIP_REASONS`) -> how many processes.
-    :ivar errors: a few example messages of the skipped ones.
+    :ivar errors: a few example messages of the skipped ones (of those exited, only when the
+        processes were named).
     """
 
     time: float
@@ -54,13 +55,22 @@ class System(NamedTuple):
     skipped: Dict[str, int]
     errors: List[str]
 
-    def skipped_line(self) -> str:
-        """One line saying what was not counted, or ``""``."""
+    def skipped_line(self, root: Optional[bool] = None) -> str:
+        """One line saying what was not counted, or ``""``.
+
+        :param root: whether the reader is root (default: whether it is now); decides the hint
+            for denied processes: run as root, or what denies even root.
+        """
         words = {"denied": "denied", "exited": "exited while read", "unreadable": "unreadable"}
         parts = [f"{n} {words[why]}" for why, n in self.skipped.items() if n]
         if not parts:
             return ""
-        hint = " (run as root to read every process)" if self.skipped.get("denied") else ""
+        if root is None:
+            root = os.geteuid() == 0
+        hint = ""
+        if self.skipped.get("denied"):
+            hint = (" (denied even to root: another user namespace's processes, or a ptrace "
+                    "rule of Yama or an LSM)" if root else " (run as root to read every process)")
         return f"not counted (processes): {', '.join(parts)}{hint}"
 
 
@@ -95,6 +105,7 @@ def read_system(targets: Optional[Sequence[Union[int, str]]] = None, *, by: str 
     :raises ProcmapsParseError, OSError: a saved file that cannot be read.
     """
     started, clock = time.time(), time.perf_counter()
+    named = targets is not None  # a process the caller named exiting is news, not a race
     live: List[int] = []
     files: List[str] = []
     for t in (pids(procfs) if targets is None else targets):
@@ -129,6 +140,8 @@ def read_system(targets: Optional[Sequence[Union[int, str]]] = None, *, by: str 
                     kernel_threads += 1
                 else:
                     skipped["exited"] += 1
+                    if named:
+                        errors.append(f"pid {pid}: exited")
                 continue
             try:
                 counted = _counted(parsers[index], paths[index], pid, found.get(pid), procfs)
@@ -141,8 +154,8 @@ def read_system(targets: Optional[Sequence[Union[int, str]]] = None, *, by: str 
     for index, failure in failed.items():
         reason = _reason(failure)
         skipped[reason] += 1
-        if reason != "exited" and len(errors) < 5:
-            errors.append(f"pid {live[index]}: {failure.strerror}")
+        if (named or reason != "exited") and len(errors) < 5:
+            errors.append(f"pid {live[index]}: {'exited' if reason == 'exited' else failure.strerror}")
     return System(started, time.perf_counter() - clock, processes, kernel_threads, skipped, errors)
 
 
@@ -153,7 +166,7 @@ class _Registry(NamedTuple):
 
 def _registries(live: Sequence[int], procfs: str) -> Dict[int, _Registry]:
     """pid -> the registry of each process to read that has one; files of processes that are
-    gone are removed."""
+    gone are removed when provably stale (:func:`anonvma.live.registry.remove_if_stale`)."""
     found = registry.scan()
     wanted = set(live)
     registry.clean_stale({pid: files for pid, files in found.items() if pid not in wanted}, procfs)
