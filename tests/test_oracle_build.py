@@ -74,7 +74,8 @@ def test_cache_keys_of_builds_made_before_the_release_table_stay_valid():
     assert build.config_key("strdup", "6.12.95") == "9ef1808ccb79"
     for rel in releases.RELEASES:
         same = [r for r in releases.RELEASES if r.series == rel.series]
-        assert {build.config_key("refcount", r.name) for r in same} == {build.config_key("refcount", rel.name)}
+        assert {build.config_key("refcount", r.name) for r in same} == {
+            build.config_key("refcount", rel.name)}
     keys = {build.config_key(v, s) for v in build.VARIANTS for s in releases.series()}
     assert len(keys) == len(build.VARIANTS) * len(releases.series())
 
@@ -233,7 +234,8 @@ def test_private_apt_finds_the_source_package_and_leaves_the_system_apt_alone(tm
         pytest.skip(f"the Debian mirror is not reachable from here: {exc}")
     uris = apt.run(["download", "--print-uris", f"{source.package}={source.version}"], cwd=tmp_path)
     assert uris.returncode == 0, uris.stderr  # the pinned version is still on the mirror
-    assert f"/{source.package}_{source.version.replace('~', '%7e').replace('+', '%2b')}_all.deb" in uris.stdout \
+    quoted = source.version.replace('~', '%7e').replace('+', '%2b')
+    assert f"/{source.package}_{quoted}_all.deb" in uris.stdout \
         or f"/{source.package}_{source.version}_all.deb" in uris.stdout, uris.stdout
     assert list((tmp_path / "apt" / "state" / "lists").glob(f"*{source.suites[0][1]}*Packages*"))
     assert not list(tmp_path.glob("*.deb"))  # --print-uris downloads nothing

@@ -76,6 +76,9 @@ class Kernel:
         unfaulted VMA may merge with its own source.
     :ivar move_vma_split_locked: (mm, vma, old_addr, old_len, dontunmap) -> the VMA to move:
         whether a locked source of an MREMAP_DONTUNMAP move is split first.
+    :ivar do_mremap: (mm, addr, old_len, new_len, flag bits, new_addr) -> the address: the
+        body of SYSCALL mremap, which checks come first and whether a fixed move may span
+        several VMAs.
     :ivar move_vma_dontunmap_source: (vma, old_addr, old_len) -> what an MREMAP_DONTUNMAP move
         leaves of its source once the page tables are gone (locks dropped, anon_vma, pgoff).
     """
@@ -90,6 +93,7 @@ class Kernel:
     copy_vma_merge: Callable[["Mm", "Vma", int, int, int, bool], Optional["Vma"]]
     move_vma_split_locked: Callable[["Mm", "Vma", int, int, bool], "Vma"]
     move_vma_dontunmap_source: Callable[["Vma", int, int], "Vma"]
+    do_mremap: Callable[["Mm", int, int, int, int, int], int]
 
     def rules(self) -> dict[str, RuleInfo]:
         """Each rule's field name and where this generation's version comes from."""
