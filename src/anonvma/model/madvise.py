@@ -68,7 +68,7 @@ def madvise_walk_vmas(mm: "Mm", start: int, end: int, arg: Any, visit: Visitor) 
 
 
 def madvise_update_vma(mm: "Mm", vma: Vma, prev: Optional[Vma], start: int, end: int,
-                       new_flags: int, anon_name: Optional[AnonVmaName]) -> Vma:
+                       new_flags: int, anon_name: Optional[AnonVmaName], naming: bool = False) -> Vma:
     """madvise_update_vma: no-op when nothing changes, else merge or split (vma_modify), setting
     the flags and, where the generation allows names, the name. Returns the VMA now covering
     [start, end).
@@ -77,8 +77,15 @@ def madvise_update_vma(mm: "Mm", vma: Vma, prev: Optional[Vma], start: int, end:
     """
     if new_flags == vma.flags and (vma.anon_name is anon_name or anon_vma_name_eq(vma.anon_name, anon_name)):
         return vma  # early no-op: no split and no merge attempt
-    return vma_modify(mm, prev, vma, start, end, new_flags, anon_name,
-                      mm.kernel.anon_vma_name_allowed(vma))
+    changed = vma_modify(mm, prev, vma, start, end, new_flags, anon_name,
+                         mm.kernel.anon_vma_name_allowed(vma))
+    if naming and changed.flags != new_flags:
+        # 7.3 mm/madvise.c madvise_update_vma: a rename sets the range's own flags after
+        # vma_modify_name, dropping sticky flags a merge took from a neighbour (6.19+)
+        settled = changed.with_flags(new_flags)
+        mm.index.replace(changed, settled)
+        changed = settled
+    return changed
 
 
 def _eagain(exc: OSError) -> OSError:
@@ -92,7 +99,7 @@ def madvise_vma_anon_name(mm: "Mm", vma: Vma, prev: Optional[Vma], start: int, e
     if not mm.kernel.anon_vma_name_allowed(vma):
         raise OSError(errno.EBADF, f"{start:#x}: this mapping cannot be named")
     try:
-        return madvise_update_vma(mm, vma, prev, start, end, vma.flags, anon_name)
+        return madvise_update_vma(mm, vma, prev, start, end, vma.flags, anon_name, naming=True)
     except OSError as exc:
         raise _eagain(exc) from exc
 

@@ -227,11 +227,13 @@ def mmap_region_merge_next_first(mm: "Mm", addr: int, end: int, flags: int, file
     pglen = (end - addr) >> PAGE_SHIFT
     target: Optional[Vma] = None
     merge_start, merge_end, vm_pgoff = addr, end, pgoff
+    anon_ok = mm.kernel.is_mergeable_anon_vma
     if nxt is not None and nxt.start == end and can_vma_merge_before(
-            nxt, flags, None, file, pgoff + pglen, None):
+            nxt, flags, None, file, pgoff + pglen, None, anon_ok):
         merge_end, target, vm_pgoff = nxt.end, nxt, nxt.pgoff - pglen
     if prev is not None and prev.end == addr and can_vma_merge_after(
-            prev, flags, target.anon_vma if target is not None else None, file, pgoff, None):
+            prev, flags, target.anon_vma if target is not None else None, file, pgoff, None,
+            anon_ok, target.anon_chain if target is not None else 1):
         merge_start, target, vm_pgoff = prev.start, prev, prev.pgoff
     if target is None:
         return None

@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Callable, Iterable, Optional
 
 from anonvma.model.gup import mm_populate
 from anonvma.model.kernel import rule
-from anonvma.model.merge import can_vma_merge_after, can_vma_merge_before, split_vma, vma_merge
+from anonvma.model.merge import (can_vma_merge_after, can_vma_merge_before, settle_merge, split_vma,
+                                 vma_merge)
 from anonvma.model.mmap import do_munmap, page_align, vm_enough_memory
 from anonvma.model.vma import (PAGE_MASK, PAGE_SHIFT, VM_ACCOUNT, VM_DONTEXPAND, VM_LOCKED, VM_LOCKED_MASK,
                                VM_MAYSHARE, VM_PFNMAP, VM_SEALED, VM_SHARED, VM_SPECIAL, Vma)
@@ -400,7 +401,8 @@ def copy_vma_merges_any(mm: "Mm", vma: Vma, addr: int, end: int, pgoff: int,
                         keep_source: bool) -> Optional[Vma]:
     """vma_merge with the VMA below the destination, whether or not the source stays."""
     prev, _ = mm.index.around(addr)
-    return vma_merge(mm, prev, addr, end, vma.flags, vma.anon_vma, vma.file, pgoff, vma.anon_name)
+    return vma_merge(mm, prev, addr, end, vma.flags, vma.anon_vma, vma.file, pgoff, vma.anon_name,
+                     vma.anon_chain)
 
 
 @rule("mm/mmap.c copy_vma", "838bb60dc215 (6.1.y)",
@@ -426,23 +428,25 @@ def copy_vma_drops_source_neighbour(mm: "Mm", vma: Vma, addr: int, end: int, pgo
     prev, _ = index.around(addr)
     nxt = index.find_vma(addr)
     flags, anon_vma, file, name = vma.flags, vma.anon_vma, vma.file, vma.anon_name
+    chain, anon_ok = vma.anon_chain, mm.kernel.is_mergeable_anon_vma
     if prev is not vma and nxt is not vma:
-        return vma_merge(mm, prev, addr, end, flags, anon_vma, file, pgoff, name)
+        return vma_merge(mm, prev, addr, end, flags, anon_vma, file, pgoff, name, chain)
     if prev is vma:  # only next may take the copy: vma_merge case 3
         pglen = (end - addr) >> PAGE_SHIFT
         if (nxt is None or nxt.start != end or flags & VM_SPECIAL
-                or not can_vma_merge_before(nxt, flags, anon_vma, file, pgoff + pglen, name)):
+                or not can_vma_merge_before(nxt, flags, anon_vma, file, pgoff + pglen, name,
+                                            anon_ok, chain)):
             return None
         merged = nxt.with_range(addr, nxt.end, nxt.pgoff - pglen)
         index.replace(nxt, merged)
-        return merged
+        return settle_merge(mm, merged, flags | nxt.flags, anon_vma, chain)
     # next is the source: only prev may take the copy (case 2)
     if (prev is None or prev.end != addr or flags & VM_SPECIAL
-            or not can_vma_merge_after(prev, flags, anon_vma, file, pgoff, name)):
+            or not can_vma_merge_after(prev, flags, anon_vma, file, pgoff, name, anon_ok, chain)):
         return None
     merged = prev.with_range(prev.start, end, prev.pgoff)
     index.replace(prev, merged)
-    return merged
+    return settle_merge(mm, merged, flags | prev.flags, anon_vma, chain)
 
 
 @rule("mm/mremap.c move_vma", "", "an MREMAP_DONTUNMAP move of part of a locked VMA splits nothing",
