@@ -79,6 +79,10 @@ class Kernel:
     :ivar is_mergeable_anon_vma: (target, the range's anon_vma, the chain length of the VMA it
         comes from) -> whether differing anon_vmas allow a merge: whether a faulted range may
         merge into an unfaulted VMA.
+    :ivar madvise_behavior_valid: (advice) -> whether madvise knows it (the guard advices).
+    :ivar madvise_guard_install: (mm, vma, start, end) -> the VMA: MADV_GUARD_INSTALL on one
+        VMA piece (whether it flags the VMA VM_MAYBE_GUARD).
+    :ivar do_mseal: (mm, addr, length) -> None: mseal(2), or ENOSYS.
     :ivar do_mremap: (mm, addr, old_len, new_len, flag bits, new_addr) -> the address: the
         body of SYSCALL mremap, which checks come first and whether a fixed move may span
         several VMAs.
@@ -98,6 +102,9 @@ class Kernel:
     move_vma_dontunmap_source: Callable[["Vma", int, int], "Vma"]
     do_mremap: Callable[["Mm", int, int, int, int, int], int]
     is_mergeable_anon_vma: Callable[["Vma", Optional["AnonVma"], int], bool]
+    madvise_behavior_valid: Callable[[str], bool]
+    madvise_guard_install: Callable[["Mm", "Vma", int, int], "Vma"]
+    do_mseal: Callable[["Mm", int, int], None]
 
     def rules(self) -> dict[str, RuleInfo]:
         """Each rule's field name and where this generation's version comes from."""
@@ -118,10 +125,10 @@ class Kernel:
 
 def rule_versions() -> dict[str, tuple[Callable[..., Any], ...]]:
     """Every rule's versions, oldest first, from the modules whose code they change."""
-    from anonvma.model import madvise, merge, mmap, mprotect, mremap, task_mmu
+    from anonvma.model import madvise, merge, mmap, mprotect, mremap, mseal, task_mmu
 
     table: dict[str, tuple[Callable[..., Any], ...]] = {}
-    for module in (madvise, merge, mmap, mprotect, mremap, task_mmu):
+    for module in (madvise, merge, mmap, mprotect, mremap, mseal, task_mmu):
         table.update(module.RULES)
     return table
 

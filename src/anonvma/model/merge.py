@@ -86,10 +86,10 @@ def can_vma_merge_after(vma: Vma, flags: int, anon_vma: Optional[AnonVma], file:
 
 
 def anon_vma_compatible(a: Vma, b: Vma) -> bool:
-    """anon_vma_compatible: adjacent, same file, flags differ only in access bits,
-    pgoff-linear. Names are not looked at."""
+    """anon_vma_compatible: adjacent, same file, flags differ only in access bits (and sticky
+    ones), pgoff-linear. Names are not looked at."""
     return (a.end == b.start and a.file is b.file
-            and not (a.flags ^ b.flags) & ~VM_ACCESS_FLAGS
+            and not (a.flags ^ b.flags) & ~(VM_ACCESS_FLAGS | VM_STICKY)
             and b.pgoff == a.pgoff + ((b.start - a.start) >> PAGE_SHIFT))
 
 

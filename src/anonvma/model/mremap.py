@@ -214,8 +214,11 @@ def do_mremap_lookup_first(mm: "Mm", addr: int, old_len: int, new_len: int, bits
     old_len, new_len = page_align(old_len), page_align(new_len)
     if not new_len:
         raise OSError(errno.EINVAL, "new length is 0")
-    if mm.index.vma_lookup(addr) is None:
+    found = mm.index.vma_lookup(addr)
+    if found is None:
         raise OSError(errno.EFAULT, f"{addr:#x} is not mapped")
+    if found.flags & VM_SEALED:  # 6.10+ mseal
+        raise OSError(errno.EPERM, f"{addr:#x} is sealed")
     if bits & (MREMAP_FIXED | MREMAP_DONTUNMAP):
         return _mremap_to(mm, addr, old_len, new_addr, new_len, bits)
     if old_len >= new_len:
