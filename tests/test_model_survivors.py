@@ -12,7 +12,8 @@ import pytest
 from model_helpers import P, both_strategies, check, errno_of, pg
 
 from anonvma.model import Mm
-from anonvma.model.merge import can_vma_merge_after, can_vma_merge_before, is_mergeable_anon_vma, split_vma
+from anonvma.model.merge import (anon_vma_target_singular, can_vma_merge_after, can_vma_merge_before,
+                                 is_mergeable_anon_vma, split_vma)
 from anonvma.model.names import (AnonVmaName, NameCounters, UseAfterFree,
                                  anon_vma_name_eq, make_strategy)
 from anonvma.model.vma import (VM_DONTCOPY, VM_DONTEXPAND, VM_IO, VM_LOCKED, VM_MAYWRITE, VM_PFNMAP, VM_WRITE,
@@ -137,8 +138,9 @@ def test_is_mergeable_vma_and_anon_vma_together_are_the_inlined_checks(strategy:
         pgoff = rng.choice((0, 1, 5, 6))
         expected = (is_mergeable_vma(vma, file, flags, name)
                     and is_mergeable_anon_vma(theirs, vma.anon_vma, vma))
-        before = can_vma_merge_before(vma, flags, theirs, file, pgoff, name)  # type: ignore[arg-type]
-        after = can_vma_merge_after(vma, flags, theirs, file, pgoff, name)  # type: ignore[arg-type]
+        rule = anon_vma_target_singular
+        before = can_vma_merge_before(vma, flags, theirs, file, pgoff, name, rule)  # type: ignore[arg-type]
+        after = can_vma_merge_after(vma, flags, theirs, file, pgoff, name, rule)  # type: ignore[arg-type]
         assert before == (expected and pgoff == vma.pgoff)
         assert after == (expected and pgoff == vma.pgoff + 1)
 

@@ -23,6 +23,8 @@ PROT_LETTERS = frozenset("rwx")
 ADVICES = ("dontfork", "dofork", "wipeonfork", "keeponfork", "dontneed")
 #: Advices added to format v1 later (VM_SEQ_READ / VM_RAND_READ); kept apart so the old tuple stays.
 READ_ADVICES = ("normal", "random", "sequential")
+#: Lightweight guard regions (MADV_GUARD_INSTALL, MADV_GUARD_REMOVE; Linux 6.13+, EINVAL before).
+GUARD_ADVICES = ("guard_install", "guard_remove")
 MREMAP_FLAGS = ("maymove", "fixed", "dontunmap")
 SHMEM_PATH = "/dev/zero (deleted)"
 #: Largest arena offset: base + offset must still fit in 64 bits.
@@ -30,7 +32,8 @@ ADDR_LIMIT = U64 - ARENA_BASE
 #: vm.max_map_count is a C int (proc_dointvec_minmax, at least 0).
 INT_MAX = (1 << 31) - 1
 #: Ops that take the optional ``max_map_count`` field: every op that can create or split a VMA.
-MAP_COUNT_OPS = frozenset(("mmap", "munmap", "mremap", "mprotect", "madvise", "mlock", "munlock", "name"))
+MAP_COUNT_OPS = frozenset(("mmap", "munmap", "mremap", "mprotect", "madvise", "mlock", "munlock", "name",
+                           "mseal"))
 
 
 class ScriptError(ValueError):
@@ -128,9 +131,9 @@ def _mprotect(obj: Mapping[str, Any], lineno: int) -> dict[str, Any]:
 def _madvise(obj: Mapping[str, Any], lineno: int) -> dict[str, Any]:
     args = _range(obj, lineno)
     advice = obj.get("advice")
-    if advice not in ADVICES + READ_ADVICES:
-        raise ScriptError(lineno, f"field 'advice' must be one of {', '.join(ADVICES + READ_ADVICES)}, "
-                                  f"not {advice!r}")
+    known = ADVICES + READ_ADVICES + GUARD_ADVICES
+    if advice not in known:
+        raise ScriptError(lineno, f"field 'advice' must be one of {', '.join(known)}, not {advice!r}")
     args["advice"] = advice
     return args
 
@@ -201,6 +204,7 @@ OPS: dict[str, FieldCheck] = {
     "madvise": _madvise,
     "mlock": _mlock,
     "munlock": _range,
+    "mseal": _range,
     "name": _name,
     "touch": _touch,
     "fork": _no_fields,

@@ -108,7 +108,7 @@ def _wrapping(rng: random.Random, addr: int) -> int:
 def _huge_len(rng: random.Random, kind: str, addr: int, limits: bool = True) -> int:
     """A length far past the window, of a kind that op ``kind`` can take safely (module doc);
     past the commit limit only with ``limits`` (the oracle's RAM)."""
-    if kind in ("madvise", "name", "mlock", "munlock"):
+    if kind in ("madvise", "name", "mlock", "munlock", "mseal"):
         # madvise and the prctl visit every VMA of the range; mlock would leave what it locked
         # before the first hole locked, and a later mprotect would fault all of it in
         return _wrapping(rng, addr)
@@ -175,11 +175,11 @@ class _Builder:
         rng = self.rng
         weights = {"mmap": 14, "munmap": 5, "mprotect": 8, "madvise": 6, "name": 16 if self.names else 0,
                    "touch": 10, "fork": 4 if self.fork else 0, "exit": 3 if self.fork else 0, "maps": 8,
-                   "mremap": 4 if self.mremap else 0, "mlock": 3, "munlock": 2}
+                   "mremap": 4 if self.mremap else 0, "mlock": 3, "munlock": 2, "mseal": 1}
         kind = rng.choices(list(weights), list(weights.values()))[0]
         pid = rng.choice(self.alive)
         obj: dict[str, Any] = {"op": kind}
-        if kind in ("mmap", "munmap", "mprotect", "madvise", "name", "mlock", "munlock"):
+        if kind in ("mmap", "munmap", "mprotect", "madvise", "name", "mlock", "munlock", "mseal"):
             obj["addr"] = _addr(rng, self.window, self.hot_pages)
             obj["len"] = _len(rng, obj["addr"], self.window)
             if rng.random() < 0.03:
@@ -292,6 +292,8 @@ class _Builder:
             (self.sc_shared_dup, 1 if self.mremap else 0),
             (self.sc_placed_move, 1 if self.mremap and self.limits else 0),
             (self.sc_readonly, 1 if self.files else 0), (self.sc_refused, 3),
+            (self.sc_guard, 3), (self.sc_move_many, 4 if self.mremap else 0),
+            (self.sc_faulted_into_unfaulted, 4), (self.sc_seal, 2),
         ]
         fn = rng.choices([c for c, _ in choices], [w for _, w in choices])[0]
         fn(pid)
@@ -418,6 +420,178 @@ class _Builder:
                 base - new_len * PAGE)
         self.add(pid, {"op": "mremap", "addr": base + src * PAGE, "len": moved * PAGE,
                        "new_len": new_len * PAGE, "flags": flags, "new_addr": max(0, rng.choice(ends))})
+        self.maps(pid)
+
+    def sc_guard(self, pid: int) -> None:
+        """MADV_GUARD_INSTALL on part of a VMA (6.13+; EINVAL before, and on locked VMAs): no split,
+        an anon_vma for private anonymous memory, and from 6.19 VM_MAYBE_GUARD on the whole VMA,
+        which never blocks a merge and stays on the merged VMA. Then a merge next to it, and
+        MADV_GUARD_REMOVE of the same range before anything can touch it (a touch of a guard page
+        is SIGSEGV, which no runner survives)."""
+        rng = self.rng
+        pages = rng.randint(2, 6)
+        base = self._base(pages + 6) + 2 * PAGE
+        kind = rng.random()
+        if kind < 0.65:
+            self._fresh(pid, base, pages)
+        else:
+            m: dict[str, Any] = {"op": "mmap", "addr": base, "len": pages * PAGE, "prot": "rw"}
+            if self.files and kind < 0.85:
+                m.update(file="f0", pgoff=rng.randrange(8))
+            if kind >= 0.85 or rng.random() < 0.5:
+                m["share"] = "shared"
+            self.add(pid, m)
+        if rng.random() < 0.15:  # locked: EINVAL, no markers
+            self.add(pid, {"op": "mlock", "addr": base, "len": pages * PAGE, "onfault": rng.random() < 0.5})
+        lo = rng.randrange(pages)
+        hi = rng.randint(lo + 1, pages)
+        guarded = {"addr": base + lo * PAGE, "len": (hi - lo) * PAGE}
+        self.add(pid, {"op": "madvise", **guarded, "advice": "guard_install"})
+        self.maps(pid)
+        after = rng.random()
+        if after < 0.3:  # a new mapping just above: it merges into the guarded VMA, which keeps gu
+            self.add(pid, {"op": "mmap", "addr": base + pages * PAGE, "len": rng.randint(1, 2) * PAGE,
+                           "prot": "rw"})
+        elif after < 0.55:  # one just below, faulted or not
+            self._fresh(pid, base - 2 * PAGE, 2, named=False)
+        elif after < 0.8:  # split off by a flag change, then merged back (the pieces keep gu)
+            toggle = rng.choice(TOGGLES[:4])
+            self.add(pid, {**toggle[0], "addr": base, "len": PAGE})
+            self.add(pid, {**toggle[1], "addr": base, "len": PAGE})
+        elif self.names:  # renamed in part, then as the rest (a rename keeps the range's own flags)
+            self.add(pid, {"op": "name", "addr": base, "len": PAGE, "name": "g"})
+            self.add(pid, {"op": "name", "addr": base, "len": pages * PAGE, "name": "g"})
+        self.maps(pid)
+        self.add(pid, {"op": "madvise", **guarded, "advice": "guard_remove"})
+        if rng.random() < 0.3:
+            self.add(pid, {"op": "madvise", "addr": base, "len": pages * PAGE, "advice": "guard_remove"})
+        self.maps(pid)
+
+    def sc_move_many(self, pid: int) -> None:
+        """A fixed mremap of unchanged length over several VMAs and the gaps between them: 6.17+
+        moves every VMA (cut at the range's edges) and keeps the gaps; a gap at the start is
+        EFAULT; before 6.17 it is EFAULT when the range leaves the first VMA."""
+        rng = self.rng
+        base = self._base(24)
+        at = base
+        spans = []
+        for _ in range(rng.randint(2, 4)):
+            pages = rng.randint(1, 3)
+            self._fresh(pid, at, pages, prot=rng.choice(("rw", "rw", "r", "rx")))
+            spans.append((at, at + pages * PAGE))
+            at += pages * PAGE + rng.choice((0, PAGE, PAGE, 2 * PAGE))
+        start, end = spans[0][0], spans[-1][1]
+        r = rng.random()
+        if r < 0.2:  # inside the first VMA
+            start += PAGE * rng.randrange((spans[0][1] - spans[0][0]) // PAGE)
+        elif r < 0.3:  # a gap at the start: EFAULT
+            self.add(pid, {"op": "munmap", "addr": start - PAGE, "len": PAGE})
+            start -= PAGE
+        if rng.random() < 0.2:  # ending inside the last VMA
+            end -= PAGE * rng.randrange((spans[-1][1] - spans[-1][0]) // PAGE)
+        length = end - start
+        dest = end + PAGE * rng.randint(0, 4)
+        if rng.random() < 0.3:  # something already there: unmapped per moved VMA, the gaps keep it
+            self.add(pid, {"op": "mmap", "addr": dest, "len": length, "prot": "r"})
+        flags = ["maymove", "fixed"] + (["dontunmap"] if rng.random() < 0.3 else [])
+        move: dict[str, Any] = {"op": "mremap", "addr": start, "len": length, "new_len": length,
+                                "flags": flags, "new_addr": dest}
+        if self.limits and rng.random() < 0.1:
+            move["max_map_count"] = rng.choice(LIMITS)
+        self.add(pid, move)
+        self.maps(pid)
+
+    def sc_faulted_into_unfaulted(self, pid: int) -> None:
+        """A faulted range that ends up with an unfaulted neighbour's flags and name: 6.18+
+        merges them unless the faulted one is a fork child's (before, an unfaulted VMA takes only
+        an unfaulted range). Through madvise, naming, mprotect, mlock, an mremap grown in place
+        into the unfaulted VMA, or an mremap moved next to it."""
+        rng = self.rng
+        base = self._base(12) + 2 * PAGE
+        who = pid
+        target_first = rng.random() < 0.5
+        target, faulted = (base + PAGE, base) if target_first else (base, base + PAGE)
+        how = rng.choice(("madvise", "name" if self.names else "madvise", "mprotect", "mlock",
+                          "grow" if self.mremap else "mprotect", "move" if self.mremap else "madvise"))
+        if how == "grow":
+            self.add(pid, {"op": "mmap", "addr": base, "len": PAGE, "prot": "rw"})
+            self.add(pid, {"op": "touch", "addr": base})
+            self.add(pid, {"op": "munmap", "addr": base + PAGE, "len": PAGE})
+            self.add(pid, {"op": "mmap", "addr": base + 2 * PAGE, "len": PAGE, "prot": "rw"})
+            if rng.random() < 0.3:
+                child = self.do_fork(pid)
+                who = child if child is not None else pid
+            self.add(who, {"op": "mremap", "addr": base, "len": PAGE, "new_len": 2 * PAGE, "flags": []})
+            self.maps(who)
+            return
+        if how == "move":
+            src = base + 6 * PAGE
+            self.add(pid, {"op": "mmap", "addr": src, "len": PAGE, "prot": "rw"})
+            self.add(pid, {"op": "touch", "addr": src})
+            self.add(pid, {"op": "mmap", "addr": target, "len": PAGE, "prot": "rw"})
+            self.add(pid, {"op": "munmap", "addr": faulted, "len": PAGE})
+            if rng.random() < 0.3:
+                child = self.do_fork(pid)
+                who = child if child is not None else pid
+            self.add(who, {"op": "mremap", "addr": src, "len": PAGE, "new_len": PAGE,
+                           "flags": ["maymove", "fixed"] + (["dontunmap"] if rng.random() < 0.3 else []),
+                           "new_addr": faulted})
+            self.maps(who)
+            return
+        changes: dict[str, dict[str, Any]] = {
+            "madvise": {"op": "madvise", "advice": rng.choice(("random", "sequential", "dontfork"))},
+            "name": {"op": "name", "name": "x"},
+            "mprotect": {"op": "mprotect", "prot": "r"},
+            "mlock": {"op": "mlock", "onfault": True},
+        }
+        change = changes[how]
+        self.add(pid, {"op": "mmap", "addr": target, "len": PAGE, "prot": "rw"})
+        self.add(pid, {**change, "addr": target, "len": PAGE})
+        self.add(pid, {"op": "mmap", "addr": faulted, "len": PAGE, "prot": "rw"})
+        self.add(pid, {"op": "touch", "addr": faulted})
+        if rng.random() < 0.3:
+            child = self.do_fork(pid)
+            who = child if child is not None else pid
+        self.add(who, {**change, "addr": faulted, "len": PAGE})
+        self.maps(who)
+
+    def sc_seal(self, pid: int) -> None:
+        """mseal part of a VMA (6.10+; ENOSYS on 6.1): it splits off like an mprotect, and then
+        refuses munmap, MAP_FIXED over it, mremap, mprotect and (read-only anonymous) discarding
+        advice with EPERM, while naming, mlock and other advice still work. The seal stays for the
+        rest of the script."""
+        rng = self.rng
+        pages = rng.randint(2, 6)
+        base = self._base(pages + 8)
+        self._fresh(pid, base, pages, prot=rng.choice(("rw", "r", "r")))
+        lo = rng.randrange(pages)
+        hi = rng.randint(lo + 1, pages)
+        seal: dict[str, Any] = {"op": "mseal", "addr": base + lo * PAGE, "len": (hi - lo) * PAGE}
+        r = rng.random()
+        if r < 0.1:
+            seal["len"] = (pages + 2) * PAGE  # past the VMA into a hole (maybe): ENOMEM
+        elif r < 0.15:
+            seal["addr"] += rng.randrange(1, PAGE)  # EINVAL
+        elif r < 0.2 and self.limits:
+            seal["max_map_count"] = rng.choice(LIMITS)
+        self.add(pid, seal)
+        self.maps(pid)
+        sealed = {"addr": base + lo * PAGE, "len": (hi - lo) * PAGE}
+        tries: list[dict[str, Any]] = [
+            {"op": "munmap", **sealed}, {"op": "mprotect", **sealed, "prot": "rw"},
+            {"op": "madvise", **sealed,
+             "advice": rng.choice(("dontneed", "dontfork", "wipeonfork", "random"))},
+            {"op": "mlock", **sealed, "onfault": True}, {"op": "mmap", **sealed, "prot": "r"},
+            {"op": "mseal", "addr": base, "len": pages * PAGE},
+            {"op": "munmap", "addr": base, "len": pages * PAGE},
+        ]
+        if self.names:
+            tries.append({"op": "name", **sealed, "name": "sealed"})
+        if self.mremap:
+            tries.append({"op": "mremap", **sealed, "new_len": sealed["len"], "flags": ["maymove", "fixed"],
+                          "new_addr": base + (pages + 2) * PAGE})
+        for obj in rng.sample(tries, rng.randint(1, 3)):
+            self.add(pid, obj)
         self.maps(pid)
 
     def sc_shared_dup(self, pid: int) -> None:

@@ -111,6 +111,11 @@ def _munlock(op: Mapping[str, Any], ctx: Context) -> dict[str, Any]:
     return ok()
 
 
+def _mseal(op: Mapping[str, Any], ctx: Context) -> dict[str, Any]:
+    syscalls.mseal(ctx.base + op["addr"], op["len"])
+    return ok()
+
+
 def _name(op: Mapping[str, Any], ctx: Context) -> dict[str, Any]:
     val = op["name"]
     syscalls.prctl_set_vma_anon_name(ctx.base + op["addr"], op["len"],
@@ -155,6 +160,7 @@ HANDLERS: dict[str, Handler] = {
     "madvise": _madvise,
     "mlock": _mlock,
     "munlock": _munlock,
+    "mseal": _mseal,
     "name": _name,
     "touch": _touch,
     "maps": _maps,

@@ -19,10 +19,13 @@ MAP_SHARED, MAP_PRIVATE, MAP_FIXED, MAP_ANONYMOUS = 0x01, 0x02, 0x10, 0x20
 MAP_FIXED_NOREPLACE = 0x100000
 MAP_NORESERVE, MAP_POPULATE = 0x4000, 0x8000
 MADV = {"normal": 0, "random": 1, "sequential": 2, "dontneed": 4, "dontfork": 10, "dofork": 11,
-        "wipeonfork": 18, "keeponfork": 19}
+        "wipeonfork": 18, "keeponfork": 19, "guard_install": 102, "guard_remove": 103}
 MLOCK_ONFAULT = 0x01
 #: mlock2(2) syscall numbers (called directly, so the kernel's answer is never glibc's fallback)
 _SYS_MLOCK2 = {"x86_64": 325, "aarch64": 284}
+#: mseal(2) (Linux 6.10+; ENOSYS before): the same number in both tables, and in User-Mode
+#: Linux, whose syscall table is x86_64's
+_SYS_MSEAL = {"x86_64": 462, "aarch64": 462}
 MREMAP = {"maymove": 1, "fixed": 2, "dontunmap": 4}
 PR_SET_VMA = 0x53564D41
 PR_SET_VMA_ANON_NAME = 0
@@ -107,6 +110,15 @@ def mlock2(addr: int, length: int, flags: int) -> None:
         raise OSError(errno.ENOSYS, f"mlock2 syscall number unknown on {platform.machine()}")
     if _syscall(ctypes.c_long(nr), ctypes.c_ulong(addr), ctypes.c_size_t(length), ctypes.c_int(flags)) != 0:
         _raise("mlock2")
+
+
+def mseal(addr: int, length: int, flags: int = 0) -> None:
+    """The mseal syscall (no glibc wrapper before 2.41)."""
+    nr = _SYS_MSEAL.get(platform.machine())
+    if nr is None:
+        raise OSError(errno.ENOSYS, f"mseal syscall number unknown on {platform.machine()}")
+    if _syscall(ctypes.c_long(nr), ctypes.c_ulong(addr), ctypes.c_size_t(length), ctypes.c_ulong(flags)) != 0:
+        _raise("mseal")
 
 
 def munlock(addr: int, length: int) -> None:

@@ -24,7 +24,7 @@ from anonvma import releases
 
 if TYPE_CHECKING:
     from anonvma.model.mm import Mm
-    from anonvma.model.vma import File, Vma
+    from anonvma.model.vma import AnonVma, File, Vma
 
 F = TypeVar("F", bound=Callable[..., object])
 
@@ -76,6 +76,16 @@ class Kernel:
         unfaulted VMA may merge with its own source.
     :ivar move_vma_split_locked: (mm, vma, old_addr, old_len, dontunmap) -> the VMA to move:
         whether a locked source of an MREMAP_DONTUNMAP move is split first.
+    :ivar is_mergeable_anon_vma: (target, the range's anon_vma, the chain length of the VMA it
+        comes from) -> whether differing anon_vmas allow a merge: whether a faulted range may
+        merge into an unfaulted VMA.
+    :ivar madvise_behavior_valid: (advice) -> whether madvise knows it (the guard advices).
+    :ivar madvise_guard_install: (mm, vma, start, end) -> the VMA: MADV_GUARD_INSTALL on one
+        VMA piece (whether it flags the VMA VM_MAYBE_GUARD).
+    :ivar do_mseal: (mm, addr, length) -> None: mseal(2), or ENOSYS.
+    :ivar do_mremap: (mm, addr, old_len, new_len, flag bits, new_addr) -> the address: the
+        body of SYSCALL mremap, which checks come first and whether a fixed move may span
+        several VMAs.
     :ivar move_vma_dontunmap_source: (vma, old_addr, old_len) -> what an MREMAP_DONTUNMAP move
         leaves of its source once the page tables are gone (locks dropped, anon_vma, pgoff).
     """
@@ -90,6 +100,11 @@ class Kernel:
     copy_vma_merge: Callable[["Mm", "Vma", int, int, int, bool], Optional["Vma"]]
     move_vma_split_locked: Callable[["Mm", "Vma", int, int, bool], "Vma"]
     move_vma_dontunmap_source: Callable[["Vma", int, int], "Vma"]
+    do_mremap: Callable[["Mm", int, int, int, int, int], int]
+    is_mergeable_anon_vma: Callable[["Vma", Optional["AnonVma"], int], bool]
+    madvise_behavior_valid: Callable[[str], bool]
+    madvise_guard_install: Callable[["Mm", "Vma", int, int], "Vma"]
+    do_mseal: Callable[["Mm", int, int], None]
 
     def rules(self) -> dict[str, RuleInfo]:
         """Each rule's field name and where this generation's version comes from."""
@@ -110,10 +125,10 @@ class Kernel:
 
 def rule_versions() -> dict[str, tuple[Callable[..., Any], ...]]:
     """Every rule's versions, oldest first, from the modules whose code they change."""
-    from anonvma.model import madvise, mmap, mprotect, mremap, task_mmu
+    from anonvma.model import madvise, merge, mmap, mprotect, mremap, mseal, task_mmu
 
     table: dict[str, tuple[Callable[..., Any], ...]] = {}
-    for module in (madvise, mmap, mprotect, mremap, task_mmu):
+    for module in (madvise, merge, mmap, mprotect, mremap, mseal, task_mmu):
         table.update(module.RULES)
     return table
 

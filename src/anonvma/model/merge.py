@@ -8,13 +8,23 @@ VMA keeps its own name object and every VMA freed by a merge drops its reference
 from __future__ import annotations
 
 import errno
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Callable, Optional
 
+from anonvma.model.kernel import rule
 from anonvma.model.names import AnonVmaName, anon_vma_name_eq
-from anonvma.model.vma import PAGE_SHIFT, VM_ACCESS_FLAGS, VM_SPECIAL, AnonVma, File, Vma
+from anonvma.model.vma import PAGE_SHIFT, VM_ACCESS_FLAGS, VM_MAYBE_GUARD, VM_SPECIAL, AnonVma, File, Vma
 
 if TYPE_CHECKING:
     from anonvma.model.mm import Mm
+
+#: include/linux/mm.h VMA_STICKY_FLAGS (6.19+; the oracle has no CONFIG_MEM_SOFT_DIRTY): ignored
+#: when flags are compared for a merge, OR-ed into the merged VMA. Only 6.19+ ever sets
+#: VM_MAYBE_GUARD (madvise_guard_install), so older releases never see a difference.
+VM_STICKY = VM_MAYBE_GUARD
+
+#: (target, the range's anon_vma, the chain length of the VMA it comes from) -> whether the
+#: anon_vmas allow the merge, once they are not the same object.
+AnonVmaRule = Callable[[Vma, Optional[AnonVma], int], bool]
 
 
 def is_mergeable_anon_vma(anon_vma1: Optional[AnonVma], anon_vma2: Optional[AnonVma],
@@ -26,37 +36,60 @@ def is_mergeable_anon_vma(anon_vma1: Optional[AnonVma], anon_vma2: Optional[Anon
     return anon_vma1 is anon_vma2
 
 
+@rule("mm/vma.c is_mergeable_anon_vma", "",
+      "a NULL anon_vma on either side merges only into a target whose chain is singular", "before 5.17")
+def anon_vma_target_singular(target: Vma, anon_vma: Optional[AnonVma], src_chain: int) -> bool:
+    """Different anon_vmas merge when one is NULL and the target's chain is singular: an
+    unfaulted target (empty chain) takes only an unfaulted range."""
+    return (anon_vma is None or target.anon_vma is None) and target.anon_chain == 1
+
+
+@rule("mm/vma.c is_mergeable_anon_vma, vma_is_fork_child", "",
+      "mm/vma: a faulted range may merge into an unfaulted VMA unless it comes from a fork child",
+      "6.18")
+def anon_vma_unless_fork_child(target: Vma, anon_vma: Optional[AnonVma], src_chain: int) -> bool:
+    """Three cases: an unfaulted target takes a faulted range (dup_anon_vma) unless the VMA
+    the range comes from (the VMA changed, or an mremap source) is a fork child (its chain is
+    not singular); a faulted target takes an unfaulted range unless it is a fork child; two
+    anon_vmas must be the same. (The host's 6.18.44 already behaves so: KERNEL-NOTES §7 R9.)"""
+    if target.anon_vma is None:
+        return src_chain == 1
+    return anon_vma is None and target.anon_chain == 1
+
+
 def can_vma_merge_before(vma: Vma, flags: int, anon_vma: Optional[AnonVma], file: Optional[File],
-                         pgoff: int, anon_name: Optional[AnonVmaName]) -> bool:
+                         pgoff: int, anon_name: Optional[AnonVmaName], anon_ok: AnonVmaRule,
+                         src_chain: int = 1) -> bool:
     """A range ending where ``vma`` starts (file offset ``pgoff`` + its length) may join it:
-    is_mergeable_vma, is_mergeable_anon_vma and the pgoff rule (hot path: inlined by hand)."""
-    if vma.flags != flags or vma.file is not file or vma.pgoff != pgoff:
+    is_mergeable_vma (sticky flags ignored), the release's is_mergeable_anon_vma (``anon_ok``;
+    ``src_chain``: the chain of the VMA the range's anon_vma comes from, 1 when none) and the
+    pgoff rule (hot path: inlined by hand)."""
+    if (vma.flags ^ flags) & ~VM_STICKY or vma.file is not file or vma.pgoff != pgoff:
         return False
     name = vma.anon_name
     if name is not anon_name and not anon_vma_name_eq(name, anon_name):
         return False
-    theirs = vma.anon_vma
-    return (anon_vma is None or theirs is None) and vma.anon_chain == 1 or anon_vma is theirs
+    return anon_vma is vma.anon_vma or anon_ok(vma, anon_vma, src_chain)
 
 
 def can_vma_merge_after(vma: Vma, flags: int, anon_vma: Optional[AnonVma], file: Optional[File],
-                        pgoff: int, anon_name: Optional[AnonVmaName]) -> bool:
+                        pgoff: int, anon_name: Optional[AnonVmaName], anon_ok: AnonVmaRule,
+                        src_chain: int = 1) -> bool:
     """A range starting where ``vma`` ends, at file offset ``pgoff``, may join it (as above)."""
-    if (vma.flags != flags or vma.file is not file
+    if ((vma.flags ^ flags) & ~VM_STICKY or vma.file is not file
             or vma.pgoff + ((vma.end - vma.start) >> PAGE_SHIFT) != pgoff):
         return False
     name = vma.anon_name
     if name is not anon_name and not anon_vma_name_eq(name, anon_name):
         return False
-    theirs = vma.anon_vma
-    return (anon_vma is None or theirs is None) and vma.anon_chain == 1 or anon_vma is theirs
+    return anon_vma is vma.anon_vma or anon_ok(vma, anon_vma, src_chain)
 
 
 def anon_vma_compatible(a: Vma, b: Vma) -> bool:
-    """anon_vma_compatible: adjacent, same file, flags differ only in access bits,
-    pgoff-linear. Names are not looked at."""
+    """anon_vma_compatible: adjacent, same file, flags differ only in access bits (and sticky
+    ones), pgoff-linear. Names are not looked at."""
     return (a.end == b.start and a.file is b.file
-            and not (a.flags ^ b.flags) & ~VM_ACCESS_FLAGS
+            and not (a.flags ^ b.flags) & ~(VM_ACCESS_FLAGS | VM_STICKY)
             and b.pgoff == a.pgoff + ((b.start - a.start) >> PAGE_SHIFT))
 
 
@@ -74,12 +107,14 @@ def _grown(survivor: Vma, start: int, end: int, pgoff: int, absorbed: tuple[Vma,
 
 def vma_merge(mm: "Mm", prev: Optional[Vma], addr: int, end: int, flags: int,
               anon_vma: Optional[AnonVma], file: Optional[File], pgoff: int,
-              anon_name: Optional[AnonVmaName]) -> Optional[Vma]:
+              anon_name: Optional[AnonVmaName], src_chain: int = 1) -> Optional[Vma]:
     """vma_merge: try to join [addr, end) to ``prev`` and/or the next VMA.
 
     [addr, end) is either a hole (mremap, and 6.12's new mappings) or lies inside one VMA
     (mprotect, madvise, naming). Prev is tried first; both merge only when their anon_vmas are
-    compatible (prev wins otherwise). The survivor keeps its own name object.
+    compatible (prev wins otherwise). The survivor keeps its own name object; it takes the
+    range's anon_vma when it has none (dup_anon_vma: ``src_chain`` is the chain of the VMA the
+    anon_vma comes from) and the sticky flags of every VMA it absorbed (6.19+).
     :return: the VMA now covering [addr, end), or None when nothing merged.
     """
     if flags & VM_SPECIAL:
@@ -93,10 +128,13 @@ def vma_merge(mm: "Mm", prev: Optional[Vma], addr: int, end: int, flags: int,
         nxt = index.find_vma(end)
     pglen = (end - addr) >> PAGE_SHIFT
 
+    anon_ok = mm.kernel.is_mergeable_anon_vma
     merge_prev = (prev is not None and prev.end == addr
-                  and can_vma_merge_after(prev, flags, anon_vma, file, pgoff, anon_name))
+                  and can_vma_merge_after(prev, flags, anon_vma, file, pgoff, anon_name, anon_ok,
+                                          src_chain))
     merge_next = (nxt is not None and end == nxt.start
-                  and can_vma_merge_before(nxt, flags, anon_vma, file, pgoff + pglen, anon_name))
+                  and can_vma_merge_before(nxt, flags, anon_vma, file, pgoff + pglen, anon_name,
+                                           anon_ok, src_chain))
     # mid is an existing VMA overlapping [addr, end) (mprotect-style cases 4-8), or not (1-3).
     overlapped = mid is not None and mid.start < end
 
@@ -107,7 +145,7 @@ def vma_merge(mm: "Mm", prev: Optional[Vma], addr: int, end: int, flags: int,
         merged = _grown(prev, prev.start, nxt.end, prev.pgoff, removed)
         index.splice(prev, 1 + len(removed), (merged,))
         mm.strategy.put_vmas(removed, mm.name_counters)  # vm_area_free of each
-        return merged
+        return settle_merge(mm, merged, flags | prev.flags | nxt.flags, anon_vma, src_chain)
     if merge_prev:  # cases 2, 5, 7
         assert prev is not None
         if not overlapped:  # case 2
@@ -122,7 +160,7 @@ def vma_merge(mm: "Mm", prev: Optional[Vma], addr: int, end: int, flags: int,
             else:  # case 5: mid keeps its tail
                 tail = mid.pgoff + ((end - mid.start) >> PAGE_SHIFT)
                 index.splice(prev, 2, (merged, mid.with_range(end, mid.end, tail)))
-        return merged
+        return settle_merge(mm, merged, flags | prev.flags, anon_vma, src_chain)
     if merge_next:
         assert nxt is not None
         merged = nxt.with_range(addr, nxt.end, nxt.pgoff - pglen)
@@ -136,8 +174,23 @@ def vma_merge(mm: "Mm", prev: Optional[Vma], addr: int, end: int, flags: int,
             mm.strategy.put_vmas((mid,), mm.name_counters)
         else:  # case 3
             index.replace(nxt, merged)
-        return merged
+        return settle_merge(mm, merged, flags | nxt.flags, anon_vma, src_chain)
     return None
+
+
+def settle_merge(mm: "Mm", merged: Vma, flags: int, anon_vma: Optional[AnonVma], src_chain: int) -> Vma:
+    """The merged VMA's last touches: the sticky bits of ``flags`` (the range's and the
+    neighbours' it absorbed; vma_set_flags_mask), and the range's anon_vma when it has none
+    (only a 6.18+ merge of a faulted range into an unfaulted VMA gets here with one)."""
+    settled = merged
+    sticky = flags & VM_STICKY & ~merged.flags
+    if sticky:
+        settled = settled.with_flags(settled.flags | sticky)
+    if settled.anon_vma is None and anon_vma is not None:
+        settled = settled.with_anon_vma(anon_vma, src_chain or 1)
+    if settled is not merged:
+        mm.index.replace(merged, settled)
+    return settled
 
 
 def vma_modify(mm: "Mm", prev: Optional[Vma], vma: Vma, start: int, end: int, new_flags: int,
@@ -152,7 +205,7 @@ def vma_modify(mm: "Mm", prev: Optional[Vma], vma: Vma, start: int, end: int, ne
     """
     # a range touching neither end of the VMA cannot merge (vma_merge_existing_range's first test)
     merged = vma_merge(mm, prev, start, end, new_flags, vma.anon_vma, vma.file,
-                       vma.pgoff + ((start - vma.start) >> PAGE_SHIFT), anon_name
+                       vma.pgoff + ((start - vma.start) >> PAGE_SHIFT), anon_name, vma.anon_chain
                        ) if start == vma.start or end == vma.end else None
     if merged is not None:
         if set_name:  # the survivor's own name object stays: equal strings by construction
@@ -226,3 +279,7 @@ def split_vma(mm: "Mm", vma: Vma, addr: int) -> tuple[Vma, Vma]:
     if mm.index.count >= mm.max_map_count:
         raise OSError(errno.ENOMEM, "split would exceed max_map_count")
     return split_vma_at(mm, vma, addr)
+
+
+#: The versions of this file's rules (:mod:`anonvma.model.kernel`), oldest first.
+RULES = {"is_mergeable_anon_vma": (anon_vma_target_singular, anon_vma_unless_fork_child)}

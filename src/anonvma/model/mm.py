@@ -219,6 +219,11 @@ class Mm:
         self._check_alive()
         return do_mremap(self, addr, old_len, new_len, flags, new_addr)
 
+    def mseal(self, addr: int, length: int) -> None:
+        """mseal(addr, length, 0); see :func:`anonvma.model.mseal.mseal_seals` (ENOSYS before 6.10)."""
+        self._check_alive()
+        self.kernel.do_mseal(self, addr, length)
+
     def fault(self, addr: int, write: bool = True) -> None:
         """A page fault touching one byte at ``addr``.
 

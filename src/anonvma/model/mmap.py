@@ -14,8 +14,8 @@ from anonvma.model.kernel import rule
 from anonvma.model.merge import can_vma_merge_after, can_vma_merge_before, split_vma_at, vma_merge
 from anonvma.model.pagetable import zap_range
 from anonvma.model.vma import (PAGE_MASK, PAGE_SHIFT, PROT_FLAGS, VM_ACCOUNT, VM_MAYEXEC, VM_MAYREAD,
-                               VM_MAYSHARE, VM_MAYWRITE, VM_NORESERVE, VM_SHARED, VM_SPECIAL, VM_WRITE,
-                               File, Vma)
+                               VM_MAYSHARE, VM_MAYWRITE, VM_NORESERVE, VM_SEALED, VM_SHARED, VM_SPECIAL,
+                               VM_WRITE, File, Vma)
 
 if TYPE_CHECKING:
     from anonvma.model.mm import Mm
@@ -148,7 +148,8 @@ def do_munmap(mm: "Mm", start: int, end: int) -> None:
 def vms_gather_munmap_vmas(mm: "Mm", start: int, end: int) -> list[Vma]:
     """The VMAs [start, end) covers, split at its edges (the splits stay even if what follows
     fails). A split at the start is refused (ENOMEM) only when the range also ends inside
-    that VMA and the mm is at max_map_count; the end split is never checked."""
+    that VMA and the mm is at max_map_count; the end split is never checked. A sealed VMA
+    in the range is EPERM (6.10+; only mseal seals)."""
     if end <= start:
         raise OSError(errno.EINVAL, "empty range")
     vmas = mm.index.intersecting(start, end)
@@ -158,7 +159,12 @@ def vms_gather_munmap_vmas(mm: "Mm", start: int, end: int) -> list[Vma]:
     if start > first.start:
         if end < first.end and mm.map_count >= mm.max_map_count:
             raise OSError(errno.ENOMEM, "munmap would exceed max_map_count")
+        if first.flags & VM_SEALED:  # 6.10+ mseal: checked before the split
+            raise OSError(errno.EPERM, f"{first.start:#x} is sealed")
         vmas[0] = split_vma_at(mm, first, start)[1]
+    for vma in vmas:  # the start split stays when a later VMA is sealed
+        if vma.flags & VM_SEALED:
+            raise OSError(errno.EPERM, f"{vma.start:#x} is sealed")
     last = vmas[-1]
     if last.end > end:
         vmas[-1] = split_vma_at(mm, last, end)[0]
@@ -227,11 +233,13 @@ def mmap_region_merge_next_first(mm: "Mm", addr: int, end: int, flags: int, file
     pglen = (end - addr) >> PAGE_SHIFT
     target: Optional[Vma] = None
     merge_start, merge_end, vm_pgoff = addr, end, pgoff
+    anon_ok = mm.kernel.is_mergeable_anon_vma
     if nxt is not None and nxt.start == end and can_vma_merge_before(
-            nxt, flags, None, file, pgoff + pglen, None):
+            nxt, flags, None, file, pgoff + pglen, None, anon_ok):
         merge_end, target, vm_pgoff = nxt.end, nxt, nxt.pgoff - pglen
     if prev is not None and prev.end == addr and can_vma_merge_after(
-            prev, flags, target.anon_vma if target is not None else None, file, pgoff, None):
+            prev, flags, target.anon_vma if target is not None else None, file, pgoff, None,
+            anon_ok, target.anon_chain if target is not None else 1):
         merge_start, target, vm_pgoff = prev.start, prev, prev.pgoff
     if target is None:
         return None

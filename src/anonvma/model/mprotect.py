@@ -13,7 +13,7 @@ from anonvma.model.gup import populate_vma_page_range
 from anonvma.model.merge import vma_modify
 from anonvma.model.mmap import vm_enough_memory, vm_prot
 from anonvma.model.vma import (PAGE_MASK, PAGE_SHIFT, VM_ACCESS_FLAGS, VM_ACCOUNT, VM_NORESERVE,
-                               VM_LOCKED, VM_SHARED, VM_WRITE, Vma)
+                               VM_LOCKED, VM_SEALED, VM_SHARED, VM_WRITE, Vma)
 from anonvma.model.kernel import rule
 
 if TYPE_CHECKING:
@@ -80,6 +80,8 @@ def mprotect_fixup(mm: "Mm", vma: Vma, prev: Optional[Vma], start: int, end: int
                    newflags: int) -> Vma:
     """mprotect_fixup: charge commit, merge or split, then set the flags. Returns the new prev."""
     oldflags = vma.flags
+    if oldflags & VM_SEALED:  # 6.10+ mseal, checked before the no-op test
+        raise OSError(errno.EPERM, f"{start:#x} is sealed")
     if newflags == oldflags:
         return vma
     if newflags & VM_WRITE:

@@ -9,14 +9,15 @@ dropped) unless MREMAP_DONTUNMAP keeps it. Three MREMAP_DONTUNMAP rules changed 
 from __future__ import annotations
 
 import errno
-from typing import TYPE_CHECKING, Iterable, Optional
+from typing import TYPE_CHECKING, Callable, Iterable, Optional
 
 from anonvma.model.gup import mm_populate
 from anonvma.model.kernel import rule
-from anonvma.model.merge import can_vma_merge_after, can_vma_merge_before, split_vma, vma_merge
+from anonvma.model.merge import (can_vma_merge_after, can_vma_merge_before, settle_merge, split_vma,
+                                 vma_merge)
 from anonvma.model.mmap import do_munmap, page_align, vm_enough_memory
 from anonvma.model.vma import (PAGE_MASK, PAGE_SHIFT, VM_ACCOUNT, VM_DONTEXPAND, VM_LOCKED, VM_LOCKED_MASK,
-                               VM_MAYSHARE, VM_PFNMAP, VM_SHARED, VM_SPECIAL, Vma)
+                               VM_MAYSHARE, VM_PFNMAP, VM_SEALED, VM_SHARED, VM_SPECIAL, Vma)
 
 if TYPE_CHECKING:
     from anonvma.model.mm import Mm
@@ -30,15 +31,22 @@ def do_mremap(mm: "Mm", addr: int, old_len: int, new_len: int, flags: Iterable[s
               new_addr: Optional[int] = None) -> int:
     """SYSCALL mremap: shrink, grow in place, or move (``maymove``, ``fixed``, ``dontunmap``).
 
-    A locked VMA that grew (in place or by a move, not with dontunmap) has its new part
-    populated afterwards, errors ignored (6.1 mm/mremap.c 1099-1100, 6.12 1216-1217).
+    The order of the checks, and whether a fixed move may span several VMAs, is the release's
+    (``mm.kernel.do_mremap``). A locked VMA that grew (in place or by a move, not with
+    dontunmap) has its new part populated afterwards, errors ignored (6.1 mm/mremap.c
+    1099-1100, 6.12 1216-1217, 7.3 do_mremap's populate_expand).
 
     :return: the mapping's address afterwards.
     :raises OSError: EINVAL (bad flags or alignment, overlapping move, zero new length,
-        dontunmap with a size change), EFAULT (addr or the old range not inside one VMA),
-        ENOMEM (cannot grow in place and may not move; map-count headroom).
+        dontunmap with a size change; 6.17+: a new length past TASK_SIZE), EFAULT (addr or
+        the old range not inside one VMA), ENOMEM (cannot grow in place and may not move;
+        map-count headroom).
     """
-    got = _do_mremap(mm, addr, old_len, new_len, flags, new_addr)
+    bits = 0
+    for f in flags:
+        bits |= FLAG_BITS[f]
+    got = mm.kernel.do_mremap(mm, addr, old_len, new_len, bits,
+                              new_addr if new_addr is not None else 0)
     old_len, new_len = page_align(old_len), page_align(new_len)
     if new_len > old_len:
         # `locked` in the kernel: the grown VMA (in place, or the copy, which has the
@@ -49,44 +57,10 @@ def do_mremap(mm: "Mm", addr: int, old_len: int, new_len: int, flags: Iterable[s
     return got
 
 
-def _do_mremap(mm: "Mm", addr: int, old_len: int, new_len: int, flags: Iterable[str],
-               new_addr: Optional[int]) -> int:
-    """The body of SYSCALL mremap, under mmap_lock."""
-    bits = 0
-    for f in flags:
-        bits |= FLAG_BITS[f]
-    if bits & MREMAP_FIXED and not bits & MREMAP_MAYMOVE:
-        raise OSError(errno.EINVAL, "MREMAP_FIXED needs MREMAP_MAYMOVE")
-    if bits & MREMAP_DONTUNMAP and (not bits & MREMAP_MAYMOVE or old_len != new_len):
-        raise OSError(errno.EINVAL, "MREMAP_DONTUNMAP needs MREMAP_MAYMOVE and an unchanged size")
-    if addr & ~PAGE_MASK:
-        raise OSError(errno.EINVAL, f"address {addr:#x} is not page-aligned")
-    old_len, new_len = page_align(old_len), page_align(new_len)
-    if not new_len:
-        raise OSError(errno.EINVAL, "new length is 0")
-    if mm.index.vma_lookup(addr) is None:
-        raise OSError(errno.EFAULT, f"{addr:#x} is not mapped")
-    if bits & (MREMAP_FIXED | MREMAP_DONTUNMAP):
-        target = new_addr if new_addr is not None else 0
-        return _mremap_to(mm, addr, old_len, target, new_len, bits)
-    if old_len >= new_len:
-        if old_len != new_len:
-            do_munmap(mm, addr + new_len, addr + old_len)
-        return addr
-    vma = _vma_to_resize(mm, addr, old_len, new_len, bits)
-    if old_len == vma.end - addr and _vma_expandable(mm, vma, new_len - old_len):
-        ext_start, ext_end = addr + old_len, addr + new_len
-        if vma.flags & VM_ACCOUNT:
-            vm_enough_memory(mm, (new_len - old_len) >> PAGE_SHIFT)
-        merged = vma_merge(mm, vma, ext_start, ext_end, vma.flags, vma.anon_vma, vma.file,
-                           vma.pgoff + ((ext_start - vma.start) >> PAGE_SHIFT), vma.anon_name)
-        if merged is None:
-            raise OSError(errno.ENOMEM, "cannot expand the mapping in place")
-        return addr
-    if not bits & MREMAP_MAYMOVE:
-        raise OSError(errno.ENOMEM, "cannot grow in place and MREMAP_MAYMOVE is not set")
-    target = _get_unmapped_area(mm, new_len)
-    return _move_vma(mm, vma, addr, old_len, new_len, target, bits)
+def _check_move_headroom_old(mm: "Mm", vma: Vma, bits: int) -> None:
+    """move_vma before 6.17: three VMAs of headroom below max_map_count."""
+    if mm.map_count >= mm.max_map_count - 3:
+        raise OSError(errno.ENOMEM, "too close to max_map_count to move")
 
 
 def _vma_to_resize(mm: "Mm", addr: int, old_len: int, new_len: int, bits: int) -> Vma:
@@ -193,10 +167,10 @@ def _move_page_tables(mm: "Mm", old_addr: int, new_addr: int, length: int) -> No
 
 
 def _move_vma(mm: "Mm", vma: Vma, old_addr: int, old_len: int, new_len: int, new_addr: int,
-              bits: int) -> int:
-    """mm/mremap.c move_vma: copy, move the pages, then unmap the source (unless DONTUNMAP)."""
-    if mm.map_count >= mm.max_map_count - 3:
-        raise OSError(errno.ENOMEM, "too close to max_map_count to move")
+              bits: int, headroom: Callable[["Mm", Vma, int], None] = _check_move_headroom_old) -> int:
+    """mm/mremap.c move_vma: copy, move the pages, then unmap the source (unless DONTUNMAP).
+    ``headroom`` raises ENOMEM when the map count leaves too little room for the move."""
+    headroom(mm, vma, bits)
     to_account = new_len if bits & MREMAP_DONTUNMAP else new_len - old_len
     vma = mm.kernel.move_vma_split_locked(mm, vma, old_addr, old_len, bool(bits & MREMAP_DONTUNMAP))
     if vma.flags & VM_ACCOUNT and to_account > 0:
@@ -222,13 +196,216 @@ def _move_vma(mm: "Mm", vma: Vma, old_addr: int, old_len: int, new_len: int, new
     return new_addr
 
 
+@rule("mm/mremap.c SYSCALL mremap", "",
+      "the VMA at addr is looked up first; new_addr is checked only on the move path; a fixed "
+      "move stays inside one VMA", "before 5.17")
+def do_mremap_lookup_first(mm: "Mm", addr: int, old_len: int, new_len: int, bits: int,
+                           new_addr: int) -> int:
+    """The body of SYSCALL mremap, under mmap_lock: flag and alignment checks, then the lookup
+    (EFAULT), then MREMAP_FIXED/DONTUNMAP moves (mremap_to: new_addr checks, map-count
+    headroom, the destination unmapped, and only then the old range checked), shrink, or
+    growth in place or by a move."""
+    if bits & MREMAP_FIXED and not bits & MREMAP_MAYMOVE:
+        raise OSError(errno.EINVAL, "MREMAP_FIXED needs MREMAP_MAYMOVE")
+    if bits & MREMAP_DONTUNMAP and (not bits & MREMAP_MAYMOVE or old_len != new_len):
+        raise OSError(errno.EINVAL, "MREMAP_DONTUNMAP needs MREMAP_MAYMOVE and an unchanged size")
+    if addr & ~PAGE_MASK:
+        raise OSError(errno.EINVAL, f"address {addr:#x} is not page-aligned")
+    old_len, new_len = page_align(old_len), page_align(new_len)
+    if not new_len:
+        raise OSError(errno.EINVAL, "new length is 0")
+    found = mm.index.vma_lookup(addr)
+    if found is None:
+        raise OSError(errno.EFAULT, f"{addr:#x} is not mapped")
+    if found.flags & VM_SEALED:  # 6.10+ mseal
+        raise OSError(errno.EPERM, f"{addr:#x} is sealed")
+    if bits & (MREMAP_FIXED | MREMAP_DONTUNMAP):
+        return _mremap_to(mm, addr, old_len, new_addr, new_len, bits)
+    if old_len >= new_len:
+        if old_len != new_len:
+            do_munmap(mm, addr + new_len, addr + old_len)
+        return addr
+    vma = _vma_to_resize(mm, addr, old_len, new_len, bits)
+    return _grow(mm, vma, addr, old_len, new_len, bits, _check_move_headroom_old)
+
+
+def _grow(mm: "Mm", vma: Vma, addr: int, old_len: int, new_len: int, bits: int,
+          headroom: Callable[["Mm", Vma, int], None]) -> int:
+    """Growth without a fixed address: in place when [addr, addr+old_len) ends the VMA and
+    nothing is mapped above (vma_merge_extend), else a move the kernel places (MAYMOVE)."""
+    if old_len == vma.end - addr and _vma_expandable(mm, vma, new_len - old_len):
+        ext_start, ext_end = addr + old_len, addr + new_len
+        if vma.flags & VM_ACCOUNT:
+            vm_enough_memory(mm, (new_len - old_len) >> PAGE_SHIFT)
+        merged = vma_merge(mm, vma, ext_start, ext_end, vma.flags, vma.anon_vma, vma.file,
+                           vma.pgoff + ((ext_start - vma.start) >> PAGE_SHIFT), vma.anon_name)
+        if merged is None:
+            raise OSError(errno.ENOMEM, "cannot expand the mapping in place")
+        return addr
+    if not bits & MREMAP_MAYMOVE:
+        raise OSError(errno.ENOMEM, "cannot grow in place and MREMAP_MAYMOVE is not set")
+    target = _get_unmapped_area(mm, new_len)
+    return _move_vma(mm, vma, addr, old_len, new_len, target, bits, headroom)
+
+
+def _check_params(mm: "Mm", addr: int, old_len: int, new_len: int, bits: int, new_addr: int) -> None:
+    """mm/mremap.c check_mremap_params (6.17+): every argument check, before any lookup.
+
+    :raises OSError: EINVAL.
+    """
+    if addr & ~PAGE_MASK:
+        raise OSError(errno.EINVAL, f"address {addr:#x} is not page-aligned")
+    if not new_len:
+        raise OSError(errno.EINVAL, "new length is 0")
+    if new_len > mm.task_size:
+        raise OSError(errno.EINVAL, "new length is larger than TASK_SIZE")
+    if not bits & (MREMAP_FIXED | MREMAP_DONTUNMAP):
+        return
+    if new_addr > mm.task_size - new_len:
+        raise OSError(errno.EINVAL, "new range ends above TASK_SIZE")
+    if new_addr & ~PAGE_MASK:
+        raise OSError(errno.EINVAL, f"new address {new_addr:#x} is not page-aligned")
+    if not bits & MREMAP_MAYMOVE:
+        raise OSError(errno.EINVAL, "MREMAP_FIXED and MREMAP_DONTUNMAP need MREMAP_MAYMOVE")
+    if bits & MREMAP_DONTUNMAP and old_len != new_len:
+        raise OSError(errno.EINVAL, "MREMAP_DONTUNMAP needs an unchanged size")
+    if addr + old_len > new_addr and new_addr + new_len > addr:
+        raise OSError(errno.EINVAL, "old and new ranges overlap")
+
+
+def _check_prep_vma(mm: "Mm", vma: Optional[Vma], addr: int, old_len: int, new_len: int,
+                    bits: int) -> Vma:
+    """mm/mremap.c check_prep_vma (6.17+): what the VMA at addr allows, before anything changes.
+
+    :raises OSError: EFAULT (nothing at addr; the old range, or for a shrink the new one,
+        runs past the VMA; a VM_DONTEXPAND/VM_PFNMAP VMA would grow), EPERM (sealed), EINVAL
+        (a private mapping duplicated with old_len 0, DONTUNMAP of a VM_DONTEXPAND/VM_PFNMAP
+        VMA, the file offset overflows).
+    """
+    if vma is None:
+        raise OSError(errno.EFAULT, f"{addr:#x} is not mapped")
+    if vma.flags & VM_SEALED:
+        raise OSError(errno.EPERM, f"{addr:#x} is sealed")
+    moves = bits & (MREMAP_FIXED | MREMAP_DONTUNMAP)
+    if not moves and new_len <= old_len:
+        return vma  # a shrink or no change in place: nothing more to check
+    if not old_len and not vma.flags & (VM_SHARED | VM_MAYSHARE):
+        raise OSError(errno.EINVAL, "a private mapping cannot be duplicated with old_len 0")
+    if bits & MREMAP_DONTUNMAP and vma.flags & (VM_DONTEXPAND | VM_PFNMAP):
+        raise OSError(errno.EINVAL, "MREMAP_DONTUNMAP on a VM_DONTEXPAND/VM_PFNMAP mapping")
+    span = min(old_len, new_len)  # a shrink may cross VMAs in what it unmaps
+    if span > vma.end - addr:
+        raise OSError(errno.EFAULT, "the old range spans more than one mapping")
+    if new_len == span:
+        return vma
+    pgoff = vma.pgoff + ((addr - vma.start) >> PAGE_SHIFT)
+    if pgoff + (new_len >> PAGE_SHIFT) > U64:
+        raise OSError(errno.EINVAL, "file offset overflows")
+    if vma.flags & (VM_DONTEXPAND | VM_PFNMAP):
+        raise OSError(errno.EFAULT, "mapping may not be resized")
+    return vma
+
+
+def _check_move_headroom(mm: "Mm", vma: Vma, bits: int) -> None:
+    """mm/mremap.c prep_move_vma (6.17+): the copy and the unmap of the source may add two
+    VMAs, three when a locked DONTUNMAP source is split first.
+
+    :raises OSError: ENOMEM.
+    """
+    need = 3 if bits & MREMAP_DONTUNMAP and vma.flags & VM_LOCKED else 2
+    if mm.map_count + need > mm.max_map_count:
+        raise OSError(errno.ENOMEM, "too close to max_map_count to move")
+
+
+def _mremap_to_checked(mm: "Mm", vma: Vma, addr: int, old_len: int, new_addr: int, new_len: int,
+                       bits: int) -> int:
+    """mm/mremap.c mremap_to (6.17+), the VMA already checked: unmap the destination (FIXED)
+    and the shrunk tail, then move."""
+    if bits & MREMAP_FIXED:
+        do_munmap(mm, new_addr, new_addr + new_len)
+        again = mm.index.vma_lookup(addr)
+        if again is None:
+            raise OSError(errno.EFAULT, f"{addr:#x} is not mapped")
+        vma = again
+    if old_len > new_len:
+        do_munmap(mm, addr + new_len, addr + old_len)
+        again = mm.index.vma_lookup(addr)
+        if again is None:
+            raise OSError(errno.EFAULT, f"{addr:#x} is not mapped")
+        vma, old_len = again, new_len
+    if not bits & MREMAP_FIXED:
+        new_addr = _get_unmapped_area(mm, new_len)
+    return _move_vma(mm, vma, addr, old_len, new_len, new_addr, bits, _check_move_headroom)
+
+
+def _remap_move(mm: "Mm", addr: int, length: int, new_addr: int, bits: int) -> int:
+    """mm/mremap.c remap_move (6.17+): a fixed move of unchanged length moves every VMA of
+    [addr, addr+length), each split at the range's edges, to new_addr plus its distance from
+    the first, so the gaps between them stay. A gap at the start, or no VMA at all, is EFAULT;
+    an error stops the walk with the VMAs moved so far moved.
+
+    :return: where the first VMA went.
+    """
+    end = addr + length
+    index = mm.index
+    result: Optional[int] = None
+    target = new_addr
+    last_end = 0
+    cursor = addr
+    while True:
+        vma = index.find_vma(cursor)
+        if vma is None or vma.start >= end:
+            break
+        if result is None and addr < vma.start:
+            raise OSError(errno.EFAULT, f"{addr:#x} is not mapped")
+        start = max(vma.start, addr)
+        piece = min(end, vma.end) - start
+        dest = target + (vma.start - last_end if result is not None else 0)
+        last_end = vma.end
+        _check_prep_vma(mm, vma, start, piece, piece, bits)
+        moved = _mremap_to_checked(mm, vma, start, piece, dest, piece, bits)
+        if result is None:
+            result = moved
+        target = moved + piece
+        cursor = last_end
+    if result is None:
+        raise OSError(errno.EFAULT, f"nothing is mapped in [{addr:#x}, {end:#x})")
+    return result
+
+
+@rule("mm/mremap.c do_mremap, check_mremap_params, remap_move", "d23cb648e365",
+      "mm/mremap: permit mremap() move of multiple VMAs (and the series' earlier checks)", "6.17")
+def do_mremap_moves_many(mm: "Mm", addr: int, old_len: int, new_len: int, bits: int,
+                         new_addr: int) -> int:
+    """Every argument check first (new_len past TASK_SIZE and every new_addr check are EINVAL
+    before any lookup), then map-count headroom for the worst case of every mremap (ENOMEM),
+    then: a fixed move of unchanged length moves every VMA of the range (remap_move); anything
+    else checks the VMA at addr (check_prep_vma) before it unmaps the destination."""
+    old_len, new_len = page_align(old_len), page_align(new_len)
+    _check_params(mm, addr, old_len, new_len, bits, new_addr)
+    headroom = 5 if bits & MREMAP_DONTUNMAP else 4  # unmaps may split two, the move two more
+    if mm.map_count + headroom > mm.max_map_count:
+        raise OSError(errno.ENOMEM, "too close to max_map_count for mremap")
+    if bits & MREMAP_FIXED and old_len == new_len:
+        return _remap_move(mm, addr, old_len, new_addr, bits)
+    vma = _check_prep_vma(mm, mm.index.vma_lookup(addr), addr, old_len, new_len, bits)
+    if bits & (MREMAP_FIXED | MREMAP_DONTUNMAP):
+        return _mremap_to_checked(mm, vma, addr, old_len, new_addr, new_len, bits)
+    if old_len >= new_len:
+        if old_len != new_len:
+            do_munmap(mm, addr + new_len, addr + old_len)
+        return addr
+    return _grow(mm, vma, addr, old_len, new_len, bits, _check_move_headroom)
+
+
 @rule("mm/mmap.c copy_vma", "", "an mremap copy merges with any neighbour, its own source included",
       "before 5.17")
 def copy_vma_merges_any(mm: "Mm", vma: Vma, addr: int, end: int, pgoff: int,
                         keep_source: bool) -> Optional[Vma]:
     """vma_merge with the VMA below the destination, whether or not the source stays."""
     prev, _ = mm.index.around(addr)
-    return vma_merge(mm, prev, addr, end, vma.flags, vma.anon_vma, vma.file, pgoff, vma.anon_name)
+    return vma_merge(mm, prev, addr, end, vma.flags, vma.anon_vma, vma.file, pgoff, vma.anon_name,
+                     vma.anon_chain)
 
 
 @rule("mm/mmap.c copy_vma", "838bb60dc215 (6.1.y)",
@@ -254,23 +431,25 @@ def copy_vma_drops_source_neighbour(mm: "Mm", vma: Vma, addr: int, end: int, pgo
     prev, _ = index.around(addr)
     nxt = index.find_vma(addr)
     flags, anon_vma, file, name = vma.flags, vma.anon_vma, vma.file, vma.anon_name
+    chain, anon_ok = vma.anon_chain, mm.kernel.is_mergeable_anon_vma
     if prev is not vma and nxt is not vma:
-        return vma_merge(mm, prev, addr, end, flags, anon_vma, file, pgoff, name)
+        return vma_merge(mm, prev, addr, end, flags, anon_vma, file, pgoff, name, chain)
     if prev is vma:  # only next may take the copy: vma_merge case 3
         pglen = (end - addr) >> PAGE_SHIFT
         if (nxt is None or nxt.start != end or flags & VM_SPECIAL
-                or not can_vma_merge_before(nxt, flags, anon_vma, file, pgoff + pglen, name)):
+                or not can_vma_merge_before(nxt, flags, anon_vma, file, pgoff + pglen, name,
+                                            anon_ok, chain)):
             return None
         merged = nxt.with_range(addr, nxt.end, nxt.pgoff - pglen)
         index.replace(nxt, merged)
-        return merged
+        return settle_merge(mm, merged, flags | nxt.flags, anon_vma, chain)
     # next is the source: only prev may take the copy (case 2)
     if (prev is None or prev.end != addr or flags & VM_SPECIAL
-            or not can_vma_merge_after(prev, flags, anon_vma, file, pgoff, name)):
+            or not can_vma_merge_after(prev, flags, anon_vma, file, pgoff, name, anon_ok, chain)):
         return None
     merged = prev.with_range(prev.start, end, prev.pgoff)
     index.replace(prev, merged)
-    return merged
+    return settle_merge(mm, merged, flags | prev.flags, anon_vma, chain)
 
 
 @rule("mm/mremap.c move_vma", "", "an MREMAP_DONTUNMAP move of part of a locked VMA splits nothing",
@@ -319,7 +498,8 @@ def dontunmap_source_pgoff_reset(vma: Vma, old_addr: int, old_len: int) -> Vma:
 
 
 #: The versions of this file's rules (:mod:`anonvma.model.kernel`), oldest first.
-RULES = {"copy_vma_merge": (copy_vma_merges_any, copy_vma_no_merge_next_to_source,
+RULES = {"do_mremap": (do_mremap_lookup_first, do_mremap_moves_many),
+         "copy_vma_merge": (copy_vma_merges_any, copy_vma_no_merge_next_to_source,
                             copy_vma_drops_source_neighbour),
          "move_vma_split_locked": (move_vma_no_split, move_vma_split_locked_source),
          "move_vma_dontunmap_source": (dontunmap_source_unlinked, dontunmap_source_pgoff_reset)}

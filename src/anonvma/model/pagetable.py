@@ -11,8 +11,8 @@ import errno
 from typing import TYPE_CHECKING, Optional
 
 from anonvma.model.merge import anon_vma_compatible
-from anonvma.model.vma import (PAGE_SHIFT, VM_READ, VM_SHARED, VM_WRITE, ZERO_PAGE, AnonVma, Page,
-                               Vma)
+from anonvma.model.vma import (PAGE_SHIFT, VM_MAYBE_GUARD, VM_READ, VM_SHARED, VM_WRITE, ZERO_PAGE,
+                               AnonVma, Page, Vma)
 
 if TYPE_CHECKING:
     from anonvma.model.mm import Mm
@@ -123,7 +123,8 @@ def copy_page_range(dst: "Mm", src: "Mm", vma: Vma) -> int:
     The child's ptes are old (copy_present_pte's pte_mkold), so not yet Referenced.
     :return: the number of ptes copied.
     """
-    if vma.anon_vma is None or not src.ptes:
+    # vma_needs_copy: VM_MAYBE_GUARD (only 6.19+ sets it) copies the page tables too
+    if vma.anon_vma is None and not vma.flags & VM_MAYBE_GUARD or not src.ptes:
         return 0
     sptes, dptes = src.ptes, dst.ptes
     copied = 0

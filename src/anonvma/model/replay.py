@@ -66,6 +66,11 @@ def _munlock(mm: Mm, a: Mapping[str, Any], p: Processes) -> dict[str, Any]:
     return ok()
 
 
+def _mseal(mm: Mm, a: Mapping[str, Any], p: Processes) -> dict[str, Any]:
+    mm.mseal(ARENA_BASE + a["addr"], a["len"])
+    return ok()
+
+
 def _name(mm: Mm, a: Mapping[str, Any], p: Processes) -> dict[str, Any]:
     name = a["name"]
     mm.set_anon_name(ARENA_BASE + a["addr"], a["len"], None if name is None else name.encode("latin-1"))
@@ -113,6 +118,7 @@ HANDLERS: dict[str, Handler] = {
     "madvise": _madvise,
     "mlock": _mlock,
     "munlock": _munlock,
+    "mseal": _mseal,
     "name": _name,
     "touch": _touch,
     "fork": _fork,

@@ -29,6 +29,8 @@ VM_MAYEXEC = 0x00000040
 VM_MAYSHARE = 0x00000080
 VM_GROWSDOWN = 0x00000100
 VM_PFNMAP = 0x00000400
+#: 6.19+ (7.3: VMA_MAYBE_GUARD_BIT 11): MADV_GUARD_INSTALL ran on the VMA; sticky on merge
+VM_MAYBE_GUARD = 0x00000800
 VM_LOCKED = 0x00002000
 VM_IO = 0x00004000
 VM_SEQ_READ = 0x00008000
@@ -40,6 +42,8 @@ VM_ACCOUNT = 0x00100000
 VM_NORESERVE = 0x00200000
 VM_WIPEONFORK = 0x02000000
 VM_MIXEDMAP = 0x10000000
+#: 6.10+ mseal(2); bit 63 in 6.12, bit 42 in 7.3 (printed last in both)
+VM_SEALED = 1 << 63
 VM_ACCESS_FLAGS = VM_READ | VM_WRITE | VM_EXEC
 VM_SPECIAL = VM_IO | VM_DONTEXPAND | VM_PFNMAP | VM_MIXEDMAP
 #: 6.1 VM_LOCKED_CLEAR_MASK is its complement; 6.12 calls it VM_LOCKED_MASK
@@ -50,10 +54,10 @@ VM_LOCKED_MASK = VM_LOCKED | VM_LOCKONFAULT
 VM_FLAG_MNEMONICS = (
     (VM_READ, "rd"), (VM_WRITE, "wr"), (VM_EXEC, "ex"), (VM_SHARED, "sh"),
     (VM_MAYREAD, "mr"), (VM_MAYWRITE, "mw"), (VM_MAYEXEC, "me"), (VM_MAYSHARE, "ms"),
-    (VM_GROWSDOWN, "gd"), (VM_PFNMAP, "pf"), (VM_LOCKED, "lo"), (VM_IO, "io"),
+    (VM_GROWSDOWN, "gd"), (VM_PFNMAP, "pf"), (VM_MAYBE_GUARD, "gu"), (VM_LOCKED, "lo"), (VM_IO, "io"),
     (VM_SEQ_READ, "sr"), (VM_RAND_READ, "rr"), (VM_DONTCOPY, "dc"), (VM_DONTEXPAND, "de"),
     (VM_LOCKONFAULT, "??"), (VM_ACCOUNT, "ac"), (VM_NORESERVE, "nr"), (VM_WIPEONFORK, "wf"),
-    (VM_MIXEDMAP, "mm"),
+    (VM_MIXEDMAP, "mm"), (VM_SEALED, "sl"),
 )
 
 def _prot_table() -> dict[str, int]:
