@@ -43,6 +43,10 @@ class Release:
     :ivar source: where the oracle fetches it.
     :ivar derives: the release whose expected outputs are this one's unless it records its own.
     :ivar users: who runs it (shown in listings).
+    :ivar uml_task_size: where user space ends in its UML oracle guest on an x86-64 host
+        (arch/um/kernel/um_arch.c linux_main: the host's top address less the stub pages, rounded
+        down to a PGDIR and capped at what the guest's page tables reach): the model uses it when
+        it is compared with that kernel.
     """
 
     name: str
@@ -51,6 +55,7 @@ class Release:
     backports: tuple[str, ...] = ()
     derives: Optional[str] = None
     users: str = ""
+    uml_task_size: int = 0x7FC0000000  # three-level UML page tables: 512 GiB less one PGDIR
 
     @property
     def series(self) -> str:
@@ -83,7 +88,8 @@ RELEASES: tuple[Release, ...] = (
             users="Debian 13 (trixie) with security updates; Debian 12 off backports"),
     Release("7.3.4", "7.3",
             Source("linux-source-7.3", "7.3.4-1~bpo13+1", ((DEBIAN, "trixie-backports"),)),
-            derives="6.12.118", users="mainline, in Debian 13 backports"),
+            derives="6.12.118", users="mainline, in Debian 13 backports",
+            uml_task_size=0x7F8000000000),  # four-level UML page tables: the host's top, per 512 GiB
 )
 
 #: The release every command and the model default to: Debian stable's (and Android 16's)

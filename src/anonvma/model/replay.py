@@ -5,15 +5,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Optional, Sequence, Union
 
+from anonvma import releases
 from anonvma.model.bugs import FIXED, HistoricBugs
 from anonvma.model.kernel import Kernel
 from anonvma.model.mm import Machine, Mm
 from anonvma.model.names import REFCOUNT_MAX, make_strategy
 from anonvma.ops import ARENA_BASE, FILE_SIZE, Op, arena_maps, err, ok
 
-#: TASK_SIZE of the oracle (User-Mode Linux on x86-64: user space ends at 0x7fc0000000,
-#: measured inside it); the host's is TASK_SIZE in anonvma.model.mm. Only huge lengths see it.
-UML_TASK_SIZE = 0x7FC0000000
+#: TASK_SIZE of the oldest release's oracle (User-Mode Linux on x86-64: user space ends at
+#: 0x7fc0000000, measured inside it; each release's is in the table); the host's is TASK_SIZE in
+#: anonvma.model.mm. Only huge lengths see it.
+UML_TASK_SIZE = releases.RELEASES[0].uml_task_size
 #: RAM + swap of the oracle guest in pages (MemTotal 496,916 kB of a mem=512M UML 6.1 guest, no
 #: swap; measured inside it): the heuristic overcommit limit one private writable mapping must stay under.
 UML_COMMIT_LIMIT_PAGES = 124229
@@ -127,8 +129,17 @@ HANDLERS: dict[str, Handler] = {
 }
 
 
+def guest_task_size(release: str) -> int:
+    """Where user space ends in the oracle guest of ``release`` (a release or series of the
+    table); the oldest release's for a kernel the table does not name (a hybrid of rules)."""
+    try:
+        return releases.resolve(release).uml_task_size
+    except ValueError:
+        return UML_TASK_SIZE
+
+
 def run_ops(ops: Sequence[Op], strategy: str = "refcount", check: bool = False,
-            mms: Optional[dict[int, Mm]] = None, task_size: int = UML_TASK_SIZE,
+            mms: Optional[dict[int, Mm]] = None, task_size: Optional[int] = None,
             linux: Union[str, Kernel, None] = None,
             commit_limit_pages: Optional[int] = UML_COMMIT_LIMIT_PAGES,
             bugs: HistoricBugs = FIXED, refcount_max: int = REFCOUNT_MAX,
@@ -145,7 +156,8 @@ def run_ops(ops: Sequence[Op], strategy: str = "refcount", check: bool = False,
 
     :param check: run the invariant checker after every op (slower; for tests).
     :param mms: filled with pid -> Mm, so callers can look at the final state.
-    :param task_size: where user space ends (the oracle's by default; pass
+    :param task_size: where user space ends (by default the oracle guest's of the release,
+        :attr:`anonvma.releases.Release.uml_task_size`; pass
         ``anonvma.model.mm.TASK_SIZE`` to compare with an x86-64 host kernel).
     """
     from anonvma.model.check import check_machine
@@ -153,7 +165,8 @@ def run_ops(ops: Sequence[Op], strategy: str = "refcount", check: bool = False,
     machine = Machine(make_strategy(strategy, refcount_max), linux,
                       file_size=FILE_SIZE, commit_limit_pages=commit_limit_pages, bugs=bugs)
     procs: dict[int, Mm] = {} if mms is None else mms
-    procs[0] = Mm(machine=machine, task_size=task_size)
+    procs[0] = Mm(machine=machine, task_size=guest_task_size(machine.kernel.release)
+                  if task_size is None else task_size)
     files = {f"/anonvma/{op.args['file']}": op.args["file"] for op in ops if "file" in op.args}
     state = Processes(procs, files)
     results: list[dict[str, Any]] = []
