@@ -259,7 +259,10 @@ def host_run() -> tuple[list[list[Op]], Any]:
     if platform.system() != "Linux":
         pytest.skip("needs Linux to run scripts on the running kernel")
     scripts = _host_scripts()
-    return scripts, compare(scripts, host_backend(), task_size=_host_task_size())
+    # the host's kernel is newer than 6.12: it has the 7.x rules these scripts reach (guard
+    # regions, merges into unfaulted neighbours), so the model is the table's newest release
+    return scripts, compare(scripts, host_backend(), task_size=_host_task_size(),
+                            linux=releases.RELEASES[-1].name)
 
 
 def _host_task_size() -> int:

@@ -235,13 +235,14 @@ print(json.dumps({"status": shown.returncode, "dirs": registry.reader_dirs(),
 def test_the_guest_neither_sees_nor_removes_the_hosts_registries(tmp_path, tag):
     """Issue 24: the guest has other pids, so `show --all` there took the host's registries
     for dead processes' and removed them. It now has a registry directory of its own."""
-    oracle_kernel_or_skip("refcount", "6.1")
+    oracle_kernel_or_skip("refcount", releases.RELEASES[0].name)
     run_dir = tmp_path / "run"
     run_dir.mkdir(mode=0o700)
     with Namer(env={"XDG_RUNTIME_DIR": str(run_dir)}) as child:
         path = child.run("m = live.named_mmap(4 * P, 'host', fallback=True); result = registry.path()")
         assert path.startswith(str(run_dir))
-        argv = run_argv("--linux", "6.1", "-o", str(tmp_path / "report"), "--", PYTHON, "-c", GUEST_READER)
+        argv = run_argv("--linux", releases.RELEASES[0].name, "-o", str(tmp_path / "report"), "--", PYTHON,
+                        "-c", GUEST_READER)
         proc = start(argv, tag, tmp_path, env={"XDG_RUNTIME_DIR": str(run_dir)})
         status, out, err = finish(proc, tag, tmp_path)
         assert status == 0, err

@@ -484,7 +484,7 @@ class _Builder:
         r = rng.random()
         if r < 0.2:  # inside the first VMA
             start += PAGE * rng.randrange((spans[0][1] - spans[0][0]) // PAGE)
-        elif r < 0.3:  # a gap at the start: EFAULT
+        elif r < 0.3 and start >= PAGE:  # a gap at the start: EFAULT (none below address 0)
             self.add(pid, {"op": "munmap", "addr": start - PAGE, "len": PAGE})
             start -= PAGE
         if rng.random() < 0.2:  # ending inside the last VMA
