@@ -237,7 +237,8 @@ def test_random_scripts_exercise_every_op_and_outcome() -> None:
     ops = [op for s in scripts for op in s]
     assert {op.op for op in ops} == set(OPS)
     assert {op.args["advice"] for op in ops if op.op == "madvise"} == {
-        "dontfork", "dofork", "wipeonfork", "keeponfork", "dontneed", "normal", "random", "sequential"}
+        "dontfork", "dofork", "wipeonfork", "keeponfork", "dontneed", "normal", "random", "sequential",
+        "guard_install", "guard_remove"}
     for op_name, flag in (("mmap", "noreserve"), ("mmap", "populate"), ("mlock", "onfault")):
         assert any(op.args.get(flag) for op in ops if op.op == op_name), flag
     outcomes = {line.split('"')[1] if "errno" not in line else line
