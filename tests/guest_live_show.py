@@ -49,8 +49,10 @@ def main() -> None:
     keep.append(m)
 
     pin_mmap_threshold()
-    buf = bytearray(64 * PAGE)  # large enough for its own mapping, so whole pages exist in it
-    buf[::PAGE] = b"\1" * 64
+    # large enough for its own mapping, so whole pages exist in it: glibc maps a block of its own
+    # only when the heap's free top cannot hold it, and imports may leave megabytes free there
+    buf = bytearray(4096 * PAGE)
+    buf[::PAGE] = b"\1" * 4096
     out["name_buffer"] = live.name_buffer(buf, "anonvma-test bytearray")
     keep.append(buf)
 

@@ -24,10 +24,8 @@ from anonvma.ops import parse_script
 
 HERE = Path(__file__).parent
 PAGE_KB = 4
-#: the guest these tests boot: the oldest release's. On 6.12.118's guest glibc served the 256 KiB
-#: bytearray from the brk heap (its VMA prints as [heap], never by name) despite the mmap
-#: threshold the guest script pins; that is still to be understood (see the closing note).
-LINUX = releases.RELEASES[0].name
+#: the guest these tests boot
+LINUX = releases.DEFAULT
 
 
 @pytest.fixture(scope="module")
