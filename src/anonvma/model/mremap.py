@@ -68,13 +68,20 @@ def _vma_to_resize(mm: "Mm", addr: int, old_len: int, new_len: int, bits: int) -
     vma = mm.index.vma_lookup(addr)
     if vma is None:
         raise OSError(errno.EFAULT, f"{addr:#x} is not mapped")
+    return _check_vma_range(vma, addr, old_len, new_len, old_len, bits)
+
+
+def _check_vma_range(vma: Vma, addr: int, old_len: int, new_len: int, span: int, bits: int) -> Vma:
+    """The checks of the VMA at ``addr`` both mremap orders share: duplication of a private
+    mapping, DONTUNMAP on special mappings, ``span`` bytes within the VMA, and, when the range
+    grows past ``span``, its file offset and whether it may be resized."""
     if not old_len and not vma.flags & (VM_SHARED | VM_MAYSHARE):
         raise OSError(errno.EINVAL, "a private mapping cannot be duplicated with old_len 0")
     if bits & MREMAP_DONTUNMAP and vma.flags & (VM_DONTEXPAND | VM_PFNMAP):
         raise OSError(errno.EINVAL, "MREMAP_DONTUNMAP on a VM_DONTEXPAND/VM_PFNMAP mapping")
-    if old_len > vma.end - addr:
+    if span > vma.end - addr:
         raise OSError(errno.EFAULT, "the old range spans more than one mapping")
-    if new_len == old_len:
+    if new_len == span:
         return vma
     pgoff = vma.pgoff + ((addr - vma.start) >> PAGE_SHIFT)
     if pgoff + (new_len >> PAGE_SHIFT) > U64:
@@ -289,21 +296,8 @@ def _check_prep_vma(mm: "Mm", vma: Optional[Vma], addr: int, old_len: int, new_l
     moves = bits & (MREMAP_FIXED | MREMAP_DONTUNMAP)
     if not moves and new_len <= old_len:
         return vma  # a shrink or no change in place: nothing more to check
-    if not old_len and not vma.flags & (VM_SHARED | VM_MAYSHARE):
-        raise OSError(errno.EINVAL, "a private mapping cannot be duplicated with old_len 0")
-    if bits & MREMAP_DONTUNMAP and vma.flags & (VM_DONTEXPAND | VM_PFNMAP):
-        raise OSError(errno.EINVAL, "MREMAP_DONTUNMAP on a VM_DONTEXPAND/VM_PFNMAP mapping")
-    span = min(old_len, new_len)  # a shrink may cross VMAs in what it unmaps
-    if span > vma.end - addr:
-        raise OSError(errno.EFAULT, "the old range spans more than one mapping")
-    if new_len == span:
-        return vma
-    pgoff = vma.pgoff + ((addr - vma.start) >> PAGE_SHIFT)
-    if pgoff + (new_len >> PAGE_SHIFT) > U64:
-        raise OSError(errno.EINVAL, "file offset overflows")
-    if vma.flags & (VM_DONTEXPAND | VM_PFNMAP):
-        raise OSError(errno.EFAULT, "mapping may not be resized")
-    return vma
+    # a shrink may cross VMAs in what it unmaps: only what stays must lie in this one
+    return _check_vma_range(vma, addr, old_len, new_len, min(old_len, new_len), bits)
 
 
 def _check_move_headroom(mm: "Mm", vma: Vma, bits: int) -> None:
