@@ -17,8 +17,10 @@ Two measures of the scripts a difftest run compares (the same seeds), taken on t
 
 from __future__ import annotations
 
+import ast
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -84,7 +86,12 @@ UNREACHABLE: tuple[tuple[str, str, str], ...] = (
     ("mremap.py", '"mapping may not be resized"', "VM_DONTEXPAND and VM_PFNMAP: see above"),
     ("mremap.py", '"file offset overflows"', "mmap refuses pgoff + pages past MAX_LFS_FILESIZE "
      "(EOVERFLOW), so no VMA's pgoff + new_len >> 12 can pass 2**64"),
+    ("mremap.py", "if new_addr > mm.task_size - new_len:", "a destination past TASK_SIZE lies outside the "
+     "arena, and the generator passes no address outside it (a real process must survive every "
+     "script); the length check before it is reached"),
     ("madvise.py", '"MADV_DOFORK on a VM_IO mapping"', "VM_IO comes from device mappings"),
+    ("madvise.py", "no guard regions in a special mapping", "VM_SPECIAL comes from drivers and special "
+     "mappings"),
     ("madvise.py", "unknown advice", "the format's parser accepts only the advices the model knows"),
     ("mmap.py", "if flags is None:", "the format's parser checks prot"),
     ("merge.py", "return None  # strictly inside prev", "every caller passes a range that starts at "
@@ -102,6 +109,40 @@ UNREACHABLE: tuple[tuple[str, str, str], ...] = (
      "refcount saturation: REFCOUNT_MAX (2**31 - 1) references need as many VMAs"),
     ("task_mmu.py", 'return f"[anon_shmem:{name.name}]"', "6.1 cannot name shmem (EBADF): only "
      "6.12 shows [anon_shmem:NAME]"),
+)
+
+#: Code that some releases' rules never run, left out of their figures like other releases'
+#: rule versions: (module, the start of the ``if`` line, whose block goes with it (unique in
+#: the model), the rules and the versions of each that rule it out, reason). It applies to a
+#: release that has all those versions.
+_NO_GUARD_ADVICE: dict[str, tuple[str, ...]] = {"madvise_behavior_valid": ("madvise_behavior_valid_classic",)}
+_NO_STICKY: dict[str, tuple[str, ...]] = {"madvise_guard_install": ("guard_install_absent",)}
+_NO_FAULTED_INTO_UNFAULTED: dict[str, tuple[str, ...]] = {
+    "is_mergeable_anon_vma": ("anon_vma_target_singular",)}
+_NO_SEAL: dict[str, tuple[str, ...]] = {"do_mseal": ("mseal_absent",)}
+NOT_IN_RELEASE: tuple[tuple[str, str, dict[str, tuple[str, ...]], str], ...] = (
+    ("madvise.py", 'if advice == "guard_install":', _NO_GUARD_ADVICE,
+     "no guard advices before 6.13: madvise refuses them (EINVAL) before the walk"),
+    ("madvise.py", 'if advice == "guard_remove":', _NO_GUARD_ADVICE,
+     "no guard advices before 6.13 (see above)"),
+    ("madvise.py", "if vma.flags & VM_SPECIAL:", _NO_GUARD_ADVICE,
+     "no guard advices before 6.13 (see above)"),
+    ("madvise.py", "if naming and changed.flags != new_flags:", _NO_STICKY,
+     "no sticky flags before 6.19 (VM_MAYBE_GUARD, from MADV_GUARD_INSTALL, is the only one)"),
+    ("merge.py", "if sticky:", _NO_STICKY,
+     "no sticky flags before 6.19 (see above)"),
+    ("merge.py", "if settled.anon_vma is None and anon_vma is not None:", _NO_FAULTED_INTO_UNFAULTED,
+     "before 6.18 an unfaulted VMA takes only an unfaulted range, so a survivor never lacks the "
+     "range's anon_vma"),
+    ("merge.py", "if settled is not merged:", {**_NO_STICKY, **_NO_FAULTED_INTO_UNFAULTED},
+     "neither sticky flags (6.19) nor faulted ranges merged into unfaulted VMAs (6.18): see above"),
+    ("madvise.py", "if (vma.flags & VM_SEALED and advice", _NO_SEAL,
+     "nothing is sealed before 6.10 (mseal is ENOSYS)"),
+    ("mmap.py", "if first.flags & VM_SEALED:", _NO_SEAL, "nothing is sealed before 6.10"),
+    ("mmap.py", "if vma.flags & VM_SEALED:  # any VMA", _NO_SEAL,
+     "nothing is sealed before 6.10"),
+    ("mprotect.py", "if oldflags & VM_SEALED:", _NO_SEAL, "nothing is sealed before 6.10"),
+    ("mremap.py", "if found.flags & VM_SEALED:", _NO_SEAL, "nothing is sealed before 6.10"),
 )
 
 
@@ -170,14 +211,53 @@ def _omitted() -> list[str]:
 
 
 def other_versions(linux: str) -> list[str]:
-    """The rule versions (function names) that release ``linux`` does not have: left out of its
-    report. Computed in the parent: the measuring child must not import the model before
-    coverage starts."""
+    """The rule versions (function names) that release ``linux`` does not have and its own code
+    does not call, with the private helpers (``_name``) only they call: left out of its report.
+    Computed in the parent: the measuring child must not import the model before coverage
+    starts."""
     from anonvma.model.kernel import get_kernel, rule_versions
 
     kernel = get_kernel(linux)
-    return sorted(v.__name__ for name, versions in rule_versions().items() for v in versions
-                  if v is not getattr(kernel, name))
+    others = {v.__name__ for name, versions in rule_versions().items() for v in versions
+              if v is not getattr(kernel, name)}
+    return sorted(left_out_with(others))
+
+
+def _callers() -> dict[str, set[str]]:
+    """Each module-level function of the model (by name) -> the names of the functions that
+    mention it (``<module>`` for a mention outside any function, such as a ``RULES`` table; a
+    class's methods count as the class)."""
+    callers: dict[str, set[str]] = {}
+    defined: set[str] = set()
+    for path in sorted(_model_dir().glob("*.py")):
+        tree = ast.parse(path.read_text(), str(path))
+        for node in tree.body:
+            owner = node.name if isinstance(node, (ast.FunctionDef, ast.ClassDef)) else "<module>"
+            if isinstance(node, ast.FunctionDef):
+                defined.add(node.name)
+            for sub in ast.walk(node):
+                name = (sub.id if isinstance(sub, ast.Name)
+                        else sub.attr if isinstance(sub, ast.Attribute) else None)
+                if name is not None and name != owner:
+                    callers.setdefault(name, set()).add(owner)
+    return {name: callers.get(name, set()) for name in defined}
+
+
+def left_out_with(versions: set[str]) -> set[str]:
+    """Of ``versions`` (rule versions a release does not have), those none of its own code
+    calls (another release's version may build on one it has), together with the private
+    helpers (``_name``) that only what is left out calls."""
+    callers = _callers()
+    out = set(versions)
+    changed = True
+    while changed:
+        kept = {v for v in out if v in versions and callers.get(v, set()) - out - {"<module>"}}
+        helpers = {name for name, who in callers.items()
+                   if name.startswith("_") and who and who <= out}
+        new = (out - kept) | helpers
+        changed = new != out
+        out = new
+    return out
 
 
 def _function_excludes(others: Sequence[str]) -> list[str]:
@@ -194,7 +274,8 @@ def measure_branches(linux: str, count: int, seed: int, strategies: Sequence[str
         out = Path(tmp) / "coverage.json"
         code = "import sys; from anonvma.difftest.coverage import branch_child; branch_child(sys.argv[1:])"
         argv = [sys.executable, "-c", code, str(out), linux, str(count), str(seed), ",".join(strategies),
-                "host" if host else "oracle", ",".join(other_versions(linux))]
+                "host" if host else "oracle", ",".join(other_versions(linux)),
+                json.dumps([re.escape(snippet) for _, snippet, _ in not_in_release(linux)])]
         res = subprocess.run(argv, capture_output=True, text=True, env={**os.environ, "PYTHONHASHSEED": "0"})
         if res.returncode != 0:
             raise RuntimeError(f"the coverage run failed:\n{res.stderr}")
@@ -206,10 +287,10 @@ def branch_child(argv: Sequence[str]) -> None:
     """The measuring interpreter: start coverage.py, then import the model and run the scripts."""
     import coverage
 
-    out, linux, count, seed, strategies, where, others = argv
+    out, linux, count, seed, strategies, where, others, lines = argv
     cov = coverage.Coverage(branch=True, source=[str(_model_dir())], data_file=None, config_file=False,
                             omit=[f"*/model/{name}" for name in _omitted()])
-    for regex in _function_excludes([name for name in others.split(",") if name]):
+    for regex in _function_excludes([name for name in others.split(",") if name]) + json.loads(lines):
         cov.exclude(regex)
     cov.start()
     from anonvma.difftest.generate import HOST_KWARGS, random_script
@@ -229,15 +310,26 @@ def branch_child(argv: Sequence[str]) -> None:
     cov.json_report(outfile=out, show_contexts=False)
 
 
-def _reason(module: str, lines: list[str], line: int, to: int) -> Optional[tuple[str, str, str]]:
-    """The :data:`UNREACHABLE` entry for a branch, matched on the line never reached (with
-    the next one, for snippets that span two lines) or, failing that, the line it leaves."""
-    def text_at(n: int) -> str:
-        return "\n".join(lines[n - 1:n + 1]) + "\n" if 0 < n <= len(lines) else ""
+def not_in_release(linux: str) -> list[tuple[str, str, str]]:
+    """The (module, snippet, reason) entries of :data:`NOT_IN_RELEASE` that hold on ``linux``."""
+    from anonvma.model.kernel import get_kernel
 
-    for candidate in (text_at(to), text_at(line)):
-        for mod, snippet, reason in UNREACHABLE:
-            if mod == module and reason and snippet in candidate:
+    kernel = get_kernel(linux)
+    return [(mod, snippet, reason) for mod, snippet, needs, reason in NOT_IN_RELEASE
+            if all(getattr(kernel, rule).__name__ in versions for rule, versions in needs.items())]
+
+
+def _reason(entries: Sequence[tuple[str, str, str]], module: str, lines: list[str], line: int,
+            to: int) -> Optional[tuple[str, str, str]]:
+    """The entry of ``entries`` for a branch, matched on the line never reached (with the next
+    one, for snippets that span two lines) or, failing that, the line it leaves."""
+    def text_at(n: int, snippet: str) -> str:
+        span = 2 if "\n" in snippet else 1
+        return "\n".join(lines[n - 1:n - 1 + span]) + "\n" if 0 < n <= len(lines) else ""
+
+    for at in (to, line):
+        for mod, snippet, reason in entries:
+            if mod == module and reason and snippet in text_at(at, snippet):
                 return mod, snippet, reason
     return None
 
@@ -245,6 +337,7 @@ def _reason(module: str, lines: list[str], line: int, to: int) -> Optional[tuple
 def _branch_report(linux: str, doc: dict[str, Any]) -> BranchReport:
     modules = []
     unreached = []
+    entries = list(UNREACHABLE)
     for path, data in sorted(doc["files"].items()):
         name = Path(path).name
         s = data["summary"]
@@ -252,12 +345,13 @@ def _branch_report(linux: str, doc: dict[str, Any]) -> BranchReport:
                                       s["covered_lines"]))
         lines = Path(path).read_text().splitlines()
         for line, to in data.get("missing_branches", []):
-            entry = _reason(name, lines, line, to)
+            entry = _reason(entries, name, lines, line, to)
             unreached.append(Unreached(name, line, to, lines[line - 1].strip(),
                                        entry[2] if entry else None, entry[:2] if entry else None))
     left = [f"{k}: {v}" for k, v in NOT_SCRIPTS.items()]
     left += [f"lines /{k}/: {v}" for k, v in NOT_SYSCALLS.items()]
     left.append(f"{', '.join(other_versions(linux))}: other releases' versions of rules")
+    left += [f"{mod} /{snippet}/: {reason}" for mod, snippet, reason in not_in_release(linux)]
     return BranchReport(linux, modules, unreached, left)
 
 
@@ -271,11 +365,12 @@ MREMAP_KINDS = ("in place, same size", "grown in place", "shrunk in place", "mov
 #: The outcomes each op can have in a script (what the model raises, minus the unreachable:
 #: mlock's EAGAIN, the ESRCH of an exited process; see UNREACHABLE).
 ROWS: dict[str, tuple[str, ...]] = {
-    "mmap": ("ok", "EINVAL", "ENOMEM", "EOVERFLOW", "EACCES") + MERGES + ("split",) + NAMES,
-    "munmap": ("ok", "EINVAL", "ENOMEM", "split") + NAMES,
-    "mremap": ("ok", "EINVAL", "EFAULT", "ENOMEM") + MREMAP_KINDS + MERGES + ("split",) + NAMES,
-    "mprotect": ("ok", "EINVAL", "ENOMEM", "EACCES") + MERGES + ("split",) + NAMES,
-    "madvise": ("ok", "EINVAL", "ENOMEM", "EAGAIN") + MERGES + ("split",) + NAMES,
+    "mmap": ("ok", "EINVAL", "ENOMEM", "EOVERFLOW", "EACCES", "EPERM") + MERGES + ("split",) + NAMES,
+    "munmap": ("ok", "EINVAL", "ENOMEM", "EPERM", "split") + NAMES,
+    "mremap": ("ok", "EINVAL", "EFAULT", "ENOMEM", "EPERM") + MREMAP_KINDS + MERGES + ("split",) + NAMES,
+    "mprotect": ("ok", "EINVAL", "ENOMEM", "EACCES", "EPERM") + MERGES + ("split",) + NAMES,
+    "madvise": ("ok", "EINVAL", "ENOMEM", "EAGAIN", "EPERM") + MERGES + ("split",) + NAMES,
+    "mseal": ("ok", "EINVAL", "ENOMEM", "ENOSYS") + MERGES + ("split",) + NAMES,
     "mlock": ("ok", "EINVAL", "ENOMEM") + MERGES + ("split",) + NAMES,
     "munlock": ("ok", "EINVAL", "ENOMEM") + MERGES + ("split",) + NAMES,
     "name": ("ok", "EINVAL", "EBADF", "EAGAIN", "ENOMEM") + MERGES + ("split",) + NAMES,
@@ -286,16 +381,23 @@ ROWS: dict[str, tuple[str, ...]] = {
 }
 #: Rows that only one name strategy can fill (refcount shares objects, strdup copies strings).
 STRATEGY_ROWS = {"name shared": "refcount", "name copied": "strdup"}
-#: Rows only some releases can reach: row -> (rule, the versions of it that make the row possible).
-RULE_ROWS = {"copy merged into its source": ("copy_vma_merge", ("copy_vma_merges_any",))}
+_SEALS = ("do_mseal", ("mseal_seals",))
+#: Rows only some releases can reach: (op, row) -> (rule, the versions of it that make the row
+#: possible).
+RULE_ROWS: dict[tuple[str, str], tuple[str, tuple[str, ...]]] = {
+    ("mremap", "copy merged into its source"): ("copy_vma_merge", ("copy_vma_merges_any",)),
+    **{(op, "EPERM"): _SEALS for op in ("mmap", "munmap", "mremap", "mprotect", "madvise")},
+    **{("mseal", row): _SEALS for row in ROWS["mseal"] if row != "ENOSYS"},
+    ("mseal", "ENOSYS"): ("do_mseal", ("mseal_absent",)),
+}
 
 
-def _impossible_rows(linux: str) -> set[str]:
+def _impossible_rows(linux: str) -> set[tuple[str, str]]:
     """The :data:`RULE_ROWS` that release ``linux``'s rules rule out."""
     from anonvma.model.kernel import get_kernel
 
     kernel = get_kernel(linux)
-    return {row for row, (rule, versions) in RULE_ROWS.items()
+    return {key for key, (rule, versions) in RULE_ROWS.items()
             if getattr(kernel, rule).__name__ not in versions}
 
 
@@ -385,7 +487,7 @@ class OutcomeObserver:
             if op.op == "mmap":
                 out.append(_merge_kind(after.edge(s) == "inside", after.edge(e) == "inside"))
             return out
-        if op.op in ("mprotect", "madvise", "name", "mlock", "munlock"):
+        if op.op in ("mprotect", "madvise", "name", "mlock", "munlock", "mseal"):
             s = ARENA_BASE + a["addr"]
             e = s + a["len"]
             if op.op in ("mlock", "munlock"):
@@ -499,7 +601,14 @@ def stale_entries(reports: Sequence[BranchReport]) -> list[tuple[str, str]]:
     """The :data:`UNREACHABLE` entries that explained no branch of any of ``reports`` (run them
     over every release and both strategies): lines since changed, or left out anyway."""
     used = {u.entry for report in reports for u in report.unreached}
-    return [(mod, snippet) for mod, snippet, _ in UNREACHABLE if (mod, snippet) not in used]
+    stale = [(mod, snippet) for mod, snippet, _ in UNREACHABLE if (mod, snippet) not in used]
+    sources = {path.name: path.read_text() for path in _model_dir().glob("*.py")}
+    for mod, snippet, _, _ in NOT_IN_RELEASE:  # excluded, so never unreached: it must still be
+        # there, and only there
+        if sources.get(mod, "").count(snippet) != 1 or any(
+                snippet in text for name, text in sources.items() if name != mod):
+            stale.append((mod, snippet))
+    return stale
 
 
 def format_table(tables: dict[str, Counter[tuple[str, str]]]) -> str:
@@ -555,14 +664,15 @@ def run(linuxes: Sequence[str], strategies: Sequence[str], count: int, seed: int
     if set(linuxes) == set(releases.names()) and set(strategies) == {"refcount", "strdup"}:
         for mod, snippet in stale_entries(reports):
             status = 1
-            print(f"STALE: UNREACHABLE entry {mod}: {snippet!r} explains no branch: delete it")
+            print(f"STALE: entry {mod}: {snippet!r} explains nothing (no branch left, or not one line of "
+                  f"its module alone): delete or fix it")
     print("outcomes per op (ops counted once per outcome they had):")
     print(format_table(tables))
     for linux in linuxes:
         own = {k: t for k, t in tables.items() if k.split()[0] == linux}
         empty = [r for r in empty_rows(own)
                  if not (r[1] in STRATEGY_ROWS and STRATEGY_ROWS[r[1]] not in strategies)
-                 and r[1] not in _impossible_rows(linux)]
+                 and r not in _impossible_rows(linux)]
         if empty:
             status = 1
             print(f"Linux {linux}: rows never reached: " + ", ".join(f"{o} {r}" for o, r in empty))

@@ -27,6 +27,7 @@ import random
 from typing import Any, Callable, Optional
 
 from anonvma.model.index import CHUNK
+from anonvma.releases import RELEASES
 from anonvma.ops import (ADVICES, ARENA_BASE, FILE_SIZE, MAP_COUNT_OPS, READ_ADVICES, Op, parse_script,
                          script_text)
 
@@ -45,6 +46,8 @@ FILE_PAGES = FILE_SIZE // PAGE
 U64 = (1 << 64) - 1
 #: Lengths past every TASK_SIZE (the host's 2**47, the guests' below 2**39).
 BEYOND_TASK = 1 << 48
+#: The largest TASK_SIZE of the oracle guests (UML with four-level page tables).
+LARGEST_TASK = max(release.uml_task_size for release in RELEASES)
 #: Private writable lengths past the RAM of any oracle guest (512 MiB): the commit check fails.
 OVER_COMMIT = 1 << 30
 #: One-page VMAs a crowd makes: the (2 * CHUNK + 1)-th splits the first chunk of the model's
@@ -358,7 +361,7 @@ class _Builder:
         rng = self.rng
         pages, grow = rng.randint(1, 4), rng.randint(1, 4)
         base = self._base(pages + grow + 4)
-        self._fresh(pid, base, pages)
+        self._fresh(pid, base, pages, prot="r" if rng.random() < 0.2 else "rw")  # "r": not accounted
         lock = rng.random()
         if lock < 0.6:
             self.add(pid, {"op": "mlock", "addr": base, "len": pages * PAGE,
@@ -447,20 +450,31 @@ class _Builder:
         hi = rng.randint(lo + 1, pages)
         guarded = {"addr": base + lo * PAGE, "len": (hi - lo) * PAGE}
         self.add(pid, {"op": "madvise", **guarded, "advice": "guard_install"})
+        if rng.random() < 0.2:  # again, over the whole VMA: it has gu already
+            self.add(pid, {"op": "madvise", "addr": base, "len": pages * PAGE, "advice": "guard_install"})
         self.maps(pid)
         after = rng.random()
-        if after < 0.3:  # a new mapping just above: it merges into the guarded VMA, which keeps gu
+        if after < 0.25:  # a new mapping just above: it merges into the guarded VMA, which keeps gu
             self.add(pid, {"op": "mmap", "addr": base + pages * PAGE, "len": rng.randint(1, 2) * PAGE,
                            "prot": "rw"})
-        elif after < 0.55:  # one just below, faulted or not
+        elif after < 0.45:  # one just below, faulted or not
             self._fresh(pid, base - 2 * PAGE, 2, named=False)
-        elif after < 0.8:  # split off by a flag change, then merged back (the pieces keep gu)
+        elif after < 0.65:  # split off by a flag change, then merged back (the pieces keep gu)
             toggle = rng.choice(TOGGLES[:4])
             self.add(pid, {**toggle[0], "addr": base, "len": PAGE})
             self.add(pid, {**toggle[1], "addr": base, "len": PAGE})
-        elif self.names:  # renamed in part, then as the rest (a rename keeps the range's own flags)
-            self.add(pid, {"op": "name", "addr": base, "len": PAGE, "name": "g"})
+        elif after < 0.8 and self.names:  # renamed in part, then as the rest (a rename keeps the
+            self.add(pid, {"op": "name", "addr": base, "len": PAGE, "name": "g"})  # range's own flags)
             self.add(pid, {"op": "name", "addr": base, "len": pages * PAGE, "name": "g"})
+        elif self.names:  # a VMA below named otherwise; then one takes the other's name
+            self.add(pid, {"op": "name", "addr": base, "len": pages * PAGE, "name": "g"})
+            self.add(pid, {"op": "mmap", "addr": base - 2 * PAGE, "len": 2 * PAGE, "prot": "rw"})
+            self.add(pid, {"op": "name", "addr": base - 2 * PAGE, "len": 2 * PAGE, "name": "h"})
+            self.maps(pid)
+            if rng.random() < 0.5:  # the guarded VMA merges into the one below, which takes gu
+                self.add(pid, {"op": "name", "addr": base, "len": pages * PAGE, "name": "h"})
+            else:  # the one below merges into the guarded VMA (a rename keeps its own flags)
+                self.add(pid, {"op": "name", "addr": base - 2 * PAGE, "len": 2 * PAGE, "name": "g"})
         self.maps(pid)
         self.add(pid, {"op": "madvise", **guarded, "advice": "guard_remove"})
         if rng.random() < 0.3:
@@ -512,7 +526,23 @@ class _Builder:
         target_first = rng.random() < 0.5
         target, faulted = (base + PAGE, base) if target_first else (base, base + PAGE)
         how = rng.choice(("madvise", "name" if self.names else "madvise", "mprotect", "mlock",
-                          "grow" if self.mremap else "mprotect", "move" if self.mremap else "madvise"))
+                          "grow" if self.mremap else "mprotect", "move" if self.mremap else "madvise",
+                          "back" if self.mremap else "mlock"))
+        if how == "back":  # moved away and back next to an unfaulted VMA: its pgoff fits again
+            away = base + 6 * PAGE
+            self.add(pid, {"op": "mmap", "addr": faulted, "len": PAGE, "prot": "rw"})
+            self.add(pid, {"op": "touch", "addr": faulted})
+            fixed = ["maymove", "fixed"]
+            self.add(pid, {"op": "mremap", "addr": faulted, "len": PAGE, "new_len": PAGE, "flags": fixed,
+                           "new_addr": away})
+            self.add(pid, {"op": "mmap", "addr": target, "len": PAGE, "prot": "rw"})
+            if rng.random() < 0.3:
+                child = self.do_fork(pid)
+                who = child if child is not None else pid
+            self.add(who, {"op": "mremap", "addr": away, "len": PAGE, "new_len": PAGE, "flags": fixed,
+                           "new_addr": faulted})
+            self.maps(who)
+            return
         if how == "grow":
             self.add(pid, {"op": "mmap", "addr": base, "len": PAGE, "prot": "rw"})
             self.add(pid, {"op": "touch", "addr": base})
@@ -575,6 +605,15 @@ class _Builder:
         elif r < 0.2 and self.limits:
             seal["max_map_count"] = rng.choice(LIMITS)
         self.add(pid, seal)
+        if rng.random() < 0.4:  # the seal extended: the new piece merges with the sealed one
+            way = rng.choice(("above", "below", "between"))
+            if way == "above" and hi < pages:
+                self.add(pid, {"op": "mseal", "addr": base + hi * PAGE, "len": (pages - hi) * PAGE})
+            elif way == "below" and lo > 0:
+                self.add(pid, {"op": "mseal", "addr": base, "len": lo * PAGE})
+            elif hi + 1 < pages:  # a page apart above, then the page between: both merge
+                self.add(pid, {"op": "mseal", "addr": base + (hi + 1) * PAGE, "len": (pages - hi - 1) * PAGE})
+                self.add(pid, {"op": "mseal", "addr": base + hi * PAGE, "len": PAGE})
         self.maps(pid)
         sealed = {"addr": base + lo * PAGE, "len": (hi - lo) * PAGE}
         tries: list[dict[str, Any]] = [
@@ -613,8 +652,14 @@ class _Builder:
         moves anything: past the commit limit, or past every gap of the address space (so the
         copy never lands outside the arena)."""
         rng = self.rng
-        huge = (rng.randrange(OVER_COMMIT, 2 * OVER_COMMIT) if rng.random() < 0.6
-                else rng.randrange(300 << 30, 500 << 30)) & ~(PAGE - 1)
+        kind = rng.random()
+        if kind < 0.5:
+            huge = rng.randrange(OVER_COMMIT, 2 * OVER_COMMIT)
+        elif kind < 0.8:
+            huge = rng.randrange(300 << 30, 500 << 30)
+        else:  # under the largest guest TASK_SIZE, but larger than any gap beside the arena
+            huge = rng.randrange(LARGEST_TASK - ARENA_BASE + PAGE, LARGEST_TASK)
+        huge &= ~(PAGE - 1)
         moved = rng.randint(1, pages - 1)
         return {"op": "mremap", "addr": base, "len": moved * PAGE, "new_len": huge, "flags": ["maymove"]}
 
@@ -776,7 +821,12 @@ class _Builder:
         self._fresh(pid, base, 6, named=rng.random() < 0.5, faulted=False)
         # (op, VMAs it needs past `count`): one split, two splits, a new VMA, a move
         kind = rng.choice(("mprotect", "madvise", "name", "mlock", "munlock", "munmap", "mmap", "mmap_inside")
-                          + (("mremap",) if self.mremap else ()))
+                          + (("mremap", "mremap_many") if self.mremap else ()))
+        if kind == "mremap_many":  # 6.17+: every DONTUNMAP copy of a multi-VMA move adds a VMA,
+            # and each move checks the headroom again
+            for i in range(count - 1, 4):
+                self.add(pid, {"op": "mmap", "addr": (HOT + 2 * i) * PAGE, "len": PAGE, "prot": "r"})
+            count = 5
         # around where the op starts to fail: mmap when the count passes the limit, a split when
         # it reaches it (the second split of two one later), mremap_to 5 below it
         margin = rng.choice(MARGINS.get(kind, (-1, 0, 1, 2)))
@@ -799,6 +849,11 @@ class _Builder:
             obj.update(op="mmap", addr=(HOT + 20) * PAGE, prot="rw")
         elif kind == "mmap_inside":
             obj.update(op="mmap", prot=rng.choice(("rw", "r")))
+        elif kind == "mremap_many":  # the 6-page VMA and the four above it, to far above them
+            length = (HOT + 7) * PAGE - base
+            obj = {"op": "mremap", "addr": base, "len": length, "new_len": length,
+                   "flags": ["maymove", "fixed", "dontunmap"], "new_addr": (HOT + 24) * PAGE}
+            margin = rng.choice((4, 5, 6))
         elif rng.random() < 0.7:
             obj.update(op="mremap", new_len=obj["len"], new_addr=(HOT + 24) * PAGE,
                        flags=["maymove", "fixed"] + (["dontunmap"] if rng.random() < 0.5 else []))

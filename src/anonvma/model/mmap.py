@@ -162,8 +162,8 @@ def vms_gather_munmap_vmas(mm: "Mm", start: int, end: int) -> list[Vma]:
         if first.flags & VM_SEALED:  # 6.10+ mseal: checked before the split
             raise OSError(errno.EPERM, f"{first.start:#x} is sealed")
         vmas[0] = split_vma_at(mm, first, start)[1]
-    for vma in vmas:  # the start split stays when a later VMA is sealed
-        if vma.flags & VM_SEALED:
+    for vma in vmas:
+        if vma.flags & VM_SEALED:  # any VMA of the range (the start split stays)
             raise OSError(errno.EPERM, f"{vma.start:#x} is sealed")
     last = vmas[-1]
     if last.end > end:

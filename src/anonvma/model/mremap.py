@@ -130,7 +130,7 @@ def _mremap_to(mm: "Mm", addr: int, old_len: int, new_addr: int, new_len: int, b
     vma = _vma_to_resize(mm, addr, old_len, new_len, bits)
     if not bits & MREMAP_FIXED:
         new_addr = _get_unmapped_area(mm, new_len)
-    return _move_vma(mm, vma, addr, old_len, new_len, new_addr, bits)
+    return _move_vma(mm, vma, addr, old_len, new_len, new_addr, bits, _check_move_headroom_old)
 
 
 def copy_vma(mm: "Mm", vma: Vma, addr: int, length: int, pgoff: int,
@@ -174,7 +174,7 @@ def _move_page_tables(mm: "Mm", old_addr: int, new_addr: int, length: int) -> No
 
 
 def _move_vma(mm: "Mm", vma: Vma, old_addr: int, old_len: int, new_len: int, new_addr: int,
-              bits: int, headroom: Callable[["Mm", Vma, int], None] = _check_move_headroom_old) -> int:
+              bits: int, headroom: Callable[["Mm", Vma, int], None]) -> int:
     """mm/mremap.c move_vma: copy, move the pages, then unmap the source (unless DONTUNMAP).
     ``headroom`` raises ENOMEM when the map count leaves too little room for the move."""
     headroom(mm, vma, bits)
@@ -317,16 +317,15 @@ def _mremap_to_checked(mm: "Mm", vma: Vma, addr: int, old_len: int, new_addr: in
     and the shrunk tail, then move."""
     if bits & MREMAP_FIXED:
         do_munmap(mm, new_addr, new_addr + new_len)
+    shrunk = old_len > new_len
+    if shrunk:
+        do_munmap(mm, addr + new_len, addr + old_len)
+        old_len = new_len
+    if bits & MREMAP_FIXED or shrunk:  # the unmaps may have split it, or removed it (old_len 0)
         again = mm.index.vma_lookup(addr)
         if again is None:
             raise OSError(errno.EFAULT, f"{addr:#x} is not mapped")
         vma = again
-    if old_len > new_len:
-        do_munmap(mm, addr + new_len, addr + old_len)
-        again = mm.index.vma_lookup(addr)
-        if again is None:
-            raise OSError(errno.EFAULT, f"{addr:#x} is not mapped")
-        vma, old_len = again, new_len
     if not bits & MREMAP_FIXED:
         new_addr = _get_unmapped_area(mm, new_len)
     return _move_vma(mm, vma, addr, old_len, new_len, new_addr, bits, _check_move_headroom)
