@@ -310,25 +310,29 @@ def branch_child(argv: Sequence[str]) -> None:
     cov.json_report(outfile=out, show_contexts=False)
 
 
-def not_in_release(linux: str) -> list[tuple[str, str, str]]:
-    """The (module, snippet, reason) entries of :data:`NOT_IN_RELEASE` that hold on ``linux``."""
+def has_versions(linux: str, needs: dict[str, tuple[str, ...]]) -> bool:
+    """Whether release ``linux``'s version of each rule of ``needs`` is one of those listed."""
     from anonvma.model.kernel import get_kernel
 
     kernel = get_kernel(linux)
+    return all(getattr(kernel, rule).__name__ in versions for rule, versions in needs.items())
+
+
+def not_in_release(linux: str) -> list[tuple[str, str, str]]:
+    """The (module, snippet, reason) entries of :data:`NOT_IN_RELEASE` that hold on ``linux``."""
     return [(mod, snippet, reason) for mod, snippet, needs, reason in NOT_IN_RELEASE
-            if all(getattr(kernel, rule).__name__ in versions for rule, versions in needs.items())]
+            if has_versions(linux, needs)]
 
 
-def _reason(entries: Sequence[tuple[str, str, str]], module: str, lines: list[str], line: int,
-            to: int) -> Optional[tuple[str, str, str]]:
-    """The entry of ``entries`` for a branch, matched on the line never reached (with the next
-    one, for snippets that span two lines) or, failing that, the line it leaves."""
+def _reason(module: str, lines: list[str], line: int, to: int) -> Optional[tuple[str, str, str]]:
+    """The :data:`UNREACHABLE` entry for a branch, matched on the line never reached (with the
+    next one, for snippets that span two lines) or, failing that, the line it leaves."""
     def text_at(n: int, snippet: str) -> str:
         span = 2 if "\n" in snippet else 1
         return "\n".join(lines[n - 1:n - 1 + span]) + "\n" if 0 < n <= len(lines) else ""
 
     for at in (to, line):
-        for mod, snippet, reason in entries:
+        for mod, snippet, reason in UNREACHABLE:
             if mod == module and reason and snippet in text_at(at, snippet):
                 return mod, snippet, reason
     return None
@@ -337,7 +341,6 @@ def _reason(entries: Sequence[tuple[str, str, str]], module: str, lines: list[st
 def _branch_report(linux: str, doc: dict[str, Any]) -> BranchReport:
     modules = []
     unreached = []
-    entries = list(UNREACHABLE)
     for path, data in sorted(doc["files"].items()):
         name = Path(path).name
         s = data["summary"]
@@ -345,7 +348,7 @@ def _branch_report(linux: str, doc: dict[str, Any]) -> BranchReport:
                                       s["covered_lines"]))
         lines = Path(path).read_text().splitlines()
         for line, to in data.get("missing_branches", []):
-            entry = _reason(entries, name, lines, line, to)
+            entry = _reason(name, lines, line, to)
             unreached.append(Unreached(name, line, to, lines[line - 1].strip(),
                                        entry[2] if entry else None, entry[:2] if entry else None))
     left = [f"{k}: {v}" for k, v in NOT_SCRIPTS.items()]
@@ -381,24 +384,20 @@ ROWS: dict[str, tuple[str, ...]] = {
 }
 #: Rows that only one name strategy can fill (refcount shares objects, strdup copies strings).
 STRATEGY_ROWS = {"name shared": "refcount", "name copied": "strdup"}
-_SEALS = ("do_mseal", ("mseal_seals",))
-#: Rows only some releases can reach: (op, row) -> (rule, the versions of it that make the row
-#: possible).
-RULE_ROWS: dict[tuple[str, str], tuple[str, tuple[str, ...]]] = {
-    ("mremap", "copy merged into its source"): ("copy_vma_merge", ("copy_vma_merges_any",)),
+_SEALS: dict[str, tuple[str, ...]] = {"do_mseal": ("mseal_seals",)}
+#: Rows only some releases can reach: (op, row) -> the rules and the versions of each that make
+#: the row possible.
+RULE_ROWS: dict[tuple[str, str], dict[str, tuple[str, ...]]] = {
+    ("mremap", "copy merged into its source"): {"copy_vma_merge": ("copy_vma_merges_any",)},
     **{(op, "EPERM"): _SEALS for op in ("mmap", "munmap", "mremap", "mprotect", "madvise")},
     **{("mseal", row): _SEALS for row in ROWS["mseal"] if row != "ENOSYS"},
-    ("mseal", "ENOSYS"): ("do_mseal", ("mseal_absent",)),
+    ("mseal", "ENOSYS"): _NO_SEAL,
 }
 
 
 def _impossible_rows(linux: str) -> set[tuple[str, str]]:
     """The :data:`RULE_ROWS` that release ``linux``'s rules rule out."""
-    from anonvma.model.kernel import get_kernel
-
-    kernel = get_kernel(linux)
-    return {key for key, (rule, versions) in RULE_ROWS.items()
-            if getattr(kernel, rule).__name__ not in versions}
+    return {key for key, needs in RULE_ROWS.items() if not has_versions(linux, needs)}
 
 
 def _page_align(n: int) -> int:
@@ -599,7 +598,8 @@ def format_branches(report: BranchReport) -> str:
 
 def stale_entries(reports: Sequence[BranchReport]) -> list[tuple[str, str]]:
     """The :data:`UNREACHABLE` entries that explained no branch of any of ``reports`` (run them
-    over every release and both strategies): lines since changed, or left out anyway."""
+    over every release and both strategies), and the :data:`NOT_IN_RELEASE` lines no longer
+    found once, in their module alone: lines since changed, or left out anyway."""
     used = {u.entry for report in reports for u in report.unreached}
     stale = [(mod, snippet) for mod, snippet, _ in UNREACHABLE if (mod, snippet) not in used]
     sources = {path.name: path.read_text() for path in _model_dir().glob("*.py")}
@@ -670,9 +670,10 @@ def run(linuxes: Sequence[str], strategies: Sequence[str], count: int, seed: int
     print(format_table(tables))
     for linux in linuxes:
         own = {k: t for k, t in tables.items() if k.split()[0] == linux}
+        impossible = _impossible_rows(linux)
         empty = [r for r in empty_rows(own)
                  if not (r[1] in STRATEGY_ROWS and STRATEGY_ROWS[r[1]] not in strategies)
-                 and r not in _impossible_rows(linux)]
+                 and r not in impossible]
         if empty:
             status = 1
             print(f"Linux {linux}: rows never reached: " + ", ".join(f"{o} {r}" for o, r in empty))
