@@ -89,7 +89,7 @@ def test_the_use_after_free_is_the_comparison_after_the_merge():
     assert any("anon_vma_name_eq" in frame.name for frame in exc.traceback)
 
 
-@pytest.mark.parametrize("strategy, length, first", [("strdup", None, 8), ("refcount", None, 4723)])
+@pytest.mark.parametrize("strategy, length, first", [("strdup", None, 8), ("refcount", None, 1102)])
 def test_random_scripts_find_the_use_after_free(strategy: str, length: Optional[int], first: int):
     """Seeds in order, the switch on: the first seed that catches the bug is ``first`` (found by
     this search; under refcount the bug needs a name with a single holder next to an equal one,

@@ -296,7 +296,7 @@ class _Builder:
             (self.sc_placed_move, 1 if self.mremap and self.limits else 0),
             (self.sc_readonly, 1 if self.files else 0), (self.sc_refused, 3),
             (self.sc_guard, 3), (self.sc_move_many, 4 if self.mremap else 0),
-            (self.sc_faulted_into_unfaulted, 4), (self.sc_seal, 2),
+            (self.sc_faulted_into_unfaulted, 4), (self.sc_seal, 3),
         ]
         fn = rng.choices([c for c, _ in choices], [w for _, w in choices])[0]
         fn(pid)
@@ -605,15 +605,19 @@ class _Builder:
         elif r < 0.2 and self.limits:
             seal["max_map_count"] = rng.choice(LIMITS)
         self.add(pid, seal)
-        if rng.random() < 0.4:  # the seal extended: the new piece merges with the sealed one
-            way = rng.choice(("above", "below", "between"))
+        if rng.random() < 0.6:  # the seal extended: the new piece merges with the sealed one
+            way = rng.choice(("above", "below", "between", "between"))
             if way == "above" and hi < pages:
                 self.add(pid, {"op": "mseal", "addr": base + hi * PAGE, "len": (pages - hi) * PAGE})
             elif way == "below" and lo > 0:
                 self.add(pid, {"op": "mseal", "addr": base, "len": lo * PAGE})
-            elif hi + 1 < pages:  # a page apart above, then the page between: both merge
+            elif way == "between" and hi + 1 < pages:  # a page apart above, then the page
+                # between: both merge
                 self.add(pid, {"op": "mseal", "addr": base + (hi + 1) * PAGE, "len": (pages - hi - 1) * PAGE})
                 self.add(pid, {"op": "mseal", "addr": base + hi * PAGE, "len": PAGE})
+            elif way == "between" and lo > 1:  # the same below
+                self.add(pid, {"op": "mseal", "addr": base, "len": (lo - 1) * PAGE})
+                self.add(pid, {"op": "mseal", "addr": base + (lo - 1) * PAGE, "len": PAGE})
         self.maps(pid)
         sealed = {"addr": base + lo * PAGE, "len": (hi - lo) * PAGE}
         tries: list[dict[str, Any]] = [
