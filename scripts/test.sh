@@ -8,9 +8,9 @@ if [ ! -x .venv/bin/python ]; then
     python3 -m venv .venv
 fi
 .venv/bin/pip install -q --disable-pip-version-check -e '.[test]'
-# Oracle kernels (UML 6.1 and 6.12, refcount and strdup: four kernels), cached under
-# ${XDG_CACHE_HOME:-~/.cache}/anonvma/oracle: a no-op once built; a cold build takes about
-# 4 minutes per 6.1 kernel and 7 per 6.12 kernel on 2 cores (about 25 minutes in all).
+# Oracle kernels (UML, refcount and strdup, for every release of src/anonvma/releases.py),
+# cached under ${XDG_CACHE_HOME:-~/.cache}/anonvma/oracle: a no-op once built; cold, each took
+# 211-398 s on 2 cores, about 43 minutes for all ten (`anonvma oracle status` prints each).
 # When they cannot be built, go on: the oracle tests skip and say why.
 # ANONVMA_ORACLE_BUILD=0 skips the attempt.
 if [ "${ANONVMA_ORACLE_BUILD:-1}" != 0 ]; then
