@@ -34,7 +34,7 @@ def shown_by() -> dict[tuple[str, str], Optional[str]]:
     out: dict[tuple[str, str], Optional[str]] = {}
 
     for rule, versions in rule_versions().items():
-        for older, newer in zip(versions, versions[1:]):
+        for older, newer in zip(versions, versions[1:], strict=False):
             if rule in SHOWN_ELSEWHERE:
                 out[(rule, newer.__name__)] = SHOWN_ELSEWHERE[rule]
                 continue

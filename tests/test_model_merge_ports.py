@@ -410,13 +410,14 @@ def test_vm_special_flag_blocks_new_and_existing_merges(strategy: str, special: 
         mm.index.replace(now, now.with_flags(flags | extra))
 
     # 1. a new range [3, 4) after A: merges without the flag, not with it
-    merged = vma_merge(mm, left, pg(3), pg(4), flags, None, None, pg(3) // P, name)
+    merged = vma_merge(mm, left, pg(3), pg(4), flags, None, None, pg(3) // P, pg(3) // P, name)
     assert merged is not None and (merged.start, merged.end) == (pg(0), pg(4))
     assert merged.anon_name is name  # the survivor keeps its own name object
     mm.munmap(pg(3), P)
     give_left(special)
     (left,) = mm.vmas
-    assert vma_merge(mm, left, pg(3), pg(4), flags | special, None, None, pg(3) // P, name) is None
+    assert vma_merge(mm, left, pg(3), pg(4), flags | special, None, None, pg(3) // P, pg(3) // P,
+                     name) is None
     assert [(v.start, v.end) for v in mm.vmas] == [(pg(0), pg(3))]
     # 2. an existing B = [3, 4) changed to A's flags: no merge either
     give_left(0)
@@ -426,7 +427,8 @@ def test_vm_special_flag_blocks_new_and_existing_merges(strategy: str, special: 
     b = mm.vmas[1]
     give_left(special)
     left = mm.vmas[0]
-    assert vma_merge(mm, left, pg(3), pg(4), flags | special, b.anon_vma, None, b.pgoff, name) is None
+    assert vma_merge(mm, left, pg(3), pg(4), flags | special, b.anon_vma, None, b.pgoff, b.anon_pgoff,
+                     name) is None
     assert [(v.start, v.end) for v in mm.vmas] == [(pg(0), pg(3)), (pg(3), pg(4))]
     give_left(0)
     check(mm)

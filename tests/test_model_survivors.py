@@ -124,7 +124,8 @@ def is_mergeable_vma(vma, file, flags, anon_name):
 
 
 def test_is_mergeable_vma_and_anon_vma_together_are_the_inlined_checks(strategy: str):
-    """can_vma_merge_before/after inline is_mergeable_vma, is_mergeable_anon_vma and the pgoff rule."""
+    """can_vma_merge_before/after inline is_mergeable_vma, is_mergeable_anon_vma and the pgoff rule,
+    and the anonymous pgoff rule when one is given (None: not compared)."""
     rng = random.Random(12)
     files = [None, object(), object()]
     anon_vmas = [None, AnonVma(), AnonVma()]
@@ -132,17 +133,22 @@ def test_is_mergeable_vma_and_anon_vma_together_are_the_inlined_checks(strategy:
     for _ in range(3000):
         anon = rng.choice(anon_vmas)
         vma = Vma(0, P, rng.choice((0x73, 0x71)), rng.choice((0, 5)), rng.choice(files), anon,  # type: ignore[arg-type]
-                  0 if anon is None else rng.choice((1, 2)), rng.choice(names))
+                  0 if anon is None else rng.choice((1, 2)), rng.choice(names), rng.choice((0, 5)))
         flags, file, theirs, name = rng.choice((0x73, 0x71)), rng.choice(files), rng.choice(anon_vmas), \
             rng.choice(names)
         pgoff = rng.choice((0, 1, 5, 6))
+        anon_pgoff = rng.choice((None, 0, 1, 5, 6))
         expected = (is_mergeable_vma(vma, file, flags, name)
                     and is_mergeable_anon_vma(theirs, vma.anon_vma, vma))
         rule = anon_vma_target_singular
-        before = can_vma_merge_before(vma, flags, theirs, file, pgoff, name, rule)  # type: ignore[arg-type]
-        after = can_vma_merge_after(vma, flags, theirs, file, pgoff, name, rule)  # type: ignore[arg-type]
-        assert before == (expected and pgoff == vma.pgoff)
-        assert after == (expected and pgoff == vma.pgoff + 1)
+        before = can_vma_merge_before(vma, flags, theirs, file, pgoff, anon_pgoff, name,  # type: ignore[arg-type]
+                                      rule)
+        after = can_vma_merge_after(vma, flags, theirs, file, pgoff, anon_pgoff, name,  # type: ignore[arg-type]
+                                    rule)
+        assert before == (expected and pgoff == vma.pgoff
+                          and anon_pgoff in (None, vma.anon_pgoff))
+        assert after == (expected and pgoff == vma.pgoff + 1
+                         and anon_pgoff in (None, vma.anon_pgoff + 1))
 
 
 def test_an_interior_change_needs_room_for_exactly_two_more_vmas(strategy: str):

@@ -59,14 +59,14 @@ BUG_SWITCHES = {"no-transient-name-ref": "no_transient_name_ref",
                 "no-saturation-guard": "no_saturation_guard"}
 
 #: What the soak compares of one VMA (see the module docstring).
-View = tuple[int, int, int, int, Optional[str], bool, int, Optional[str]]
+View = tuple[int, int, int, int, int, Optional[str], bool, int, Optional[str]]
 
 
 def view(vma: Vma) -> View:
     """What must not depend on the name strategy: everything but the name object's identity."""
     file = vma.file
     name = vma.anon_name
-    return (vma.start, vma.end, vma.flags, vma.pgoff,
+    return (vma.start, vma.end, vma.flags, vma.pgoff, vma.anon_pgoff,
             None if file is None else f"{file.path}:{file.inode}", vma.anon_vma is not None,
             vma.anon_chain, None if name is None else name.name)
 

@@ -120,6 +120,7 @@ _NO_STICKY: dict[str, tuple[str, ...]] = {"madvise_guard_install": ("guard_insta
 _NO_FAULTED_INTO_UNFAULTED: dict[str, tuple[str, ...]] = {
     "is_mergeable_anon_vma": ("anon_vma_target_singular",)}
 _NO_SEAL: dict[str, tuple[str, ...]] = {"do_mseal": ("mseal_absent",)}
+_NO_ANON_PGOFF: dict[str, tuple[str, ...]] = {"needs_adjacent_anon_pgoff": ("anon_pgoff_not_compared",)}
 NOT_IN_RELEASE: tuple[tuple[str, str, dict[str, tuple[str, ...]], str], ...] = (
     ("madvise.py", 'if advice == "guard_install":', _NO_GUARD_ADVICE,
      "no guard advices before 6.13: madvise refuses them (EINVAL) before the walk"),
@@ -143,6 +144,8 @@ NOT_IN_RELEASE: tuple[tuple[str, str, dict[str, tuple[str, ...]], str], ...] = (
      "nothing is sealed before 6.10"),
     ("mprotect.py", "if oldflags & VM_SEALED:", _NO_SEAL, "nothing is sealed before 6.10"),
     ("mremap.py", "if found.flags & VM_SEALED:", _NO_SEAL, "nothing is sealed before 6.10"),
+    ("merge.py", "if anon_pgoff is not None and vma.anon_pgoff != anon_pgoff:", _NO_ANON_PGOFF,
+     "no merge compares anonymous page offsets before 7.3"),
 )
 
 

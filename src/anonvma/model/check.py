@@ -1,6 +1,7 @@
 """Invariants of the model, checked the way the kernel would wish: no leak, no use after free.
 
 - each mm's VMAs are sorted, disjoint, non-empty and page-aligned, within max_map_count + 1;
+- an anonymous VMA's anonymous page offset is its page offset (7.3 mm.h vma_start_anon_pgoff);
 - the index's cached keys agree with its VMAs;
 - no VMA holds a freed name, and names sit only where the generation allows them;
 - no name's refcount exceeds REFCOUNT_MAX (refcount_t would saturate and leak it);
@@ -45,6 +46,9 @@ def check_mm(mm: Mm) -> None:
                 raise InvariantError(f"{vma!r} holds a name Linux {mm.kernel.release} cannot give it")
         if (vma.anon_vma is None) != (vma.anon_chain == 0):
             raise InvariantError(f"{vma!r}: anon_vma and its chain disagree")
+        if vma.file is None and vma.anon_pgoff != vma.pgoff:
+            raise InvariantError(f"{vma!r}: an anonymous VMA's anonymous page offset "
+                                 f"{vma.anon_pgoff:#x} is not its page offset")
     broken = mm.index.consistency_errors()
     if broken:
         raise InvariantError(f"VMA index inconsistent: {broken[0]}")

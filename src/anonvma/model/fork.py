@@ -106,9 +106,10 @@ def _vm_area_dup(v: Vma, child: "Mm", faulted: list[Vma]) -> Optional[Vma]:
     if name is not None:
         name = child.strategy.dup(name, child.name_counters)
     if v.anon_vma is None or flags & VM_WIPEONFORK:
-        return Vma(v.start, v.end, flags, v.pgoff, v.file, None, 0, name)
+        return Vma(v.start, v.end, flags, v.pgoff, v.file, None, 0, name, v.anon_pgoff)
     faulted.append(v)
-    return Vma(v.start, v.end, flags, v.pgoff, v.file, AnonVma(), v.anon_chain + 1, name)
+    return Vma(v.start, v.end, flags, v.pgoff, v.file, AnonVma(), v.anon_chain + 1, name,
+               v.anon_pgoff)
 
 
 def install(child: "Mm", parent: "Mm", chunks: list[list[Vma]], ends: list[list[int]],

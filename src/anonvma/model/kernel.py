@@ -71,7 +71,7 @@ class Kernel:
         commit (VM_ACCOUNT) of a VMA losing write.
     :ivar show_smap_fields: (stats in kB by field) -> the smaps lines from Rss to THPeligible.
     :ivar show_smap_vma_flags: (vm_flags) -> the VmFlags mnemonics.
-    :ivar copy_vma_merge: (mm, vma, addr, end, pgoff, keep_source) -> the VMA an mremap copy
+    :ivar copy_vma_merge: (mm, vma, addr, end, pgoff, anon_pgoff, keep_source) -> the VMA an mremap copy
         of ``vma`` to [addr, end) merged into, or None: whether an MREMAP_DONTUNMAP copy of an
         unfaulted VMA may merge with its own source.
     :ivar move_vma_split_locked: (mm, vma, old_addr, old_len, dontunmap) -> the VMA to move:
@@ -79,6 +79,9 @@ class Kernel:
     :ivar is_mergeable_anon_vma: (target, the range's anon_vma, the chain length of the VMA it
         comes from) -> whether differing anon_vmas allow a merge: whether a faulted range may
         merge into an unfaulted VMA.
+    :ivar needs_adjacent_anon_pgoff: (the range's flags, its file) -> whether a merge (and
+        anon_vma reuse) also needs the anonymous page offsets contiguous: private file VMAs
+        moved while faulted.
     :ivar madvise_behavior_valid: (advice) -> whether madvise knows it (the guard advices).
     :ivar madvise_guard_install: (mm, vma, start, end) -> the VMA: MADV_GUARD_INSTALL on one
         VMA piece (whether it flags the VMA VM_MAYBE_GUARD).
@@ -97,11 +100,12 @@ class Kernel:
     mprotect_unaccount: Callable[["Vma", int], int]
     show_smap_fields: Callable[[dict[str, int]], list[str]]
     show_smap_vma_flags: Callable[[int], list[str]]
-    copy_vma_merge: Callable[["Mm", "Vma", int, int, int, bool], Optional["Vma"]]
+    copy_vma_merge: Callable[["Mm", "Vma", int, int, int, int, bool], Optional["Vma"]]
     move_vma_split_locked: Callable[["Mm", "Vma", int, int, bool], "Vma"]
     move_vma_dontunmap_source: Callable[["Vma", int, int], "Vma"]
     do_mremap: Callable[["Mm", int, int, int, int, int], int]
     is_mergeable_anon_vma: Callable[["Vma", Optional["AnonVma"], int], bool]
+    needs_adjacent_anon_pgoff: Callable[[int, Optional["File"]], bool]
     madvise_behavior_valid: Callable[[str], bool]
     madvise_guard_install: Callable[["Mm", "Vma", int, int], "Vma"]
     do_mseal: Callable[["Mm", int, int], None]

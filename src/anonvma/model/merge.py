@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, Callable, Optional
 
 from anonvma.model.kernel import rule
 from anonvma.model.names import AnonVmaName, anon_vma_name_eq
-from anonvma.model.vma import PAGE_SHIFT, VM_ACCESS_FLAGS, VM_MAYBE_GUARD, VM_SPECIAL, AnonVma, File, Vma
+from anonvma.model.vma import (PAGE_SHIFT, VM_ACCESS_FLAGS, VM_MAYBE_GUARD, VM_MAYWRITE, VM_SHARED,
+                               VM_SPECIAL, AnonVma, File, Vma)
 
 if TYPE_CHECKING:
     from anonvma.model.mm import Mm
@@ -57,14 +58,40 @@ def anon_vma_unless_fork_child(target: Vma, anon_vma: Optional[AnonVma], src_cha
     return anon_vma is None and target.anon_chain == 1
 
 
+@rule("mm/vma.c can_vma_merge_before, can_vma_merge_after", "",
+      "merges of private file mappings compare only their file page offsets", "before 5.17")
+def anon_pgoff_not_compared(flags: int, file: Optional[File]) -> bool:
+    """No VMA has an anonymous page offset of its own: the file offset is all a merge compares."""
+    return False
+
+
+@rule("mm/vma.c needs_adjacent_anon_pgoff", "",
+      "mm: private file mappings carry an anonymous page offset of their own, which merges "
+      "must find contiguous", "7.3")
+def anon_pgoff_of_private_files(flags: int, file: Optional[File]) -> bool:
+    """A copy-on-write file mapping (a file, VM_MAYWRITE without VM_SHARED) merges only where
+    the anonymous offsets run on too: a faulted one moved elsewhere keeps the old ones, so it
+    no longer merges with neighbours its file offsets would join."""
+    return file is not None and flags & (VM_SHARED | VM_MAYWRITE) == VM_MAYWRITE
+
+
+def merge_anon_pgoff(mm: "Mm", flags: int, file: Optional[File], anon_pgoff: int) -> Optional[int]:
+    """The anonymous offset a merge of a range with ``flags`` and ``file`` must find contiguous,
+    or None when the release's needs_adjacent_anon_pgoff says it is not compared."""
+    return anon_pgoff if mm.kernel.needs_adjacent_anon_pgoff(flags, file) else None
+
+
 def can_vma_merge_before(vma: Vma, flags: int, anon_vma: Optional[AnonVma], file: Optional[File],
-                         pgoff: int, anon_name: Optional[AnonVmaName], anon_ok: AnonVmaRule,
-                         src_chain: int = 1) -> bool:
+                         pgoff: int, anon_pgoff: Optional[int], anon_name: Optional[AnonVmaName],
+                         anon_ok: AnonVmaRule, src_chain: int = 1) -> bool:
     """A range ending where ``vma`` starts (file offset ``pgoff`` + its length) may join it:
     is_mergeable_vma (sticky flags ignored), the release's is_mergeable_anon_vma (``anon_ok``;
-    ``src_chain``: the chain of the VMA the range's anon_vma comes from, 1 when none) and the
-    pgoff rule (hot path: inlined by hand)."""
+    ``src_chain``: the chain of the VMA the range's anon_vma comes from, 1 when none), the
+    pgoff rule and, unless ``anon_pgoff`` is None (:func:`merge_anon_pgoff`), the same for the
+    anonymous offset ``anon_pgoff`` + the range's length (hot path: inlined by hand)."""
     if (vma.flags ^ flags) & ~VM_STICKY or vma.file is not file or vma.pgoff != pgoff:
+        return False
+    if anon_pgoff is not None and vma.anon_pgoff != anon_pgoff:
         return False
     name = vma.anon_name
     if name is not anon_name and not anon_vma_name_eq(name, anon_name):
@@ -73,11 +100,13 @@ def can_vma_merge_before(vma: Vma, flags: int, anon_vma: Optional[AnonVma], file
 
 
 def can_vma_merge_after(vma: Vma, flags: int, anon_vma: Optional[AnonVma], file: Optional[File],
-                        pgoff: int, anon_name: Optional[AnonVmaName], anon_ok: AnonVmaRule,
-                        src_chain: int = 1) -> bool:
-    """A range starting where ``vma`` ends, at file offset ``pgoff``, may join it (as above)."""
-    if ((vma.flags ^ flags) & ~VM_STICKY or vma.file is not file
-            or vma.pgoff + ((vma.end - vma.start) >> PAGE_SHIFT) != pgoff):
+                        pgoff: int, anon_pgoff: Optional[int], anon_name: Optional[AnonVmaName],
+                        anon_ok: AnonVmaRule, src_chain: int = 1) -> bool:
+    """A range starting where ``vma`` ends, at file offset ``pgoff`` and anonymous offset
+    ``anon_pgoff``, may join it (as above)."""
+    pages = (vma.end - vma.start) >> PAGE_SHIFT
+    if ((vma.flags ^ flags) & ~VM_STICKY or vma.file is not file or vma.pgoff + pages != pgoff
+            or anon_pgoff is not None and vma.anon_pgoff + pages != anon_pgoff):
         return False
     name = vma.anon_name
     if name is not anon_name and not anon_vma_name_eq(name, anon_name):
@@ -85,12 +114,14 @@ def can_vma_merge_after(vma: Vma, flags: int, anon_vma: Optional[AnonVma], file:
     return anon_vma is vma.anon_vma or anon_ok(vma, anon_vma, src_chain)
 
 
-def anon_vma_compatible(a: Vma, b: Vma) -> bool:
+def anon_vma_compatible(a: Vma, b: Vma, anon_pgoff: bool) -> bool:
     """anon_vma_compatible: adjacent, same file, flags differ only in access bits (and sticky
-    ones), pgoff-linear. Names are not looked at."""
+    ones), pgoff-linear, and anonymous-pgoff-linear where the release compares that
+    (``anon_pgoff``). Names are not looked at."""
     return (a.end == b.start and a.file is b.file
             and not (a.flags ^ b.flags) & ~(VM_ACCESS_FLAGS | VM_STICKY)
-            and b.pgoff == a.pgoff + ((b.start - a.start) >> PAGE_SHIFT))
+            and b.pgoff == a.pgoff + ((b.start - a.start) >> PAGE_SHIFT)
+            and (not anon_pgoff or b.anon_pgoff == a.anon_pgoff_at(b.start)))
 
 
 def _grown(survivor: Vma, start: int, end: int, pgoff: int, absorbed: tuple[Vma, ...]) -> Vma:
@@ -102,13 +133,15 @@ def _grown(survivor: Vma, start: int, end: int, pgoff: int, absorbed: tuple[Vma,
             if exporter.anon_vma is not None:
                 anon_vma, chain = exporter.anon_vma, exporter.anon_chain
                 break
-    return Vma(start, end, survivor.flags, pgoff, survivor.file, anon_vma, chain, survivor.anon_name)
+    return Vma(start, end, survivor.flags, pgoff, survivor.file, anon_vma, chain, survivor.anon_name,
+               survivor.anon_pgoff_at(start))
 
 
 def vma_merge(mm: "Mm", prev: Optional[Vma], addr: int, end: int, flags: int,
-              anon_vma: Optional[AnonVma], file: Optional[File], pgoff: int,
+              anon_vma: Optional[AnonVma], file: Optional[File], pgoff: int, anon_pgoff: int,
               anon_name: Optional[AnonVmaName], src_chain: int = 1) -> Optional[Vma]:
-    """vma_merge: try to join [addr, end) to ``prev`` and/or the next VMA.
+    """vma_merge: try to join [addr, end) (file offset ``pgoff``, anonymous offset
+    ``anon_pgoff``) to ``prev`` and/or the next VMA.
 
     [addr, end) is either a hole (mremap, and 6.12's new mappings) or lies inside one VMA
     (mprotect, madvise, naming). Prev is tried first; both merge only when their anon_vmas are
@@ -129,12 +162,14 @@ def vma_merge(mm: "Mm", prev: Optional[Vma], addr: int, end: int, flags: int,
     pglen = (end - addr) >> PAGE_SHIFT
 
     anon_ok = mm.kernel.is_mergeable_anon_vma
+    anon_off = merge_anon_pgoff(mm, flags, file, anon_pgoff)
     merge_prev = (prev is not None and prev.end == addr
-                  and can_vma_merge_after(prev, flags, anon_vma, file, pgoff, anon_name, anon_ok,
-                                          src_chain))
+                  and can_vma_merge_after(prev, flags, anon_vma, file, pgoff, anon_off, anon_name,
+                                          anon_ok, src_chain))
     merge_next = (nxt is not None and end == nxt.start
-                  and can_vma_merge_before(nxt, flags, anon_vma, file, pgoff + pglen, anon_name,
-                                           anon_ok, src_chain))
+                  and can_vma_merge_before(nxt, flags, anon_vma, file, pgoff + pglen,
+                                           None if anon_off is None else anon_off + pglen,
+                                           anon_name, anon_ok, src_chain))
     # mid is an existing VMA overlapping [addr, end) (mprotect-style cases 4-8), or not (1-3).
     overlapped = mid is not None and mid.start < end
 
@@ -205,8 +240,8 @@ def vma_modify(mm: "Mm", prev: Optional[Vma], vma: Vma, start: int, end: int, ne
     """
     # a range touching neither end of the VMA cannot merge (vma_merge_existing_range's first test)
     merged = vma_merge(mm, prev, start, end, new_flags, vma.anon_vma, vma.file,
-                       vma.pgoff + ((start - vma.start) >> PAGE_SHIFT), anon_name, vma.anon_chain
-                       ) if start == vma.start or end == vma.end else None
+                       vma.pgoff + ((start - vma.start) >> PAGE_SHIFT), vma.anon_pgoff_at(start),
+                       anon_name, vma.anon_chain) if start == vma.start or end == vma.end else None
     if merged is not None:
         if set_name:  # the survivor's own name object stays: equal strings by construction
             replace_anon_vma_name(mm, merged.anon_name, anon_name)
@@ -224,16 +259,18 @@ def vma_modify(mm: "Mm", prev: Optional[Vma], vma: Vma, start: int, end: int, ne
     pieces = []
     if below:
         pieces.append(Vma(vma.start, start, vma.flags, vma.pgoff, vma.file, vma.anon_vma,
-                          vma.anon_chain, strategy.dup(name, counters) if name is not None else None))
+                          vma.anon_chain, strategy.dup(name, counters) if name is not None else None,
+                          vma.anon_pgoff))
     upper = None
     if above:
         upper = Vma(end, vma.end, vma.flags, vma.pgoff + ((end - vma.start) >> PAGE_SHIFT), vma.file,
                     vma.anon_vma, vma.anon_chain,
-                    strategy.dup(name, counters) if name is not None else None)
+                    strategy.dup(name, counters) if name is not None else None,
+                    vma.anon_pgoff_at(end))
     if set_name:
         name = replace_anon_vma_name(mm, name, anon_name)
     middle = Vma(start, end, new_flags, vma.pgoff + ((start - vma.start) >> PAGE_SHIFT), vma.file,
-                 vma.anon_vma, vma.anon_chain, name)
+                 vma.anon_vma, vma.anon_chain, name, vma.anon_pgoff_at(start))
     pieces.append(middle)
     if upper is not None:
         pieces.append(upper)
@@ -264,9 +301,10 @@ def split_vma_at(mm: "Mm", vma: Vma, addr: int) -> tuple[Vma, Vma]:
     """
     name = vma.anon_name
     above_name = mm.strategy.dup(name, mm.name_counters) if name is not None else None
-    below = Vma(vma.start, addr, vma.flags, vma.pgoff, vma.file, vma.anon_vma, vma.anon_chain, name)
+    below = Vma(vma.start, addr, vma.flags, vma.pgoff, vma.file, vma.anon_vma, vma.anon_chain, name,
+                vma.anon_pgoff)
     above = Vma(addr, vma.end, vma.flags, vma.pgoff + ((addr - vma.start) >> PAGE_SHIFT), vma.file,
-                vma.anon_vma, vma.anon_chain, above_name)
+                vma.anon_vma, vma.anon_chain, above_name, vma.anon_pgoff_at(addr))
     mm.index.replace(vma, below, above)
     return below, above
 
@@ -282,4 +320,5 @@ def split_vma(mm: "Mm", vma: Vma, addr: int) -> tuple[Vma, Vma]:
 
 
 #: The versions of this file's rules (:mod:`anonvma.model.kernel`), oldest first.
-RULES = {"is_mergeable_anon_vma": (anon_vma_target_singular, anon_vma_unless_fork_child)}
+RULES = {"is_mergeable_anon_vma": (anon_vma_target_singular, anon_vma_unless_fork_child),
+         "needs_adjacent_anon_pgoff": (anon_pgoff_not_compared, anon_pgoff_of_private_files)}

@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING, Optional
 
 from anonvma.model.gup import mm_populate
 from anonvma.model.kernel import rule
-from anonvma.model.merge import can_vma_merge_after, can_vma_merge_before, split_vma_at, vma_merge
+from anonvma.model.merge import (can_vma_merge_after, can_vma_merge_before, merge_anon_pgoff,
+                                 split_vma_at, vma_merge)
 from anonvma.model.pagetable import zap_range
 from anonvma.model.vma import (PAGE_MASK, PAGE_SHIFT, PROT_FLAGS, VM_ACCOUNT, VM_MAYEXEC, VM_MAYREAD,
                                VM_MAYSHARE, VM_MAYWRITE, VM_NORESERVE, VM_SEALED, VM_SHARED, VM_SPECIAL,
@@ -234,12 +235,14 @@ def mmap_region_merge_next_first(mm: "Mm", addr: int, end: int, flags: int, file
     target: Optional[Vma] = None
     merge_start, merge_end, vm_pgoff = addr, end, pgoff
     anon_ok = mm.kernel.is_mergeable_anon_vma
+    anon_off = merge_anon_pgoff(mm, flags, file, addr >> PAGE_SHIFT)
     if nxt is not None and nxt.start == end and can_vma_merge_before(
-            nxt, flags, None, file, pgoff + pglen, None, anon_ok):
+            nxt, flags, None, file, pgoff + pglen, None if anon_off is None else anon_off + pglen,
+            None, anon_ok):
         merge_end, target, vm_pgoff = nxt.end, nxt, nxt.pgoff - pglen
     if prev is not None and prev.end == addr and can_vma_merge_after(
-            prev, flags, target.anon_vma if target is not None else None, file, pgoff, None,
-            anon_ok, target.anon_chain if target is not None else 1):
+            prev, flags, target.anon_vma if target is not None else None, file, pgoff, anon_off,
+            None, anon_ok, target.anon_chain if target is not None else 1):
         merge_start, target, vm_pgoff = prev.start, prev, prev.pgoff
     if target is None:
         return None
@@ -248,7 +251,7 @@ def mmap_region_merge_next_first(mm: "Mm", addr: int, end: int, flags: int, file
         anon_vma, chain = ((nxt.anon_vma, nxt.anon_chain) if prev.anon_vma is None
                            else (prev.anon_vma, prev.anon_chain))
         merged = Vma(merge_start, merge_end, prev.flags, vm_pgoff, prev.file, anon_vma, chain,
-                     prev.anon_name)
+                     prev.anon_name, prev.anon_pgoff)
         mm.remove_vma(nxt)
     else:
         merged = target.with_range(merge_start, merge_end, vm_pgoff)
@@ -263,7 +266,7 @@ def mmap_region_merge_new_range(mm: "Mm", addr: int, end: int, flags: int, file:
     """A new mapping merges like any other range: prev first, next too when prev's and next's
     anon_vmas are compatible with each other; next alone only when prev cannot."""
     prev, _ = mm.index.around(addr)
-    return vma_merge(mm, prev, addr, end, flags, None, file, pgoff, None)
+    return vma_merge(mm, prev, addr, end, flags, None, file, pgoff, addr >> PAGE_SHIFT, None)
 
 
 @rule("mm/mmap.c __mmap_region", "",

@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Callable, Iterable, Optional
 
 from anonvma.model.gup import mm_populate
 from anonvma.model.kernel import rule
-from anonvma.model.merge import (can_vma_merge_after, can_vma_merge_before, settle_merge, split_vma,
-                                 vma_merge)
+from anonvma.model.merge import (can_vma_merge_after, can_vma_merge_before, merge_anon_pgoff,
+                                 settle_merge, split_vma, vma_merge)
 from anonvma.model.mmap import do_munmap, page_align, vm_enough_memory
 from anonvma.model.vma import (PAGE_MASK, PAGE_SHIFT, VM_ACCOUNT, VM_DONTEXPAND, VM_LOCKED, VM_LOCKED_MASK,
                                VM_MAYSHARE, VM_PFNMAP, VM_SEALED, VM_SHARED, VM_SPECIAL, Vma)
@@ -133,24 +133,29 @@ def _mremap_to(mm: "Mm", addr: int, old_len: int, new_addr: int, new_len: int, b
     return _move_vma(mm, vma, addr, old_len, new_len, new_addr, bits, _check_move_headroom_old)
 
 
-def copy_vma(mm: "Mm", vma: Vma, addr: int, length: int, pgoff: int,
+def copy_vma(mm: "Mm", vma: Vma, addr: int, length: int, pgoff: int, anon_pgoff: int,
              keep_source: bool = False) -> tuple[Vma, Vma]:
     """mm/mmap.c copy_vma: the VMA for [addr, addr+length) at the destination, merged with a
     neighbour (keeping that neighbour's name object) or a vm_area_dup sharing ``vma``'s name.
-    ``keep_source``: MREMAP_DONTUNMAP, whose source stays (the release's copy_vma_merge rule).
+    ``pgoff``, ``anon_pgoff``: the moved range's offsets where it was, which a faulted VMA
+    keeps; an unfaulted one takes its new page number as anonymous offset (and, anonymous,
+    as page offset). ``keep_source``: MREMAP_DONTUNMAP, whose source stays (the release's
+    copy_vma_merge rule).
 
     :return: (new_vma, source) -- the source is the merged VMA when it merged with itself.
     """
-    if _unfaulted_anon(vma):
-        pgoff = addr >> PAGE_SHIFT  # an unfaulted anonymous VMA starts afresh at its new home
-    merged = mm.kernel.copy_vma_merge(mm, vma, addr, addr + length, pgoff, keep_source)
+    if vma.anon_vma is None:
+        anon_pgoff = addr >> PAGE_SHIFT  # an unfaulted VMA starts afresh at its new home
+        if _unfaulted_anon(vma):
+            pgoff = anon_pgoff
+    merged = mm.kernel.copy_vma_merge(mm, vma, addr, addr + length, pgoff, anon_pgoff, keep_source)
     if merged is not None:
         if merged.start <= vma.start < merged.end:
             vma = merged  # merged with itself: only possible while unfaulted
         return merged, vma
     name = vma.anon_name
     new = Vma(addr, addr + length, vma.flags, pgoff, vma.file, vma.anon_vma, vma.anon_chain,
-              mm.strategy.dup(name, mm.name_counters) if name is not None else None)
+              mm.strategy.dup(name, mm.name_counters) if name is not None else None, anon_pgoff)
     mm.index.insert(new)
     return new, vma
 
@@ -184,7 +189,8 @@ def _move_vma(mm: "Mm", vma: Vma, old_addr: int, old_len: int, new_len: int, new
         vm_enough_memory(mm, to_account >> PAGE_SHIFT)
     new_pgoff = vma.pgoff + ((old_addr - vma.start) >> PAGE_SHIFT)
     dontunmap = bool(bits & MREMAP_DONTUNMAP)
-    vma = copy_vma(mm, vma, new_addr, new_len, new_pgoff, keep_source=dontunmap)[1]
+    vma = copy_vma(mm, vma, new_addr, new_len, new_pgoff, vma.anon_pgoff_at(old_addr),
+                   keep_source=dontunmap)[1]
     _move_page_tables(mm, old_addr, new_addr, old_len)
     if dontunmap:
         # the source keeps its range but is never locked; when it moved whole, its page
@@ -245,7 +251,8 @@ def _grow(mm: "Mm", vma: Vma, addr: int, old_len: int, new_len: int, bits: int,
         if vma.flags & VM_ACCOUNT:
             vm_enough_memory(mm, (new_len - old_len) >> PAGE_SHIFT)
         merged = vma_merge(mm, vma, ext_start, ext_end, vma.flags, vma.anon_vma, vma.file,
-                           vma.pgoff + ((ext_start - vma.start) >> PAGE_SHIFT), vma.anon_name)
+                           vma.pgoff + ((ext_start - vma.start) >> PAGE_SHIFT),
+                           vma.anon_pgoff_at(ext_start), vma.anon_name)
         if merged is None:
             raise OSError(errno.ENOMEM, "cannot expand the mapping in place")
         return addr
@@ -393,44 +400,46 @@ def do_mremap_moves_many(mm: "Mm", addr: int, old_len: int, new_len: int, bits: 
 
 @rule("mm/mmap.c copy_vma", "", "an mremap copy merges with any neighbour, its own source included",
       "before 5.17")
-def copy_vma_merges_any(mm: "Mm", vma: Vma, addr: int, end: int, pgoff: int,
+def copy_vma_merges_any(mm: "Mm", vma: Vma, addr: int, end: int, pgoff: int, anon_pgoff: int,
                         keep_source: bool) -> Optional[Vma]:
     """vma_merge with the VMA below the destination, whether or not the source stays."""
     prev, _ = mm.index.around(addr)
-    return vma_merge(mm, prev, addr, end, vma.flags, vma.anon_vma, vma.file, pgoff, vma.anon_name,
-                     vma.anon_chain)
+    return vma_merge(mm, prev, addr, end, vma.flags, vma.anon_vma, vma.file, pgoff, anon_pgoff,
+                     vma.anon_name, vma.anon_chain)
 
 
 @rule("mm/mmap.c copy_vma", "838bb60dc215 (6.1.y)",
       "mm/mremap: fix locked_vm leak from MREMAP_DONTUNMAP self-merge (6.1.y: keep_source)", "")
 def copy_vma_no_merge_next_to_source(mm: "Mm", vma: Vma, addr: int, end: int, pgoff: int,
-                                     keep_source: bool) -> Optional[Vma]:
+                                     anon_pgoff: int, keep_source: bool) -> Optional[Vma]:
     """When the source stays and is unfaulted anonymous, a copy that touches it is not merged
     with anything: neither the source nor the destination's other neighbour."""
     if keep_source and _unfaulted_anon(vma) and (addr == vma.end or vma.start == end):
         return None
-    return copy_vma_merges_any(mm, vma, addr, end, pgoff, keep_source)
+    return copy_vma_merges_any(mm, vma, addr, end, pgoff, anon_pgoff, keep_source)
 
 
 @rule("mm/vma.c copy_vma", "838bb60dc215",
       "mm/mremap: fix locked_vm leak from MREMAP_DONTUNMAP self-merge", "7.3")
 def copy_vma_drops_source_neighbour(mm: "Mm", vma: Vma, addr: int, end: int, pgoff: int,
-                                    keep_source: bool) -> Optional[Vma]:
+                                    anon_pgoff: int, keep_source: bool) -> Optional[Vma]:
     """When the source stays and is unfaulted anonymous, it is left out as the copy's prev or
     next, so the copy may still merge with its other neighbour."""
     if not (keep_source and _unfaulted_anon(vma)):
-        return copy_vma_merges_any(mm, vma, addr, end, pgoff, keep_source)
+        return copy_vma_merges_any(mm, vma, addr, end, pgoff, anon_pgoff, keep_source)
     index = mm.index
     prev, _ = index.around(addr)
     nxt = index.find_vma(addr)
     flags, anon_vma, file, name = vma.flags, vma.anon_vma, vma.file, vma.anon_name
     chain, anon_ok = vma.anon_chain, mm.kernel.is_mergeable_anon_vma
     if prev is not vma and nxt is not vma:
-        return vma_merge(mm, prev, addr, end, flags, anon_vma, file, pgoff, name, chain)
+        return vma_merge(mm, prev, addr, end, flags, anon_vma, file, pgoff, anon_pgoff, name, chain)
+    anon_off = merge_anon_pgoff(mm, flags, file, anon_pgoff)
     if prev is vma:  # only next may take the copy: vma_merge case 3
         pglen = (end - addr) >> PAGE_SHIFT
         if (nxt is None or nxt.start != end or flags & VM_SPECIAL
-                or not can_vma_merge_before(nxt, flags, anon_vma, file, pgoff + pglen, name,
+                or not can_vma_merge_before(nxt, flags, anon_vma, file, pgoff + pglen,
+                                            None if anon_off is None else anon_off + pglen, name,
                                             anon_ok, chain)):
             return None
         merged = nxt.with_range(addr, nxt.end, nxt.pgoff - pglen)
@@ -438,7 +447,8 @@ def copy_vma_drops_source_neighbour(mm: "Mm", vma: Vma, addr: int, end: int, pgo
         return settle_merge(mm, merged, flags | nxt.flags, anon_vma, chain)
     # next is the source: only prev may take the copy (case 2)
     if (prev is None or prev.end != addr or flags & VM_SPECIAL
-            or not can_vma_merge_after(prev, flags, anon_vma, file, pgoff, name, anon_ok, chain)):
+            or not can_vma_merge_after(prev, flags, anon_vma, file, pgoff, anon_off, name, anon_ok,
+                                       chain)):
         return None
     merged = prev.with_range(prev.start, end, prev.pgoff)
     index.replace(prev, merged)
@@ -481,12 +491,14 @@ def dontunmap_source_unlinked(vma: Vma, old_addr: int, old_len: int) -> Vma:
 @rule("mm/mremap.c move_vma", "35b0fb391b0d",
       "mm/mremap: reset unfaulted VMA page offset for MREMAP_DONTUNMAP", "7.3")
 def dontunmap_source_pgoff_reset(vma: Vma, old_addr: int, old_len: int) -> Vma:
-    """As before, and a private anonymous source emptied whole gets the page offset of an
-    unfaulted VMA again (vm_start >> PAGE_SHIFT), which later merges see."""
+    """As before, and a source emptied whole gets the offsets of an unfaulted VMA again
+    (vm_start >> PAGE_SHIFT): the anonymous one always (7.3; unseen before), the page offset
+    when it is private anonymous. Later merges see them."""
     kept = dontunmap_source_unlinked(vma, old_addr, old_len)
-    if vma.start == old_addr and vma.end == old_addr + old_len and kept.file is None \
-            and not kept.flags & VM_SHARED:
-        kept = kept.with_range(kept.start, kept.end, kept.start >> PAGE_SHIFT)
+    if vma.start == old_addr and vma.end == old_addr + old_len:
+        fresh = kept.start >> PAGE_SHIFT
+        anon = kept.file is None and not kept.flags & VM_SHARED
+        kept = kept.with_offsets(fresh if anon else kept.pgoff, fresh)
     return kept
 
 

@@ -23,11 +23,14 @@ def find_mergeable_anon_vma(mm: "Mm", vma: Vma) -> Optional[AnonVma]:
     trying next first, then prev."""
     nxt = mm.index.next_of(vma)
     prev = mm.index.prev_of(vma)
+    anon_pgoff = mm.kernel.needs_adjacent_anon_pgoff(vma.flags, vma.file)
     if nxt is not None:
-        if anon_vma_compatible(vma, nxt) and nxt.anon_vma is not None and nxt.anon_chain == 1:
+        if (anon_vma_compatible(vma, nxt, anon_pgoff) and nxt.anon_vma is not None
+                and nxt.anon_chain == 1):
             return nxt.anon_vma
     if prev is not None:
-        if anon_vma_compatible(prev, vma) and prev.anon_vma is not None and prev.anon_chain == 1:
+        if (anon_vma_compatible(prev, vma, anon_pgoff) and prev.anon_vma is not None
+                and prev.anon_chain == 1):
             return prev.anon_vma
     return None
 

@@ -133,12 +133,18 @@ class Page:
 #: The shared zero page that read faults on anonymous memory map (never counted in Rss).
 ZERO_PAGE = Page(anon=False)
 
-_FIELDS = ("start", "end", "flags", "pgoff", "file", "anon_vma", "anon_chain", "anon_name")
+_FIELDS = ("start", "end", "flags", "pgoff", "file", "anon_vma", "anon_chain", "anon_name",
+           "anon_pgoff")
 
 
 class Vma:
     """One VMA, immutable: [start, end), vm_flags, vm_pgoff, vm_file, anon_vma, anon_name.
 
+    ``anon_pgoff`` is the anonymous page offset of its start (7.3 vma_start_anon_pgoff): a new
+    mapping's page number, linear through splits and merges, kept by a faulted VMA that moves
+    and reset by an unfaulted one. Anonymous VMAs have it equal to ``pgoff``; for private file
+    VMAs it differs, and only releases with the rule (merge.py anon_pgoff_of_private_files)
+    look at it. Every release's model keeps it up to date, unseen where no rule reads it.
     ``anon_chain`` is the length of its anon_vma_chain: 0 (no anon_vma), 1 (singular: its own
     anon_vma) or more (cloned from a fork parent). The ``with_*`` methods return changed copies;
     none of them touches the name's refcount (whoever stores the copy owns that). Immutable by
@@ -155,10 +161,13 @@ class Vma:
     anon_vma: Optional[AnonVma]
     anon_chain: int
     anon_name: Optional[AnonVmaName]
+    anon_pgoff: int
 
     def __init__(self, start: int, end: int, flags: int, pgoff: int,
                  file: Optional[File] = None, anon_vma: Optional[AnonVma] = None,
-                 anon_chain: int = 0, anon_name: Optional[AnonVmaName] = None) -> None:
+                 anon_chain: int = 0, anon_name: Optional[AnonVmaName] = None,
+                 anon_pgoff: Optional[int] = None) -> None:
+        """``anon_pgoff`` None: a new mapping's, its start's page number."""
         # The only place a field is assigned (tests/test_model_structure.py holds the model to it).
         self.start = start
         self.end = end
@@ -168,30 +177,42 @@ class Vma:
         self.anon_vma = anon_vma
         self.anon_chain = anon_chain
         self.anon_name = anon_name
+        self.anon_pgoff = start >> PAGE_SHIFT if anon_pgoff is None else anon_pgoff
 
     @property
     def pages(self) -> int:
         return (self.end - self.start) >> PAGE_SHIFT
 
+    def anon_pgoff_at(self, addr: int) -> int:
+        """__linear_anon_page_index: the anonymous page offset of ``addr`` (which may lie
+        outside the VMA, for a range that would join it)."""
+        return self.anon_pgoff + ((addr - self.start) >> PAGE_SHIFT)
+
     def with_range(self, start: int, end: int, pgoff: int) -> "Vma":
-        """vma_set_range: the same VMA over [start, end) at file offset ``pgoff``."""
+        """vma_set_range: the same VMA over [start, end) at file offset ``pgoff``, its
+        anonymous offset kept linear (a merge's survivor, a split's piece)."""
         return Vma(start, end, self.flags, pgoff, self.file, self.anon_vma, self.anon_chain,
-                   self.anon_name)
+                   self.anon_name, self.anon_pgoff_at(start))
+
+    def with_offsets(self, pgoff: int, anon_pgoff: int) -> "Vma":
+        """The same VMA at other page offsets (an emptied MREMAP_DONTUNMAP source)."""
+        return Vma(self.start, self.end, self.flags, pgoff, self.file, self.anon_vma,
+                   self.anon_chain, self.anon_name, anon_pgoff)
 
     def with_flags(self, flags: int) -> "Vma":
         """vm_flags_reset: the same VMA with other flags."""
         return Vma(self.start, self.end, flags, self.pgoff, self.file, self.anon_vma,
-                   self.anon_chain, self.anon_name)
+                   self.anon_chain, self.anon_name, self.anon_pgoff)
 
     def with_name(self, anon_name: Optional[AnonVmaName]) -> "Vma":
         """The same VMA pointing at another name object (the caller moves the references)."""
         return Vma(self.start, self.end, self.flags, self.pgoff, self.file, self.anon_vma,
-                   self.anon_chain, anon_name)
+                   self.anon_chain, anon_name, self.anon_pgoff)
 
     def with_anon_vma(self, anon_vma: Optional[AnonVma], chain: int) -> "Vma":
         """The same VMA with another anon_vma and anon_vma_chain length."""
         return Vma(self.start, self.end, self.flags, self.pgoff, self.file, anon_vma, chain,
-                   self.anon_name)
+                   self.anon_name, self.anon_pgoff)
 
     def perms(self) -> str:
         f = self.flags
