@@ -89,11 +89,11 @@ def test_the_use_after_free_is_the_comparison_after_the_merge():
     assert any("anon_vma_name_eq" in frame.name for frame in exc.traceback)
 
 
-@pytest.mark.parametrize("strategy, length, first", [("strdup", None, 8), ("refcount", None, 1102)])
+@pytest.mark.parametrize("strategy, length, first", [("strdup", None, 62), ("refcount", None, 68)])
 def test_random_scripts_find_the_use_after_free(strategy: str, length: Optional[int], first: int):
     """Seeds in order, the switch on: the first seed that catches the bug is ``first`` (found by
     this search; under refcount the bug needs a name with a single holder next to an equal one,
-    which the generator's scenarios set up now and then). The invariant
+    which the generator's sc_equal_names_merge sets up now and then). The invariant
     checker after every op adds nothing here (it looks at refcounts at rest, which the bug
     leaves right): the op itself raises, so the search runs without it, and the finding is
     then run with it on both ways."""

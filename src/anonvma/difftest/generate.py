@@ -297,6 +297,8 @@ class _Builder:
             (self.sc_readonly, 1 if self.files else 0), (self.sc_refused, 3),
             (self.sc_guard, 3), (self.sc_move_many, 4 if self.mremap else 0),
             (self.sc_faulted_into_unfaulted, 4), (self.sc_seal, 3),
+            (self.sc_private_file_moved, 3 if self.files and self.mremap else 0),
+            (self.sc_unfaulted_absorbs_faulted, 1), (self.sc_equal_names_merge, 1),
         ]
         fn = rng.choices([c for c, _ in choices], [w for _, w in choices])[0]
         fn(pid)
@@ -345,6 +347,44 @@ class _Builder:
             if rng.random() < 0.3:
                 self.touch_some(pid, base, pages)
             self.add(pid, {**change, "addr": base + start * PAGE, "len": (end - start) * PAGE})
+        self.maps(pid)
+
+    def sc_unfaulted_absorbs_faulted(self, pid: int) -> None:
+        """Three one-page VMAs, only the upper one faulted; the middle one made like its
+        neighbours (mprotected, or mapped anew into the hole): the lower one, unfaulted,
+        absorbs both and takes the upper one's anon_vma (random ops rarely line this up)."""
+        rng = self.rng
+        base = self._base(4)
+        self._fresh(pid, base, 1, faulted=False, named=False)
+        self._fresh(pid, base + 2 * PAGE, 1, faulted=True, named=False)
+        if rng.random() < 0.6:
+            self.add(pid, {"op": "mmap", "addr": base + PAGE, "len": PAGE, "prot": "r"})
+            self.add(pid, {"op": "mprotect", "addr": base + PAGE, "len": PAGE, "prot": "rw"})
+        else:
+            self.add(pid, {"op": "munmap", "addr": base + PAGE, "len": PAGE})
+            self.add(pid, {"op": "mmap", "addr": base + PAGE, "len": PAGE, "prot": "rw"})
+        self.maps(pid)
+
+    def sc_equal_names_merge(self, pid: int) -> None:
+        """Two neighbours named alike by two calls (two name objects, one holder each), kept
+        apart by a flag, then given the same flags over one of them or both: the merge frees
+        the absorbed VMA's name while the change still compares with it (942341dcc574, the use
+        after free that the transient reference fixed)."""
+        rng = self.rng
+        if not self.names:
+            return
+        base = self._base(4)
+        self._fresh(pid, base, 2, named=False)
+        do = rng.choice([t for t in TOGGLES[:6] if t[0]["op"] != "mprotect"])[0]
+        lower = rng.random() < 0.5  # which one the flag keeps apart
+        apart = base if lower else base + PAGE
+        self.add(pid, {**do, "addr": apart, "len": PAGE})
+        name = rng.choice(GOOD_NAMES[:3])
+        for addr in (base, base + PAGE):
+            self.add(pid, {"op": "name", "addr": addr, "len": PAGE, "name": name})
+        whole = rng.random() < 0.3
+        other = base + PAGE if lower else base
+        self.add(pid, {**do, "addr": base if whole else other, "len": (2 if whole else 1) * PAGE})
         self.maps(pid)
 
     def misalign(self, rate: float) -> int:
@@ -583,6 +623,48 @@ class _Builder:
             child = self.do_fork(pid)
             who = child if child is not None else pid
         self.add(who, {**change, "addr": faulted, "len": PAGE})
+        self.maps(who)
+
+    def sc_private_file_moved(self, pid: int) -> None:
+        """A private file VMA moved by mremap, faulted or not, then given a neighbour whose file
+        offsets run on (mapped there, mprotected to match, or moved there; the new VMA maybe
+        written first, so a fault may reuse the moved one's anon_vma): 7.3+ merges, and reuses
+        an anon_vma, only where the anonymous offsets run on too. An unfaulted move takes new
+        ones, a faulted move keeps the old ones, so it fits again only once moved back."""
+        rng = self.rng
+        base = self._base(16) + 2 * PAGE
+        file, off, pages = rng.choice(("f0", "f0", "f1")), rng.randrange(1, 5), rng.randint(1, 2)
+        src, dest = base + 10 * PAGE, base + 2 * PAGE
+        self.add(pid, {"op": "mmap", "addr": src, "len": pages * PAGE, "prot": "rw", "file": file,
+                       "pgoff": off})
+        if rng.random() < 0.7:
+            self.add(pid, {"op": "touch", "addr": src + rng.randrange(pages) * PAGE})
+        who = pid
+        if rng.random() < 0.2:
+            child = self.do_fork(pid)
+            who = child if child is not None else pid
+        fixed = ["maymove", "fixed"]
+        self.add(who, {"op": "mremap", "addr": src, "len": pages * PAGE, "new_len": pages * PAGE,
+                       "flags": fixed + (["dontunmap"] if rng.random() < 0.2 else []), "new_addr": dest})
+        home = dest
+        if rng.random() < 0.25:  # back where its anonymous offsets came from
+            self.add(who, {"op": "mremap", "addr": dest, "len": pages * PAGE, "new_len": pages * PAGE,
+                           "flags": fixed, "new_addr": src})
+            home = src
+        above = rng.random() < 0.6
+        at, at_off = (home + pages * PAGE, off + pages) if above else (home - PAGE, off - 1)
+        how = rng.choice(("mmap", "mprotect", "move"))
+        first = {"mmap": "rw", "mprotect": rng.choice(("r", "rwx")), "move": "rw"}[how]
+        where = base + 14 * PAGE if how == "move" else at
+        self.add(who, {"op": "mmap", "addr": where, "len": PAGE, "prot": first, "file": file,
+                       "pgoff": at_off})
+        if "w" in first and rng.random() < 0.5:
+            self.add(who, {"op": "touch", "addr": where})
+        if how == "mprotect":
+            self.add(who, {"op": "mprotect", "addr": at, "len": PAGE, "prot": "rw"})
+        elif how == "move":
+            self.add(who, {"op": "mremap", "addr": where, "len": PAGE, "new_len": PAGE, "flags": fixed,
+                           "new_addr": at})
         self.maps(who)
 
     def sc_seal(self, pid: int) -> None:
