@@ -10,6 +10,8 @@ from __future__ import annotations
 import pytest
 from model_helpers import OLDEST, P, both_strategies, check, errno_of, layout, pg
 
+from anonvma import releases
+from anonvma.model.bugs import HistoricBugs
 from anonvma.model import Mm
 from anonvma.model.names import NameCounters
 from anonvma.model.task_mmu import NAME_COLUMN
@@ -615,3 +617,15 @@ def test_smaps_header_is_the_maps_line_and_counts_follow_faults_and_fork(strateg
     assert (parent_first["Pss"], parent_first["Private_Dirty"]) == ("6 kB", "4 kB")
     assert (child_first["Pss"], child_first["Private_Dirty"]) == ("6 kB", "4 kB")
     check(mm, child)
+
+
+def test_an_mm_joining_a_machine_refuses_the_arguments_the_machine_decides(strategy: str):
+    """strategy, linux, refcount_max, commit_limit_pages and bugs are the machine's: an Mm that
+    joins one would ignore them, so passing them is an error; its own limits it takes."""
+    parent = Mm(strategy, releases.RELEASES[0].name)
+    for given in ({"strategy": strategy}, {"linux": releases.DEFAULT}, {"refcount_max": 3},
+                  {"commit_limit_pages": 10}, {"bugs": HistoricBugs(no_transient_name_ref=True)}):
+        with pytest.raises(TypeError, match=next(iter(given))):
+            Mm(machine=parent.machine, **given)  # type: ignore[arg-type]
+    child = Mm(machine=parent.machine, max_map_count=7, task_size=1 << 40)
+    assert (child.max_map_count, child.task_size, child.strategy) == (7, 1 << 40, parent.strategy)

@@ -66,6 +66,8 @@ NOT_SYSCALLS: dict[str, str] = {
     r"if self\.exited:|if machine is None:": "the Python API: the parser refuses ops of a process "
     "that has exited, and the runner always gives an mm its machine",
     r"if kernel is None:": "the Python API's default release",
+    r"if ignored:": "the Python API: an mm joining a machine refuses the machine's arguments "
+    "(the runner and fork pass none)",
     r"if bugs\.no_saturation_guard:": "a historic bug's switch (tests reintroduce it on purpose)",
     r"if check:|if observe is not None:": "the runner's options (invariant checks for tests, this "
     "report's observer)",

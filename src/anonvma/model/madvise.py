@@ -11,7 +11,7 @@ import errno
 from typing import TYPE_CHECKING, Any, Callable, Optional, Union
 
 from anonvma.anon_name import check_anon_name, check_range
-from anonvma.model.merge import vma_modify
+from anonvma.model.merge import vma_modify_flags, vma_modify_flags_name
 from anonvma.model.names import AnonVmaName, anon_vma_name_eq
 from anonvma.model.pagetable import anon_vma_prepare, zap_range
 from anonvma.model.vma import (VM_DONTCOPY, VM_IO, VM_LOCKED, VM_MAYBE_GUARD, VM_PFNMAP, VM_RAND_READ,
@@ -77,15 +77,17 @@ def madvise_walk_vmas(mm: "Mm", start: int, end: int, arg: Any, visit: Visitor) 
 def madvise_update_vma(mm: "Mm", vma: Vma, prev: Optional[Vma], start: int, end: int,
                        new_flags: int, anon_name: Optional[AnonVmaName], naming: bool = False) -> Vma:
     """madvise_update_vma: no-op when nothing changes, else merge or split (vma_modify), setting
-    the flags and, where the generation allows names, the name. Returns the VMA now covering
-    [start, end).
+    the flags and, where the generation allows names, the name (``naming``: the caller already
+    checked that rule for this VMA). Returns the VMA now covering [start, end).
 
     :raises OSError: ENOMEM when a split would exceed max_map_count (callers make it EAGAIN).
     """
     if new_flags == vma.flags and (vma.anon_name is anon_name or anon_vma_name_eq(vma.anon_name, anon_name)):
         return vma  # early no-op: no split and no merge attempt
-    changed = vma_modify(mm, prev, vma, start, end, new_flags, anon_name,
-                         mm.kernel.anon_vma_name_allowed(vma))
+    if naming or mm.kernel.anon_vma_name_allowed(vma):
+        changed = vma_modify_flags_name(mm, prev, vma, start, end, new_flags, anon_name)
+    else:
+        changed = vma_modify_flags(mm, prev, vma, start, end, new_flags)
     if naming and changed.flags != new_flags:
         # 7.3 mm/madvise.c madvise_update_vma: a rename sets the range's own flags after
         # vma_modify_name, dropping sticky flags a merge took from a neighbour (6.19+)

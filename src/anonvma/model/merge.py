@@ -228,11 +228,27 @@ def settle_merge(mm: "Mm", merged: Vma, flags: int, anon_vma: Optional[AnonVma],
     return settled
 
 
+def vma_modify_flags(mm: "Mm", prev: Optional[Vma], vma: Vma, start: int, end: int,
+                     new_flags: int) -> Vma:
+    """6.12 vma_modify_flags: [start, end) of ``vma`` with new flags, its name kept (mprotect,
+    mlock, mseal, and madvise on VMAs that cannot be named); see :func:`vma_modify`."""
+    return vma_modify(mm, prev, vma, start, end, new_flags, vma.anon_name, False)
+
+
+def vma_modify_flags_name(mm: "Mm", prev: Optional[Vma], vma: Vma, start: int, end: int,
+                          new_flags: int, anon_name: Optional[AnonVmaName]) -> Vma:
+    """6.12 vma_modify_flags_name: [start, end) of ``vma`` with new flags and the name
+    ``anon_name`` (madvise_update_vma on VMAs that can be named: naming, and flag advice,
+    whose name is the VMA's own); see :func:`vma_modify`."""
+    return vma_modify(mm, prev, vma, start, end, new_flags, anon_name, True)
+
+
 def vma_modify(mm: "Mm", prev: Optional[Vma], vma: Vma, start: int, end: int, new_flags: int,
                anon_name: Optional[AnonVmaName], set_name: bool) -> Vma:
     """6.12 vma_modify (6.1: the same steps in mprotect_fixup and madvise_update_vma): give
     [start, end) of ``vma`` new flags (and, with ``set_name``, the name ``anon_name``), merging
     it into a neighbour when it can, else splitting it off; returns the VMA now covering it.
+    Callers use the two entry points above, as the kernel's do.
 
     Each split is refused at max_map_count (ENOMEM); when the second is refused the first
     stays. The split-off pieces share (refcount) or copy (strdup) the old name before the

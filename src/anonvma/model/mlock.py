@@ -13,7 +13,7 @@ import errno
 from typing import TYPE_CHECKING, Optional
 
 from anonvma.model.gup import mm_populate
-from anonvma.model.merge import vma_modify
+from anonvma.model.merge import vma_modify_flags
 from anonvma.model.mprotect import fixup_walk
 from anonvma.model.vma import PAGE_MASK, PAGE_SIZE, VM_LOCKED, VM_LOCKED_MASK, VM_LOCKONFAULT, VM_SPECIAL, Vma
 
@@ -81,4 +81,4 @@ def mlock_fixup(mm: "Mm", vma: Vma, prev: Optional[Vma], start: int, end: int, l
     newflags = (vma.flags & ~VM_LOCKED_MASK) | lock
     if newflags == vma.flags or vma.flags & VM_SPECIAL:
         return vma
-    return vma_modify(mm, prev, vma, start, end, newflags, vma.anon_name, False)
+    return vma_modify_flags(mm, prev, vma, start, end, newflags)

@@ -97,16 +97,26 @@ class Mm:
     :param commit_limit_pages: see :class:`Machine`.
     :param bugs: historic bugs to reintroduce (tests only; see :mod:`anonvma.model.bugs`).
     :param machine: join an existing machine (a fork child's): ``strategy``, ``linux``,
-        ``refcount_max``, ``commit_limit_pages`` and ``bugs`` are then the machine's.
+        ``refcount_max``, ``commit_limit_pages`` and ``bugs`` are then the machine's, and
+        passing any of them too is a TypeError (they would be ignored).
     """
 
-    def __init__(self, strategy: str = "refcount", linux: Optional[str] = None, *,
-                 max_map_count: int = DEFAULT_MAX_MAP_COUNT, refcount_max: int = REFCOUNT_MAX,
+    def __init__(self, strategy: Optional[str] = None, linux: Optional[str] = None, *,
+                 max_map_count: int = DEFAULT_MAX_MAP_COUNT, refcount_max: Optional[int] = None,
                  task_size: int = TASK_SIZE, commit_limit_pages: Optional[int] = None,
-                 bugs: HistoricBugs = FIXED, machine: Optional[Machine] = None) -> None:
+                 bugs: Optional[HistoricBugs] = None, machine: Optional[Machine] = None) -> None:
         if machine is None:
-            machine = Machine(make_strategy(strategy, refcount_max), linux,
-                              commit_limit_pages=commit_limit_pages, bugs=bugs)
+            machine = Machine(make_strategy(strategy or "refcount",
+                                            REFCOUNT_MAX if refcount_max is None else refcount_max),
+                              linux, commit_limit_pages=commit_limit_pages,
+                              bugs=FIXED if bugs is None else bugs)
+        else:
+            ignored = [name for name, value in (
+                ("strategy", strategy), ("linux", linux), ("refcount_max", refcount_max),
+                ("commit_limit_pages", commit_limit_pages), ("bugs", bugs)) if value is not None]
+            if ignored:
+                raise TypeError(f"Mm(machine=...) takes {', '.join(ignored)} from the machine: "
+                                "pass them to Machine instead")
         self.machine = machine
         self.kernel = machine.kernel
         self.strategy = machine.strategy

@@ -10,7 +10,7 @@ import errno
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from anonvma.model.gup import populate_vma_page_range
-from anonvma.model.merge import vma_modify
+from anonvma.model.merge import vma_modify_flags
 from anonvma.model.mmap import vm_enough_memory, vm_prot
 from anonvma.model.vma import (PAGE_MASK, PAGE_SHIFT, VM_ACCESS_FLAGS, VM_ACCOUNT, VM_NORESERVE,
                                VM_LOCKED, VM_SEALED, VM_SHARED, VM_WRITE, Vma)
@@ -90,7 +90,7 @@ def mprotect_fixup(mm: "Mm", vma: Vma, prev: Optional[Vma], start: int, end: int
             newflags |= VM_ACCOUNT
     else:
         newflags = mm.kernel.mprotect_unaccount(vma, newflags)
-    changed = vma_modify(mm, prev, vma, start, end, newflags, vma.anon_name, False)
+    changed = vma_modify_flags(mm, prev, vma, start, end, newflags)
     if oldflags & (VM_WRITE | VM_SHARED | VM_LOCKED) == VM_LOCKED and newflags & VM_WRITE:
         # a private locked VMA becoming writable is write-faulted at once ("trigger COW"), so
         # it gets an anon_vma; errors ignored (6.1 mm/mprotect.c 649-656, 6.12 687-694)

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Optional
 
 from anonvma.anon_name import check_range
 from anonvma.model.kernel import rule
-from anonvma.model.merge import vma_modify
+from anonvma.model.merge import vma_modify_flags
 from anonvma.model.vma import VM_SEALED, Vma
 
 if TYPE_CHECKING:
@@ -50,8 +50,8 @@ def mseal_seals(mm: "Mm", addr: int, length: int) -> None:
     while found is not None and found.start < end:
         done = found
         if not found.flags & VM_SEALED:
-            done = vma_modify(mm, prev, found, start, min(found.end, end), found.flags | VM_SEALED,
-                              found.anon_name, False)
+            done = vma_modify_flags(mm, prev, found, start, min(found.end, end),
+                                    found.flags | VM_SEALED)
         prev = done
         start = done.end
         found = index.find_vma(done.end)
