@@ -13,6 +13,7 @@ import sys
 from typing import Any, Dict, List, Optional, Sequence
 
 from anonvma import __version__, releases
+from anonvma.helpformat import Formatter
 
 #: Command -> the module whose ``register(subparsers)`` adds it (a module may add several);
 #: each sets ``func(args) -> int`` on its parser. Listed in ``anonvma --help`` in this order.
@@ -41,27 +42,11 @@ def _modules_for(argv: Sequence[str]) -> List[str]:
     return list(dict.fromkeys(COMMANDS.values()))
 
 
-class _Formatter(argparse.HelpFormatter):
-    """argparse's formatter, sized without importing shutil (and with it bz2, lzma) at every start."""
-
-    def __init__(self, prog: str, indent_increment: int = 2, max_help_position: int = 24,
-                 width: Optional[int] = None) -> None:
-        if width is None:
-            try:
-                width = int(os.environ.get("COLUMNS", "")) - 2
-            except ValueError:
-                try:
-                    width = os.get_terminal_size(sys.stdout.fileno()).columns - 2
-                except (OSError, ValueError):
-                    width = 78
-        super().__init__(prog, indent_increment, max_help_position, width)
-
-
 class _Parser(argparse.ArgumentParser):
-    """An ArgumentParser (and its sub-command parsers) using :class:`_Formatter`."""
+    """An ArgumentParser (and its sub-command parsers) using :class:`~anonvma.helpformat.Formatter`."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        kwargs.setdefault("formatter_class", _Formatter)
+        kwargs.setdefault("formatter_class", Formatter)
         super().__init__(*args, **kwargs)
 
 
@@ -70,6 +55,8 @@ def build_parser(argv: Optional[Sequence[str]] = None) -> argparse.ArgumentParse
     parser = _Parser(
         prog="anonvma",
         description="Linux named anonymous memory: model, oracle kernel, benchmarks, tools.",
+        epilog="examples:\n  anonvma show --all --top 10\n  anonvma demo\n"
+               "  anonvma oracle build --linux 6.12 && anonvma run --linux 6.12 -- sleep 1",
     )
     parser.add_argument("--version", action="version",
                         version=f"anonvma {__version__}: the model speaks Linux "

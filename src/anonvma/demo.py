@@ -65,5 +65,6 @@ def register(sub: Any) -> None:
                                    "print the maps and each name object with its refcount: mmap and "
                                    "name 8 pages, mprotect 2 of them (a split into three VMAs), fork "
                                    "(refcount: the child takes references; strdup: it copies every "
-                                   "name), rename in the child, exit both. No kernel needed.")
+                                   "name), rename in the child, exit both. No kernel needed.",
+                       epilog="example:\n  anonvma demo")
     p.set_defaults(func=_run)

@@ -183,7 +183,14 @@ def register(sub: Any) -> None:
     p = sub.add_parser("replay", help="run ops scripts and print their result lines, or compare releases",
                        description="Run ops scripts (JSON lines, one syscall each; see docs/ops-format.md) "
                                    "and print one result line per op. With several scripts, each block "
-                                   "starts with '==> SCRIPT <=='. Default backend: the model.")
+                                   "starts with '==> SCRIPT <=='. Default backend: the model.",
+                       epilog="examples:\n"
+                              """  echo '{"op": "mmap", "addr": 0, "len": 8192, "prot": "rw"}' > s.jsonl\n"""
+                              """  echo '{"op": "name", "addr": 0, "len": 4096, "name": "x"}' >> s.jsonl\n"""
+                              """  echo '{"op": "maps"}' >> s.jsonl\n"""
+                              "  anonvma replay s.jsonl\n"
+                              "  anonvma replay --oracle --linux 6.12 s.jsonl\n"
+                              "  cat s.jsonl | anonvma replay --compare 6.1.176,6.1.192 -")
     p.add_argument("scripts", nargs="+", metavar="SCRIPT", help="a .jsonl ops script, or - for stdin")
     releases.add_linux_option(p, "the release whose rules the model follows and whose oracle kernel boots")
     p.add_argument("--compare", type=_releases, default=None, metavar="A,B",

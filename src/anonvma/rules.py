@@ -121,5 +121,5 @@ def register(sub: Any) -> None:
                                    "source the oracle builds, who runs it) and every rule that differs "
                                    "between them: each version, the releases that have it, and the "
                                    "commit that brought it.",
-                       epilog="example: anonvma releases")
+                       epilog="example:\n  anonvma releases")
     p.set_defaults(func=_releases)

@@ -476,7 +476,9 @@ def register(sub: Any) -> None:
                                    "end, leaked names counted after every process exits. Ends with the "
                                    "line 'N ops, B invariant breaks, L leaked names, D strategy "
                                    "disagreements, R ops/s, peak V VMAs and P processes'; exit status 0 "
-                                   "only when B, L and D are 0.")
+                                   "only when B, L and D are 0.",
+                       epilog="examples:\n  anonvma soak --ops 100000 --seed 1 --progress\n"
+                              "  anonvma soak --ops 20000 --seed 1 --bug no-transient-name-ref --save found")
     p.add_argument("--ops", type=_positive, required=True, metavar="N", help="ops to run")
     p.add_argument("--seed", type=int, default=0, metavar="S", help="the generator's seed (default 0)")
     releases.add_linux_option(p, "the release whose rules the model follows")

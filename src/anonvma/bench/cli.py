@@ -31,7 +31,8 @@ def _csv(kind: Any, choices: Any = None) -> Any:
 def register(subparsers: Any) -> None:
     """Add ``bench`` (with its ``fork`` sub-command) to the ``anonvma`` command."""
     bench = subparsers.add_parser("bench", help="benchmarks (the seed's fork experiment)",
-                                  description="Benchmarks of named anonymous VMAs.")
+                                  description="Benchmarks of named anonymous VMAs.",
+                                  epilog="example:\n  anonvma bench fork --quick")
     sub = bench.add_subparsers(dest="bench", metavar="BENCH")
     sub.required = True
     p = sub.add_parser(
@@ -40,7 +41,10 @@ def register(subparsers: Any) -> None:
                     "letter): fork a process with N VMAs, "
                     "unnamed and named (79 characters), unpopulated or with 1 or 10 written pages "
                     "per VMA, under the strdup and refcount strategies; on the model, the host "
-                    "kernel (unnamed only when it cannot name) and the UML oracle kernels.")
+                    "kernel (unnamed only when it cannot name) and the UML oracle kernels.",
+        epilog="examples:\n  anonvma bench fork --quick\n  anonvma bench fork --from $$\n"
+               "  anonvma bench fork --vs-host\n"
+               "  anonvma bench fork --counts 1000,4000 --backends model,uml --no-plot")
     p.add_argument("--quick", action="store_true",
                    help=f"small sweep in seconds: counts {','.join(map(str, QUICK_COUNTS))}, 5 repeats, "
                         "model and host only")

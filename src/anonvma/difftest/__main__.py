@@ -42,6 +42,7 @@ from anonvma.difftest.compare import (
     shrink_divergence,
 )
 from anonvma.difftest.generate import HOST_KWARGS, random_script
+from anonvma.helpformat import Formatter
 from anonvma.ops import Op, format_result, script_text
 from anonvma.oracle.build import VARIANTS, OracleMissingError
 from anonvma.oracle.pool import ScriptOutcome
@@ -72,8 +73,15 @@ def shard_range(count: int, k: int, n: int) -> range:
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m anonvma.difftest", description=(__doc__ or "").split("\n")[0],
+        formatter_class=Formatter,
         epilog="Shards: run `--shard K/N --out FILE` on N machines (same --count, --seed, --linux, "
-               "--variant), then `--merge FILE...` anywhere.")
+               "--variant), then `--merge FILE...` anywhere.\n\n"
+               "examples:\n"
+               "  python -m anonvma.difftest --count 2000 --seed 5000\n"
+               "  python -m anonvma.difftest --linux 6.1.192 --variant strdup --count 60\n"
+               "  python -m anonvma.difftest --count 100000 --shard 3/8 --out shard3.json\n"
+               "  python -m anonvma.difftest --merge shard*.json\n"
+               "  python -m anonvma.difftest --coverage --count 2000 --linux 6.12")
     p.add_argument("--count", type=int, default=500, help="scripts in the whole run (default 500)")
     p.add_argument("--seed", type=int, default=0,
                    help="seed of script 0; script i uses SEED+i (default 0)")

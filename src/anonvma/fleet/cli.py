@@ -42,7 +42,10 @@ def register(subparsers: Any) -> None:
                     "anonvma registry, and for estimated counters); "
                     "anonvma_process_* per process with --per-process; anonvma_scrape_errors_total, "
                     "anonvma_series_dropped_total. Needs prometheus_client (pip install "
-                    "'anonvma[export]').")
+                    "'anonvma[export]').",
+        epilog="examples:\n  anonvma export --all --listen 127.0.0.1:9101\n"
+               "  anonvma export --all --textfile /var/lib/node_exporter/anonvma.prom --interval 15\n"
+               "  anonvma export --textfile shell.prom $$")
     _targets(p)
     where = p.add_mutually_exclusive_group(required=True)
     where.add_argument("--listen", metavar="HOST:PORT",
@@ -69,7 +72,9 @@ def register(subparsers: Any) -> None:
         description="Sample the given processes (or --all) every --interval seconds for "
                     "--duration seconds; write JSON lines: a header, then one line per sample with "
                     "its time, the groups summed over processes, and each process with its "
-                    "command line. Plot it with `anonvma plot`.")
+                    "command line. Plot it with `anonvma plot`.",
+        epilog="examples:\n  anonvma record --all --interval 1 --duration 60 -o fleet.jsonl\n"
+               "  anonvma record $$ --interval 0.5 --duration 2 -o - | head -2")
     _targets(p)
     p.add_argument("--interval", type=positive(float), default=1.0, metavar="S",
                    help="seconds between samples (default 1)")
@@ -83,7 +88,9 @@ def register(subparsers: Any) -> None:
         "plot", help="draw a recording: memory by name over time (PNG)",
         description="Draw a recording of `anonvma record` as stacked areas: the --top names by "
                     "their largest value, the rest as 'other'. Needs matplotlib (pip install "
-                    "'anonvma[plot]').")
+                    "'anonvma[plot]').",
+        epilog="examples:\n  anonvma record --all --duration 60 -o fleet.jsonl\n"
+               "  anonvma plot fleet.jsonl -o fleet.png --measure rss --top 5")
     p.add_argument("recording", metavar="FILE", help="a recording made by `anonvma record`")
     p.add_argument("-o", "--output", required=True, metavar="PNG", help="the picture to write")
     p.add_argument("--measure", choices=MEASURES, default="pss",

@@ -77,7 +77,8 @@ def register(subparsers: Any) -> None:
         "oracle", help="build and inspect the UML oracle kernels (every release of the table)",
         description="User-Mode Linux kernels with CONFIG_ANON_VMA_NAME, built from the Debian "
                     "source package each release of the table pins (src/anonvma/releases.py) and "
-                    "cached; they run ops scripts as the truth the model is compared with.")
+                    "cached; they run ops scripts as the truth the model is compared with.",
+        epilog="examples:\n  anonvma oracle status\n  anonvma oracle build --linux 6.12")
     sub = p.add_subparsers(dest="oracle_command", metavar="ACTION")
     sub.required = True
     b = sub.add_parser(
@@ -86,7 +87,9 @@ def register(subparsers: Any) -> None:
                     "and state under the cache; the system's apt configuration is left alone), "
                     "build User-Mode Linux with ANON_VMA_NAME and HOSTFS, and cache the binary. "
                     "A build takes minutes (4 to 8 on 2 cores). Ctrl-C stops "
-                    "it without leaving processes or a half-built kernel behind.")
+                    "it without leaving processes or a half-built kernel behind.",
+        epilog="examples:\n  anonvma oracle build --linux 6.12 --variant refcount\n"
+               "  anonvma oracle build --linux all --jobs 2")
     b.add_argument("--linux", choices=(*releases.choices(), "all"), default=releases.DEFAULT,
                    help=f"release: {', '.join(releases.names())}; a series ({', '.join(releases.series())}) "
                         f"for its newest; or all (default: {releases.DEFAULT})")
@@ -102,6 +105,7 @@ def register(subparsers: Any) -> None:
         "status", help="what is built, where, which version, how large",
         description="List every release of the table and variant: the Debian source version, "
                     "and its size, build time and path when built, or the command that builds it. "
-                    "Exit status 1 when none is built.")
+                    "Exit status 1 when none is built.",
+        epilog="example:\n  anonvma oracle status")
     s.set_defaults(func=_status)
     drift.register(sub, _log)

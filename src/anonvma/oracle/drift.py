@@ -146,7 +146,7 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]", log: Lo
                     "the table (refcount) and run random scripts on it beside the model of the "
                     "series' newest release. Exit status 0 when none differs, 1 when one does "
                     "(the shortest differing script is printed) or a build failed.",
-        epilog="example: anonvma oracle drift --series 7.3 --count 1000")
+        epilog="example:\n  anonvma oracle drift --series 7.3 --count 1000")
     d.add_argument("--series", action="append", choices=releases.series(), default=None,
                    help="a series to check (repeatable; default: every series of the table)")
     d.add_argument("--count", type=_positive, default=1000,

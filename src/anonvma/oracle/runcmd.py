@@ -356,7 +356,10 @@ def register(subparsers: Any) -> None:
                     "peak size and RSS (to stderr, or --output). Exit status: CMD's (128+N if signal "
                     "N killed it); 124 after --timeout, 130 on Ctrl-C (the guest is ended, nothing "
                     "left running), 127 command not found, 126 not executable, 125 the run failed "
-                    "(e.g. the kernel is not built: `anonvma oracle build`).")
+                    "(e.g. the kernel is not built: `anonvma oracle build`).",
+        epilog="examples:\n  anonvma run --linux 6.12 -- python3 -c 'print(\"hello\")'\n"
+               "  anonvma run --json -o report.json -- sleep 1\n"
+               "  anonvma run --every 0.2 --record run.jsonl -- sleep 3 && anonvma plot run.jsonl -o run.png")
     p.add_argument("--linux", choices=releases.choices(), default=releases.DEFAULT,
                    help=f"release: {', '.join(releases.names())}, or a series for its newest "
                         f"(default: {releases.DEFAULT})")

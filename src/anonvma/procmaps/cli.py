@@ -89,7 +89,10 @@ def register(subparsers: Any) -> None:
         "show", help="memory (smaps) by name: of a process, a saved file, or every process (--all)",
         description="Read /proc/PID/smaps (or a saved maps/smaps file) and print totals per name, "
                     "kind or VMA; with --all, of every process it may read, summed by name "
-                    "(librank) or per process (--by process, procrank).")
+                    "(librank) or per process (--by process, procrank).",
+        epilog="examples:\n  anonvma show --all --top 10\n  anonvma show --all --by process --top 5\n"
+               "  anonvma show $$ --by kind\n  anonvma show self --watch 2 --count 3\n"
+               "  cat /proc/$$/smaps | anonvma show - --json")
     p.add_argument("target", metavar="PID|FILE", nargs="?",
                    help="a process id, 'self' (anonvma's own process), or a saved maps or smaps "
                         "file (gzip-compressed too; '-': standard input); omit it with --all")
@@ -110,7 +113,10 @@ def register(subparsers: Any) -> None:
                                           "maps file has no PSS: then the comparison is by size, "
                                           "and unknown values are null in JSON. Exit status, as "
                                           "diff(1): 0 when nothing changed, 1 when something did, "
-                                          "2 when a side could not be read.")
+                                          "2 when a side could not be read.",
+                              epilog="examples:\n  anonvma snapshot $$ -o before.smaps.gz\n"
+                                     "  anonvma diff before.smaps.gz $$\n"
+                                     "  anonvma diff before.smaps.gz $$ --by kind --all")
     p.add_argument("before", metavar="A", help="PID, 'self' or FILE ('-': standard input)")
     p.add_argument("after", metavar="B", help="PID, 'self' or FILE ('-': standard input)")
     _grouping_options(p)
@@ -120,7 +126,9 @@ def register(subparsers: Any) -> None:
     p = subparsers.add_parser("snapshot", help="save a process's smaps to a file",
                               description="Save /proc/PID/smaps verbatim (readable by show/diff "
                                           "and by any smaps tool). The file is written whole or "
-                                          "not at all.")
+                                          "not at all.",
+                              epilog="examples:\n  anonvma snapshot $$ -o shell.smaps.gz\n"
+                                     "  anonvma snapshot $$ --maps -o - | head -3")
     p.add_argument("pid", metavar="PID", help="a process id, or 'self'")
     p.add_argument("-o", "--output", required=True, metavar="FILE",
                    help="where to save it ('-': stdout; a name ending in .gz: gzip-compressed, "
