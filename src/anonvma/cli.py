@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import os
 import sys
 from typing import Any, Dict, List, Optional, Sequence
 
 from anonvma import __version__, releases
 from anonvma.helpformat import Formatter
+from anonvma.pipes import quiet_when_closed
 
 #: Command -> the module whose ``register(subparsers)`` adds it (a module may add several);
 #: each sets ``func(args) -> int`` on its parser. Listed in ``anonvma --help`` in this order.
@@ -69,24 +69,11 @@ def build_parser(argv: Optional[Sequence[str]] = None) -> argparse.ArgumentParse
     return parser
 
 
-def _discard_stdout() -> None:
-    """Point stdout at /dev/null, so the interpreter's flush at exit does not fail again."""
-    try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        os.close(devnull)
-    except (OSError, ValueError):  # no stdout file descriptor (captured): nothing to flush
-        pass
-
-
 def main(argv: Optional[Sequence[str]] = None) -> int:
     words = list(sys.argv[1:] if argv is None else argv)
     args = build_parser(words).parse_args(words)
     try:
-        return int(args.func(args))
-    except BrokenPipeError:  # the reader went away (| head): quiet, as cat(1) is
-        _discard_stdout()
-        return 0
+        return quiet_when_closed(lambda: int(args.func(args)))  # | head: no error when it leaves
     except KeyboardInterrupt:
         return 130
 

@@ -47,6 +47,7 @@ from anonvma.ops import Op, format_result, script_text
 from anonvma.oracle.build import VARIANTS, OracleMissingError
 from anonvma.oracle.pool import ScriptOutcome
 from anonvma.oracle.procgroup import sigterm_interrupts
+from anonvma.pipes import quiet_when_closed
 from anonvma.procmaps.files import write_atomically
 
 RESULTS_FORMAT = "anonvma-difftest-1"
@@ -118,7 +119,13 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Parse ``argv`` (default: the command line) and run; the exit status (see the docstring).
+    A reader of stdout that goes away (``| head``) ends it quietly."""
     args = parser().parse_args(argv)
+    return quiet_when_closed(lambda: _main(args))
+
+
+def _main(args: argparse.Namespace) -> int:
     if args.merge is not None:
         return merge(args.merge)
     if args.coverage:

@@ -182,6 +182,8 @@ def _guarded(fn: Callable[[argparse.Namespace], Union[str, Output]], quick: bool
         try:
             with warning_lines(args.command):
                 out = fn(args)
+        except BrokenPipeError:
+            raise  # stdout's reader went away (snapshot -o -, --watch): quiet (anonvma.cli.main)
         except (OSError, ValueError) as err:
             print(error_line(args.command, err), file=sys.stderr)
             return failed
