@@ -305,12 +305,45 @@ def test_no_command_is_a_usage_error(tmp_path, tag):
     (["--timeout", "-5"], 2, "argument --timeout: must be positive: -5"),
     (["--record", "/nonexistent-dir/run.jsonl"], 125, "cannot write /nonexistent-dir/run.jsonl: No such"),
     (["-o", "/nonexistent-dir/report"], 125, "cannot write /nonexistent-dir/report: No such file"),
+    (["--json-out", "/nonexistent-dir/r.json"], 125, "cannot write /nonexistent-dir/r.json: No such file"),
+    (["-o", "-", "--json-out", "-"], 2, "error: -o and --json-out both write to stdout: give the JSON"),
+    (["-o", "r.json", "--json-out", "r.json"], 2, "error: -o and --json-out both write to r.json"),
 ])
 def test_bad_options_fail_before_any_boot(args, status, message, tmp_path, tag):
     env = {"XDG_CACHE_HOME": str(tmp_path / "empty-cache")}  # no kernel: nothing could boot anyway
     got, out, err = finish(start(run_argv(*args, "--", "true"), tag, tmp_path, env=env), tag, tmp_path)
     assert (got, out) == (status, b"")
     assert message in err
+
+
+@pytest.mark.oracle
+def test_json_out_dash_gives_stdout_to_the_json_report_alone(tmp_path, tag):
+    """`anonvma run --json-out - -- CMD | python3 -m json.tool`: stdout is the JSON report and
+    nothing else; CMD's stdout goes to stderr, with its stderr and the table."""
+    oracle_kernel_or_skip("refcount")
+    program = "import sys; print('to stdout'); print('to stderr', file=sys.stderr)"
+    status, out, err = finish(start(run_argv("--json-out", "-", "--", PYTHON, "-c", program), tag, tmp_path),
+                              tag, tmp_path)
+    assert status == 0, err
+    doc = json.loads(out)
+    assert doc["exit_status"] == 0 and doc["ended"] == "exited" and doc["command"][0] == PYTHON
+    assert "to stdout\n" in err and "to stderr\n" in err
+    assert "PROCS  PEAK SIZE  PEAK RSS  NAME" in err
+
+
+@pytest.mark.oracle
+def test_json_out_file_beside_the_report_on_stdout(tmp_path, tag):
+    """`-o - --json-out FILE`: stdout is CMD's output then the report; FILE the JSON alone."""
+    oracle_kernel_or_skip("refcount")
+    report = tmp_path / "report.json"
+    status, out, err = finish(start(run_argv("-o", "-", "--json-out", str(report), "--", "echo", "hello"),
+                                    tag, tmp_path), tag, tmp_path)
+    assert status == 0, err
+    text = out.decode()
+    assert text.startswith("hello\necho hello: exit status 0, ")  # then rows, or "no memory seen"
+    assert err == ""
+    doc = json.loads(report.read_text())
+    assert doc["command"] == ["echo", "hello"] and doc["exit_status"] == 0
 
 
 @pytest.mark.oracle
@@ -341,10 +374,12 @@ def test_ctrl_c_or_sigterm_ends_the_guest_and_leaves_nothing(sig, tmp_path, tag)
 
 
 @pytest.mark.oracle
-def test_a_closed_output_ends_the_run_like_sigpipe(tmp_path, tag):
-    """`anonvma run -- yes | head -c 10`: once head has gone, the guest is ended, status 141."""
+@pytest.mark.parametrize("report", [[], ["-o", "-"]], ids=["report on stderr", "report on stdout"])
+def test_a_closed_output_ends_the_run_like_sigpipe(report, tmp_path, tag):
+    """`anonvma run -- yes | head -c 10`: once head has gone, the guest is ended, status 141
+    (also when the report was to follow on that stdout)."""
     oracle_kernel_or_skip("refcount")
-    proc = start(run_argv("--", "yes"), tag, tmp_path)
+    proc = start(run_argv(*report, "--", "yes"), tag, tmp_path)
     assert proc.stdout is not None
     assert proc.stdout.read(10) == b"y\n" * 5
     proc.stdout.close()

@@ -7,7 +7,9 @@ sampler inside (:mod:`anonvma.oracle.runcmd_guest`) reads the smaps of its whole
 every ``--every`` seconds. At the end: per name, how many processes held it and its peak size
 and RSS (summed over the tree at one sample, the largest over the samples). The exit status is
 the command's (128+N when signal N killed it); 124 on ``--timeout``, 130 on Ctrl-C, 127 and
-126 when it cannot be found or run, 125 when the run itself fails (no kernel built).
+126 when it cannot be found or run, 125 when the run itself fails (no kernel built), 141 when
+the reader of our stdout goes away (``| head``) before the end. The reports' streams are
+:mod:`anonvma.oracle.runcmd_report`'s.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ from anonvma.oracle.build import OracleMissingError, require_kernel
 from anonvma.oracle.boot import Guest, appended, mem_bytes
 from anonvma.oracle.procgroup import sigterm_interrupts
 from anonvma.oracle.relay import StdinFeed, Tail, stdin_source
+from anonvma.oracle.runcmd_report import ReportUsageError, Reports
+from anonvma.pipes import discard_stdout
 from anonvma.procmaps.format import human_kb, label
 
 #: Exit statuses of the run itself, as timeout(1) and a shell give them.
@@ -147,12 +151,12 @@ class _Samples:
 def run_command(argv: Sequence[str], *, linux: str = releases.DEFAULT, every: float = 0.5,
                 timeout: Optional[float] = None, fold: bool = False, match: Optional[str] = None,
                 mem: str = "1G", record: Optional[IO[str]] = None, cwd: Optional[Path] = None,
-                env: Optional[Dict[str, str]] = None) -> RunResult:
+                env: Optional[Dict[str, str]] = None, stdout: int = 1) -> RunResult:
     """Run ``argv`` in the oracle kernel of release (or series) ``linux``; see the module docstring.
 
     Our fd 0 feeds the command's stdin (unless it is /dev/null), its stdout and stderr are
-    copied to our fd 1 and 2 as they come. KeyboardInterrupt (Ctrl-C) ends the guest and is
-    reported as ``interrupted``.
+    copied to our fd ``stdout`` (1, or 2 to keep our stdout for a report) and 2 as they come.
+    KeyboardInterrupt (Ctrl-C) ends the guest and is reported as ``interrupted``.
 
     :raises CommandError: ``argv[0]`` cannot be found or is not executable (checked first).
     :raises OracleMissingError: the kernel is not built (the message names the command).
@@ -168,7 +172,7 @@ def run_command(argv: Sequence[str], *, linux: str = releases.DEFAULT, every: fl
         spec = {"argv": list(argv), "env": environ, "cwd": str(workdir), "every": every, "stdin": feed,
                 "fold": fold, "match": match, "duration": timeout or 0.0}
         (work / "run.json").write_text(json.dumps(spec))
-        outputs = [Tail(work / "out", 1), Tail(work / "err", 2)]
+        outputs = [Tail(work / "out", stdout), Tail(work / "err", 2)]
         samples = _Samples(work / "samples", record)
         feeder = StdinFeed(work) if feed else None
         deadline = None if timeout is None else started + timeout
@@ -279,7 +283,22 @@ def _main(args: argparse.Namespace) -> int:
             _message(f"error: bad --match {args.match!r}: {err}")
             return 2
     try:
-        report = _opener(args.output)
+        reports = Reports(args.output, args.json_out)
+    except ReportUsageError as err:
+        _message(f"error: {err}")
+        return 2
+    except OSError as err:
+        _message(f"error: cannot write {err.filename}: {err.strerror}")
+        return FAILED
+    try:
+        return _run(args, argv, reports)
+    finally:
+        reports.close()
+
+
+def _run(args: argparse.Namespace, argv: List[str], reports: Reports) -> int:
+    """Run and report ``argv`` (the options checked, the report streams open)."""
+    try:
         record = None if args.record is None else open(args.record, "w", encoding="utf-8")
     except OSError as err:
         _message(f"error: cannot write {err.filename}: {err.strerror}")
@@ -287,7 +306,8 @@ def _main(args: argparse.Namespace) -> int:
     try:
         with sigterm_interrupts():
             result = run_command(argv, linux=args.linux, every=args.every, timeout=args.timeout,
-                                 fold=args.fold, match=args.match, mem=args.mem, record=record)
+                                 fold=args.fold, match=args.match, mem=args.mem, record=record,
+                                 stdout=reports.command_stdout)
     except OracleMissingError as err:
         _message(f"error: {err}")
         return FAILED
@@ -310,26 +330,13 @@ def _main(args: argparse.Namespace) -> int:
         _message(f"sampling failed, the report is incomplete: {_tail(result.sampler, 1)}")
     if result.ended == "timed out":
         _message(f"{argv[0]} did not end within {args.timeout:g} s: guest killed")
-    report(as_json(result, argv, args.linux) if args.json else table(result, argv, args.every, args.match))
+    json_report = as_json(result, argv, args.linux)
+    try:
+        reports.write(json_report if args.json else table(result, argv, args.every, args.match), json_report)
+    except BrokenPipeError:  # stdout's reader went away before the report: as when it left during the run
+        discard_stdout()
+        return BROKEN_PIPE
     return result.status
-
-
-def _opener(path: Optional[str]) -> Callable[[str], None]:
-    """Where the report goes: stderr (default: stdout is the command's), stdout (``-``) or a file
-    (opened now: a bad path fails before the run, not after it)."""
-    if path is None or path == "-":
-        stream = sys.stderr if path is None else sys.stdout
-
-        def show(text: str) -> None:
-            stream.write(text)
-            stream.flush()
-        return show
-    target = open(path, "w", encoding="utf-8")
-
-    def write(text: str) -> None:
-        with target:
-            target.write(text)
-    return write
 
 
 def _size(text: str) -> str:
@@ -353,12 +360,15 @@ def register(subparsers: Any) -> None:
                     "the host's file system as root, this directory, this environment, and stdin, "
                     "stdout and stderr passed through. Every --every seconds the smaps of CMD's "
                     "process tree are read; at the end, per name: the processes that held it and its "
-                    "peak size and RSS (to stderr, or --output). Exit status: CMD's (128+N if signal "
+                    "peak size and RSS (to stderr, or --output; the JSON report to a stream of its own "
+                    "with --json-out). Exit status: CMD's (128+N if signal "
                     "N killed it); 124 after --timeout, 130 on Ctrl-C (the guest is ended, nothing "
                     "left running), 127 command not found, 126 not executable, 125 the run failed "
-                    "(e.g. the kernel is not built: `anonvma oracle build`).",
+                    "(e.g. the kernel is not built: `anonvma oracle build`), 141 when the reader of "
+                    "stdout went away (| head).",
         epilog="examples:\n  anonvma run --linux 6.12 -- python3 -c 'print(\"hello\")'\n"
-               "  anonvma run --json -o report.json -- sleep 1\n"
+               "  anonvma run --json-out - -- ls / | python3 -m json.tool\n"
+               "  anonvma run --json-out report.json -- sleep 1\n"
                "  anonvma run --every 0.2 --record run.jsonl -- sleep 3 && anonvma plot run.jsonl -o run.png")
     p.add_argument("--linux", choices=releases.choices(), default=releases.DEFAULT,
                    help=f"release: {', '.join(releases.names())}, or a series for its newest "
@@ -374,7 +384,11 @@ def register(subparsers: Any) -> None:
     p.add_argument("--record", metavar="FILE",
                    help="keep every sample in FILE, in the format of `anonvma record` (for `anonvma plot`)")
     p.add_argument("-o", "--output", metavar="FILE",
-                   help="write the report to FILE ('-': stdout) instead of stderr")
+                   help="write the report to FILE ('-': stdout, after CMD's output) instead of stderr")
+    p.add_argument("--json-out", metavar="FILE",
+                   help="also write the JSON report (as --json prints it) to FILE alone; '-': stdout "
+                        "alone, CMD's stdout then goes to stderr (for `| python3 -m json.tool`); "
+                        "not with -o naming the same")
     p.add_argument("--match", metavar="REGEX", help="only VMAs whose maps name matches REGEX")
     p.add_argument("--fold", action="store_true", help="fold numbered names ([anon:stack_and_tls:*])")
     p.add_argument("--mem", type=_size, default="1G", metavar="SIZE",
