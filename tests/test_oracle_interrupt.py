@@ -145,3 +145,26 @@ def test_ctrl_c_during_bench_fork_on_uml_leaves_no_guest(tmp_path, tag):
     assert status != 0
     assert tagged(tag) == {}
     assert not out.exists()
+
+
+@pytest.mark.oracle
+def test_ctrl_c_during_a_bench_that_raised_the_host_limit_puts_it_back(tmp_path, tag):
+    """65,530 guest VMAs with a written page each need a higher host vm.max_map_count than
+    the default: interrupted in the guest, the bench writes the old value back."""
+    import os
+
+    from anonvma.bench import max_map_count
+
+    oracle_kernel_or_skip("refcount")
+    if os.geteuid() != 0:
+        pytest.skip("needs root to raise the host's vm.max_map_count")
+    before = max_map_count.read()
+    argv = [PYTHON, "-m", "anonvma", "bench", "fork", "--backends", "uml", "--counts", "65530",
+            "--namings", "max", "--scenarios", "1page", "--strategies", "refcount",
+            "--uml-repeats", "50", "--no-plot", "--out", str(tmp_path / "bench.json")]
+    status, _, err = signal_when(argv, tag, lambda: guests(tag) >= 1, settle=3)
+    assert status != 0
+    assert tagged(tag) == {}
+    if max_map_count.fits(before, populated=True) < 65530:
+        assert f"raised from {before}" in err
+    assert max_map_count.read() == before, err[-2000:]

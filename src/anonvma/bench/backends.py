@@ -23,14 +23,11 @@ from pathlib import Path
 from typing import Any, Dict, Iterable, Optional
 
 import anonvma
+from anonvma import releases
 
 #: The directory holding the ``anonvma`` package, put on PYTHONPATH for the worker.
 SRC_DIR = str(Path(anonvma.__file__).resolve().parent.parent)
 UML_LABEL = "UML: large constant overheads"
-#: UML backs each guest VMA with host mappings of its own process, so the host's vm.max_map_count
-#: (65530) is hit well before the guest's: at 65,498 guest VMAs the guest dies ("UML ran out of
-#: memory on the host side"). Counts above this are lowered for UML.
-UML_MAX_COUNT = 30000
 VARIANTS = ("refcount", "strdup")
 
 
@@ -82,16 +79,17 @@ def parse_kernel_options(values: Iterable[str]) -> Dict[str, str]:
     return out
 
 
-def _oracle_package_kernel(variant: str) -> Optional[str]:
-    """The kernel ``anonvma oracle build`` cached for ``variant``, if it has built one."""
+def _oracle_package_kernel(variant: str, linux: str) -> Optional[str]:
+    """The kernel ``anonvma oracle build`` cached for ``variant`` of release ``linux``, if any."""
     from anonvma.oracle.build import find_kernel
 
-    build = find_kernel(variant)
+    build = find_kernel(variant, linux=linux)
     return str(build.path) if build is not None else None
 
 
-def find_kernels(options: Iterable[str] = ()) -> Dict[str, str]:
-    """{variant: UML binary} for every oracle variant that can be had (see the module docstring)."""
+def find_kernels(options: Iterable[str] = (), linux: str = releases.DEFAULT) -> Dict[str, str]:
+    """{variant: UML binary} for every oracle variant of release ``linux`` that can be had (see
+    the module docstring; the options and environment name one release's kernels)."""
     found = parse_kernel_options(options)
     environ = os.environ
     env = {"refcount": environ.get("ANONVMA_ORACLE_KERNEL_REFCOUNT") or environ.get("ANONVMA_ORACLE_KERNEL"),
@@ -100,7 +98,7 @@ def find_kernels(options: Iterable[str] = ()) -> Dict[str, str]:
         if variant not in found and env[variant]:
             found.update(parse_kernel_options([f"{variant}={env[variant]}"]))
         if variant not in found:
-            path = _oracle_package_kernel(variant)
+            path = _oracle_package_kernel(variant, linux)
             if path:
                 found[variant] = path
     return found
@@ -148,6 +146,6 @@ def run_uml(kernel: str, variant: str, config: Dict[str, Any], timeout: float = 
         reason = "timed out" if not finished else "died"
         result["incomplete"] = (f"the guest {reason} before the last cell; tail: "
                                 + " | ".join((console + stderr)[-6:]))
-    result.update(backend=f"uml-{variant}", kernel_binary=kernel, label=UML_LABEL,
+    result.update(backend=f"uml-{result['kernel']}", kernel_binary=kernel, label=UML_LABEL,
                   boot_seconds=round(seconds, 1))
     return result

@@ -44,7 +44,8 @@ def register(subparsers: Any) -> None:
                     "kernel (unnamed only when it cannot name) and the UML oracle kernels.",
         epilog="examples:\n  anonvma bench fork --quick\n  anonvma bench fork --from $$\n"
                "  anonvma bench fork --vs-host\n"
-               "  anonvma bench fork --counts 1000,4000 --backends model,uml --no-plot")
+               "  anonvma bench fork --counts 1000,4000 --backends model,uml --no-plot\n"
+               "  anonvma bench fork --backends uml --linux all --counts 65530 --scenarios unpopulated")
     p.add_argument("--quick", action="store_true",
                    help=f"small sweep in seconds: counts {','.join(map(str, QUICK_COUNTS))}, 5 repeats, "
                         "model and host only")
@@ -56,7 +57,11 @@ def register(subparsers: Any) -> None:
     p.add_argument("--strategies", type=_csv(str, STRATEGIES), default=list(STRATEGIES),
                    help="strdup, refcount")
     p.add_argument("--repeats", type=int, help="timed forks per cell (default 15; --quick 5)")
-    p.add_argument("--uml-repeats", type=int, default=5, help="timed forks per cell in UML (default 5)")
+    p.add_argument("--uml-repeats", type=int, default=15, help="timed forks per cell in UML (default 15)")
+    p.add_argument("--linux", default=None, metavar="RELEASE|SERIES|all",
+                   help="the releases whose UML oracle kernels run (comma list; default "
+                        "the default release); counts whose populated VMAs pass the host's "
+                        "vm.max_map_count raise it for the run when allowed")
     p.add_argument("--warmup", type=int, default=1, help="untimed forks before each cell (default 1)")
     p.add_argument("--backends", type=_csv(str, ("model", "host", "uml")),
                    help="model,host,uml (default all; --quick: model,host). uml runs only for the "
@@ -134,31 +139,19 @@ def run_sweep(args: argparse.Namespace) -> int:
                  ": naming unsupported (no CONFIG_ANON_VMA_NAME), unnamed baseline only"))
         labels["host"] = label
         meta["backends"]["host"] = {k: v for k, v in res.items() if k != "cells"} | {"label": label}
+    skipped: List[int] = []
     if "uml" in chosen:
+        from anonvma import releases
+        from anonvma.bench import uml
+
         try:
-            kernels = backends.find_kernels(args.oracle_kernel)
+            linuxes = uml.parse_linux(args.linux or releases.DEFAULT)
+            uml_cells, skipped = uml.run(linuxes, args.strategies, args.oracle_kernel,
+                                         {**worker_cfg, "repeats": args.uml_repeats}, meta, labels)
         except ValueError as err:
             print(f"anonvma bench fork: {err}", file=sys.stderr)
             return 2
-        missing = [v for v in args.strategies if v not in kernels]
-        if missing:
-            print(f"[uml] no oracle kernel for {', '.join(missing)}: skipped (build it with "
-                  "`anonvma oracle build`, or pass --oracle-kernel VARIANT=PATH)", file=sys.stderr)
-        for variant in [v for v in args.strategies if v in kernels]:
-            print(f"[uml] booting {kernels[variant]} ({variant})", file=sys.stderr, flush=True)
-            try:
-                uml_counts = sorted({min(c, backends.UML_MAX_COUNT) for c in counts})
-                res = backends.run_uml(kernels[variant], variant,
-                                       {**worker_cfg, "counts": uml_counts, "repeats": args.uml_repeats})
-            except (RuntimeError, OSError) as err:
-                print(f"[uml] {variant}: {err}", file=sys.stderr)
-                meta["backends"][f"uml-{variant}"] = {"error": str(err)}
-                continue
-            if "incomplete" in res:
-                print(f"[uml] {variant}: {res['incomplete']}", file=sys.stderr)
-            cells += cells_from_worker(res, variant)
-            labels[res["backend"]] = f"{backends.UML_LABEL}; kernel {res['kernel']}, {variant}"
-            meta["backends"][res["backend"]] = {k: v for k, v in res.items() if k != "cells"}
+        cells += uml_cells
     meta["seconds"] = round(time.perf_counter() - started, 1)
     print(report.table(cells, args.metric, labels))
     report.write_json(args.out, cells, args.metric, meta)
@@ -166,4 +159,8 @@ def run_sweep(args: argparse.Namespace) -> int:
     if not args.no_plot:
         why = report.plot(args.plot, cells, args.metric, labels)
         print(f"plot: {args.plot}" if why is None else f"plot skipped: {why}")
+    if skipped:
+        print(f"anonvma bench fork: UML counts {', '.join(map(str, skipped))} not run: the host's "
+              "vm.max_map_count is too low (see above)", file=sys.stderr)
+        return 1
     return 0
