@@ -180,6 +180,27 @@ def test_random_scripts_stay_where_a_real_process_survives_them() -> None:
                 assert op.args["flags"] in (["maymove"], ["dontunmap"]), (seed, op.to_json())
 
 
+def test_no_random_script_touches_a_guard_marker() -> None:
+    """A touch of a page MADV_GUARD_INSTALL marked is SIGSEGV: every script removes the markers
+    (or unmaps the pages) first. Markers are followed per process: install marks the range,
+    remove, munmap and a new mapping over it clear it, fork copies them (fork copies the page
+    tables of VMAs with guards); nothing moves a marked page before it is cleared."""
+    for seed in range(SEED, SEED + 3000):
+        marked: dict[int, set[int]] = {0: set()}
+        for op in random_script(seed):
+            a, pages = op.args, marked.setdefault(op.pid, set())
+            if op.op in ("madvise", "munmap", "mmap") and a.get("len", 0) < WINDOW:
+                span = range(a["addr"] // P, -(-(a["addr"] + a["len"]) // P))
+                if op.op == "madvise" and a["advice"] == "guard_install":
+                    pages.update(span)
+                elif op.op != "madvise" or a["advice"] == "guard_remove":
+                    pages.difference_update(span)
+            elif op.op == "fork":
+                marked[max(marked) + 1] = set(pages)
+            elif op.op == "touch":
+                assert a["addr"] // P not in pages, (seed, op.to_json())
+
+
 def test_what_the_running_kernel_gets_needs_no_oracle() -> None:
     """limits=False: no max_map_count field, no request past the oracle's RAM; names and mremap off."""
     for seed in range(SEED, SEED + 300):

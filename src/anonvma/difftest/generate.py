@@ -490,7 +490,8 @@ class _Builder:
         hi = rng.randint(lo + 1, pages)
         guarded = {"addr": base + lo * PAGE, "len": (hi - lo) * PAGE}
         self.add(pid, {"op": "madvise", **guarded, "advice": "guard_install"})
-        if rng.random() < 0.2:  # again, over the whole VMA: it has gu already
+        whole = rng.random() < 0.2
+        if whole:  # again, over the whole VMA: it has gu already
             self.add(pid, {"op": "madvise", "addr": base, "len": pages * PAGE, "advice": "guard_install"})
         self.maps(pid)
         after = rng.random()
@@ -517,7 +518,8 @@ class _Builder:
                 self.add(pid, {"op": "name", "addr": base - 2 * PAGE, "len": 2 * PAGE, "name": "g"})
         self.maps(pid)
         self.add(pid, {"op": "madvise", **guarded, "advice": "guard_remove"})
-        if rng.random() < 0.3:
+        again = rng.random() < 0.3  # drawn either way: the scripts after stay what they were
+        if whole or again:  # every page guarded must lose its marker
             self.add(pid, {"op": "madvise", "addr": base, "len": pages * PAGE, "advice": "guard_remove"})
         self.maps(pid)
 
