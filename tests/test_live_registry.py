@@ -18,7 +18,7 @@ import stat
 import subprocess
 import sys
 import time
-from typing import Any, Dict, Iterator, List
+from typing import Any, Dict, Iterator, List, Optional
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -50,10 +50,16 @@ def run_dir(tmp_path, monkeypatch) -> str:
     return str(path)
 
 
-def anonvma(*args: str) -> subprocess.CompletedProcess:
-    """The real command, in this environment."""
+def anonvma(*args: str, env: Optional[Dict[str, str]] = None) -> subprocess.CompletedProcess:
+    """The real command, in this environment (and ``env``)."""
     return subprocess.run([sys.executable, "-m", "anonvma", *args], capture_output=True, text=True,
-                          timeout=120)
+                          timeout=120, env={**os.environ, **(env or {})})
+
+
+def only(run_dir: str) -> Dict[str, str]:
+    """The environment that makes a command see the registries of ``run_dir`` alone (not the
+    machine's other ones, which other tests and users may be writing)."""
+    return {"ANONVMA_REGISTRY_DIR": os.path.join(run_dir, "anonvma")}
 
 
 def groups_of(pid: int, *extra: str) -> Dict[str, Any]:
@@ -263,7 +269,7 @@ def _nobody_namer(ready_w: int, done_r: int, done_w: int) -> None:  # pragma: no
 def nobody_namer(clean: bool = True) -> Iterator[List[int]]:
     """A process of nobody's that named memory shared with its own fork: [pid, base]. Its
     registry is in /tmp/anonvma-65534; the files it leaves (it ends with _exit) are stale, and
-    removed after it (``clean``) by nobody's own reader."""
+    removed after it (``clean``) by nobody's own ``anonvma registry clean``."""
     ready_r, ready_w = os.pipe()
     done_r, done_w = os.pipe()
     pid = os.fork()
@@ -283,12 +289,17 @@ def nobody_namer(clean: bool = True) -> Iterator[List[int]]:
             _clean_as_nobody()
 
 
-def _clean_as_nobody() -> None:
-    """Remove nobody's stale files as nobody: only the owner may (root never removes them)."""
+def _clean_as_nobody() -> str:
+    """``anonvma registry clean`` as nobody, whose stale files only nobody may remove (root
+    never does); its output."""
     def clean() -> tuple:
-        registry.clean_stale(registry.scan([f"/tmp/anonvma-{NOBODY}"]))
-        return 0, ""
-    assert as_nobody(clean) == (0, "")
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            code = main(["registry", "clean"])
+        return code, out.getvalue()
+    code, text = as_nobody(clean)
+    assert code == 0, text
+    return text
 
 
 def _show_json(pid: int) -> tuple:
@@ -411,12 +422,34 @@ def _dead() -> registry.Identity:
     return ident
 
 
-def test_the_file_of_a_dead_process_is_removed_by_the_next_reader(run_dir):
+def test_readers_leave_a_dead_processs_file_and_registry_clean_removes_only_it(three, tmp_path):
+    child, where = three
+    run_dir = os.environ["XDG_RUNTIME_DIR"]
     ident = _dead()
-    path = _plant(run_dir, ident, registry.encode(ident, 0, [], registry.namespace()))
-    out = anonvma("show", "--all", "--match", "^$", "--by", "process")
-    assert out.returncode == 0 and "warning" not in out.stderr
-    assert not os.path.exists(path)
+    here = registry.namespace()
+    dead = _plant(run_dir, ident, registry.encode(ident, 0, [], here))
+    elsewhere = _dead()
+    other = _plant(run_dir, elsewhere, registry.encode(
+        elsewhere, 0, [], here._replace(pid_ns=(here.pid_ns[0], here.pid_ns[1] + 1))))
+    for reader in (["show", "--all", "--match", "^$", "--by", "process"], ["show", str(child.pid)],
+                   ["export", "--all", "--textfile", str(tmp_path / "x.prom")]):
+        out = anonvma(*reader)
+        assert out.returncode == 0 and "warning" not in out.stderr, out.stderr
+        assert all(os.path.exists(p) for p in (dead, other, where["path"])), reader
+    dry = anonvma("registry", "clean", "--dry-run", env=only(run_dir))
+    assert dry.returncode == 0, dry.stderr
+    assert dry.stdout.splitlines() == [
+        f"would remove {dead}: pid {ident.pid} has exited",
+        "1 stale registry file would be removed (--dry-run: nothing removed); 2 other files left alone"]
+    assert os.path.exists(dead)
+    out = anonvma("registry", "clean", env=only(run_dir))
+    assert (out.returncode, out.stderr) == (0, "")
+    assert out.stdout.splitlines() == [f"removed {dead}: pid {ident.pid} has exited",
+                                       "1 stale registry file removed; 2 other files left alone"]
+    assert not os.path.exists(dead)
+    assert os.path.exists(other) and os.path.exists(where["path"])  # another namespace's; a live one
+    again = anonvma("registry", "clean", env=only(run_dir))
+    assert again.stdout == "0 stale registry files removed; 2 other files left alone\n"
 
 
 @pytest.mark.parametrize("written", ["without a namespace", "in another boot", "in another pid namespace"])
@@ -430,6 +463,8 @@ def test_the_file_of_a_dead_process_from_elsewhere_is_never_removed(run_dir, wri
     path = _plant(run_dir, ident, registry.encode(ident, 0, [], ns))
     out = anonvma("show", "--all", "--match", "^$", "--by", "process")
     assert out.returncode == 0 and "warning" not in out.stderr
+    out = anonvma("registry", "clean", env=only(run_dir))
+    assert out.stdout == "0 stale registry files removed; 1 other file left alone\n"
     assert os.path.exists(path)
 
 
@@ -454,14 +489,15 @@ HIDE_OTHERS = ('for d in /tmp/anonvma-* /run/user; do [ -d "$d" ] && mount -t tm
 
 def test_a_reader_in_another_pid_namespace_removes_no_registry(three, tmp_path):
     """The issue's loss: ``unshare --pid --fork --mount-proc anonvma show --all`` sees no host
-    pid, and took every registry for a dead process's."""
+    pid, and took every registry for a dead process's; ``registry clean`` there neither."""
     argv = _unshare_or_skip()
     child, where = three
     run_dir = os.environ["XDG_RUNTIME_DIR"]
     ident = _dead()
     dead = _plant(run_dir, ident, registry.encode(ident, 0, [], registry.namespace()))
     prom = str(tmp_path / "x.prom")
-    for reader in (["show", "--all"], ["show", "--all", "--json"], ["export", "--all", "--textfile", prom]):
+    for reader in (["show", "--all"], ["show", "--all", "--json"], ["export", "--all", "--textfile", prom],
+                   ["registry", "clean"]):
         out = subprocess.run([*argv, "sh", "-c", HIDE_OTHERS, "sh", sys.executable, "-m", "anonvma", *reader],
                              capture_output=True, text=True, timeout=120)
         assert out.returncode == 0, out.stderr
@@ -470,6 +506,8 @@ def test_a_reader_in_another_pid_namespace_removes_no_registry(three, tmp_path):
     assert shown["[anon:cache]"]["registered"] and shown["[anon:arena]"]["registered"]
     # back in the namespace that wrote it, the dead process's file is provably stale
     assert anonvma("show", "--all", "--match", "^$").returncode == 0
+    assert os.path.exists(dead)
+    assert anonvma("registry", "clean", env=only(run_dir)).returncode == 0
     assert not os.path.exists(dead) and os.path.exists(where["path"])
 
 
@@ -499,10 +537,13 @@ def test_root_never_removes_another_users_registry(run_dir):
         assert not os.path.exists(f"/proc/{pid}")  # ended with _exit: its file is stale
         out = anonvma("show", "--all", "--match", "^$", "--by", "process")
         assert out.returncode == 0 and "warning" not in out.stderr
+        out = anonvma("registry", "clean")
+        assert out.returncode == 0 and not any(p in out.stdout for p in mine)
         assert all(os.path.exists(p) for p in mine)
     finally:
-        _clean_as_nobody()
+        text = _clean_as_nobody()
     assert not any(os.path.exists(p) for p in mine)
+    assert all(f"removed {p}: pid {pid} has exited" in text.splitlines() for p in mine)
 
 
 def _comm(pid: int) -> str:
@@ -527,6 +568,10 @@ def test_exit_removes_the_file_and_exec_leaves_no_names_behind(run_dir):
         assert os.path.exists(path)  # exec runs no atexit: the file stays, with the same pid and start
         out = anonvma("show", str(child.pid))
         assert out.returncode == 0 and "registered" not in out.stdout and out.stderr == ""
+        assert os.path.exists(path)  # a reader removes nothing
+        out = anonvma("registry", "clean", env=only(run_dir))
+        why = f"pid {child.pid} runs another program now (exec)"
+        assert out.stdout.splitlines()[0] == f"removed {path}: {why}"
         assert not os.path.exists(path)  # another program now: its file is stale
         child.proc.kill()
 
@@ -575,6 +620,67 @@ def test_file_backed_and_shared_memory_is_ebadf_with_what_came_before_named(run_
             child.run("s = syscalls.mmap(0, P, RW, syscalls.MAP_SHARED | syscalls.MAP_ANONYMOUS); "
                       "live.set_anon_name(s, P, 'shared', fallback=True)")
         assert exc.value.errno == errno.EBADF
+
+
+HOOKS = r"""
+import atexit, contextlib, io, json, os, sys
+
+hooks = []  # (what, module) of every exit or fork hook anonvma installs
+
+def watched(what, real):
+    def install(*args, **kwargs):
+        caller = sys._getframe(1).f_globals.get("__name__", "")
+        if caller.startswith("anonvma"):
+            hooks.append([what, caller])
+        return real(*args, **kwargs)
+    return install
+
+atexit.register = watched("atexit", atexit.register)
+os.register_at_fork = watched("register_at_fork", os.register_at_fork)
+
+import anonvma.live.registry
+from anonvma.live.registry import (cli, coverage, fileformat, kernel_naming, loading, places,
+                                   process_identity, stale, this_process, writer)
+from anonvma import live
+from anonvma.cli import main
+with contextlib.redirect_stdout(io.StringIO()):
+    shown = main(["show", str(os.getpid())]) + main(["show", "--all", "--match", "^$"])
+run = os.environ["XDG_RUNTIME_DIR"]
+after_reading = {"hooks": list(hooks), "holder": this_process.current() is not None,
+                 "files": os.listdir(run), "status": shown}
+a = live.named_mmap(4096, "a", fallback=True)
+b = live.named_mmap(4096, "b", fallback=True)
+live.set_anon_name(*live.naming.buffer_span(a), None, fallback=True)
+print(json.dumps({"reading": after_reading, "naming": hooks, "files": os.listdir(run),
+                  "holder": this_process.current() is not None}))
+"""
+
+
+def test_import_and_readers_install_no_hooks_and_write_nothing_the_first_naming_installs_them_once(run_dir):
+    out = subprocess.run([sys.executable, "-c", HOOKS], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    got = json.loads(out.stdout)
+    assert got["reading"] == {"hooks": [], "holder": False, "files": [], "status": 0}
+    assert got["naming"] == [["atexit", "anonvma.live.registry.this_process"],
+                             ["register_at_fork", "anonvma.live.registry.this_process"]]
+    assert got["holder"] and got["files"] == ["anonvma"]
+
+
+def test_the_map_count_limit_counts_the_vmas_names_would_split_not_the_registrations(run_dir):
+    """vm.max_map_count (here this registry's own limit: the real one is the machine's) three
+    VMAs above what maps shows: a name in the middle of a VMA splits it in three, a second such
+    name would need two more VMAs than that: EAGAIN, with one range registered."""
+    with Namer() as child:
+        a = child.run("result = syscalls.mmap(0, 8 * P, RW, ANON); b = syscalls.mmap(0, 8 * P, "
+                      "syscalls.PROT_READ, ANON)\n"
+                      "from anonvma.live.registry import kernel_naming, this_process, writer\n"
+                      "own = this_process.this_process().get()\n"
+                      "own.limit = kernel_naming.vma_count(writer.maps_of_self(), []) + 3\n"
+                      "live.set_anon_name(result + 2 * P, 2 * P, 'first', fallback=True)")
+        with pytest.raises(ChildError) as exc:
+            child.run("live.set_anon_name(b + 2 * P, 2 * P, 'second', fallback=True)")
+        assert exc.value.errno == errno.EAGAIN and "beyond vm.max_map_count" in exc.value.message
+        assert child.run("result = entries()") == [[a + 2 * PAGE, a + 4 * PAGE, "first", "rw-p"]]
 
 
 def test_without_opting_in_the_error_says_how_and_nothing_is_written(run_dir):

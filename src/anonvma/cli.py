@@ -31,6 +31,7 @@ COMMANDS: Dict[str, str] = {
     "oracle": "anonvma.oracle.cli",
     "bench": "anonvma.bench.cli",
     "run": "anonvma.oracle.runcmd",
+    "registry": "anonvma.live.registry.cli",
 }
 
 

@@ -5,7 +5,7 @@ Where the kernel cannot name memory, ``fallback=True`` keeps names in this proce
 (:mod:`anonvma.live.registry`).
 
 The names below are imported on first use (PEP 562): readers of registries (``anonvma show``)
-import :mod:`anonvma.live.registry` without loading the syscall layer.
+import :mod:`anonvma.live.registry.loading` without loading the syscall layer.
 """
 
 from __future__ import annotations
@@ -25,14 +25,14 @@ if TYPE_CHECKING:
         validate_name,
         validate_range,
     )
-    from anonvma.live.registry import RegistryWarning
+    from anonvma.live.registry.loading import RegistryWarning
 
 #: public name -> the module that defines it
 _WHERE = {
     "AnonNameUnsupportedError": "errors", "InvalidAnonNameError": "errors", "InvalidRangeError": "errors",
     "RegisteredMmap": "naming", "name_buffer": "naming", "name_mmap": "naming", "named_mmap": "naming",
     "set_anon_name": "naming", "supported": "naming", "validate_name": "naming",
-    "validate_range": "naming", "RegistryWarning": "registry",
+    "validate_range": "naming", "RegistryWarning": "registry.loading",
 }
 
 __all__ = [

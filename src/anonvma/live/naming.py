@@ -30,7 +30,8 @@ import os
 from typing import Optional, Tuple
 
 from anonvma.anon_name import NameArg, check_anon_name, check_range, name_bytes
-from anonvma.live import registry, syscalls
+from anonvma.live import syscalls
+from anonvma.live.registry import this_process
 from anonvma.live.errors import AnonNameUnsupportedError, InvalidAnonNameError
 
 
@@ -102,9 +103,9 @@ def fallback_wanted(fallback: Optional[bool]) -> bool:
     """
     if fallback is not None:
         return bool(fallback)
-    value = os.environ.get(registry.ENV, "")
+    value = os.environ.get(this_process.ENV, "")
     if value not in ("", "0", "1"):
-        raise ValueError(f"{registry.ENV}={value!r}: set it to 1 (register names the kernel cannot "
+        raise ValueError(f"{this_process.ENV}={value!r}: set it to 1 (register names the kernel cannot "
                          "keep) or 0 (do not)")
     return value == "1"
 
@@ -129,12 +130,12 @@ def _set(addr: int, length: int, name: NameArg, fallback: Optional[bool]) -> boo
             raise _failed(code, where) from err
         if not wanted:
             raise AnonNameUnsupportedError(
-                where, f"pass fallback=True, or set {registry.ENV}=1, to record names in anonvma's "
+                where, f"pass fallback=True, or set {this_process.ENV}=1, to record names in anonvma's "
                        "registry instead") from err
     else:
         return False
     try:
-        registry.set_anon_name(addr, length, raw)
+        this_process.set_anon_name(addr, length, raw)
     except OSError as err:
         if err.errno in _HINTS:
             raise _failed(err.errno, f"{where} (in anonvma's registry)") from err
@@ -237,7 +238,7 @@ class RegisteredMmap(_mmap_mod.mmap):
 
     def _forget(self) -> None:
         if self._span[1] and not self.closed:
-            registry.forget(*self._span)
+            this_process.forget(*self._span)
             self._span = (0, 0)
 
     def __del__(self) -> None:

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import IO, Any, Dict, List, Optional, Sequence
 
 from anonvma.fleet.record import header, sample_line
-from anonvma.live.registry import DIR_ENV
+from anonvma.live.registry.places import DIR_ENV
 from anonvma.procmaps.files import write_atomically
 from anonvma.procmaps.system import read_system
 

@@ -18,7 +18,7 @@ import time
 import warnings
 from typing import Any, Callable, Dict, Iterator, List, Mapping, NamedTuple, Optional, Sequence, Tuple, Union
 
-from anonvma.live.registry import RegistryWarning
+from anonvma.live.registry.loading import RegistryWarning
 from anonvma.procmaps.diff import changed, diff_groups
 from anonvma.procmaps import registered, system
 from anonvma.procmaps.files import write_atomically

@@ -25,7 +25,8 @@ import bisect
 import os
 from typing import Dict, List, NamedTuple, Optional, Sequence, Set, Tuple, Union
 
-from anonvma.live import registry
+from anonvma.live.registry.coverage import GONE, gone
+from anonvma.live.registry.loading import Loaded, load, unchanged
 from anonvma.procmaps import source
 from anonvma.procmaps.group import tally_of
 from anonvma.procmaps.pagemap import PAGE_SIZE, PageCounts, count_ranges
@@ -139,7 +140,7 @@ def _parts(v: Vma, pieces: List[Tuple[int, int, str]]) -> List[_Part]:
     return joined
 
 
-def apply(snap: Snapshot, loaded: registry.Loaded, procfs: str = "/proc") -> Snapshot:
+def apply(snap: Snapshot, loaded: Loaded, procfs: str = "/proc") -> Snapshot:
     """``snap`` (a live process's map) with the names of its registry (see the module docstring).
 
     ``loaded`` should hold only what the registry held both before and after the map was
@@ -150,7 +151,7 @@ def apply(snap: Snapshot, loaded: registry.Loaded, procfs: str = "/proc") -> Sna
     pieces: Dict[int, List[Tuple[int, int, str]]] = {}
     dropped = hidden = 0
     why_dropped: Dict[str, int] = {}
-    for e, why in zip(loaded.entries, registry.gone(loaded.entries, vmas), strict=True):
+    for e, why in zip(loaded.entries, gone(loaded.entries, vmas), strict=True):
         if why is not None:
             dropped += 1
             why_dropped[why] = why_dropped.get(why, 0) + 1
@@ -192,7 +193,7 @@ def apply(snap: Snapshot, loaded: registry.Loaded, procfs: str = "/proc") -> Sna
     several = [parts for parts in cut.values() if len(parts) > 1]
     used = Registered(loaded.path, len(loaded.entries), dropped, hidden, frozenset(names),
                       frozenset(estimated), len(several), sum(len(parts) for parts in several),
-                      tuple((why, why_dropped[why]) for why in registry.GONE if why in why_dropped))
+                      tuple((why, why_dropped[why]) for why in GONE if why in why_dropped))
     return snap._replace(vmas=tuple(out), registry=used)
 
 
@@ -207,14 +208,14 @@ def _page_counts(pid: Optional[int], ranges: List[Tuple[int, int]],
         return None
 
 
-def with_registry(snap: Snapshot, before: Optional[registry.Loaded], procfs: str = "/proc",
+def with_registry(snap: Snapshot, before: Optional[Loaded], procfs: str = "/proc",
                   files: Optional[Sequence[Tuple[int, str]]] = None) -> Snapshot:
     """``snap`` (a live process's map) with the names its registry held both ``before`` the
-    map was read and now (see :func:`anonvma.live.registry.unchanged`); ``files``: the
-    registry's candidate files, as :func:`anonvma.live.registry.scan` found them."""
+    map was read and now (see :func:`anonvma.live.registry.loading.unchanged`); ``files``: the
+    registry's candidate files, as :func:`anonvma.live.registry.places.scan` found them."""
     if snap.pid is None or before is None:
         return snap
-    loaded = registry.unchanged(before, registry.load(snap.pid, files, procfs))
+    loaded = unchanged(before, load(snap.pid, files, procfs))
     return apply(snap, loaded, procfs) if loaded is not None else snap
 
 
@@ -223,7 +224,7 @@ def read(target: Union[int, str], *, procfs: str = "/proc") -> Snapshot:
     pid = source.pid_of(target)
     if pid is None:
         return source.read(target, procfs=procfs)
-    before = registry.load(pid, None, procfs)
+    before = load(pid, None, procfs)
     return with_registry(source.read_pid(pid, procfs=procfs), before, procfs)
 
 
@@ -231,7 +232,7 @@ def tally(target: Union[int, str], *, procfs: str = "/proc") -> Tally:
     """:func:`anonvma.procmaps.source.tally` (counted while read), or for a live process with a
     registry, its VMAs read, the registry applied, then counted."""
     pid = source.pid_of(target)
-    before = registry.load(pid, None, procfs) if pid is not None else None
+    before = load(pid, None, procfs) if pid is not None else None
     if pid is None or before is None:
         return source.tally(target, procfs=procfs)
     return tally_of(with_registry(source.read_pid(pid, procfs=procfs), before, procfs))
@@ -245,7 +246,7 @@ def note(used: Optional[Registered]) -> str:
     parts = [f"{shown} of {used.ranges} registered ranges shown, marked (registered) "
              f"(named in {os.path.basename(used.path)}, not by the kernel)"]
     if used.dropped:
-        whys = [registry.GONE[why] if n == used.dropped else f"{n} {registry.GONE[why]}"
+        whys = [GONE[why] if n == used.dropped else f"{n} {GONE[why]}"
                 for why, n in used.why_dropped]
         parts.append(f"{used.dropped} dropped ({', '.join(whys) or 'memory gone'})")
     if used.hidden:

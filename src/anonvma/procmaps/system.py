@@ -14,7 +14,8 @@ import os
 import time
 from typing import Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple, Union
 
-from anonvma.live import registry
+from anonvma.live.registry.loading import Loaded, load
+from anonvma.live.registry.places import scan
 from anonvma.procmaps import registered
 from anonvma.procmaps.errors import ProcmapsParseError
 from anonvma.procmaps.group import group, matched, tally_of, total
@@ -161,18 +162,17 @@ def read_system(targets: Optional[Sequence[Union[int, str]]] = None, *, by: str 
 
 class _Registry(NamedTuple):
     files: List[Tuple[int, str]]
-    before: registry.Loaded  # loaded before the map is read
+    before: Loaded  # loaded before the map is read
 
 
 def _registries(live: Sequence[int], procfs: str) -> Dict[int, _Registry]:
-    """pid -> the registry of each process to read that has one; files of processes that are
-    gone are removed when provably stale (:func:`anonvma.live.registry.remove_if_stale`)."""
-    found = registry.scan()
+    """pid -> the registry of each process to read that has one. Files of processes that are
+    gone are left where they are: ``anonvma registry clean`` removes them."""
+    found = scan()
     wanted = set(live)
-    registry.clean_stale({pid: files for pid, files in found.items() if pid not in wanted}, procfs)
     out = {}
     for pid, files in found.items():
-        loaded = registry.load(pid, files, procfs) if pid in wanted else None
+        loaded = load(pid, files, procfs) if pid in wanted else None
         if loaded is not None:
             out[pid] = _Registry(files, loaded)
     return out
