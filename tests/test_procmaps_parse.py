@@ -27,6 +27,42 @@ def test_android_names_with_spaces_are_never_trimmed():
     assert main.vm_flags == ("rd", "wr", "mr", "mw", "me", "ac")
 
 
+NAME_LINES = """\
+7f0000000000-7f0000004000 rw-p 00000000 00:00 0
+Name:           cache
+Size:                 16 kB
+Rss:                   8 kB
+VmFlags: rd wr mr mw me ac
+7f0000004000-7f0000008000 rw-p 00000000 00:00 0
+Name:           [anon:arena]
+Size:                 16 kB
+Rss:                   4 kB
+VmFlags: rd wr mr mw me ac
+7f0000008000-7f000000c000 rw-p 00000000 00:00 0                          [anon:in the maps line]
+Name:           other
+Size:                 16 kB
+Rss:                   0 kB
+VmFlags: rd wr mr mw me ac
+7f000000c000-7f0000010000 rw-p 00000000 00:00 0
+Size:                 16 kB
+Rss:                   0 kB
+VmFlags: rd wr mr mw me ac
+"""
+
+
+def test_a_name_only_on_a_name_line_names_the_vma(tmp_path):
+    """Android prints ``Name:`` in smaps (bare in hand-written files, ``[anon:NAME]`` from
+    seq_print_vma_name); a VMA whose maps line has no name is named by it, the maps line wins."""
+    path = tmp_path / "named.smaps"
+    path.write_text(NAME_LINES)
+    snap = procmaps.read_file(path)
+    assert [v.name for v in snap.vmas] == ["[anon:cache]", "[anon:arena]", "[anon:in the maps line]", ""]
+    assert snap.vmas[0].extra == (("Name", "cache"),)
+    rss = {g.key: g.rss for g in procmaps.group(snap)}
+    assert rss == {"[anon:cache]": 8, "[anon:arena]": 4, "[anon:in the maps line]": 0, "": 0}
+    assert {g.key for g in procmaps.group(procmaps.tally(str(path)))} == set(rss)
+
+
 def test_fast_and_slow_paths_agree_on_this_process():
     with open("/proc/self/smaps", "rb") as f:
         data = f.read()

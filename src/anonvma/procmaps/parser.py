@@ -13,11 +13,12 @@ a lot), and otherwise works column-wise with C-level calls (``bytes.translate``,
 ``json.loads``, ``map``/``zip``): no regex, no per-line Python code. It checks the same rules
 as the slow path, column-wise, and hands anything it does not like to the slow path.
 
-Anything irregular (Android ``Name:`` lines, blank lines, hand-edited files, garbage) goes
-through :func:`_parse_lines`, an obvious line-by-line state machine: it is the definition of
-what is accepted, and the one that reports the number of a bad line. Both paths agree on every
-input the fast path accepts (tests and the fuzzer check it). :class:`ChunkParser` runs the fast
-path on complete entries while the rest of a file is still being read.
+Anything irregular (Android ``Name:`` lines, which name a VMA whose maps line has no name,
+blank lines, hand-edited files, garbage) goes through :func:`_parse_lines`, an obvious
+line-by-line state machine: it is the definition of what is accepted, and the one that reports
+the number of a bad line. Both paths agree on every input the fast path accepts (tests and
+the fuzzer check it). :class:`ChunkParser` runs the fast path on complete entries while the
+rest of a file is still being read.
 """
 
 from __future__ import annotations
@@ -336,6 +337,18 @@ def _check_tokens(joined: bytes, template: List[bytes], blocks: int) -> None:
             raise _Irregular
 
 
+def name_line(extra: Sequence[Tuple[str, str]]) -> str:
+    """The maps name a ``Name:`` line gives, or ``""``: Android's kernels print one in smaps for
+    named anonymous memory (fs/proc/task_mmu.c show_smap, seq_print_vma_name: ``[anon:NAME]``;
+    hand-written and older files have the bare NAME), as ``anonvma snapshot`` does for names a
+    process registered. It names a VMA whose maps line has no name; the maps line's name wins.
+    """
+    for key, value in extra:
+        if key == "Name" and value:
+            return value if value.startswith("[anon:") and value.endswith("]") else f"[anon:{value}]"
+    return ""
+
+
 def _digits(text: str) -> int:
     """A non-negative decimal number, strictly: no sign, no ``_``, ASCII digits only."""
     if not text.isascii() or not text.isdigit():
@@ -378,7 +391,8 @@ def _parse_lines(lines: List[str], source: str) -> Parsed:
         if smaps is not None and smaps.size != (header[1] - header[0]) >> 10:
             raise fail(size_at, f"Size {smaps.size} kB does not match the VMA's address range "
                                 f"({(header[1] - header[0]) >> 10} kB)")
-        vmas.append(_make_vma((*header, smaps, flags, tuple(extra))))
+        name = header[6] or name_line(extra)
+        vmas.append(_make_vma((*header[:6], name, smaps, flags, tuple(extra))))
 
     for lineno, line in enumerate(lines, 1):
         if "\0" in line:
