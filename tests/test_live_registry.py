@@ -108,7 +108,7 @@ def test_three_registered_regions_are_shown_marked_with_their_exact_sizes(three)
     assert not any(g["registered"] for g in shown["doc"]["groups"] if not g["key"].startswith("[anon:"))
     # the registry moves memory between names; it never adds or loses any (PSS and USS are left
     # out: the file pages' shares change while another Python, the reader, maps the same files)
-    raw = total(group(read_pid(child.pid)))
+    raw = total(group(read_pid(child.pid, registry=False)))
     assert [shown["doc"]["total"][f] for f in ("size", "rss", "swap")] == [raw.size, raw.rss, raw.swap]
     table = anonvma("show", str(child.pid)).stdout.splitlines()
     assert table[1].startswith("3 of 3 registered ranges shown, marked (registered)")
@@ -119,6 +119,26 @@ def test_three_registered_regions_are_shown_marked_with_their_exact_sizes(three)
     assert csv[0].endswith(",registered,estimated")
     assert sorted(line.split(",")[0] for line in csv if line.endswith(",true,false")) == [
         "[anon:arena]", "[anon:cache]", "[anon:scratch]"]
+
+
+def test_procmaps_read_pid_in_python_shows_the_registered_names_as_the_command_does(three):
+    child, where = three
+    from anonvma import procmaps
+
+    snap = procmaps.read_pid(child.pid)
+    assert snap.registry is not None and snap.registry.path == where["path"]
+    assert snap.registry.names == {"[anon:cache]", "[anon:scratch]", "[anon:arena]"}
+    mine = {g.key: g for g in procmaps.group(snap)}
+    shown = groups_of(child.pid)
+    for key in snap.registry.names:
+        assert mine[key].registered and (mine[key].size, mine[key].rss) == (shown[key]["size"],
+                                                                            shown[key]["rss"])
+    for counted in (procmaps.tally(child.pid), procmaps.read_tally(child.pid)):
+        assert {g.key for g in procmaps.group(counted) if g.registered} == snap.registry.names
+    assert procmaps.read(str(child.pid)).registry is not None
+    kernel = procmaps.read_pid(child.pid, registry=False)
+    assert kernel.registry is None and not any(v.name.startswith("[anon:") for v in kernel.vmas)
+    assert procmaps.tally(child.pid, registry=False).registry is None
 
 
 def test_munmap_drops_the_registration_though_the_process_never_said_so(three):
@@ -186,8 +206,8 @@ def test_a_name_on_part_of_a_vma_is_measured_from_pagemap_not_prorated(run_dir):
         assert named["key"].endswith(" [anon:middle]") and named["rss"] == 40 and named["registered"]
         before = next(g for k, g in rows.items() if k.endswith(f"-{base + 16 * PAGE:x}"))
         assert before["rss"] >= 5 * KB and not before["registered"]  # pages 0-4, and any neighbour's
-        assert by_vma["total"]["rss"] == total(group(read_pid(child.pid))).rss
-        kernel = len(read_pid(child.pid).vmas)  # the child is idle: its map does not change
+        assert by_vma["total"]["rss"] == total(group(read_pid(child.pid, registry=False))).rss
+        kernel = len(read_pid(child.pid, registry=False).vmas)  # the child is idle: its map does not change
         assert shown["doc"]["vmas"] == by_vma["vmas"] == kernel  # three parts of one VMA are one VMA
         assert (shown["doc"]["registry"]["cut"], shown["doc"]["registry"]["parts"]) == (1, 3)
         assert by_vma["total"]["count"] == kernel + 2  # the table lists the parts

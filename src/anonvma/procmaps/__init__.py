@@ -14,6 +14,10 @@ Records (:class:`Vma`, :class:`Group`, :class:`Change`, :class:`Snapshot`, :clas
 NamedTuples with sizes in kB; a value a maps file cannot give is ``None`` from
 :meth:`Group.value`. Errors: :class:`ProcmapsParseError` (a ValueError naming the line),
 :class:`ProcessNotFoundError` (ESRCH), :class:`ProcessAccessError` (EACCES), both naming the pid.
+
+A live process that keeps names in an anonvma registry (a kernel without CONFIG_ANON_VMA_NAME,
+``fallback=True``: docs/live.md) is read with them, as ``anonvma show`` shows it: ``read_pid``,
+``read``, ``tally`` and ``read_tally`` take ``registry=False`` for the kernel's map alone.
 """
 
 from anonvma.procmaps.diff import diff
@@ -22,7 +26,8 @@ from anonvma.procmaps.group import GROUP_BY, SORT_KEYS, group, matched, matching
 from anonvma.procmaps.names import KINDS, anon_name, classify, fold
 from anonvma.procmaps.parser import parse
 from anonvma.procmaps.records import Change, Group, Smaps, Snapshot, Tally, Vma
-from anonvma.procmaps.source import read, read_file, read_pid, read_pid_bytes, read_tally, tally
+from anonvma.procmaps.registered import read, read_pid, read_tally, tally
+from anonvma.procmaps.source import read_file, read_pid_bytes
 from anonvma.procmaps.system import by_name, by_process, read_system
 
 __all__ = [

@@ -219,23 +219,44 @@ def with_registry(snap: Snapshot, before: Optional[Loaded], procfs: str = "/proc
     return apply(snap, loaded, procfs) if loaded is not None else snap
 
 
-def read(target: Union[int, str], *, procfs: str = "/proc") -> Snapshot:
-    """:func:`anonvma.procmaps.source.read`, with the registered names of a live process."""
+def read_pid(pid: int, *, smaps: bool = True, procfs: str = "/proc", registry: bool = True) -> Snapshot:
+    """The memory map of a live process as ``anonvma show`` shows it: with the names it keeps in
+    its anonvma registry (:attr:`Snapshot.registry` says what they changed); ``registry=False``:
+    the kernel's map alone (:func:`anonvma.procmaps.source.read_pid`). ``smaps=False`` reads the
+    cheaper maps.
+
+    :raises ProcessNotFoundError, ProcessAccessError, OSError, ProcmapsParseError: as
+        :func:`anonvma.procmaps.source.read_pid`.
+    :raises ValueError: ``$ANONVMA_REGISTRY_DIR`` is a relative path.
+    """
+    before = load(pid, None, procfs) if registry else None
+    snap = source.read_pid(pid, smaps=smaps, procfs=procfs)
+    return with_registry(snap, before, procfs)
+
+
+def read(target: Union[int, str], *, procfs: str = "/proc", registry: bool = True) -> Snapshot:
+    """A pid or a file, as :func:`anonvma.procmaps.source.read`; a live process with its
+    registered names unless ``registry=False`` (see :func:`read_pid`)."""
     pid = source.pid_of(target)
     if pid is None:
         return source.read(target, procfs=procfs)
-    before = load(pid, None, procfs)
-    return with_registry(source.read_pid(pid, procfs=procfs), before, procfs)
+    return read_pid(pid, procfs=procfs, registry=registry)
 
 
-def tally(target: Union[int, str], *, procfs: str = "/proc") -> Tally:
+def tally(target: Union[int, str], *, procfs: str = "/proc", registry: bool = True) -> Tally:
     """:func:`anonvma.procmaps.source.tally` (counted while read), or for a live process with a
-    registry, its VMAs read, the registry applied, then counted."""
+    registry (unless ``registry=False``), its VMAs read, the registry applied, then counted."""
     pid = source.pid_of(target)
-    before = load(pid, None, procfs) if pid is not None else None
+    before = load(pid, None, procfs) if pid is not None and registry else None
     if pid is None or before is None:
         return source.tally(target, procfs=procfs)
     return tally_of(with_registry(source.read_pid(pid, procfs=procfs), before, procfs))
+
+
+def read_tally(pid: int, *, procfs: str = "/proc", registry: bool = True) -> Tally:
+    """:func:`anonvma.procmaps.source.read_tally` of a live process, with its registered names
+    unless ``registry=False`` (see :func:`tally`)."""
+    return tally(pid, procfs=procfs, registry=registry)
 
 
 def note(used: Optional[Registered]) -> str:
