@@ -104,7 +104,8 @@ def test_three_registered_regions_are_shown_marked_with_their_exact_sizes(three)
         assert (g["registered"], g["estimated"], g["kind"]) == (True, False, "anon_named"), key
         assert (g["size"], g["rss"], g["pss"], g["uss"], g["count"]) == (size, rss, rss, rss, 1), key
     assert {k: v for k, v in shown["doc"]["registry"].items() if k not in ("cut", "parts")} == {
-        "path": where["path"], "ranges": 3, "dropped": 0, "why_dropped": {}, "hidden": 0, "estimated": False}
+        "path": where["path"], "ranges": 3, "dropped": 0, "why_dropped": {}, "hidden": 0, "estimated": False,
+        "saved": False}
     assert not any(g["registered"] for g in shown["doc"]["groups"] if not g["key"].startswith("[anon:"))
     # the registry moves memory between names; it never adds or loses any (PSS and USS are left
     # out: the file pages' shares change while another Python, the reader, maps the same files)
@@ -213,6 +214,42 @@ def test_a_name_on_part_of_a_vma_is_measured_from_pagemap_not_prorated(run_dir):
         assert by_vma["total"]["count"] == kernel + 2  # the table lists the parts
         head = anonvma("show", str(child.pid)).stdout.splitlines()
         assert f": {kernel} VMAs, " in head[0] and "1 VMAs cut into 3 parts by name" in head[1]
+
+
+def test_a_snapshot_keeps_registered_names_marked_and_reads_back_as_show_showed_it(run_dir, tmp_path):
+    """A VMA cut in three by one name: the saved file has the three parts, the registered one
+    with Android's Name: line and an Anonvma: mark (src/anonvma/procmaps/saved.py)."""
+    with Namer() as child:
+        base = child.run(PARTIAL)
+        saved = tmp_path / "partial.smaps"
+        made = anonvma("snapshot", str(child.pid), "-o", str(saved))
+        assert made.returncode == 0, made.stderr
+        kernel = len(read_pid(child.pid, registry=False).vmas)
+        assert made.stdout == (f"saved {kernel} VMAs of pid {child.pid} to {saved}, with the names of "
+                               "its anonvma registry (1 VMA named, marked registered)\n")
+        text = saved.read_text()
+        part = f"{base + 16 * PAGE:08x}-{base + 32 * PAGE:08x} rw-p 00000000 00:00 0"
+        at = text.index(part + " ")
+        assert text[at:].splitlines()[1:4] == ["Name:           [anon:middle]",
+                                               "Anonvma:        registered part 2/3",
+                                               "Size:                 64 kB"]
+        live_doc, file_doc = groups_of(child.pid), groups_of(str(saved))
+        for doc in (live_doc, file_doc):
+            g = doc["[anon:middle]"]
+            assert (g["size"], g["rss"], g["registered"], g["estimated"]) == (64, 40, True, False)
+        assert file_doc["doc"]["vmas"] == live_doc["doc"]["vmas"] == kernel
+        assert file_doc["doc"]["registry"] == {
+            "path": str(saved), "ranges": 1, "dropped": 0, "why_dropped": {}, "hidden": 0,
+            "estimated": False, "cut": 1, "parts": 3, "saved": True}
+        head = anonvma("show", str(saved)).stdout.splitlines()[1]
+        assert head.startswith("1 VMA named by the process's anonvma registry when saved (anonvma "
+                               "snapshot), marked (registered), not by the kernel")
+        # the kernel's maps has no room for a mark: saved as printed, and the command says so
+        maps = tmp_path / "partial.maps"
+        made = anonvma("snapshot", str(child.pid), "--maps", "-o", str(maps))
+        assert made.stdout.endswith("; without the 1 name of its anonvma registry: maps has no room to "
+                                    "mark them (save smaps, without --maps, to keep them)\n")
+        assert "[anon:" not in maps.read_text()
 
 
 def test_names_on_the_heap_are_kept_but_shown_as_heap_as_the_kernel_does(run_dir):
@@ -360,15 +397,22 @@ def test_show_all_diff_export_and_record_show_registered_names(three, tmp_path):
     assert any(line.endswith("[anon:cache] (registered)") for line in table)
     assert anonvma("show", pid, "--fold", "--json").returncode == 0
     saved = tmp_path / "before.smaps"
-    assert anonvma("snapshot", pid, "-o", str(saved)).returncode == 0  # what the kernel prints: no names
-    diff = anonvma("diff", str(saved), pid)
-    assert diff.returncode == 1, diff.stderr  # something changed
+    made = anonvma("snapshot", pid, "-o", str(saved))
+    assert made.returncode == 0 and ", with the names of its anonvma registry (" in made.stdout
+    # the names were there all along: the snapshot keeps them, marked, and nothing appeared
+    named = ("--match", "^\\[anon:")
+    diff = anonvma("diff", str(saved), pid, "--all", *named)
+    assert diff.returncode == 0, diff.stdout + diff.stderr
+    assert "A: 3 VMAs named by the process's anonvma registry when saved (anonvma snapshot)" in diff.stdout
     assert "B: 3 of 3 registered ranges shown" in diff.stdout
     line = next(x for x in diff.stdout.splitlines() if "[anon:cache]" in x)
-    assert line.split()[0] == "appeared" and line.endswith("[anon:cache] (registered)")
-    changes = {c["key"]: c for c in json.loads(anonvma("diff", str(saved), pid, "--json").stdout)["changes"]}
-    assert changes["[anon:cache]"]["after"]["registered"] and changes["[anon:cache]"]["before"] is None
-    rows = anonvma("diff", str(saved), pid, "--csv").stdout.splitlines()
+    assert line.split()[0] == "same" and line.endswith("[anon:cache] (registered)")
+    changes = {c["key"]: c for c in json.loads(anonvma("diff", str(saved), pid, "--all", "--json",
+                                                       *named).stdout)["changes"]}
+    assert set(changes) == {"[anon:cache]", "[anon:scratch]", "[anon:arena]"}
+    for c in changes.values():
+        assert c["status"] == "same" and c["before"]["registered"] and c["after"]["registered"]
+    rows = anonvma("diff", str(saved), pid, "--all", "--csv", *named).stdout.splitlines()
     assert rows[0].endswith(",registered,estimated")
     assert next(r for r in rows if r.startswith("[anon:cache],")).endswith(",true,false")
     prom = tmp_path / "anonvma.prom"

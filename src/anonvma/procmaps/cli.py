@@ -18,9 +18,9 @@ import time
 import warnings
 from typing import Any, Callable, Dict, Iterator, List, Mapping, NamedTuple, Optional, Sequence, Tuple, Union
 
-from anonvma.live.registry.loading import RegistryWarning
+from anonvma.live.registry.loading import RegistryWarning, load
 from anonvma.procmaps.diff import changed, diff_groups
-from anonvma.procmaps import registered, system
+from anonvma.procmaps import registered, saved, system
 from anonvma.procmaps.files import write_atomically
 from anonvma.procmaps.format import (
     diff_csv,
@@ -36,7 +36,7 @@ from anonvma.procmaps.format import (
 from anonvma.procmaps.group import (GROUP_BY, SORT_KEYS, group, matched, matching, shown_regex, sort_field,
                                     sort_groups, total)
 from anonvma.procmaps.parser import parse
-from anonvma.procmaps.records import Group, Registered
+from anonvma.procmaps.records import Group, Registered, Snapshot
 from anonvma.procmaps.source import describe, read_pid_bytes
 
 #: ``show --all`` also groups by process (procrank).
@@ -126,7 +126,10 @@ def register(subparsers: Any) -> None:
     p = subparsers.add_parser("snapshot", help="save a process's smaps to a file",
                               description="Save /proc/PID/smaps verbatim (readable by show/diff "
                                           "and by any smaps tool). The file is written whole or "
-                                          "not at all.",
+                                          "not at all. A process that keeps names in an anonvma "
+                                          "registry is saved with them, as show shows it: the "
+                                          "VMAs they name get Name: and Anonvma: registered "
+                                          "lines (docs/show.md).",
                               epilog="examples:\n  anonvma snapshot $$ -o shell.smaps.gz\n"
                                      "  anonvma snapshot $$ --maps -o - | head -3")
     p.add_argument("pid", metavar="PID", help="a process id, or 'self'")
@@ -261,7 +264,8 @@ def _one(args: argparse.Namespace) -> _View:
         used = snap.registry
         meta["registry"] = {"path": used.path, "ranges": used.ranges, "dropped": used.dropped,
                             "why_dropped": dict(used.why_dropped), "hidden": used.hidden,
-                            "estimated": bool(used.estimated), "cut": used.cut, "parts": used.parts}
+                            "estimated": bool(used.estimated), "cut": used.cut, "parts": used.parts,
+                            "saved": used.saved}
     return _View(head, registered.note(snap.registry), groups, groups[:args.top] if args.top else groups,
                  total(groups), snap.has_smaps, measure, False, False, {}, meta)
 
@@ -391,11 +395,28 @@ def _pid(text: str) -> int:
 
 def _snapshot(args: argparse.Namespace) -> str:
     pid = _pid(args.pid)
+    before = load(pid)
     data = read_pid_bytes(pid, smaps=not args.maps)
-    vmas, _ = parse(data, f"/proc/{pid}")  # never save something we cannot read back
+    source = f"/proc/{pid}/{'maps' if args.maps else 'smaps'}"
+    vmas, fields = parse(data, source)  # never save something we cannot read back
+    said = ""
+    shown = registered.with_registry(Snapshot(source, pid, tuple(vmas), fields), before)
+    if shown.registry is not None and shown.registry.names:
+        named = len(shown.registry.names)
+        if args.maps:
+            said = (f"; without the {named} name{'s' if named != 1 else ''} of its anonvma registry: "
+                    "maps has no room to mark them (save smaps, without --maps, to keep them)")
+        else:
+            data = saved.render(data, vmas, shown)
+            parse(data, source)
+            marked = sum(v.name in shown.registry.names for v in shown.vmas)
+            said = (f", with the names of its anonvma registry ({marked} VMA{'s' if marked != 1 else ''} "
+                    "named, marked registered)")
     if args.output == "-":
         sys.stdout.buffer.write(data)
         sys.stdout.buffer.flush()
+        if said.startswith(";"):
+            print(f"anonvma snapshot: note: saved pid {pid}'s maps{said}", file=sys.stderr)
         return ""
     compressed = args.output.endswith(".gz")
     if compressed:
@@ -403,4 +424,4 @@ def _snapshot(args: argparse.Namespace) -> str:
 
         data = gzip.compress(data, mtime=0)
     write_atomically(args.output, data)
-    return f"saved {len(vmas)} VMAs of pid {pid} to {args.output}{' (gzip)' if compressed else ''}\n"
+    return f"saved {len(vmas)} VMAs of pid {pid} to {args.output}{' (gzip)' if compressed else ''}{said}\n"

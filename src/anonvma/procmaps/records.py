@@ -144,7 +144,10 @@ class Registered(NamedTuple):
     :ivar cut: VMAs cut into parts by name; ``parts``: the records they became. The map has
         ``parts - cut`` records more than the kernel has VMAs.
     :ivar why_dropped: (reason, ranges) of the dropped ones, a reason a key of
-        :data:`anonvma.live.registry.GONE`.
+        :data:`anonvma.live.registry.coverage.GONE`.
+    :ivar saved: read from a file ``anonvma snapshot`` saved (:mod:`anonvma.procmaps.saved`):
+        ``path`` is that file, ``ranges`` the VMAs it marks registered (nothing was dropped or
+        hidden there).
     """
 
     path: str
@@ -156,6 +159,7 @@ class Registered(NamedTuple):
     cut: int = 0
     parts: int = 0
     why_dropped: Tuple[Tuple[str, int], ...] = ()
+    saved: bool = False
 
     @property
     def extra(self) -> int:

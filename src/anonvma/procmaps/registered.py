@@ -264,8 +264,12 @@ def note(used: Optional[Registered]) -> str:
     if used is None:
         return ""
     shown = used.ranges - used.dropped - used.hidden
-    parts = [f"{shown} of {used.ranges} registered ranges shown, marked (registered) "
-             f"(named in {os.path.basename(used.path)}, not by the kernel)"]
+    if used.saved:
+        parts = [f"{used.ranges} VMA{'s' if used.ranges != 1 else ''} named by the process's anonvma "
+                 "registry when saved (anonvma snapshot), marked (registered), not by the kernel"]
+    else:
+        parts = [f"{shown} of {used.ranges} registered ranges shown, marked (registered) "
+                 f"(named in {os.path.basename(used.path)}, not by the kernel)"]
     if used.dropped:
         whys = [GONE[why] if n == used.dropped else f"{n} {GONE[why]}"
                 for why, n in used.why_dropped]

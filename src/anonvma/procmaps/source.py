@@ -21,6 +21,7 @@ from anonvma.procmaps.group import tally_of
 from anonvma.procmaps.parser import ChunkParser, ChunkTally, Result, Chunked, gc_paused, parse
 from anonvma.procmaps.reader import ThreadedReader
 from anonvma.procmaps.records import Snapshot, Tally
+from anonvma.procmaps.saved import registry_of
 
 PathLike = Union[str, "os.PathLike[str]"]
 #: Bytes asked per read(2) (seq_file gives at most a page or one entry per call).
@@ -156,6 +157,9 @@ def read_file(path: PathLike) -> Snapshot:
     """Parse a saved maps or smaps file (any machine, any kernel version; gzip-compressed too);
     :data:`STDIN` reads standard input to its end.
 
+    A file ``anonvma snapshot`` saved with a process's registered names has them marked
+    (:attr:`Snapshot.registry`, see :mod:`anonvma.procmaps.saved`).
+
     :raises FileNotFoundError, PermissionError, IsADirectoryError: as ``open`` does (they carry
         the file name).
     :raises ProcmapsParseError: the file is not maps/smaps (names the line), or it is empty.
@@ -175,7 +179,7 @@ def read_file(path: PathLike) -> Snapshot:
     if not vmas:
         raise ProcmapsParseError(source, None, None, "no VMAs in it: an empty file is not a saved maps "
                                                      "or smaps (even the smallest process has a few)")
-    return Snapshot(source, None, tuple(vmas), fields)
+    return Snapshot(source, None, tuple(vmas), fields, registry_of(vmas, source))
 
 
 def looks_like_pid(target: str) -> bool:
