@@ -312,11 +312,13 @@ def _nobody_namer(ready_w: int, done_r: int, done_w: int) -> None:  # pragma: no
             else:
                 ctypes.memset(base + i * PAGE, 1, 1)
         live.set_anon_name(base, 16 * PAGE, "nobodys", fallback=True)
-        if os.fork() == 0:
+        forked = os.fork()
+        if forked == 0:
             os.read(done_r, 1)
             os._exit(0)
         os.write(ready_w, json.dumps([os.getpid(), base]).encode() + b"\n")
         os.read(done_r, 1)
+        os.waitpid(forked, 0)  # its file too is stale when the parent sees this one gone
         code = 0
     finally:
         os._exit(code)
