@@ -116,3 +116,33 @@ def test_vsyscall_is_not_one_of_the_mms_vmas():
     maps: List[Vma] = [anon(0, 1), vsyscall]
     assert vma_count(maps, []) == 1
     assert rename(maps, [], 0xFFFFFFFFFF600000, 0xFFFFFFFFFF601000, "x", 100) == ([], errno.ENOMEM)
+
+
+def test_namings_in_one_large_vma_agree_with_cut_and_insert_whatever_the_order():
+    """In mapped private anonymous memory a naming is: the range's old names taken out, the new
+    one put in (mm/madvise.c replace_anon_vma_name on each piece). The model, loaded with only
+    the pieces around each range, must agree; and the VMA count is the number of runs."""
+    import random
+
+    from anonvma.live.registry.kernel_naming import cut_out, merged
+
+    maps = [anon(0, 64), anon(64, 8, "r--p"), anon(100, 16)]
+    rng = random.Random(20261207)
+    entries: List[Entry] = []
+    for _ in range(300):
+        vma = rng.choice([maps[0], maps[0], maps[2]])
+        first, pages = (vma.start - BASE) // P, (vma.end - vma.start) // P
+        a = rng.randrange(first, first + pages)
+        b = rng.randrange(a + 1, first + pages + 1)
+        name = rng.choice(["x", "y", "z", None])
+        expected = cut_out(entries, at(a), at(b))
+        if name is not None:
+            expected = merged(expected + [Entry(at(a), at(b), name, vma.perms)])
+        entries, error = rename(maps, entries, at(a), at(b), name, 1 << 20)
+        assert (entries, error) == (expected, 0)
+        runs = 0
+        for v in maps:
+            cover = [next((e.name for e in entries if e.start <= addr < e.end), None)
+                     for addr in range(v.start, v.end, P)]
+            runs += 1 + sum(x != y for x, y in zip(cover, cover[1:], strict=False))
+        assert vma_count(maps, entries) == runs

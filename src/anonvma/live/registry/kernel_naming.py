@@ -47,41 +47,56 @@ def is_special(vma: "Vma") -> bool:
     return vma.inode == 0 and vma.name.startswith("[") and not is_private_anon(vma)
 
 
-def pieces(vma: "Vma", entries: Sequence[Entry], at: int = 0) -> Tuple[List[Piece], int]:
-    """``vma`` cut where the registered names in it differ (``entries`` sorted and disjoint,
-    looked at from index ``at``): what a kernel that names memory would hold; and the index
-    to look at for the next VMA."""
-    while at < len(entries) and entries[at].end <= vma.start:
-        at += 1
-    out: List[Piece] = []
-    pos, k = vma.start, at
-    while k < len(entries) and entries[k].start < vma.end:
-        e = entries[k]
-        start, end = max(e.start, vma.start), min(e.end, vma.end)
-        if pos < start:
-            out.append((pos, start, None))
-        if out and out[-1][1] == start and out[-1][2] == e.name:
-            out[-1] = (out[-1][0], end, e.name)
+class Cuts:
+    """The registrations (sorted, disjoint, neighbours of one name and permissions joined) and
+    their boundaries, looked up by bisection: where a kernel that names memory cuts VMAs."""
+
+    def __init__(self, entries: Sequence[Entry]) -> None:
+        self.entries = entries
+        self.ends = [e.end for e in entries]
+        self.bounds = sorted({e.start for e in entries} | set(self.ends))
+
+    def piece_around(self, vma: "Vma", addr: int) -> Tuple[int, int]:
+        """The piece of ``vma`` (cut by name) that holds ``addr``."""
+        i = bisect_right(self.ends, addr)
+        lo = self.entries[i - 1].end if i else vma.start
+        if i < len(self.entries) and self.entries[i].start <= addr:
+            lo, hi = self.entries[i].start, self.entries[i].end
         else:
+            hi = self.entries[i].start if i < len(self.entries) else vma.end
+        return max(lo, vma.start), min(hi, vma.end)
+
+    def pieces(self, vma: "Vma", lo: int, hi: int) -> List[Piece]:
+        """[lo, hi) of ``vma`` (piece boundaries) cut where the registered names differ."""
+        out: List[Piece] = []
+        pos, k = lo, bisect_right(self.ends, lo)
+        while k < len(self.entries) and self.entries[k].start < hi:
+            e = self.entries[k]
+            start, end = max(e.start, lo), min(e.end, hi)
+            if pos < start:
+                out.append((pos, start, None))
             out.append((start, end, e.name))
-        pos = end
-        if e.end > vma.end:
-            break  # it goes on in the next VMA
-        k += 1
-    if pos < vma.end:
-        out.append((pos, vma.end, None))
-    return out, k
+            pos = end
+            k += 1
+        if pos < hi:
+            out.append((pos, hi, None))
+        return out
+
+    def count(self, starts: Sequence[int], ends: Sequence[int]) -> int:
+        """How many VMAs the VMAs [starts[i], ends[i]) would be, cut by name: one more for each
+        boundary of a registration strictly inside one (a name begins or ends there)."""
+        inside = 0
+        for b in self.bounds:
+            i = bisect_right(starts, b) - 1
+            inside += i >= 0 and starts[i] < b < ends[i]
+        return len(starts) + inside
 
 
 def vma_count(vmas: Iterable["Vma"], entries: Sequence[Entry]) -> int:
     """How many VMAs this process would have if the kernel had split them by name: what
     /proc/self/maps would show, less [vsyscall] (the gate area, not one of the mm's VMAs)."""
-    n, at = 0, 0
-    for v in vmas:
-        if v.end <= TASK_SIZE:
-            cut, at = pieces(v, entries, at)
-            n += len(cut)
-    return n
+    mine = [v for v in vmas if v.end <= TASK_SIZE]
+    return Cuts(entries).count([v.start for v in mine], [v.end for v in mine])
 
 
 def _flags(vma: "Vma") -> int:
@@ -95,24 +110,26 @@ def _flags(vma: "Vma") -> int:
     return flags
 
 
-def _load(mm: Mm, window: Sequence["Vma"], entries: Sequence[Entry]) -> int:
-    """Put ``window``'s VMAs into ``mm``, cut by name; how many model VMAs that made. Each
-    maps VMA gets its own anon_vma, so its pieces may merge back and no two maps VMAs merge."""
+def _load(mm: Mm, window: Sequence["Vma"], cuts: Cuts, start: int, end: int) -> Tuple[int, int]:
+    """Put ``window``'s VMAs (those [start, end) reaches) into ``mm``, cut by name, the first and
+    the last only from the piece before the range and to the piece after it (all that a walk
+    and its merges look at); the range of memory loaded. Each maps VMA gets its own anon_vma,
+    so its pieces may merge back and no two maps VMAs merge."""
     loaded: List[ModelVma] = []
-    at = 0
-    for v in window:
-        cut, at = pieces(v, entries, at)
+    for i, v in enumerate(window):
+        lo = cuts.piece_around(v, start - 1)[0] if i == 0 and start > v.start else v.start
+        hi = cuts.piece_around(v, end)[1] if i == len(window) - 1 and end < v.end else v.end
         file = None
         if not is_private_anon(v) and not is_special(v):
             file = File(v.name or "(anonymous shared memory)", v.inode, dev=v.dev)
         base = (v.offset if file is not None else v.start) >> PAGE_SHIFT
         flags, anon_vma = _flags(v), AnonVma()
-        for start, end, name in cut:
+        for a, b, name in cuts.pieces(v, lo, hi):
             named = None if name is None else mm.strategy.alloc(name, mm.name_counters)
-            loaded.append(ModelVma(start, end, flags, base + ((start - v.start) >> PAGE_SHIFT), file=file,
+            loaded.append(ModelVma(a, b, flags, base + ((a - v.start) >> PAGE_SHIFT), file=file,
                                    anon_vma=anon_vma, anon_chain=1, anon_name=named))
     mm.index = VmaIndex(loaded)
-    return len(loaded)
+    return (loaded[0].start, loaded[-1].end) if loaded else (start, start)
 
 
 def cut_out(entries: Iterable[Entry], start: int, end: int) -> List[Entry]:
@@ -146,22 +163,24 @@ def rename(vmas: Sequence["Vma"], entries: Sequence[Entry], start: int, end: int
     prctl would end with (0: none), as the module docstring says.
 
     :param vmas: this process's VMAs now, in address order (``/proc/self/maps``).
-    :param entries: the registrations that still apply to them (sorted, disjoint).
+    :param entries: the registrations that still apply to them (sorted, disjoint, neighbours of
+        one name and permissions joined).
     :param start: page-aligned, below ``end`` (the caller checked the range).
     :param max_map_count: vm.max_map_count.
     """
     mine = [v for v in vmas if v.end <= TASK_SIZE]
-    lo = bisect_right([v.end for v in mine], start)
-    hi = bisect_left([v.start for v in mine], end, lo)
-    window = mine[lo:hi]
+    starts, ends = [v.start for v in mine], [v.end for v in mine]
+    lo = bisect_right(ends, start)
+    window = mine[lo:bisect_left(starts, end, lo)]
     stop = end  # where the walk would meet a special mapping it must split
     for v in window:
         if is_special(v) and (start > v.start or end < v.end):
             stop = max(start, v.start)
             break
+    cuts = Cuts(entries)
     mm = Mm("refcount", RELEASE)
-    inside = _load(mm, window, entries)
-    mm.max_map_count = max(0, max_map_count - (vma_count(mine, entries) - inside))
+    first, last = _load(mm, window, cuts, start, end)
+    mm.max_map_count = max(0, max_map_count - (cuts.count(starts, ends) - mm.map_count))
     error = 0
     if stop > start:
         try:
@@ -172,5 +191,4 @@ def rename(vmas: Sequence["Vma"], entries: Sequence[Entry], start: int, end: int
         error = errno.EINVAL  # special_mapping_split: a visitor's error ends the walk at once
     named = [Entry(m.start, m.end, m.anon_name.name, m.perms()) for m in mm.index
              if m.anon_name is not None and not m.flags & VM_DONTEXPAND]
-    outside = cut_out(entries, window[0].start, window[-1].end) if window else list(entries)
-    return merged(outside + named), error
+    return merged(cut_out(entries, first, last) + named), error
