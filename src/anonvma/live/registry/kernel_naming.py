@@ -2,13 +2,14 @@
 
 A kernel with CONFIG_ANON_VMA_NAME would hold the VMAs ``/proc/self/maps`` shows, cut where
 registered names differ (it splits a VMA by name; VMAs maps shows apart stay apart, whatever
-kept them apart). The VMAs the range reaches are loaded, so cut, into a model
+kept them apart). The pieces the range reaches, and one on each side (a merge looks no
+further), are loaded into a model
 :class:`~anonvma.model.mm.Mm` of the 6.1 rules and named there by
 :func:`anonvma.model.madvise.madvise_set_anon_name`: its walk (madvise_walk_vmas) names the
 mapped parts of the range and ends with ENOMEM after naming them when the range has a hole; its
 rule (anon_vma_name_allowed) refuses file-backed and shared memory with EBADF, the parts before
 named; its splits and merges keep the VMA count, and a split past vm.max_map_count is EAGAIN
-(the limit lowered by the VMAs outside the range). The named model VMAs are the new
+(the limit lowered by the VMAs not loaded). The named model VMAs are the new
 registrations there.
 
 One thing the model does not know is done here: a special mapping ([vdso], [vvar]) cannot be
