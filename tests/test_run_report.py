@@ -12,6 +12,7 @@ from typing import Any, Dict
 
 import pytest
 
+from anonvma import releases
 from anonvma.cli import build_parser
 from anonvma.oracle import runcmd
 from anonvma.oracle.runcmd import BROKEN_PIPE, Peaks, RunResult, as_json
@@ -22,7 +23,7 @@ def finished(status: int = 3) -> RunResult:
     peaks = Peaks()
     peaks.add({"processes": [{"pid": 1}], "holders": {"[anon:cache]": ["1"]},
                "groups": [{"key": "[anon:cache]", "kind": "anon_named", "size": 2048, "rss": 1024}]})
-    return RunResult(status, "exited", peaks, 1.25, "6.12.118")
+    return RunResult(status, "exited", peaks, 1.25, releases.DEFAULT)
 
 
 @pytest.fixture

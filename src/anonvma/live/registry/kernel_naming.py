@@ -23,6 +23,7 @@ import errno
 from bisect import bisect_left, bisect_right
 from typing import TYPE_CHECKING, Iterable, List, Optional, Sequence, Tuple
 
+from anonvma import releases
 from anonvma.live.registry.coverage import is_private_anon
 from anonvma.live.registry.fileformat import Entry
 from anonvma.model.index import VmaIndex
@@ -35,9 +36,10 @@ from anonvma.model.vma import Vma as ModelVma
 if TYPE_CHECKING:
     from anonvma.procmaps.records import Vma
 
-#: The release whose rules the registry follows: private anonymous memory only (6.2 also names
-#: shared anonymous memory; readers attribute private anonymous memory only).
-RELEASE = "6.1"
+#: The release whose rules the registry follows: the table's oldest, whose naming rule names
+#: private anonymous memory only (6.2 also names shared anonymous memory; readers attribute
+#: private anonymous memory only).
+RELEASE = releases.RELEASES[0].name
 
 #: A VMA cut by name: [start, end) and its name (``None``: unnamed).
 Piece = Tuple[int, int, Optional[str]]
