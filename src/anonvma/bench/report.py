@@ -120,7 +120,7 @@ def table(cells: List[Cell], metric: str, labels: Optional[Dict[str, str]] = Non
         seed, seed_reg = seed_overheads(), seed_regressions()
         width = max(8, *(len(o["backend"]) for o in ov))
         lines += ["", "overhead strdup/refcount = (named-unnamed)_strdup / (named-unnamed)_refcount; "
-                  "the seed: 64K VMAs, ARM64 Android, regression strdup / refcount, ratio",
+                  "the v8 cover letter (64K VMAs, ARM64 Android): regression strdup / refcount, ratio",
                   f"{'backend':{width}} {'VMAs':>6} {'scenario':11} {'strdup +ms':>10} {'refcount +ms':>12} "
                   f"{'ratio':>7} {'seed regr.':>15} {'seed ratio':>10}"]
         for o in ov:
