@@ -29,6 +29,14 @@ def _vma(mm: Mm, page: int):  # type: ignore[no-untyped-def]
     return vma
 
 
+def _faulted_file_page_moved(mm: Mm) -> None:
+    """File page 0 mapped private at page 40, written, moved to page 2 (keeping page 40's
+    anonymous offset)."""
+    mm.mmap(pg(40), P, "rw", file="f", pgoff=0)
+    mm.fault(pg(40))
+    mm.mremap(pg(40), P, P, ("maymove", "fixed"), pg(2))
+
+
 def test_a_new_mapping_takes_its_page_number_and_splits_stay_linear(strategy: str):
     mm = Mm(strategy, NEW)
     mm.mmap(pg(4), 4 * P, "rw", file="f", pgoff=7)
@@ -54,9 +62,7 @@ def test_a_faulted_move_keeps_its_anonymous_offset_an_unfaulted_one_starts_afres
 
 def test_an_emptied_dontunmap_source_starts_afresh(strategy: str):
     mm = Mm(strategy, NEW)
-    mm.mmap(pg(40), P, "rw", file="f", pgoff=0)
-    mm.fault(pg(40))
-    mm.mremap(pg(40), P, P, ("maymove", "fixed"), pg(2))
+    _faulted_file_page_moved(mm)
     mm.mremap(pg(2), P, P, ("maymove", "fixed", "dontunmap"), pg(20))
     source = _vma(mm, 2)
     assert source.anon_vma is None and source.pgoff == 0
@@ -72,9 +78,7 @@ def test_a_faulted_private_file_vma_moved_away_no_longer_takes_its_file_neighbou
     not, the anonymous offsets do not: the moved VMA kept those of page 40."""
     merged = not compared
     mm = Mm(strategy, linux)
-    mm.mmap(pg(40), P, "rw", file="f", pgoff=0)
-    mm.fault(pg(40))
-    mm.mremap(pg(40), P, P, ("maymove", "fixed"), pg(2))
+    _faulted_file_page_moved(mm)
     mm.mmap(pg(3), P, "rw", file="f", pgoff=1)
     assert [(v.start, v.end) for v in mm.vmas] == (
         [(pg(2), pg(4))] if merged else [(pg(2), pg(3)), (pg(3), pg(4))])
@@ -83,9 +87,7 @@ def test_a_faulted_private_file_vma_moved_away_no_longer_takes_its_file_neighbou
 
 def test_moved_back_it_merges_again(strategy: str):
     mm = Mm(strategy, NEW)
-    mm.mmap(pg(40), P, "rw", file="f", pgoff=0)
-    mm.fault(pg(40))
-    mm.mremap(pg(40), P, P, ("maymove", "fixed"), pg(2))
+    _faulted_file_page_moved(mm)
     mm.mremap(pg(2), P, P, ("maymove", "fixed"), pg(40))
     mm.mmap(pg(41), P, "rw", file="f", pgoff=1)
     assert [(v.start, v.end) for v in mm.vmas] == [(pg(40), pg(42))]
@@ -99,9 +101,7 @@ def test_a_fault_reuses_a_neighbours_anon_vma_only_where_the_anonymous_offsets_r
     on 7.3, also asks for contiguous anonymous offsets."""
     shared = not compared
     mm = Mm(strategy, linux)
-    mm.mmap(pg(40), P, "rw", file="f", pgoff=0)
-    mm.fault(pg(40))
-    mm.mremap(pg(40), P, P, ("maymove", "fixed"), pg(2))
+    _faulted_file_page_moved(mm)
     mm.mmap(pg(3), P, "rwx", file="f", pgoff=1)
     mm.fault(pg(3))
     assert (_vma(mm, 3).anon_vma is _vma(mm, 2).anon_vma) is shared

@@ -162,7 +162,7 @@ def vma_merge(mm: "Mm", prev: Optional[Vma], addr: int, end: int, flags: int,
     pglen = (end - addr) >> PAGE_SHIFT
 
     anon_ok = mm.kernel.is_mergeable_anon_vma
-    anon_off = merge_anon_pgoff(mm, flags, file, anon_pgoff)
+    anon_off = None if file is None else merge_anon_pgoff(mm, flags, file, anon_pgoff)  # hot path
     merge_prev = (prev is not None and prev.end == addr
                   and can_vma_merge_after(prev, flags, anon_vma, file, pgoff, anon_off, anon_name,
                                           anon_ok, src_chain))

@@ -18,21 +18,21 @@ def register(sub: Any) -> None:
     """Add ``registry clean`` to the ``anonvma`` command."""
     p = sub.add_parser(
         "registry", help="the fallback registry of names: remove stale files (clean)",
-        description="Processes that name memory with fallback=True on a kernel without\n"
-                    "CONFIG_ANON_VMA_NAME keep their names in registry files (docs/live.md). A\n"
-                    "process removes its own file at exit, but not after a crash, _exit or exec;\n"
+        description="Processes that name memory with fallback=True on a kernel without "
+                    "CONFIG_ANON_VMA_NAME keep their names in registry files (docs/live.md). A "
+                    "process removes its own file at exit, but not after a crash, _exit or exec; "
                     "readers (show, export, record) never remove one.",
-        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EXAMPLES)
+        epilog=EXAMPLES)
     actions = p.add_subparsers(dest="registry_command", metavar="ACTION")
     actions.required = True
     c = actions.add_parser(
         "clean", help="remove this user's registry files that are provably stale",
-        description="Remove this user's registry files whose process has exited or exec'd\n"
-                    "another program, when that can be proven: the file and its directory are\n"
-                    "this user's, and it was written in this PID namespace (and boot). Any other\n"
-                    "file (another user's, another namespace's, a live process's, a corrupt one)\n"
+        description="Remove this user's registry files whose process has exited or exec'd "
+                    "another program, when that can be proven: the file and its directory are "
+                    "this user's, and it was written in this PID namespace (and boot). Any other "
+                    "file (another user's, another namespace's, a live process's, a corrupt one) "
                     "is left alone. Prints each file removed, then a count.",
-        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EXAMPLES)
+        epilog=EXAMPLES)
     c.add_argument("--dry-run", action="store_true", help="list what would be removed; remove nothing")
     c.set_defaults(func=_clean)
 
