@@ -107,7 +107,7 @@ def test_a_script_naming_three_regions_gets_them_reported_with_their_sizes(linux
     found = {g["key"]: g for g in doc["groups"]}
     for key, (size, rss) in REGIONS.items():
         assert found[key] == {"key": key, "kind": "anon_named", "processes": 1, "peak_size": size,
-                              "peak_rss": rss}
+                              "peak_rss": rss, "peak_pss": rss, "peak_uss": rss}  # private memory
     header = next(load(str(record)))
     assert header["anonvma_record"] == 1 and header["kernel"] == doc["kernel"]
     recorded = samples(str(record))
@@ -133,7 +133,7 @@ def _has_matplotlib() -> bool:
 @pytest.mark.oracle
 def test_the_table_lists_each_name_with_processes_and_peaks_under_python_dev_mode(tmp_path, tag):
     """Without --json the report is a table on stderr (stdout stays the command's): PROCS,
-    PEAK SIZE, PEAK RSS, NAME; python -X dev runs as any program does."""
+    PEAK SIZE, PEAK RSS, PEAK PSS, PEAK USS, NAME; python -X dev runs as any program does."""
     oracle_kernel_or_skip("refcount")
     record, flag = tmp_path / "run.jsonl", tmp_path / "flag"
     proc = start(run_argv("--every", "0.2", "--record", str(record), "--match", r"^\[anon:",
@@ -143,11 +143,13 @@ def test_the_table_lists_each_name_with_processes_and_peaks_under_python_dev_mod
     assert status == 0, err
     assert out.decode().endswith(": named 64 MiB, 32 MiB, 4 MiB\n")
     lines = err.splitlines()
-    head = next(i for i, line in enumerate(lines) if line.split() == "PROCS PEAK SIZE PEAK RSS NAME".split())
+    head = next(i for i, line in enumerate(lines)
+                if line.split() == "PROCS PEAK SIZE PEAK RSS PEAK PSS PEAK USS NAME".split())
     assert "exit status 0" in lines[head - 1] and f"(Linux {releases.DEFAULT})" in lines[head - 1]
     assert [line.split() for line in lines[head + 1:]] == [
-        ["1", "64.0M", "64.0M", "[anon:demo:cache]"], ["1", "32.0M", "16.0M", "[anon:demo:arena]"],
-        ["1", "4.0M", "0K", "[anon:demo:ring]"]]
+        ["1", "64.0M", "64.0M", "64.0M", "64.0M", "[anon:demo:cache]"],
+        ["1", "32.0M", "16.0M", "16.0M", "16.0M", "[anon:demo:arena]"],
+        ["1", "4.0M", "0K", "0K", "0K", "[anon:demo:ring]"]]
 
 
 @pytest.mark.oracle
@@ -328,7 +330,7 @@ def test_json_out_dash_gives_stdout_to_the_json_report_alone(tmp_path, tag):
     doc = json.loads(out)
     assert doc["exit_status"] == 0 and doc["ended"] == "exited" and doc["command"][0] == PYTHON
     assert "to stdout\n" in err and "to stderr\n" in err
-    assert "PROCS  PEAK SIZE  PEAK RSS  NAME" in err
+    assert "PROCS  PEAK SIZE  PEAK RSS  PEAK PSS  PEAK USS  NAME" in err
 
 
 @pytest.mark.oracle
@@ -435,6 +437,29 @@ def test_a_program_forking_hundreds_of_children_is_sampled_whole(tmp_path, tag):
     assert found["[anon:child]"]["processes"] == 300
     assert found["[anon:child]"]["peak_rss"] == 300 * 64
     assert found["[anon:parent]"]["processes"] == 301  # every child inherits it
+
+
+@pytest.mark.oracle
+def test_copy_on_write_pages_count_once_in_peak_pss_in_no_peak_uss_and_once_a_process_in_rss(tmp_path, tag):
+    """A parent writes 1 MiB it named, then forks 3 children that only read it: every page is
+    shared by 4 processes, so the report's RSS of it is 4 MiB but its PSS 1 MiB (exactly: each
+    page is a quarter of each process's), while the children's own 64 KiB are private: USS."""
+    oracle_kernel_or_skip("refcount")
+    program, report, record, flag = (tmp_path / "children.py", tmp_path / "report.json",
+                                     tmp_path / "run.jsonl", tmp_path / "flag")
+    program.write_text(CHILDREN)
+    proc = start(run_argv("--every", "0.2", "--json", "-o", str(report), "--record", str(record),
+                          "--match", r"^\[anon:", "--", PYTHON, str(program), "3", str(flag)), tag, tmp_path)
+    seen = release_when(record, lambda s: groups(s).get("[anon:child]", {}).get("processes") == 3, flag, proc)
+    shared = groups(seen)["[anon:parent]"]
+    assert (shared["processes"], shared["rss"], shared["pss"], shared["uss"]) == (4, 4096, 1024, 0)
+    status, out, err = finish(proc, tag, tmp_path)
+    assert status == 0, err
+    found = {g["key"]: g for g in json.loads(report.read_text())["groups"]}
+    assert (found["[anon:parent]"]["peak_rss"], found["[anon:parent]"]["peak_pss"]) == (4096, 1024)
+    assert found["[anon:parent]"]["peak_uss"] <= 1024  # all of it before the forks, if sampled then
+    child = found["[anon:child]"]
+    assert (child["peak_rss"], child["peak_pss"], child["peak_uss"]) == (192, 192, 192)
 
 
 def test_help_names_the_command_and_its_options():

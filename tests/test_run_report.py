@@ -22,7 +22,8 @@ from anonvma.oracle.runcmd_report import ReportUsageError, Reports
 def finished(status: int = 3) -> RunResult:
     peaks = Peaks()
     peaks.add({"processes": [{"pid": 1}], "holders": {"[anon:cache]": ["1"]},
-               "groups": [{"key": "[anon:cache]", "kind": "anon_named", "size": 2048, "rss": 1024}]})
+               "groups": [{"key": "[anon:cache]", "kind": "anon_named", "size": 2048, "rss": 1024,
+                           "pss": 512, "uss": 256}]})
     return RunResult(status, "exited", peaks, 1.25, releases.DEFAULT)
 
 
@@ -49,16 +50,16 @@ def test_json_out_dash_puts_the_json_alone_on_stdout_and_relays_the_command_to_s
     doc = json.loads(out)
     assert doc["exit_status"] == 3 and doc["command"] == ["true"]
     assert doc["groups"] == [{"key": "[anon:cache]", "kind": "anon_named", "processes": 1,
-                              "peak_size": 2048, "peak_rss": 1024}]
+                              "peak_size": 2048, "peak_rss": 1024, "peak_pss": 512, "peak_uss": 256}]
     assert fake_run["stdout"] == 2  # CMD's stdout goes to stderr
-    assert "PEAK RSS  NAME" in err and err.rstrip().endswith("[anon:cache]")
+    assert "PEAK RSS  PEAK PSS  PEAK USS  NAME" in err and err.rstrip().endswith("[anon:cache]")
 
 
 def test_json_out_file_is_the_json_report_and_the_table_stays_on_stderr(fake_run, capsys, tmp_path):
     report = tmp_path / "report.json"
     assert main("--json-out", str(report), "--", "true") == 3
     out, err = capsys.readouterr()
-    assert out == "" and "PEAK RSS  NAME" in err
+    assert out == "" and "PEAK USS  NAME" in err
     assert fake_run["stdout"] == 1
     assert json.loads(report.read_text()) == json.loads(as_json(finished(), ["true"], fake_run["linux"]))
 
@@ -109,3 +110,22 @@ def test_a_report_to_a_stdout_whose_reader_has_gone_is_141_and_quiet(fake_run, c
     monkeypatch.setattr("sys.stdout", _Closed())
     assert main("--json-out", "-", "--", "true") == BROKEN_PIPE
     assert "Broken pipe" not in capsys.readouterr().err
+
+
+def test_peak_pss_and_uss_are_reported_beside_rss_each_the_largest_of_its_own_samples():
+    """Before a fork a page is RSS, PSS and USS of one process; after it, shared copy-on-write,
+    it is RSS of both, PSS half of each, USS of neither: each column keeps its own peak."""
+    peaks = Peaks()
+    peaks.add({"processes": [{"pid": 1}], "holders": {"[anon:parent]": ["1:9"]},
+               "groups": [{"key": "[anon:parent]", "kind": "anon_named", "size": 1024, "rss": 1024,
+                           "pss": 1024, "uss": 1024}]})
+    peaks.add({"processes": [{"pid": 1}, {"pid": 2}], "holders": {"[anon:parent]": ["1:9", "2:30"]},
+               "groups": [{"key": "[anon:parent]", "kind": "anon_named", "size": 2048, "rss": 2048,
+                           "pss": 1024, "uss": 0}]})
+    result = RunResult(0, "exited", peaks, 1.0, releases.DEFAULT)
+    (group,) = json.loads(as_json(result, ["fork"], releases.DEFAULT))["groups"]
+    peak = (group["processes"], group["peak_rss"], group["peak_pss"], group["peak_uss"])
+    assert peak == (2, 2048, 1024, 1024)
+    lines = runcmd.table(result, ["fork"], 0.5).splitlines()
+    assert lines[1].split() == ["PROCS", "PEAK", "SIZE", "PEAK", "RSS", "PEAK", "PSS", "PEAK", "USS", "NAME"]
+    assert lines[2].split() == ["2", "2.0M", "2.0M", "1.0M", "1.0M", "[anon:parent]"]

@@ -4,8 +4,10 @@ The host kernel may lack CONFIG_ANON_VMA_NAME; the oracle kernels have it. The c
 a guest whose root is the host's file system, in the caller's directory with the caller's
 environment; its stdin, stdout and stderr are relayed (:mod:`anonvma.oracle.relay`), and a
 sampler inside (:mod:`anonvma.oracle.runcmd_guest`) reads the smaps of its whole process tree
-every ``--every`` seconds. At the end: per name, how many processes held it and its peak size
-and RSS (summed over the tree at one sample, the largest over the samples). The exit status is
+every ``--every`` seconds. At the end: per name, how many processes held it and its peak size,
+RSS, PSS and USS (each summed over the tree at one sample, the largest over the samples; RSS
+counts a page shared copy-on-write after a fork once in each process, PSS divides it among
+them, USS counts only pages no other process maps). The exit status is
 the command's (128+N when signal N killed it); 124 on ``--timeout``, 130 on Ctrl-C, 127 and
 126 when it cannot be found or run, 125 when the run itself fails (no kernel built), 141 when
 the reader of our stdout goes away (``| head``) before the end. The reports' streams are
@@ -67,19 +69,27 @@ def check_command(argv0: str, path: Optional[str], cwd: Path) -> None:
         raise CommandError(CANNOT_RUN, f"{argv0}: Permission denied")
 
 
+#: The measures a run keeps the peak of, per name (kB), as the samples name them.
+MEASURES = ("size", "rss", "pss", "uss")
+
+
 @dataclass
 class Peak:
-    """One name over a run: its kind, the processes that held it, its largest size and RSS (kB)."""
+    """One name over a run: its kind, the processes that held it, and the largest of each of
+    :data:`MEASURES` (kB), each over the samples on its own (the PSS peak may come from
+    another sample than the RSS peak)."""
 
     key: str
     kind: str
     holders: Set[str] = field(default_factory=set)
     size: int = 0
     rss: int = 0
+    pss: int = 0
+    uss: int = 0
 
     def as_dict(self) -> Dict[str, Any]:
         return {"key": self.key, "kind": self.kind, "processes": len(self.holders),
-                "peak_size": self.size, "peak_rss": self.rss}
+                **{f"peak_{m}": getattr(self, m) for m in MEASURES}}
 
 
 class Peaks:
@@ -97,13 +107,14 @@ class Peaks:
         holders = sample.get("holders", {})
         for g in sample["groups"]:
             peak = self.names.setdefault(g["key"], Peak(g["key"], g["kind"]))
-            peak.size = max(peak.size, g["size"] or 0)
-            peak.rss = max(peak.rss, g["rss"] or 0)
+            for m in MEASURES:
+                setattr(peak, m, max(getattr(peak, m), g.get(m) or 0))
             peak.holders.update(holders.get(g["key"], ()))
 
     def groups(self) -> List[Peak]:
-        """Every name, largest peak RSS first."""
-        return sorted(self.names.values(), key=lambda p: (-p.rss, -p.size, p.key))
+        """Every name, largest peak PSS first (the memory it took; RSS counts shared pages
+        once per process), then by peak RSS and size."""
+        return sorted(self.names.values(), key=lambda p: (-p.pss, -p.rss, -p.size, p.key))
 
 
 @dataclass
@@ -237,13 +248,15 @@ def _tail(text: str, lines: int = 20) -> str:
 
 
 def table(result: RunResult, argv: Sequence[str], every: float, match: Optional[str] = None) -> str:
-    """The text report: one line about the run, then PROCS, PEAK SIZE, PEAK RSS, NAME per name."""
-    rows = [["PROCS", "PEAK SIZE", "PEAK RSS", "NAME"]]
-    rows += [[str(len(p.holders)), human_kb(p.size), human_kb(p.rss), label(p.key)]
+    """The text report: one line about the run, then PROCS, PEAK SIZE, PEAK RSS, PEAK PSS,
+    PEAK USS, NAME per name."""
+    rows = [["PROCS", *(f"PEAK {m.upper()}" for m in MEASURES), "NAME"]]
+    rows += [[str(len(p.holders)), *(human_kb(getattr(p, m)) for m in MEASURES), label(p.key)]
              for p in result.peaks.groups()]
-    widths = [max(len(r[i]) for r in rows) for i in range(3)]
-    body = "".join("  ".join(c.rjust(w) for c, w in zip(r[:3], widths, strict=True)) + "  " + r[3] + "\n"
-                   for r in rows)
+    last = len(rows[0]) - 1
+    widths = [max(len(r[i]) for r in rows) for i in range(last)]
+    body = "".join("  ".join(c.rjust(w) for c, w in zip(r[:last], widths, strict=True))
+                   + "  " + r[last] + "\n" for r in rows)
     how = f"exit status {result.status}"
     if result.ended != "exited":
         how = f"{result.ended} ({how})"
@@ -360,8 +373,10 @@ def register(subparsers: Any) -> None:
                     "the host's file system as root, this directory, this environment, and stdin, "
                     "stdout and stderr passed through. Every --every seconds the smaps of CMD's "
                     "process tree are read; at the end, per name: the processes that held it and its "
-                    "peak size and RSS (to stderr, or --output; the JSON report to a stream of its own "
-                    "with --json-out). Exit status: CMD's (128+N if signal "
+                    "peak size, RSS, PSS and USS, to stderr, or --output (the JSON report to a stream "
+                    "of its own with --json-out). RSS counts a page shared after a fork in every "
+                    "process; PSS divides it among them, USS counts only the pages no other process "
+                    "maps. Exit status: CMD's (128+N if signal "
                     "N killed it); 124 after --timeout, 130 on Ctrl-C (the guest is ended, nothing "
                     "left running), 127 command not found, 126 not executable, 125 the run failed "
                     "(e.g. the kernel is not built: `anonvma oracle build`), 141 when the reader of "
@@ -380,7 +395,7 @@ def register(subparsers: Any) -> None:
                    help="end the guest after SECONDS, exit status 124 (default: no limit)")
     p.add_argument("--json", action="store_true",
                    help='one JSON object: {"exit_status", "samples", "groups": [{"key", "kind", '
-                        '"processes", "peak_size", "peak_rss"}]} (kB)')
+                        '"processes", "peak_size", "peak_rss", "peak_pss", "peak_uss"}]} (kB)')
     p.add_argument("--record", metavar="FILE",
                    help="keep every sample in FILE, in the format of `anonvma record` (for `anonvma plot`)")
     p.add_argument("-o", "--output", metavar="FILE",
