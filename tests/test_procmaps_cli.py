@@ -274,3 +274,48 @@ def test_the_hint_for_denied_processes_fits_who_reads():
     assert System(0.0, 0.0, [], 0, {"denied": 0, "exited": 1, "unreadable": 0}, []).skipped_line(
         root=True) == "not counted (processes): 1 exited while read"
 
+
+
+#: What --by none gives each VMA besides its counters (JSON and CSV).
+VMA_FIELDS = ("start", "end", "perms", "offset", "dev", "inode", "name", "vm_flags")
+
+
+def test_show_by_none_gives_each_vma_its_permissions_offset_and_flags(capsys):
+    """As pmap -X: one row per VMA with its permissions, file offset and VmFlags, in the table,
+    the JSON and the CSV; a maps file has no VmFlags: unknown (null, empty), not none."""
+    vmas = {v.start: v for v in procmaps.read_file(PY_SMAPS).vmas}
+    libc_text = 0x7efd79644000  # r-xp at file offset 0x26000
+    rc, out, _ = run(capsys, "show", PY_SMAPS, "--by", "none", "--json")
+    groups = json.loads(out)["groups"]
+    assert rc == 0 and len(groups) == len(vmas)
+    for g in groups:
+        v = vmas[g["start"]]
+        assert [g[f] for f in VMA_FIELDS] == [*v[:7], list(v.vm_flags)]
+    text = next(g for g in groups if g["start"] == libc_text)
+    assert (text["perms"], text["offset"]) == ("r-xp", 0x26000)
+    assert text["vm_flags"] == ["rd", "ex", "mr", "mw", "me"]
+
+    rc, out, _ = run(capsys, "show", PY_SMAPS, "--by", "none")
+    lines = out.splitlines()
+    assert lines[1].split() == "PERMS OFFSET SIZE RSS PSS USS SHARED SWAP FLAGS NAME".split()
+    row = next(line for line in lines if f"{libc_text:x}-" in line)
+    assert row.split()[:2] == ["r-xp", "00026000"]
+    assert re.search(f"  rd ex mr mw me +{libc_text:x}-7efd7979a000 /usr/lib/x86_64-linux-gnu/libc.so.6$",
+                     row)
+    assert lines[-1].split()[-1] == "total"
+
+    rc, out, _ = run(capsys, "show", PY_SMAPS, "--by", "none", "--csv")
+    rows = out.splitlines()
+    header = rows[0].split(",")
+    assert header[-len(VMA_FIELDS):] == list(VMA_FIELDS)
+    cells = next(r.split(",") for r in rows if r.startswith(f"{libc_text:x}-"))
+    assert cells[-len(VMA_FIELDS):] == [str(libc_text), str(0x7efd7979a000), "r-xp", str(0x26000), "fe:00",
+                                        "339380", "/usr/lib/x86_64-linux-gnu/libc.so.6", "rd ex mr mw me"]
+
+    rc, out, _ = run(capsys, "show", PY_MAPS, "--by", "none", "--json")
+    groups = json.loads(out)["groups"]
+    assert all(g["vm_flags"] is None and g["perms"] for g in groups)
+    rc, out, _ = run(capsys, "show", PY_MAPS, "--by", "none")
+    assert out.splitlines()[1].split() == ["PERMS", "OFFSET", "SIZE", "NAME"]
+    rc, out, _ = run(capsys, "show", PY_SMAPS, "--csv")  # grouped by name: no VMA columns
+    assert out.splitlines()[0].split(",")[-1] == "estimated"

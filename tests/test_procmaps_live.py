@@ -80,6 +80,16 @@ def test_child_mappings_read_back_with_their_kind_perms_and_residency(child):
     assert [v[:7] for v in maps.vmas] == [v[:7] for v in snap.vmas]
 
 
+def test_show_by_none_of_a_live_process_gives_each_vma_its_permissions_and_flags(capsys, child):
+    pid, info = child
+    assert main(["show", str(pid), "--by", "none", "--json"]) == 0
+    rows = {g["start"]: g for g in json.loads(capsys.readouterr().out)["groups"]}
+    anon, shared = rows[info["anon"]], rows[info["shared"]]
+    assert (anon["perms"], anon["offset"], anon["name"]) == ("rw-p", 0, "")
+    assert {"rd", "wr"} <= set(anon["vm_flags"]) and "sh" not in anon["vm_flags"]
+    assert shared["perms"] == "rw-s" and {"rd", "wr", "sh"} <= set(shared["vm_flags"])
+
+
 def test_unknown_pid_is_a_process_lookup_error_naming_the_pid():
     pid = 4_000_000  # above the kernel's PID_MAX_LIMIT
     with pytest.raises(procmaps.ProcessNotFoundError) as exc:

@@ -23,6 +23,7 @@ from anonvma.procmaps.diff import changed, diff_groups
 from anonvma.procmaps import registered, saved, system
 from anonvma.procmaps.files import write_atomically
 from anonvma.procmaps.format import (
+    PerVma,
     diff_csv,
     diff_json,
     diff_table,
@@ -34,9 +35,9 @@ from anonvma.procmaps.format import (
     processes_table,
 )
 from anonvma.procmaps.group import (GROUP_BY, SORT_KEYS, group, matched, matching, shown_regex, sort_field,
-                                    sort_groups, total)
+                                    sort_groups, total, vma_key)
 from anonvma.procmaps.parser import parse
-from anonvma.procmaps.records import Group, Registered, Snapshot
+from anonvma.procmaps.records import VMFLAGS_KEY, Group, Registered, Snapshot
 from anonvma.procmaps.source import describe, read_pid_bytes
 
 #: ``show --all`` also groups by process (procrank).
@@ -211,6 +212,7 @@ class _View(NamedTuple):
     across: bool  # several processes: a PROCS column
     labels: Dict[str, Tuple[str, str]]  # pid key -> (cmdline, comm), by process
     meta: Dict[str, object]
+    per_vma: Optional[PerVma] = None  # --by none: each row's VMA
 
 
 class _Grouped(NamedTuple):
@@ -223,6 +225,7 @@ class _Grouped(NamedTuple):
     matching: int  # records matching --match
     groups: List[Group]
     registry: Optional[Registered]  # what the process's registry of names changed
+    per_vma: Optional[PerVma] = None  # --by none: the VMA of each group
 
 
 def _grouped(target: str, args: argparse.Namespace) -> _Grouped:
@@ -233,7 +236,7 @@ def _grouped(target: str, args: argparse.Namespace) -> _Grouped:
         vmas = matching(snap.vmas, args.match)
         return _Grouped(snap.source, snap.pid, snap.has_smaps, len(snap.vmas) - _extra(snap.registry),
                         len(vmas), group(snap._replace(vmas=tuple(vmas)), args.by, args.fold),
-                        snap.registry)
+                        snap.registry, PerVma({vma_key(v): v for v in vmas}, VMFLAGS_KEY in snap.fields))
     counted = registered.tally(target)  # counted while read (no record per VMA) if no registry
     found = matched(counted, args.match)
     return _Grouped(counted.source, counted.pid, counted.has_smaps, counted.vmas - _extra(counted.registry),
@@ -267,7 +270,7 @@ def _one(args: argparse.Namespace) -> _View:
                             "estimated": bool(used.estimated), "cut": used.cut, "parts": used.parts,
                             "saved": used.saved}
     return _View(head, registered.note(snap.registry), groups, groups[:args.top] if args.top else groups,
-                 total(groups), snap.has_smaps, measure, False, False, {}, meta)
+                 total(groups), snap.has_smaps, measure, False, False, {}, meta, snap.per_vma)
 
 
 def _every(args: argparse.Namespace) -> _View:
@@ -319,7 +322,8 @@ def _table(view: _View, since: Optional[Mapping[str, Optional[int]]] = None,
         return head + processes_table(view.rows, view.total, labels, _width(), since=since,
                                       since_total=since_total, measure=view.measure)
     return head + groups_table(view.rows, view.total, view.smaps, _width(), processes=view.across,
-                               since=since, since_total=since_total, measure=view.measure)
+                               since=since, since_total=since_total, measure=view.measure,
+                               per_vma=view.per_vma)
 
 
 def _show(args: argparse.Namespace) -> str:
@@ -344,13 +348,13 @@ def _show(args: argparse.Namespace) -> str:
     if args.json:
         if view.by_process:
             return processes_json(view.rows, view.total, view.labels, view.meta)
-        return groups_json(view.rows, view.total, view.meta)
+        return groups_json(view.rows, view.total, view.meta, view.per_vma)
     if args.csv:
         if view.note:
             print(view.note, file=sys.stderr)
         if view.by_process:
             return processes_csv(view.rows, view.labels)
-        return groups_csv(view.rows)
+        return groups_csv(view.rows, view.per_vma)
     return _table(view)
 
 

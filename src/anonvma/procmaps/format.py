@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import io
 import json
-from typing import Dict, List, Mapping, Optional, Sequence
+from typing import Collection, Dict, List, Mapping, NamedTuple, Optional, Sequence
 
-from anonvma.procmaps.records import Change, Group
+from anonvma.procmaps.records import Change, Group, Vma
 
 #: Group values exported by JSON/CSV (kB, except count and processes).
 GROUP_FIELDS = ("count", "size", "rss", "pss", "uss", "shared", "swap", "swap_pss",
@@ -22,6 +22,25 @@ _SMAPS_COLUMNS = (("COUNT", "count"), ("SIZE", "size"), ("RSS", "rss"), ("PSS", 
 _MAPS_COLUMNS = (("COUNT", "count"), ("SIZE", "size"))
 _PROCESS_COLUMNS = (("PID", "key"), ("VMAS", "count"), ("SIZE", "size"), ("RSS", "rss"),
                     ("PSS", "pss"), ("USS", "uss"), ("SWAP", "swap"))
+#: What JSON and CSV give each VMA of ``--by none`` besides its counters (pmap -X's columns).
+VMA_FIELDS = ("start", "end", "perms", "offset", "dev", "inode", "name", "vm_flags")
+
+
+class PerVma(NamedTuple):
+    """``--by none``: the VMA of each group key (:func:`~anonvma.procmaps.group.vma_key`), and
+    whether the input printed VmFlags (smaps does, maps does not: then the flags are unknown)."""
+
+    vmas: Mapping[str, Vma]
+    flags: bool
+
+    def fields(self, key: str) -> Dict[str, object]:
+        """:data:`VMA_FIELDS` of the VMA of ``key`` (offset in bytes; ``vm_flags`` a list of
+        mnemonics, ``None`` when unknown); empty for a key that is no VMA's (the total)."""
+        v = self.vmas.get(key)
+        if v is None:
+            return {}
+        return {"start": v.start, "end": v.end, "perms": v.perms, "offset": v.offset, "dev": v.dev,
+                "inode": v.inode, "name": v.name, "vm_flags": list(v.vm_flags) if self.flags else None}
 
 
 def human_kb(kb: Optional[int]) -> str:
@@ -74,16 +93,18 @@ def fit(name: str, width: Optional[int]) -> str:
 
 
 def _table(header: Sequence[str], rows: List[Sequence[str]], width: Optional[int],
-           total_row: bool = False) -> str:
-    """Right-aligned columns, the last (the name) left-aligned and shortened to fit ``width``;
-    with ``total_row``, the last row's name is never shortened."""
+           total_row: bool = False, left: Collection[int] = ()) -> str:
+    """Right-aligned columns (those in ``left`` left-aligned: words, not numbers), the last (the
+    name) left-aligned and shortened to fit ``width``; with ``total_row``, the last row's name
+    is never shortened."""
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header) - 1)]
     lead = sum(w + 2 for w in widths)
     room = None if width is None else max(width - lead, 12)
     out = []
     last = len(rows)  # the index of the last row in [header, *rows]
     for i, r in enumerate([header, *rows]):
-        cells = [c.rjust(w) for c, w in zip(r, widths, strict=False)]
+        cells = [c.ljust(w) if n in left else c.rjust(w)
+                 for n, (c, w) in enumerate(zip(r, widths, strict=False))]
         name = r[-1] if total_row and i == last else fit(r[-1], room)
         out.append(("  ".join(cells) + "  " + name).rstrip())
     return "\n".join(out) + "\n"
@@ -122,32 +143,45 @@ def _notes(found: Sequence[str]) -> str:
 
 def groups_table(groups: Sequence[Group], total: Group, smaps: bool, width: Optional[int], *,
                  processes: bool = False, since: Optional[Mapping[str, Optional[int]]] = None,
-                 since_total: Optional[int] = None, measure: str = "pss") -> str:
+                 since_total: Optional[int] = None, measure: str = "pss",
+                 per_vma: Optional[PerVma] = None) -> str:
     """The ``anonvma show`` table; ``smaps=False`` (maps input) shows only count and size.
 
     :param processes: add a PROCS column (in how many processes; ``show --all``).
     :param since: key -> change of ``measure`` since the first sample (``--watch``): a
         D<MEASURE> column; ``since_total`` is the total's.
+    :param per_vma: ``--by none``: PERMS and OFFSET columns first and FLAGS (VmFlags, when the
+        input has them) before the name, as pmap -X; no COUNT (each row is one VMA).
 
     The kind is left out to give the name room (it is in JSON/CSV, and ``--by kind`` shows it).
     """
     columns = list(_SMAPS_COLUMNS if smaps else _MAPS_COLUMNS)
+    if per_vma is not None:
+        columns.remove(("COUNT", "count"))
     if processes:
         columns.insert(0, ("PROCS", "processes"))
-    header = [h for h, _ in columns]
+    header = (["PERMS", "OFFSET"] if per_vma is not None else []) + [h for h, _ in columns]
     if since is not None:
         header.append(f"D{measure.upper()}")
+    flags = per_vma is not None and per_vma.flags and smaps
+    if flags:
+        header.append("FLAGS")
     header.append("NAME")
     rows: List[Sequence[str]] = []
     seen: List[str] = []
     for g in [*groups, total]:
-        row = [_cell(g, f) for _, f in columns]
+        vma = per_vma.vmas.get(g.key) if per_vma is not None and g is not total else None
+        row = [vma.perms, f"{vma.offset:08x}"] if vma is not None else ["", ""] if per_vma is not None else []
+        row += [_cell(g, f) for _, f in columns]
         if since is not None:
             row.append(signed(since_total if g is total else since.get(g.key), measure))
+        if flags:
+            row.append(" ".join(vma.vm_flags) if vma is not None else "")
         seen += marks(g)
         row.append(marked(g.key, marks(g)) if g is not total else "total")
         rows.append(row)
-    return _table(header, rows, width, total_row=True) + _notes(seen)
+    left = (0, len(header) - 2) if flags else (0,) if per_vma is not None else ()
+    return _table(header, rows, width, total_row=True, left=left) + _notes(seen)
 
 
 def processes_table(rows: Sequence[Group], total: Group, labels: Mapping[str, str],
@@ -173,11 +207,14 @@ def processes_table(rows: Sequence[Group], total: Group, labels: Mapping[str, st
     return _table(header, body, width, total_row=True)
 
 
-def group_dict(g: Group) -> Dict[str, object]:
-    """A group as a flat dict (sizes in kB; ``None`` where unknown)."""
+def group_dict(g: Group, per_vma: Optional[PerVma] = None) -> Dict[str, object]:
+    """A group as a flat dict (sizes in kB; ``None`` where unknown); with ``per_vma``, its
+    VMA's :data:`VMA_FIELDS` too."""
     out: Dict[str, object] = {"key": g.key, "kind": g.kind}
     out.update((f, g.value(f)) for f in GROUP_FIELDS)
     out.update(registered=g.registered, estimated=g.estimated)
+    if per_vma is not None:
+        out.update(per_vma.fields(g.key))
     return out
 
 
@@ -185,9 +222,12 @@ def _dumps(doc: Mapping[str, object]) -> str:
     return json.dumps(doc, indent=2) + "\n"
 
 
-def groups_json(groups: Sequence[Group], total: Group, meta: Mapping[str, object]) -> str:
-    """JSON: ``meta`` plus ``units``, ``groups`` and ``total``."""
-    return _dumps(dict(meta, units="kB", groups=[group_dict(g) for g in groups], total=group_dict(total)))
+def groups_json(groups: Sequence[Group], total: Group, meta: Mapping[str, object],
+                per_vma: Optional[PerVma] = None) -> str:
+    """JSON: ``meta`` plus ``units``, ``groups`` (with ``per_vma``, each with its VMA's
+    :data:`VMA_FIELDS`) and ``total``."""
+    return _dumps(dict(meta, units="kB", groups=[group_dict(g, per_vma) for g in groups],
+                       total=group_dict(total)))
 
 
 def processes_json(rows: Sequence[Group], total: Group, labels: Mapping[str, Sequence[str]],
@@ -217,12 +257,20 @@ def _flag(on: bool) -> str:
     return "true" if on else "false"
 
 
-def groups_csv(groups: Sequence[Group]) -> str:
+def groups_csv(groups: Sequence[Group], per_vma: Optional[PerVma] = None) -> str:
     """CSV with a header row: key, kind, then :data:`GROUP_FIELDS` (kB; empty where unknown),
-    then ``registered`` and ``estimated`` (true/false)."""
-    return _csv(["key", "kind", *GROUP_FIELDS, "registered", "estimated"],
-                [[g.key, g.kind, *(g.value(f) for f in GROUP_FIELDS), _flag(g.registered),
-                  _flag(g.estimated)] for g in groups])
+    then ``registered`` and ``estimated`` (true/false); with ``per_vma``, then each VMA's
+    :data:`VMA_FIELDS` (``vm_flags`` the mnemonics separated by spaces, empty when unknown)."""
+    rows: List[List[object]] = []
+    for g in groups:
+        row: List[object] = [g.key, g.kind, *(g.value(f) for f in GROUP_FIELDS), _flag(g.registered),
+                             _flag(g.estimated)]
+        if per_vma is not None:
+            fields = per_vma.fields(g.key)
+            row += [" ".join(v) if isinstance(v, list) else v for v in map(fields.get, VMA_FIELDS)]
+        rows.append(row)
+    return _csv(["key", "kind", *GROUP_FIELDS, "registered", "estimated",
+                 *(VMA_FIELDS if per_vma is not None else ())], rows)
 
 
 def processes_csv(rows: Sequence[Group], labels: Mapping[str, Sequence[str]]) -> str:

@@ -98,9 +98,15 @@ def matched(tally: Tally, pattern: Union[str, Pattern[str], None]) -> Tally:
     return tally._replace(vmas=sum(counts.values()), counts=counts, sizes=sizes)
 
 
+def vma_key(v: Vma) -> str:
+    """The key of a VMA's group by none: ``start-end name`` (addresses in hex, as maps prints
+    them; no trailing space for plain anonymous memory)."""
+    return f"{v.start:x}-{v.end:x} {v.name}".rstrip()
+
+
 def _by_none(vmas: List[Vma], registry: Optional[Registered]) -> Tally:
-    """One name per VMA: ``start-end name`` (registered and estimated as their names are)."""
-    named = [v._replace(name=f"{v.start:x}-{v.end:x} {v.name}".rstrip()) for v in vmas]
+    """One name per VMA: :func:`vma_key` (registered and estimated as their names are)."""
+    named = [v._replace(name=vma_key(v)) for v in vmas]
     n, counts, sizes = tally_vmas(named)
     if registry is not None:
         pairs = list(zip(named, vmas, strict=True))
@@ -115,7 +121,7 @@ def group(vmas: VmaSource, by: str = "name", fold_numbers: bool = False) -> List
 
     :param vmas: a :class:`Snapshot`, a :class:`Tally` or VMAs.
     :param by: one of :data:`GROUP_BY`; ``none`` makes one group per VMA keyed ``start-end name``
-        (not from a tally, which has no addresses).
+        (:func:`vma_key`; not from a tally, which has no addresses).
     :param fold_numbers: with ``by="name"``, ``[anon:stack_and_tls:123]`` counts as
         ``[anon:stack_and_tls:*]`` (see :func:`anonvma.procmaps.names.fold`).
     :raises ValueError: unknown ``by``, or ``none`` of a tally.
