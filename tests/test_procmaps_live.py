@@ -328,6 +328,23 @@ def test_show_all_table_has_a_procs_column_and_the_csv_the_processes_field(capsy
     assert row[-3:] == ["2", "false", "false"]
 
 
+def test_show_all_leaves_out_its_own_process_unless_asked_to_include_it(capsys):
+    """The reading process's own memory (its parser, its records) is not what a user asked
+    about: --all leaves it out, --include-self puts it back; in this process and as a command."""
+    assert main(["show", "--all", "--by", "process", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["include_self"] is False and os.getpid() not in {p["pid"] for p in doc["processes"]}
+    assert main(["show", "--all", "--by", "process", "--json", "--include-self"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["include_self"] is True and os.getpid() in {p["pid"] for p in doc["processes"]}
+    for extra, listed in (([], False), (["--include-self"], True)):
+        argv = [sys.executable, "-m", "anonvma", "show", "--all", "--by", "process", "--json", *extra]
+        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err
+        assert (proc.pid in {p["pid"] for p in json.loads(out)["processes"]}) is listed
+
+
 def test_processes_that_cannot_be_read_are_counted_in_one_line_not_fatal(sharing):
     """As nobody (a forked child of this test drops to it), root's processes are denied."""
     if os.geteuid() != 0:
@@ -352,6 +369,7 @@ def test_show_all_refuses_impossible_combinations(capsys):
                       (["show", "--all", "--by", "none"], "--by none"),
                       (["show", "self", "--watch", "1", "--json"], "anonvma record"),
                       (["show", "self", "--count", "2"], "--count goes with --watch"),
+                      (["show", "self", "--include-self"], "--include-self goes with --all"),
                       (["show", "self", "--match", "("], "bad --match '(': missing ), unterminated")):
         assert main(argv) == 1
         out, err = capsys.readouterr()

@@ -89,8 +89,9 @@ def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "show", help="memory (smaps) by name: of a process, a saved file, or every process (--all)",
         description="Read /proc/PID/smaps (or a saved maps/smaps file) and print totals per name, "
-                    "kind or VMA; with --all, of every process it may read, summed by name "
-                    "(librank) or per process (--by process, procrank).",
+                    "kind or VMA; with --all, of every process it may read but its own "
+                    "(--include-self counts it too), summed by name (librank) or per process "
+                    "(--by process, procrank).",
         epilog="examples:\n  anonvma show --all --top 10\n  anonvma show --all --by process --top 5\n"
                "  anonvma show $$ --by kind\n  anonvma show self --watch 2 --count 3\n"
                "  cat /proc/$$/smaps | anonvma show - --json")
@@ -98,7 +99,10 @@ def register(subparsers: Any) -> None:
                    help="a process id, 'self' (anonvma's own process), or a saved maps or smaps "
                         "file (gzip-compressed too; '-': standard input); omit it with --all")
     p.add_argument("--all", action="store_true",
-                   help="every process it may read; the others are counted in one line")
+                   help="every process it may read but its own (the anonvma process reading); the "
+                        "others are counted in one line")
+    p.add_argument("--include-self", action="store_true",
+                   help="with --all: count the anonvma process reading too")
     _grouping_options(p, SHOW_BY)
     p.add_argument("--top", type=positive(int), metavar="N", help="only the N largest rows (the total "
                    "stays the total of all)")
@@ -275,7 +279,8 @@ def _one(args: argparse.Namespace) -> _View:
 
 def _every(args: argparse.Namespace) -> _View:
     by = "name" if args.by == "process" else args.by
-    sysmem = system.read_system(by=by, fold=args.fold, match=args.match)
+    sysmem = system.read_system(by=by, fold=args.fold, match=args.match,
+                                exclude=() if args.include_self else (os.getpid(),))
     if args.by == "process":
         groups = system.by_process(sysmem)
     else:
@@ -291,7 +296,8 @@ def _every(args: argparse.Namespace) -> _View:
             f"threads have no memory); {vmas} VMAs{matched}, {len(groups)} {what}, largest {measure} first")
     labels = {p.total.key: (p.cmdline, p.comm) for p in sysmem.processes}
     meta: Dict[str, object] = {"source": "all", "by": args.by, "fold": args.fold, "sort": measure,
-                               "match": args.match, "time": sysmem.time, "seconds": sysmem.seconds,
+                               "match": args.match, "include_self": args.include_self,
+                               "time": sysmem.time, "seconds": sysmem.seconds,
                                "processes_read": read_n, "kernel_threads": sysmem.kernel_threads,
                                "skipped": sysmem.skipped, "vmas": vmas, "smaps": True}
     return _View(head, sysmem.skipped_line(), groups, groups[:args.top] if args.top else groups, tot,
@@ -309,6 +315,8 @@ def _check_show(args: argparse.Namespace) -> None:
         raise ValueError("--watch redraws a table; for JSON over time use `anonvma record`")
     if args.count is not None and args.watch is None:
         raise ValueError("--count goes with --watch")
+    if args.include_self and not args.all:
+        raise ValueError("--include-self goes with --all (a PID is read whatever it is)")
 
 
 def _table(view: _View, since: Optional[Mapping[str, Optional[int]]] = None,

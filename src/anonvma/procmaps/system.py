@@ -12,7 +12,7 @@ from __future__ import annotations
 import errno
 import os
 import time
-from typing import Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple, Union
+from typing import Collection, Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 from anonvma.live.registry.loading import Loaded, load
 from anonvma.live.registry.places import scan
@@ -91,7 +91,8 @@ def _process(pid: Optional[int], counted: Tally, by: str, fold: bool, match: Opt
 
 
 def read_system(targets: Optional[Sequence[Union[int, str]]] = None, *, by: str = "name", fold: bool = False,
-                match: Optional[str] = None, procfs: str = "/proc", registries: bool = True) -> System:
+                match: Optional[str] = None, procfs: str = "/proc", registries: bool = True,
+                exclude: Collection[int] = ()) -> System:
     """Read and group every process (``targets=None``), or the given PIDs and saved files.
 
     Processes that cannot be read are counted in :attr:`System.skipped`; a process with an
@@ -102,6 +103,7 @@ def read_system(targets: Optional[Sequence[Union[int, str]]] = None, *, by: str 
     anonvma registry is shown with them (:mod:`anonvma.procmaps.registered`): its VMAs are
     read as records, the others only counted.
 
+    :param exclude: pids left out: neither read nor counted (``show --all`` leaves out its own).
     :raises ValueError: bad ``match``.
     :raises ProcmapsParseError, OSError: a saved file that cannot be read.
     """
@@ -113,7 +115,7 @@ def read_system(targets: Optional[Sequence[Union[int, str]]] = None, *, by: str 
         pid = pid_of(t)
         if pid is None:
             files.append(str(t))
-        else:
+        elif pid not in exclude:
             live.append(pid)
     processes: List[Process] = []
     skipped = dict.fromkeys(SKIP_REASONS, 0)
