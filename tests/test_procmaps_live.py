@@ -345,6 +345,100 @@ def test_show_all_leaves_out_its_own_process_unless_asked_to_include_it(capsys):
         assert (proc.pid in {p["pid"] for p in json.loads(out)["processes"]}) is listed
 
 
+#: A child (its command line says anonvma-filter-test) that renames itself (its comm) and, when
+#: asked and it is root, becomes nobody, then waits.
+RENAMED_CHILD = """
+import json, os, sys  # anonvma-filter-test
+open("/proc/self/comm", "w").write({comm!r})
+if {nobody!r}:
+    os.setgid(65534)
+    os.setuid(65534)
+print(json.dumps({{"uid": os.geteuid()}}), flush=True)
+sys.stdin.read()
+"""
+NOBODY = 65534
+
+
+@pytest.fixture
+def two_users():
+    """(pid of a child of this user with comm anonvma-cm-mine, pid of one of nobody with comm
+    anonvma-cm-nobody, or None when this test is not root and cannot make one)."""
+    root = os.geteuid() == 0
+    with spawned(RENAMED_CHILD.format(comm="anonvma-cm-mine", nobody=False)) as (mine, _), \
+            spawned(RENAMED_CHILD.format(comm="anonvma-cm-nobody", nobody=root)) as (other, info):
+        assert info["uid"] == (NOBODY if root else os.geteuid())
+        yield mine, other if root else None
+
+
+def shown_pids(capsys, *argv: str) -> set:
+    """The pids ``show --all --by process --json ARGV`` lists."""
+    assert main(["show", "--all", "--by", "process", "--json", *argv]) == 0
+    return {p["pid"] for p in json.loads(capsys.readouterr().out)["processes"]}
+
+
+def test_show_all_comm_keeps_the_processes_whose_comm_or_command_line_matches(capsys, two_users):
+    mine, other = two_users
+    both = {mine} | ({other} if other else set())
+    assert shown_pids(capsys, "--comm", "anonvma-filter-test") == both  # in their command lines
+    assert shown_pids(capsys, "--comm", "^anonvma-cm-mine$") == {mine}  # their comm alone
+    assert main(["show", "--all", "--comm", "^anonvma-cm-", "--top", "1"]) == 0
+    head = capsys.readouterr().out.splitlines()[0]
+    assert head.startswith("all processes whose comm or command line matches '^anonvma-cm-': 2 read in ")
+
+
+def test_show_all_user_keeps_the_processes_of_that_effective_user(capsys, two_users):
+    import pwd
+
+    mine, other = two_users
+    me = pwd.getpwuid(os.geteuid()).pw_name
+    for user in (me, str(os.geteuid())):
+        assert mine in shown_pids(capsys, "--user", user)
+        assert shown_pids(capsys, "--user", user, "--comm", "anonvma-filter-test") == {mine}
+    if other is None:
+        pytest.skip("not root: cannot start a process of another user")
+    nobody = pwd.getpwuid(NOBODY).pw_name
+    for user in (nobody, str(NOBODY)):  # /proc/PID of a process that changed its uid is root's
+        assert shown_pids(capsys, "--user", user, "--comm", "anonvma-filter-test") == {other}
+    assert main(["show", "--all", "--user", nobody, "--comm", "filter-test", "--top", "1"]) == 0
+    head = capsys.readouterr().out.splitlines()[0]
+    assert head.startswith(f"all processes of user {nobody} (uid {NOBODY}) whose comm or command line "
+                           "matches 'filter-test': 1 read in ")
+
+
+def test_show_all_by_user_gives_one_row_per_user_as_smem_u(capsys, two_users):
+    import pwd
+
+    mine, other = two_users
+    expected = {os.geteuid(): 1, **({NOBODY: 1} if other else {})}
+    assert main(["show", "--all", "--by", "user", "--comm", "anonvma-filter-test", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert {u["uid"]: u["processes"] for u in doc["users"]} == expected
+    assert all(u["user"] == pwd.getpwuid(u["uid"]).pw_name and u["pss"] > 0 for u in doc["users"])
+    assert doc["total"]["processes"] == len(expected) and doc["by"] == "user"
+    assert main(["show", "--all", "--by", "user", "--comm", "anonvma-filter-test"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].endswith(f", {len(expected)} user{'s' if other else ''}, largest pss first")
+    assert lines[1].split() == ["PROCS", "COUNT", "SIZE", "RSS", "PSS", "USS", "SHARED", "SWAP", "USER"]
+    names = sorted(pwd.getpwuid(u).pw_name for u in expected)
+    assert sorted(line.split()[-1] for line in lines[2:-1]) == names
+    assert lines[-1].split()[0] == str(len(expected)) and lines[-1].endswith("  total")
+    assert main(["show", "--all", "--by", "user", "--comm", "anonvma-filter-test", "--csv"]) == 0
+    rows = capsys.readouterr().out.splitlines()
+    assert rows[0].startswith("user,uid,processes,count,size,rss,pss,uss")
+    assert sorted(int(r.split(",")[1]) for r in rows[1:]) == sorted(expected)
+
+
+def test_a_bad_user_or_comm_is_a_one_line_usage_error(capsys):
+    for argv, why in ((["--all", "--user", "no-such-user-of-anonvma"],
+                       "--user no-such-user-of-anonvma: no such user (give a user name or a UID)"),
+                      (["--all", "--comm", "("], "bad --comm '(': missing ), unterminated subpattern"),
+                      (["self", "--user", "0"], "--comm and --user choose among the processes of --all"),
+                      (["self", "--by", "user"], "--by user needs --all")):
+        assert main(["show", *argv]) == 2, argv
+        out, err = capsys.readouterr()
+        assert out == "" and why in err and err.count("\n") == 1, (argv, err)
+
+
 def test_processes_that_cannot_be_read_are_counted_in_one_line_not_fatal(sharing):
     """As nobody (a forked child of this test drops to it), root's processes are denied."""
     if os.geteuid() != 0:

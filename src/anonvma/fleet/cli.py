@@ -14,14 +14,10 @@ import sys
 from typing import Any, Callable, List, Optional
 
 from anonvma.fleet.plot import MEASURES
-from anonvma.procmaps.cli import error_line, positive, warning_lines
+from anonvma.procmaps.cli import UsageError, error_line, positive, warning_lines
 from anonvma.procmaps.errors import ProcessNotFoundError
 from anonvma.procmaps.group import shown_regex
 from anonvma.procmaps.source import pid_of, proc_path
-
-
-class UsageError(ValueError):
-    """A bad option or combination, refused before anything is read: exit status 2."""
 
 
 def _targets(p: argparse.ArgumentParser) -> None:

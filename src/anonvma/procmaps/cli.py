@@ -13,6 +13,8 @@ import argparse
 import contextlib
 import gc
 import os
+import pwd
+import re
 import sys
 import time
 import warnings
@@ -33,6 +35,8 @@ from anonvma.procmaps.format import (
     processes_csv,
     processes_json,
     processes_table,
+    users_csv,
+    users_json,
 )
 from anonvma.procmaps.group import (GROUP_BY, SORT_KEYS, group, matched, matching, shown_regex, sort_field,
                                     sort_groups, total, vma_key)
@@ -40,8 +44,14 @@ from anonvma.procmaps.parser import parse
 from anonvma.procmaps.records import VMFLAGS_KEY, Group, Registered, Snapshot
 from anonvma.procmaps.source import describe, read_pid_bytes
 
-#: ``show --all`` also groups by process (procrank).
-SHOW_BY = (*GROUP_BY, "process")
+#: ``show --all`` also groups by process (procrank) and by user (smem -u).
+SHOW_BY = (*GROUP_BY, "process", "user")
+#: The ways of grouping that give a row per process or per user: across processes.
+ACROSS = ("process", "user")
+
+
+class UsageError(ValueError):
+    """A bad option or combination, refused before anything is read: exit status 2."""
 
 
 def _width() -> Optional[int]:
@@ -61,7 +71,7 @@ def _width() -> Optional[int]:
 def _grouping_options(p: argparse.ArgumentParser, by: Sequence[str] = GROUP_BY) -> None:
     p.add_argument("--by", choices=by, default="name",
                    help="group VMAs by maps name (default), by kind, not at all (one row per VMA)"
-                   + (", or per process (with --all: procrank)" if "process" in by else ""))
+                   + (", or per process or per user (with --all: procrank, smem -u)" if "user" in by else ""))
     p.add_argument("--sort", choices=SORT_KEYS, default="pss",
                    help="largest first (default pss; size when the input is maps, which has no PSS)")
     p.add_argument("--fold", action="store_true",
@@ -93,6 +103,8 @@ def register(subparsers: Any) -> None:
                     "(--include-self counts it too), summed by name (librank) or per process "
                     "(--by process, procrank).",
         epilog="examples:\n  anonvma show --all --top 10\n  anonvma show --all --by process --top 5\n"
+               "  anonvma show --all --by user\n"
+               "  anonvma show --all --user root --comm '^python' --by process\n"
                "  anonvma show $$ --by kind\n  anonvma show self --watch 2 --count 3\n"
                "  cat /proc/$$/smaps | anonvma show - --json")
     p.add_argument("target", metavar="PID|FILE", nargs="?",
@@ -103,6 +115,11 @@ def register(subparsers: Any) -> None:
                         "others are counted in one line")
     p.add_argument("--include-self", action="store_true",
                    help="with --all: count the anonvma process reading too")
+    p.add_argument("--comm", metavar="REGEX",
+                   help="with --all: only processes whose comm or command line matches REGEX (as "
+                        "pgrep and pgrep -f), e.g. '^python'")
+    p.add_argument("--user", metavar="NAME|UID",
+                   help="with --all: only processes of this effective user (as ps -u)")
     _grouping_options(p, SHOW_BY)
     p.add_argument("--top", type=positive(int), metavar="N", help="only the N largest rows (the total "
                    "stays the total of all)")
@@ -192,6 +209,9 @@ def _guarded(fn: Callable[[argparse.Namespace], Union[str, Output]], quick: bool
                 out = fn(args)
         except BrokenPipeError:
             raise  # stdout's reader went away (snapshot -o -, --watch): quiet (anonvma.cli.main)
+        except UsageError as err:
+            print(error_line(args.command, err), file=sys.stderr)
+            return 2
         except (OSError, ValueError) as err:
             print(error_line(args.command, err), file=sys.stderr)
             return failed
@@ -212,11 +232,12 @@ class _View(NamedTuple):
     total: Group
     smaps: bool
     measure: str
-    by_process: bool
+    by: str
     across: bool  # several processes: a PROCS column
     labels: Dict[str, Tuple[str, str]]  # pid key -> (cmdline, comm), by process
     meta: Dict[str, object]
     per_vma: Optional[PerVma] = None  # --by none: each row's VMA
+    users: Optional[Dict[str, str]] = None  # uid key -> user name, by user
 
 
 class _Grouped(NamedTuple):
@@ -274,15 +295,42 @@ def _one(args: argparse.Namespace) -> _View:
                             "estimated": bool(used.estimated), "cut": used.cut, "parts": used.parts,
                             "saved": used.saved}
     return _View(head, registered.note(snap.registry), groups, groups[:args.top] if args.top else groups,
-                 total(groups), snap.has_smaps, measure, False, False, {}, meta, snap.per_vma)
+                 total(groups), snap.has_smaps, measure, args.by, False, {}, meta, snap.per_vma)
+
+
+def _uid(user: str) -> int:
+    """``--user NAME|UID``: the uid (a number is taken as it is, as ps -u takes one no user has).
+
+    :raises UsageError: no user has that name.
+    """
+    if user.isdigit():
+        return int(user)
+    try:
+        return pwd.getpwnam(user).pw_uid
+    except KeyError:
+        raise UsageError(f"--user {user}: no such user (give a user name or a UID)") from None
+
+
+def _chosen(args: argparse.Namespace, uid: Optional[int]) -> str:
+    """What ``--all`` read, for the header: ``all processes``, and of which user, matching what."""
+    words = "all processes"
+    if uid is not None:
+        words += f" of user {system.user_name(str(uid))} (uid {uid})"
+    if args.comm is not None:
+        words += f" whose comm or command line matches {shown_regex(args.comm)}"
+    return words
 
 
 def _every(args: argparse.Namespace) -> _View:
-    by = "name" if args.by == "process" else args.by
+    uid = _uid(args.user) if args.user is not None else None
+    by = "name" if args.by in ACROSS else args.by
     sysmem = system.read_system(by=by, fold=args.fold, match=args.match,
-                                exclude=() if args.include_self else (os.getpid(),))
+                                exclude=() if args.include_self else (os.getpid(),), comm=args.comm,
+                                user=uid, owners=args.by == "user")
     if args.by == "process":
         groups = system.by_process(sysmem)
+    elif args.by == "user":
+        groups = system.by_user(sysmem)
     else:
         groups = system.by_name(sysmem)
     measure = sort_field(groups, args.sort)
@@ -290,18 +338,21 @@ def _every(args: argparse.Namespace) -> _View:
     tot = system.grand_total(sysmem, groups)
     read_n = len(sysmem.processes)
     vmas = sum(p.total.count for p in sysmem.processes)
-    what = "processes" if args.by == "process" else f"groups by {args.by}"
+    one = len(groups) == 1
+    what = {"process": "process" if one else "processes", "user": "user" if one else "users"}.get(
+        args.by, f"groups by {args.by}")
     matched = f" matching {shown_regex(args.match)}" if args.match is not None else ""
-    head = (f"all processes: {read_n} read in {sysmem.seconds:.2f} s ({sysmem.kernel_threads} kernel "
+    head = (f"{_chosen(args, uid)}: {read_n} read in {sysmem.seconds:.2f} s ({sysmem.kernel_threads} kernel "
             f"threads have no memory); {vmas} VMAs{matched}, {len(groups)} {what}, largest {measure} first")
     labels = {p.total.key: (p.cmdline, p.comm) for p in sysmem.processes}
     meta: Dict[str, object] = {"source": "all", "by": args.by, "fold": args.fold, "sort": measure,
-                               "match": args.match, "include_self": args.include_self,
-                               "time": sysmem.time, "seconds": sysmem.seconds,
+                               "match": args.match, "include_self": args.include_self, "comm": args.comm,
+                               "user": uid, "time": sysmem.time, "seconds": sysmem.seconds,
                                "processes_read": read_n, "kernel_threads": sysmem.kernel_threads,
                                "skipped": sysmem.skipped, "vmas": vmas, "smaps": True}
+    users = {g.key: system.user_name(g.key) for g in groups} if args.by == "user" else None
     return _View(head, sysmem.skipped_line(), groups, groups[:args.top] if args.top else groups, tot,
-                 True, measure, args.by == "process", True, labels, meta)
+                 True, measure, args.by, True, labels, meta, users=users)
 
 
 def _check_show(args: argparse.Namespace) -> None:
@@ -317,6 +368,17 @@ def _check_show(args: argparse.Namespace) -> None:
         raise ValueError("--count goes with --watch")
     if args.include_self and not args.all:
         raise ValueError("--include-self goes with --all (a PID is read whatever it is)")
+    if (args.comm is not None or args.user is not None) and not args.all:
+        raise UsageError("--comm and --user choose among the processes of --all")
+    if args.by == "user" and not args.all:
+        raise UsageError("--by user needs --all")
+    if args.comm is not None:
+        try:
+            re.compile(args.comm)
+        except re.error as err:
+            raise UsageError(f"bad --comm {shown_regex(args.comm)}: {err}") from None
+    if args.user is not None:
+        _uid(args.user)
 
 
 def _table(view: _View, since: Optional[Mapping[str, Optional[int]]] = None,
@@ -325,13 +387,14 @@ def _table(view: _View, since: Optional[Mapping[str, Optional[int]]] = None,
     if len(view.rows) < len(view.groups):
         shown = f" (top {len(view.rows)} of {len(view.groups)})"
     head = view.head + shown + "\n" + (view.note + "\n" if view.note else "")
-    if view.by_process:
+    if view.by == "process":
         labels = {k: cmd or (f"[{comm}]" if comm else "") for k, (cmd, comm) in view.labels.items()}
         return head + processes_table(view.rows, view.total, labels, _width(), since=since,
                                       since_total=since_total, measure=view.measure)
     return head + groups_table(view.rows, view.total, view.smaps, _width(), processes=view.across,
                                since=since, since_total=since_total, measure=view.measure,
-                               per_vma=view.per_vma)
+                               per_vma=view.per_vma, names=view.users,
+                               name_header="USER" if view.by == "user" else "NAME")
 
 
 def _show(args: argparse.Namespace) -> str:
@@ -354,14 +417,18 @@ def _show(args: argparse.Namespace) -> str:
         return ""
     view = sample(args)
     if args.json:
-        if view.by_process:
+        if view.by == "process":
             return processes_json(view.rows, view.total, view.labels, view.meta)
+        if view.users is not None:
+            return users_json(view.rows, view.total, view.users, view.meta)
         return groups_json(view.rows, view.total, view.meta, view.per_vma)
     if args.csv:
         if view.note:
             print(view.note, file=sys.stderr)
-        if view.by_process:
+        if view.by == "process":
             return processes_csv(view.rows, view.labels)
+        if view.users is not None:
+            return users_csv(view.rows, view.users)
         return groups_csv(view.rows, view.per_vma)
     return _table(view)
 

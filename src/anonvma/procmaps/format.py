@@ -144,7 +144,8 @@ def _notes(found: Sequence[str]) -> str:
 def groups_table(groups: Sequence[Group], total: Group, smaps: bool, width: Optional[int], *,
                  processes: bool = False, since: Optional[Mapping[str, Optional[int]]] = None,
                  since_total: Optional[int] = None, measure: str = "pss",
-                 per_vma: Optional[PerVma] = None) -> str:
+                 per_vma: Optional[PerVma] = None, names: Optional[Mapping[str, str]] = None,
+                 name_header: str = "NAME") -> str:
     """The ``anonvma show`` table; ``smaps=False`` (maps input) shows only count and size.
 
     :param processes: add a PROCS column (in how many processes; ``show --all``).
@@ -152,6 +153,7 @@ def groups_table(groups: Sequence[Group], total: Group, smaps: bool, width: Opti
         D<MEASURE> column; ``since_total`` is the total's.
     :param per_vma: ``--by none``: PERMS and OFFSET columns first and FLAGS (VmFlags, when the
         input has them) before the name, as pmap -X; no COUNT (each row is one VMA).
+    :param names: key -> the name shown (``--by user``: the user names), under ``name_header``.
 
     The kind is left out to give the name room (it is in JSON/CSV, and ``--by kind`` shows it).
     """
@@ -166,7 +168,7 @@ def groups_table(groups: Sequence[Group], total: Group, smaps: bool, width: Opti
     flags = per_vma is not None and per_vma.flags and smaps
     if flags:
         header.append("FLAGS")
-    header.append("NAME")
+    header.append(name_header)
     rows: List[Sequence[str]] = []
     seen: List[str] = []
     for g in [*groups, total]:
@@ -178,7 +180,8 @@ def groups_table(groups: Sequence[Group], total: Group, smaps: bool, width: Opti
         if flags:
             row.append(" ".join(vma.vm_flags) if vma is not None else "")
         seen += marks(g)
-        row.append(marked(g.key, marks(g)) if g is not total else "total")
+        shown = names.get(g.key, g.key) if names is not None else marked(g.key, marks(g))
+        row.append(shown if g is not total else "total")
         rows.append(row)
     left = (0, len(header) - 2) if flags else (0,) if per_vma is not None else ()
     return _table(header, rows, width, total_row=True, left=left) + _notes(seen)
@@ -243,6 +246,23 @@ def processes_json(rows: Sequence[Group], total: Group, labels: Mapping[str, Seq
     return _dumps(dict(meta, units="kB", processes=out, total=group_dict(total)))
 
 
+def _uid(key: str) -> Optional[int]:
+    return int(key) if key.isdigit() else None
+
+
+def users_json(rows: Sequence[Group], total: Group, names: Mapping[str, str],
+               meta: Mapping[str, object]) -> str:
+    """JSON of ``show --by user`` (smem -u): one object per user with its name, uid (``null``
+    when unknown), how many processes, and their summed group fields."""
+    out = []
+    for g in rows:
+        d = group_dict(g)
+        d.update(user=names.get(g.key, g.key), uid=_uid(g.key))
+        del d["key"], d["kind"], d["registered"], d["estimated"]
+        out.append(d)
+    return _dumps(dict(meta, units="kB", users=out, total=group_dict(total)))
+
+
 def _csv(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     import csv  # only CSV output needs it
 
@@ -278,6 +298,15 @@ def processes_csv(rows: Sequence[Group], labels: Mapping[str, Sequence[str]]) ->
     fields = [f for f in GROUP_FIELDS if f != "processes"]
     return _csv(["pid", "cmdline", "comm", *fields],
                 [[g.key, *labels.get(g.key, ("", "")), *(g.value(f) for f in fields)] for g in rows])
+
+
+def users_csv(rows: Sequence[Group], names: Mapping[str, str]) -> str:
+    """CSV of ``show --by user``: user, uid (empty when unknown), processes, then the other
+    group fields."""
+    fields = [f for f in GROUP_FIELDS if f != "processes"]
+    return _csv(["user", "uid", "processes", *fields],
+                [[names.get(g.key, g.key), _uid(g.key), g.processes, *(g.value(f) for f in fields)]
+                 for g in rows])
 
 
 def diff_table(changes: Sequence[Change], measure: str, width: Optional[int],

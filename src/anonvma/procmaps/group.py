@@ -56,13 +56,18 @@ def shown_regex(pattern: str) -> str:
     return "'" + pattern.replace("'", "'\\''") + "'"
 
 
-def _searcher(pattern: Union[str, Pattern[str], None]) -> Optional[Callable[[str], object]]:
+def searcher(pattern: Union[str, Pattern[str], None],
+             option: str = "--match") -> Optional[Callable[[str], object]]:
+    """``re.search`` of ``pattern`` (``None`` for no pattern).
+
+    :raises ValueError: a bad regular expression, named as the user gave it to ``option``.
+    """
     if pattern is None:
         return None
     try:
         return re.compile(pattern).search
     except re.error as err:
-        raise ValueError(f"bad --match {shown_regex(str(getattr(pattern, 'pattern', pattern)))}: {err}"
+        raise ValueError(f"bad {option} {shown_regex(str(getattr(pattern, 'pattern', pattern)))}: {err}"
                          ) from err
 
 
@@ -71,7 +76,7 @@ def matching(vmas: Iterable[Vma], pattern: Union[str, Pattern[str], None]) -> Li
 
     :raises ValueError: a bad regular expression.
     """
-    search = _searcher(pattern)
+    search = searcher(pattern)
     if search is None:
         return list(vmas)
     hits: Dict[str, bool] = {}
@@ -90,7 +95,7 @@ def matched(tally: Tally, pattern: Union[str, Pattern[str], None]) -> Tally:
 
     :raises ValueError: a bad regular expression.
     """
-    search = _searcher(pattern)
+    search = searcher(pattern)
     if search is None:
         return tally
     counts = {k: n for k, n in tally.counts.items() if search(k[0])}

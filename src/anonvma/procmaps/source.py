@@ -227,6 +227,20 @@ def cmdline(pid: int, procfs: str = "/proc") -> Tuple[str, str]:
     return args.decode("utf-8", "backslashreplace"), comm.decode("utf-8", "backslashreplace")
 
 
+def owner(pid: int, procfs: str = "/proc") -> Optional[int]:
+    """The effective uid of a process (what ``ps -u`` and top's USER go by), from the ``Uid:``
+    line of /proc/PID/status; ``None`` if it is gone. (The owner of /proc/PID is no answer: it
+    is root for a process that changed its uid, which the kernel makes not dumpable.)"""
+    try:
+        with open(proc_path(pid, "status", procfs), "rb") as f:
+            for line in f:
+                if line.startswith(b"Uid:"):
+                    return int(line.split()[2])
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
 def describe(pid: Optional[int], procfs: str = "/proc") -> str:
     """``pid 123 (python3 -m http.server)`` for headers; ``[comm]`` for kernel threads."""
     if pid is None:

@@ -4,13 +4,15 @@
 ahead while this thread parses), groups each process's VMAs, and notes the processes it could
 not read (another user's, exited while read) instead of failing. :func:`by_name` then sums the
 groups across processes; PSS summed across processes is the honest total (shared pages are
-divided among their sharers), RSS double-counts them.
+divided among their sharers), RSS double-counts them. :func:`by_process` gives one row per
+process (procrank), :func:`by_user` one per user (smem -u).
 """
 
 from __future__ import annotations
 
 import errno
 import os
+import pwd
 import time
 from typing import Collection, Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple, Union
 
@@ -18,24 +20,26 @@ from anonvma.live.registry.loading import Loaded, load
 from anonvma.live.registry.places import scan
 from anonvma.procmaps import registered
 from anonvma.procmaps.errors import ProcmapsParseError
-from anonvma.procmaps.group import group, matched, tally_of, total
+from anonvma.procmaps.group import group, matched, searcher, tally_of, total
 from anonvma.procmaps.parser import ChunkParser, ChunkTally, gc_paused
 from anonvma.procmaps.reader import ThreadedReader
 from anonvma.procmaps.records import Group, Snapshot, Tally
-from anonvma.procmaps.source import cmdline, pid_of, pids, proc_path, read_file
+from anonvma.procmaps.source import cmdline, owner, pid_of, pids, proc_path, read_file
 
 #: Why a process was not counted (keys of :attr:`System.skipped`).
 SKIP_REASONS = ("denied", "exited", "unreadable")
 
 
 class Process(NamedTuple):
-    """One process's memory, grouped: its groups and its totals (``total.key`` is the pid)."""
+    """One process's memory, grouped: its groups and its totals (``total.key`` is the pid);
+    ``uid`` its effective uid when asked for (:func:`read_system`), else ``None``."""
 
     pid: Optional[int]
     cmdline: str
     comm: str
     groups: List[Group]
     total: Group
+    uid: Optional[int] = None
 
 
 class System(NamedTuple):
@@ -84,15 +88,45 @@ def _reason(err: OSError) -> str:
 
 
 def _process(pid: Optional[int], counted: Tally, by: str, fold: bool, match: Optional[str],
-             label: Tuple[str, str]) -> Process:
+             label: Tuple[str, str], uid: Optional[int] = None) -> Process:
     groups = group(matched(counted, match), by, fold)
     key = str(pid) if pid is not None else label[0]
-    return Process(pid, label[0], label[1], groups, total(groups, key))
+    return Process(pid, label[0], label[1], groups, total(groups, key), uid)
+
+
+class _Chosen(NamedTuple):
+    """The live processes to read, with what choosing them read: their labels (``--comm``)
+    and effective uids (``--user``, or asked for)."""
+
+    pids: List[int]
+    labels: Dict[int, Tuple[str, str]]
+    uids: Dict[int, Optional[int]]
+
+
+def _choose(live: List[int], procfs: str, comm: Optional[str], user: Optional[int], owners: bool) -> _Chosen:
+    """The processes of ``live`` of effective uid ``user`` whose comm or command line matches
+    ``comm`` (either ``None``: any). One that exits meanwhile has no uid, and no label to match
+    but ``("", "")``: it is kept only if that matches, to be counted as exited when read.
+
+    :raises ValueError: bad ``comm``.
+    """
+    search = searcher(comm, "--comm")
+    uids: Dict[int, Optional[int]] = {}
+    if owners or user is not None:
+        uids = {pid: owner(pid, procfs) for pid in live}
+        if user is not None:
+            live = [pid for pid in live if uids[pid] == user]
+    labels: Dict[int, Tuple[str, str]] = {}
+    if search is not None:
+        labels = {pid: cmdline(pid, procfs) for pid in live}
+        live = [pid for pid in live if search(labels[pid][1]) or search(labels[pid][0])]
+    return _Chosen(live, labels, uids)
 
 
 def read_system(targets: Optional[Sequence[Union[int, str]]] = None, *, by: str = "name", fold: bool = False,
                 match: Optional[str] = None, procfs: str = "/proc", registries: bool = True,
-                exclude: Collection[int] = ()) -> System:
+                exclude: Collection[int] = (), comm: Optional[str] = None, user: Optional[int] = None,
+                owners: bool = False) -> System:
     """Read and group every process (``targets=None``), or the given PIDs and saved files.
 
     Processes that cannot be read are counted in :attr:`System.skipped`; a process with an
@@ -104,7 +138,13 @@ def read_system(targets: Optional[Sequence[Union[int, str]]] = None, *, by: str 
     read as records, the others only counted.
 
     :param exclude: pids left out: neither read nor counted (``show --all`` leaves out its own).
-    :raises ValueError: bad ``match``.
+    :param comm: only the processes whose comm or command line matches this regular expression
+        (``re.search``), as ``pgrep`` and ``pgrep -f`` choose; the others are neither read nor
+        counted (saved files are always read).
+    :param user: only the processes of this effective uid (as ``ps -u``), the same way.
+    :param owners: give each process its effective uid (:attr:`Process.uid`, which
+        :func:`by_user` needs); always done with ``user``.
+    :raises ValueError: bad ``match`` or ``comm``.
     :raises ProcmapsParseError, OSError: a saved file that cannot be read.
     """
     started, clock = time.time(), time.perf_counter()
@@ -121,6 +161,8 @@ def read_system(targets: Optional[Sequence[Union[int, str]]] = None, *, by: str 
     skipped = dict.fromkeys(SKIP_REASONS, 0)
     errors: List[str] = []
     kernel_threads = 0
+    chosen = _choose(live, procfs, comm, user, owners)
+    live = chosen.pids
     for path in files:
         processes.append(_process(None, tally_of(read_file(path)), by, fold, match, (path, "")))
     paths = [proc_path(pid, "smaps", procfs) for pid in live]
@@ -137,7 +179,7 @@ def read_system(targets: Optional[Sequence[Union[int, str]]] = None, *, by: str 
             if isinstance(piece, OSError):
                 failed[index] = piece
                 continue
-            label = cmdline(pid, procfs)
+            label = chosen.labels[pid] if pid in chosen.labels else cmdline(pid, procfs)
             if parsers[index].empty:
                 if os.path.exists(proc_path(pid, "", procfs)):
                     kernel_threads += 1
@@ -153,7 +195,7 @@ def read_system(targets: Optional[Sequence[Union[int, str]]] = None, *, by: str 
                 errors.append(str(err))
                 continue
             parsers[index] = ChunkTally("")  # free the text
-            processes.append(_process(pid, counted, by, fold, match, label))
+            processes.append(_process(pid, counted, by, fold, match, label, chosen.uids.get(pid)))
     for index, failure in failed.items():
         reason = _reason(failure)
         skipped[reason] += 1
@@ -208,6 +250,28 @@ def by_name(system: System) -> List[Group]:
 def by_process(system: System) -> List[Group]:
     """One group per process (procrank): key the pid, kind ``process``."""
     return [p.total._replace(kind="process") for p in system.processes if p.total.count]
+
+
+def by_user(system: System) -> List[Group]:
+    """One group per user (smem -u): the totals of its processes summed, key the effective uid
+    (``""`` for processes whose uid is unknown: saved files, or ``system`` read without
+    ``owners``), kind ``user``, ``processes`` how many of its processes have memory."""
+    buckets: Dict[str, List[Group]] = {}
+    for p in system.processes:
+        if p.total.count:
+            buckets.setdefault("" if p.uid is None else str(p.uid), []).append(p.total)
+    return [total(gs, key, processes=len(gs))._replace(kind="user") for key, gs in buckets.items()]
+
+
+def user_name(key: str) -> str:
+    """The name of a :func:`by_user` key: the uid's user name, the uid itself when the password
+    database has none, ``?`` when unknown."""
+    if not key:
+        return "?"
+    try:
+        return pwd.getpwuid(int(key)).pw_name
+    except KeyError:
+        return key
 
 
 def grand_total(system: System, groups: Iterable[Group]) -> Group:
