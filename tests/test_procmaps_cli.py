@@ -251,7 +251,7 @@ def test_messages_say_what_a_user_typed_and_never_a_raw_errno(capsys, tmp_path):
     rc, out, _ = run(capsys, "show", "self", "--match", r"^\[anon:|^\[heap\]$")
     assert rc == 0 and r"matching '^\[anon:|^\[heap\]$')" in out.splitlines()[0]  # as typed
     rc, _, err = run(capsys, "show", "self", "--match", "it's(")
-    assert rc == 1 and "bad --match 'it'\\''s(': missing )" in err
+    assert rc == 2 and "bad --match 'it'\\''s(': missing )" in err
     missing = tmp_path / "missing"
     for argv, why in ((["show", str(missing)], f"{missing}: No such file or directory"),
                       (["show", str(tmp_path)], f"{tmp_path}: Is a directory"),

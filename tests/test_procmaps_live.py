@@ -465,7 +465,7 @@ def test_show_all_refuses_impossible_combinations(capsys):
                       (["show", "self", "--count", "2"], "--count goes with --watch"),
                       (["show", "self", "--include-self"], "--include-self goes with --all"),
                       (["show", "self", "--match", "("], "bad --match '(': missing ), unterminated")):
-        assert main(argv) == 1
+        assert main(argv) == 2  # a usage error, as argparse's
         out, err = capsys.readouterr()
         assert out == "" and why in err and err.count("\n") == 1, (argv, err)
 

@@ -1,7 +1,8 @@
 """``anonvma show``, ``anonvma diff`` and ``anonvma snapshot``: account memory by name.
 
 Each command builds its whole output before printing; an error prints one line to stderr and
-exits 1 (argparse's usage errors exit 2); ``diff`` exits as diff(1) does: 0 when nothing
+exits 1, a usage error (argparse's, and the values and combinations ``show`` refuses before
+reading anything: :class:`UsageError`) exits 2; ``diff`` exits as diff(1) does: 0 when nothing
 changed, 1 when something did, 2 on an error. One-shot commands run with the cyclic GC off: they
 build ~100K acyclic records and exit, and a collection over them would cost more than the
 rest of the grouping (``--watch`` keeps the GC on between samples).
@@ -355,28 +356,35 @@ def _every(args: argparse.Namespace) -> _View:
                  True, measure, args.by, True, labels, meta, users=users)
 
 
+def _check_regex(option: str, pattern: Optional[str]) -> None:
+    """:raises UsageError: ``pattern`` (given to ``option``) is no regular expression."""
+    if pattern is not None:
+        try:
+            re.compile(pattern)
+        except re.error as err:
+            raise UsageError(f"bad {option} {shown_regex(pattern)}: {err}") from None
+
+
 def _check_show(args: argparse.Namespace) -> None:
+    """:raises UsageError: options that cannot work, before anything is read."""
     if args.all == (args.target is not None):
-        raise ValueError("give one PID|FILE, or --all")
+        raise UsageError("give one PID|FILE, or --all")
     if args.by == "process" and not args.all:
-        raise ValueError("--by process needs --all (one process is one row)")
+        raise UsageError("--by process needs --all (one process is one row)")
     if args.by == "none" and args.all:
-        raise ValueError("--by none lists one process's VMAs: give a PID, not --all")
+        raise UsageError("--by none lists one process's VMAs: give a PID, not --all")
     if args.watch is not None and (args.json or args.csv):
-        raise ValueError("--watch redraws a table; for JSON over time use `anonvma record`")
+        raise UsageError("--watch redraws a table; for JSON over time use `anonvma record`")
     if args.count is not None and args.watch is None:
-        raise ValueError("--count goes with --watch")
+        raise UsageError("--count goes with --watch")
     if args.include_self and not args.all:
-        raise ValueError("--include-self goes with --all (a PID is read whatever it is)")
+        raise UsageError("--include-self goes with --all (a PID is read whatever it is)")
     if (args.comm is not None or args.user is not None) and not args.all:
         raise UsageError("--comm and --user choose among the processes of --all")
     if args.by == "user" and not args.all:
         raise UsageError("--by user needs --all")
-    if args.comm is not None:
-        try:
-            re.compile(args.comm)
-        except re.error as err:
-            raise UsageError(f"bad --comm {shown_regex(args.comm)}: {err}") from None
+    _check_regex("--match", args.match)
+    _check_regex("--comm", args.comm)
     if args.user is not None:
         _uid(args.user)
 
