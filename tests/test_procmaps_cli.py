@@ -216,7 +216,7 @@ def test_version_and_help_texts(capsys):
     demo = _helps()["demo"]
     assert "refcount" in demo and "strdup" in demo and "fork" in demo
     show = _helps()["show"]
-    assert re.search(r"PID\|FILE\s+a process id, 'self'", show)
+    assert re.search(r"PID\|FILE\s+process ids, 'self'", show)
 
 
 def _helps() -> dict:
@@ -319,3 +319,18 @@ def test_show_by_none_gives_each_vma_its_permissions_offset_and_flags(capsys):
     assert out.splitlines()[1].split() == ["PERMS", "OFFSET", "SIZE", "NAME"]
     rc, out, _ = run(capsys, "show", PY_SMAPS, "--csv")  # grouped by name: no VMA columns
     assert out.splitlines()[0].split(",")[-1] == "estimated"
+
+
+def test_saved_files_by_process_are_rows_without_a_pid(capsys):
+    """show FILE FILE --by process: each file a row, its path where a command line goes."""
+    sleep = os.path.join(DATA, "linux-6.18-sleep", "smaps")
+    rc, out, _ = run(capsys, "show", sleep, PY_SMAPS, "--by", "process")
+    lines = out.splitlines()
+    assert rc == 0 and lines[0].startswith(f"{sleep} {PY_SMAPS}: 2 read in ")
+    assert [line.split()[0] for line in lines[2:]] == ["-", "-", "2"]
+    assert sorted(line.split()[-1] for line in lines[2:-1]) == sorted([sleep, PY_SMAPS])
+    rc, out, _ = run(capsys, "show", sleep, PY_SMAPS, "--by", "process", "--json")
+    rows = json.loads(out)["processes"]
+    assert {(p["pid"], p["cmdline"]) for p in rows} == {(None, sleep), (None, PY_SMAPS)}
+    rc, out, _ = run(capsys, "show", sleep, PY_SMAPS, "--by", "process", "--csv")
+    assert sorted(r.split(",")[:2] for r in out.splitlines()[1:]) == sorted([["", sleep], ["", PY_SMAPS]])

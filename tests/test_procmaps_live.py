@@ -328,6 +328,58 @@ def test_show_all_table_has_a_procs_column_and_the_csv_the_processes_field(capsy
     assert row[-3:] == ["2", "false", "false"]
 
 
+def test_show_of_several_pids_prints_a_table_for_each_in_the_order_given(capsys, sharing):
+    """As pmap PID PID ...: each process's table, one after the other; JSON a list of what
+    `show PID --json` prints for each; CSV one header and each row led by its pid and source."""
+    a, b = sharing
+    assert main(["show", str(b), "self", str(a), "--top", "2"]) == 0
+    tables = capsys.readouterr().out.split("\n\n")
+    assert [t.split(" (")[0] for t in tables] == [f"pid {b}", f"pid {os.getpid()}", f"pid {a}"]
+    for table in tables:
+        lines = table.splitlines()
+        assert lines[1].split()[:2] == ["COUNT", "SIZE"] and "(top 2 of " in lines[0]
+        assert len(lines) == 2 + 2 + 1  # head, column names, 2 rows, total
+    assert main(["show", str(a), str(b), "--json", "--match", "anonvma-all-test"]) == 0
+    docs = json.loads(capsys.readouterr().out)
+    assert main(["show", str(a), "--json", "--match", "anonvma-all-test"]) == 0
+    one = json.loads(capsys.readouterr().out)
+    assert isinstance(docs, list) and [d["pid"] for d in docs] == [a, b] and set(docs[0]) == set(one)
+    for doc in docs:
+        (g,) = doc["groups"]
+        assert g["key"] == MEMFD and g["rss"] == 3 * PAGE // 1024 and g["pss"] * 2 == g["rss"]
+    assert main(["show", str(a), str(b), "--csv", "--by", "kind"]) == 0
+    rows = capsys.readouterr().out.splitlines()
+    assert rows[0].startswith("pid,source,key,kind,count,size,rss,pss")
+    assert {r.split(",")[:2][0] for r in rows[1:]} == {str(a), str(b)}
+    assert rows[1].split(",")[1] == f"/proc/{a}/smaps"
+
+
+def test_show_of_several_pids_by_process_or_user_is_procrank_or_smem_of_just_those(capsys, sharing):
+    a, b = sharing
+    assert main(["show", str(a), str(b), "self", "--by", "process", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert {p["pid"] for p in doc["processes"]} == {a, b, os.getpid()}  # self, named, is not left out
+    assert (doc["source"], doc["targets"]) == ("targets", [str(a), str(b), "self"])
+    assert doc["total"]["processes"] == 3
+    assert main(["show", str(a), str(b), "--by", "process"]) == 0
+    assert capsys.readouterr().out.startswith(f"{a} {b}: 2 read in ")
+    assert main(["show", str(a), str(b), "--by", "user", "--json"]) == 0
+    (user,) = json.loads(capsys.readouterr().out)["users"]
+    assert (user["uid"], user["processes"]) == (os.geteuid(), 2)
+
+
+def test_an_unknown_pid_among_several_is_its_error_as_alone_and_nothing_is_printed(capsys):
+    assert main(["show", "4000000"]) == 1
+    alone = capsys.readouterr().err
+    assert "no process with pid 4000000" in alone  # ESRCH, said as the kernel means it
+    for by in ("name", "none", "process", "user"):
+        assert main(["show", "self", "4000000", "--by", by]) == 1, by
+        out, err = capsys.readouterr()
+        assert out == "" and err.count("\n") == 1 and "no process with pid 4000000" in err, (by, err)
+        if by in ("name", "none"):
+            assert err == alone
+
+
 def test_show_all_leaves_out_its_own_process_unless_asked_to_include_it(capsys):
     """The reading process's own memory (its parser, its records) is not what a user asked
     about: --all leaves it out, --include-self puts it back; in this process and as a command."""
@@ -457,9 +509,11 @@ def test_processes_that_cannot_be_read_are_counted_in_one_line_not_fatal(sharing
 
 
 def test_show_all_refuses_impossible_combinations(capsys):
-    for argv, why in ((["show"], "give one PID|FILE, or --all"),
-                      (["show", "1", "--all"], "give one PID|FILE, or --all"),
-                      (["show", "self", "--by", "process"], "--by process needs --all"),
+    for argv, why in ((["show"], "give one or more PID|FILE, or --all"),
+                      (["show", "1", "--all"], "give one or more PID|FILE, or --all"),
+                      (["show", "self", "--by", "process"], "--by process needs --all or several PID|FILE"),
+                      (["show", "self", "1", "--watch", "1"], "--watch redraws one table"),
+                      (["show", "-", "-"], "only one PID|FILE can be '-'"),
                       (["show", "--all", "--by", "none"], "--by none"),
                       (["show", "self", "--watch", "1", "--json"], "anonvma record"),
                       (["show", "self", "--count", "2"], "--count goes with --watch"),

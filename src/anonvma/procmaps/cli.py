@@ -25,25 +25,27 @@ from anonvma.live.registry.loading import RegistryWarning, load
 from anonvma.procmaps.diff import changed, diff_groups
 from anonvma.procmaps import registered, saved, system
 from anonvma.procmaps.files import write_atomically
+from anonvma.procmaps.errors import ProcessNotFoundError
 from anonvma.procmaps.format import (
     PerVma,
     diff_csv,
     diff_json,
     diff_table,
+    dumps,
     groups_csv,
-    groups_json,
+    groups_doc,
     groups_table,
     processes_csv,
-    processes_json,
+    processes_doc,
     processes_table,
     users_csv,
-    users_json,
+    users_doc,
 )
 from anonvma.procmaps.group import (GROUP_BY, SORT_KEYS, group, matched, matching, shown_regex, sort_field,
                                     sort_groups, total, vma_key)
 from anonvma.procmaps.parser import parse
 from anonvma.procmaps.records import VMFLAGS_KEY, Group, Registered, Snapshot
-from anonvma.procmaps.source import describe, read_pid_bytes
+from anonvma.procmaps.source import STDIN, describe, pid_of, proc_path, read_pid_bytes
 
 #: ``show --all`` also groups by process (procrank) and by user (smem -u).
 SHOW_BY = (*GROUP_BY, "process", "user")
@@ -72,7 +74,8 @@ def _width() -> Optional[int]:
 def _grouping_options(p: argparse.ArgumentParser, by: Sequence[str] = GROUP_BY) -> None:
     p.add_argument("--by", choices=by, default="name",
                    help="group VMAs by maps name (default), by kind, not at all (one row per VMA)"
-                   + (", or per process or per user (with --all: procrank, smem -u)" if "user" in by else ""))
+                   + (", or per process or per user (with --all or several PIDs: procrank, smem -u)"
+                      if "user" in by else ""))
     p.add_argument("--sort", choices=SORT_KEYS, default="pss",
                    help="largest first (default pss; size when the input is maps, which has no PSS)")
     p.add_argument("--fold", action="store_true",
@@ -100,17 +103,21 @@ def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "show", help="memory (smaps) by name: of a process, a saved file, or every process (--all)",
         description="Read /proc/PID/smaps (or a saved maps/smaps file) and print totals per name, "
-                    "kind or VMA; with --all, of every process it may read but its own "
-                    "(--include-self counts it too), summed by name (librank) or per process "
-                    "(--by process, procrank).",
+                    "kind or VMA; of several PIDs or files, one table each in the order given (as "
+                    "pmap; JSON: a list of one object each), or one row each with --by process "
+                    "(one per user with --by user); with --all, of every process it "
+                    "may read but its own (--include-self counts it too), summed by name "
+                    "(librank), per process (--by process, procrank) or per user (--by user, "
+                    "smem -u).",
         epilog="examples:\n  anonvma show --all --top 10\n  anonvma show --all --by process --top 5\n"
+               "  anonvma show self $$ --by kind\n  anonvma show self $$ --by process\n"
                "  anonvma show --all --by user\n"
                "  anonvma show --all --user root --comm '^python' --by process\n"
                "  anonvma show $$ --by kind\n  anonvma show self --watch 2 --count 3\n"
                "  cat /proc/$$/smaps | anonvma show - --json")
-    p.add_argument("target", metavar="PID|FILE", nargs="?",
-                   help="a process id, 'self' (anonvma's own process), or a saved maps or smaps "
-                        "file (gzip-compressed too; '-': standard input); omit it with --all")
+    p.add_argument("targets", metavar="PID|FILE", nargs="*",
+                   help="process ids, 'self' (anonvma's own process), or saved maps or smaps "
+                        "files (gzip-compressed too; '-': standard input); none with --all")
     p.add_argument("--all", action="store_true",
                    help="every process it may read but its own (the anonvma process reading); the "
                         "others are counted in one line")
@@ -273,8 +280,9 @@ def _extra(used: Optional[Registered]) -> int:
     return used.extra if used is not None else 0
 
 
-def _one(args: argparse.Namespace) -> _View:
-    snap = _grouped(args.target, args)
+def _one(target: str, args: argparse.Namespace) -> _View:
+    """The view of one PID or file."""
+    snap = _grouped(target, args)
     groups, count, shown = snap.groups, snap.vmas, snap.matching
     measure = sort_field(groups, args.sort)
     groups = sort_groups(groups, measure)
@@ -313,7 +321,10 @@ def _uid(user: str) -> int:
 
 
 def _chosen(args: argparse.Namespace, uid: Optional[int]) -> str:
-    """What ``--all`` read, for the header: ``all processes``, and of which user, matching what."""
+    """What was read, for the header: the targets, or ``all processes`` and of which user,
+    matching what."""
+    if args.targets:
+        return " ".join(args.targets)
     words = "all processes"
     if uid is not None:
         words += f" of user {system.user_name(str(uid))} (uid {uid})"
@@ -323,10 +334,17 @@ def _chosen(args: argparse.Namespace, uid: Optional[int]) -> str:
 
 
 def _every(args: argparse.Namespace) -> _View:
+    """The view of ``--all``, or of several targets ``--by process`` or ``--by user``."""
     uid = _uid(args.user) if args.user is not None else None
     by = "name" if args.by in ACROSS else args.by
-    sysmem = system.read_system(by=by, fold=args.fold, match=args.match,
-                                exclude=() if args.include_self else (os.getpid(),), comm=args.comm,
+    targets = args.targets or None
+    for target in targets or ():
+        pid = pid_of(target)
+        if pid is not None and not os.path.exists(proc_path(pid, "")):  # named: not a race to count
+            raise ProcessNotFoundError(pid, f" (/proc/{pid} does not exist)")
+    sysmem = system.read_system(targets, by=by, fold=args.fold, match=args.match,
+                                exclude=(os.getpid(),) if args.all and not args.include_self else (),
+                                comm=args.comm,
                                 user=uid, owners=args.by == "user")
     if args.by == "process":
         groups = system.by_process(sysmem)
@@ -346,11 +364,12 @@ def _every(args: argparse.Namespace) -> _View:
     head = (f"{_chosen(args, uid)}: {read_n} read in {sysmem.seconds:.2f} s ({sysmem.kernel_threads} kernel "
             f"threads have no memory); {vmas} VMAs{matched}, {len(groups)} {what}, largest {measure} first")
     labels = {p.total.key: (p.cmdline, p.comm) for p in sysmem.processes}
-    meta: Dict[str, object] = {"source": "all", "by": args.by, "fold": args.fold, "sort": measure,
-                               "match": args.match, "include_self": args.include_self, "comm": args.comm,
-                               "user": uid, "time": sysmem.time, "seconds": sysmem.seconds,
-                               "processes_read": read_n, "kernel_threads": sysmem.kernel_threads,
-                               "skipped": sysmem.skipped, "vmas": vmas, "smaps": True}
+    meta: Dict[str, object] = {"source": "targets" if targets else "all"}
+    if targets:
+        meta["targets"] = list(targets)
+    meta.update(by=args.by, fold=args.fold, sort=measure, match=args.match, include_self=args.include_self,
+                comm=args.comm, user=uid, time=sysmem.time, seconds=sysmem.seconds, processes_read=read_n,
+                kernel_threads=sysmem.kernel_threads, skipped=sysmem.skipped, vmas=vmas, smaps=True)
     users = {g.key: system.user_name(g.key) for g in groups} if args.by == "user" else None
     return _View(head, sysmem.skipped_line(), groups, groups[:args.top] if args.top else groups, tot,
                  True, measure, args.by, True, labels, meta, users=users)
@@ -367,12 +386,17 @@ def _check_regex(option: str, pattern: Optional[str]) -> None:
 
 def _check_show(args: argparse.Namespace) -> None:
     """:raises UsageError: options that cannot work, before anything is read."""
-    if args.all == (args.target is not None):
-        raise UsageError("give one PID|FILE, or --all")
-    if args.by == "process" and not args.all:
-        raise UsageError("--by process needs --all (one process is one row)")
+    if args.all == bool(args.targets):
+        raise UsageError("give one or more PID|FILE, or --all")
+    if args.targets.count(STDIN) > 1:
+        raise UsageError(f"only one PID|FILE can be '{STDIN}' (standard input)")
+    for by in ACROSS:
+        if args.by == by and not args.all and len(args.targets) < 2:
+            raise UsageError(f"--by {by} needs --all or several PID|FILEs (one process is one row)")
     if args.by == "none" and args.all:
         raise UsageError("--by none lists one process's VMAs: give a PID, not --all")
+    if args.watch is not None and len(args.targets) > 1 and args.by not in ACROSS:
+        raise UsageError("--watch redraws one table: give one PID|FILE, --all, or --by process")
     if args.watch is not None and (args.json or args.csv):
         raise UsageError("--watch redraws a table; for JSON over time use `anonvma record`")
     if args.count is not None and args.watch is None:
@@ -381,8 +405,6 @@ def _check_show(args: argparse.Namespace) -> None:
         raise UsageError("--include-self goes with --all (a PID is read whatever it is)")
     if (args.comm is not None or args.user is not None) and not args.all:
         raise UsageError("--comm and --user choose among the processes of --all")
-    if args.by == "user" and not args.all:
-        raise UsageError("--by user needs --all")
     _check_regex("--match", args.match)
     _check_regex("--comm", args.comm)
     if args.user is not None:
@@ -405,16 +427,45 @@ def _table(view: _View, since: Optional[Mapping[str, Optional[int]]] = None,
                                name_header="USER" if view.by == "user" else "NAME")
 
 
+def _views(args: argparse.Namespace) -> List[_View]:
+    """What ``show`` prints: one view, or one per target (several, grouped within each)."""
+    if args.all or args.by in ACROSS:
+        return [_every(args)]
+    return [_one(target, args) for target in args.targets]
+
+
+def _doc(view: _View) -> Dict[str, object]:
+    """A view's JSON document."""
+    if view.by == "process":
+        return processes_doc(view.rows, view.total, view.labels, view.meta)
+    if view.users is not None:
+        return users_doc(view.rows, view.total, view.users, view.meta)
+    return groups_doc(view.rows, view.total, view.meta, view.per_vma)
+
+
+def _csv(view: _View, several: bool) -> str:
+    """A view's CSV; of one of ``several`` targets, each row led by its pid and source."""
+    if view.note:
+        print(view.note, file=sys.stderr)
+    if view.by == "process":
+        return processes_csv(view.rows, view.labels)
+    if view.users is not None:
+        return users_csv(view.rows, view.users)
+    lead = {"pid": view.meta["pid"], "source": view.meta["source"]} if several else {}
+    return groups_csv(view.rows, view.per_vma, lead)
+
+
 def _show(args: argparse.Namespace) -> str:
+    """The tables, JSON or CSV of the targets or --all (the module docstring); with --watch,
+    none: the tables were drawn as they came."""
     _check_show(args)
-    sample = _every if args.all else _one
     if args.watch is not None:
         from anonvma.procmaps.watch import watch
 
         def take() -> Any:
             gc.disable()
             try:
-                view = sample(args)
+                (view,) = _views(args)
             finally:
                 gc.enable()
             stamp = time.strftime("%H:%M:%S")
@@ -423,22 +474,14 @@ def _show(args: argparse.Namespace) -> str:
                 + _table(view, since, since_total))
         watch(take, args.watch, args.count)
         return ""
-    view = sample(args)
+    views = _views(args)
+    several = len(views) > 1
     if args.json:
-        if view.by == "process":
-            return processes_json(view.rows, view.total, view.labels, view.meta)
-        if view.users is not None:
-            return users_json(view.rows, view.total, view.users, view.meta)
-        return groups_json(view.rows, view.total, view.meta, view.per_vma)
+        return dumps([_doc(v) for v in views] if several else _doc(views[0]))
     if args.csv:
-        if view.note:
-            print(view.note, file=sys.stderr)
-        if view.by == "process":
-            return processes_csv(view.rows, view.labels)
-        if view.users is not None:
-            return users_csv(view.rows, view.users)
-        return groups_csv(view.rows, view.per_vma)
-    return _table(view)
+        texts = [_csv(v, several) for v in views]
+        return texts[0] + "".join(t.split("\n", 1)[1] for t in texts[1:])  # one header row
+    return "\n".join(_table(v) for v in views)
 
 
 def _diff(args: argparse.Namespace) -> Output:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+from types import MappingProxyType
 from typing import Collection, Dict, List, Mapping, NamedTuple, Optional, Sequence
 
 from anonvma.procmaps.records import Change, Group, Vma
@@ -200,6 +201,8 @@ def processes_table(rows: Sequence[Group], total: Group, labels: Mapping[str, st
     body: List[Sequence[str]] = []
     for g in rows:
         row = [_cell(g, f) for _, f in _PROCESS_COLUMNS]
+        if not g.key.isdigit():
+            row[0] = "-"  # a saved file: no pid, its path is the command line's place
         if since is not None:
             row.append(signed(since.get(g.key), measure))
         body.append([*row, " ".join(labels.get(g.key, "").split())])  # one line per process
@@ -221,21 +224,35 @@ def group_dict(g: Group, per_vma: Optional[PerVma] = None) -> Dict[str, object]:
     return out
 
 
-def _dumps(doc: Mapping[str, object]) -> str:
+def dumps(doc: object) -> str:
+    """A JSON document as every command prints it: indented, ending with a newline."""
     return json.dumps(doc, indent=2) + "\n"
+
+
+
+def groups_doc(groups: Sequence[Group], total: Group, meta: Mapping[str, object],
+               per_vma: Optional[PerVma] = None) -> Dict[str, object]:
+    """The JSON document of groups: ``meta`` plus ``units``, ``groups`` (with ``per_vma``,
+    each with its VMA's :data:`VMA_FIELDS`) and ``total``."""
+    return dict(meta, units="kB", groups=[group_dict(g, per_vma) for g in groups], total=group_dict(total))
 
 
 def groups_json(groups: Sequence[Group], total: Group, meta: Mapping[str, object],
                 per_vma: Optional[PerVma] = None) -> str:
-    """JSON: ``meta`` plus ``units``, ``groups`` (with ``per_vma``, each with its VMA's
-    :data:`VMA_FIELDS`) and ``total``."""
-    return _dumps(dict(meta, units="kB", groups=[group_dict(g, per_vma) for g in groups],
-                       total=group_dict(total)))
+    """:func:`groups_doc` as JSON text."""
+    return dumps(groups_doc(groups, total, meta, per_vma))
 
 
 def processes_json(rows: Sequence[Group], total: Group, labels: Mapping[str, Sequence[str]],
                    meta: Mapping[str, object]) -> str:
-    """JSON of ``show --all --by process``: one object per process with pid, cmdline and comm."""
+    """:func:`processes_doc` as JSON text."""
+    return dumps(processes_doc(rows, total, labels, meta))
+
+
+def processes_doc(rows: Sequence[Group], total: Group, labels: Mapping[str, Sequence[str]],
+                  meta: Mapping[str, object]) -> Dict[str, object]:
+    """The JSON document of ``show --all --by process``: one object per process with pid,
+    cmdline and comm."""
     out = []
     for g in rows:
         d = group_dict(g)
@@ -243,24 +260,31 @@ def processes_json(rows: Sequence[Group], total: Group, labels: Mapping[str, Seq
         d.update(pid=int(g.key) if g.key.isdigit() else None, cmdline=cmd, comm=comm)
         del d["key"], d["kind"], d["processes"], d["registered"], d["estimated"]
         out.append(d)
-    return _dumps(dict(meta, units="kB", processes=out, total=group_dict(total)))
+    return dict(meta, units="kB", processes=out, total=group_dict(total))
 
 
 def _uid(key: str) -> Optional[int]:
+    """A pid or uid key as a number; ``None`` for any other key (a saved file's, an unknown)."""
     return int(key) if key.isdigit() else None
 
 
 def users_json(rows: Sequence[Group], total: Group, names: Mapping[str, str],
                meta: Mapping[str, object]) -> str:
-    """JSON of ``show --by user`` (smem -u): one object per user with its name, uid (``null``
-    when unknown), how many processes, and their summed group fields."""
+    """:func:`users_doc` as JSON text."""
+    return dumps(users_doc(rows, total, names, meta))
+
+
+def users_doc(rows: Sequence[Group], total: Group, names: Mapping[str, str],
+              meta: Mapping[str, object]) -> Dict[str, object]:
+    """The JSON document of ``show --by user`` (smem -u): one object per user with its name,
+    uid (``null`` when unknown), how many processes, and their summed group fields."""
     out = []
     for g in rows:
         d = group_dict(g)
         d.update(user=names.get(g.key, g.key), uid=_uid(g.key))
         del d["key"], d["kind"], d["registered"], d["estimated"]
         out.append(d)
-    return _dumps(dict(meta, units="kB", users=out, total=group_dict(total)))
+    return dict(meta, units="kB", users=out, total=group_dict(total))
 
 
 def _csv(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
@@ -277,27 +301,30 @@ def _flag(on: bool) -> str:
     return "true" if on else "false"
 
 
-def groups_csv(groups: Sequence[Group], per_vma: Optional[PerVma] = None) -> str:
+def groups_csv(groups: Sequence[Group], per_vma: Optional[PerVma] = None,
+               lead: Mapping[str, object] = MappingProxyType({})) -> str:
     """CSV with a header row: key, kind, then :data:`GROUP_FIELDS` (kB; empty where unknown),
     then ``registered`` and ``estimated`` (true/false); with ``per_vma``, then each VMA's
-    :data:`VMA_FIELDS` (``vm_flags`` the mnemonics separated by spaces, empty when unknown)."""
+    :data:`VMA_FIELDS` (``vm_flags`` the mnemonics separated by spaces, empty when unknown).
+    ``lead``: columns put first, the same in every row (``show PID PID``: pid and source)."""
     rows: List[List[object]] = []
     for g in groups:
-        row: List[object] = [g.key, g.kind, *(g.value(f) for f in GROUP_FIELDS), _flag(g.registered),
-                             _flag(g.estimated)]
+        row: List[object] = [*lead.values(), g.key, g.kind, *(g.value(f) for f in GROUP_FIELDS),
+                             _flag(g.registered), _flag(g.estimated)]
         if per_vma is not None:
             fields = per_vma.fields(g.key)
             row += [" ".join(v) if isinstance(v, list) else v for v in map(fields.get, VMA_FIELDS)]
         rows.append(row)
-    return _csv(["key", "kind", *GROUP_FIELDS, "registered", "estimated",
+    return _csv([*lead, "key", "kind", *GROUP_FIELDS, "registered", "estimated",
                  *(VMA_FIELDS if per_vma is not None else ())], rows)
 
 
 def processes_csv(rows: Sequence[Group], labels: Mapping[str, Sequence[str]]) -> str:
-    """CSV of ``show --all --by process``: pid, cmdline, comm, then the group fields."""
+    """CSV of ``show --all --by process``: pid (empty for a saved file, whose path is the
+    cmdline), cmdline, comm, then the group fields."""
     fields = [f for f in GROUP_FIELDS if f != "processes"]
     return _csv(["pid", "cmdline", "comm", *fields],
-                [[g.key, *labels.get(g.key, ("", "")), *(g.value(f) for f in fields)] for g in rows])
+                [[_uid(g.key), *labels.get(g.key, ("", "")), *(g.value(f) for f in fields)] for g in rows])
 
 
 def users_csv(rows: Sequence[Group], names: Mapping[str, str]) -> str:
@@ -355,7 +382,7 @@ def diff_json(changes: Sequence[Change], meta: Mapping[str, object],
     doc = dict(meta, units="kB", changes=[change_dict(c) for c in changes])
     if total is not None:
         doc["total"] = change_dict(total)
-    return _dumps(doc)
+    return dumps(doc)
 
 
 def diff_csv(changes: Sequence[Change]) -> str:
