@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 
@@ -12,6 +13,7 @@ import pytest
 from anonvma.cli import main
 from anonvma.fleet import plot as plot_mod
 from anonvma.fleet import record as record_mod
+from process_helpers import sigint_at_default, wait_until
 from procmaps_fixtures import memfd_child, spawned
 
 GROWING = memfd_child("anonvma-record-test", pages=8192, touched=1, grow_every=0.002)
@@ -96,3 +98,33 @@ def test_record_to_a_pipe_whose_reader_leaves_is_quiet_and_exits_0():
     assert proc.wait(timeout=60) == 0
     assert proc.stderr.read() == b""
     proc.stderr.close()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+@pytest.mark.parametrize("to_file", [True, False], ids=["-o FILE", "-o -"])
+def test_without_duration_record_runs_until_ctrl_c_or_sigterm_then_ends_its_output_whole_and_exits_0(
+        sig, to_file, tmp_path):
+    """No --duration: it samples until Ctrl-C (SIGINT, sent to it alone as the helpers send
+    it) or SIGTERM, started with SIGINT at its default as from a terminal; then every line it
+    wrote is a whole sample, it says how many, and it exits 0."""
+    path = tmp_path / "rec.jsonl"
+    with spawned(GROWING) as (pid, _):
+        proc = subprocess.Popen([sys.executable, "-m", "anonvma", "record", str(pid), "--interval", "0.05",
+                                 "-o", str(path) if to_file else "-"], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, preexec_fn=sigint_at_default)
+        assert proc.stdout is not None
+        if to_file:
+            assert wait_until(lambda: path.exists() and path.read_text().count("\n") >= 3
+                              or proc.poll() is not None, 120)
+            first = ""
+        else:
+            first = "".join(proc.stdout.readline() for _ in range(3))  # the header, 2 samples
+        proc.send_signal(sig)
+        out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    text = path.read_text() if to_file else first + out
+    lines = [json.loads(line) for line in text.splitlines()]  # each line whole
+    assert text.endswith("\n") and len(lines) >= 3
+    assert lines[0]["anonvma_record"] == 1 and lines[0]["duration"] is None
+    assert all(s["processes"][0]["pid"] == pid for s in lines[1:])
+    assert err == (f"recorded {len(lines) - 1} samples to {path}\n" if to_file else "")

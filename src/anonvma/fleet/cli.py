@@ -66,16 +66,20 @@ def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "record", help="sample memory by name over time into JSON lines",
         description="Sample the given processes (or --all) every --interval seconds for "
-                    "--duration seconds; write JSON lines: a header, then one line per sample with "
+                    "--duration seconds, or without --duration until Ctrl-C (SIGINT) or SIGTERM; "
+                    "write JSON lines: a header, then one line per sample with "
                     "its time, the groups summed over processes, and each process with its "
-                    "command line. Plot it with `anonvma plot`.",
+                    "command line. Ctrl-C or SIGTERM ends it between samples, the last one written "
+                    "whole, exit status 0. Plot it with `anonvma plot`.",
         epilog="examples:\n  anonvma record --all --interval 1 --duration 60 -o fleet.jsonl\n"
+               "  anonvma record --all -o fleet.jsonl\n"
                "  anonvma record $$ --interval 0.5 --duration 2 -o - | head -2")
     _targets(p)
     p.add_argument("--interval", type=positive(float), default=1.0, metavar="S",
                    help="seconds between samples (default 1)")
-    p.add_argument("--duration", type=positive(float), required=True, metavar="D",
-                   help="seconds to record (samples at 0, S, 2S ... up to D)")
+    p.add_argument("--duration", type=positive(float), metavar="D",
+                   help="seconds to record (samples at 0, S, 2S ... up to D); without it, until "
+                        "Ctrl-C or SIGTERM")
     p.add_argument("-o", "--output", required=True, metavar="FILE", help="where to write ('-': stdout)")
     p.add_argument("--fold", action="store_true", help="fold numbered names ([anon:stack_and_tls:*])")
     p.set_defaults(func=_guarded(_record))

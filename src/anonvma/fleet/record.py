@@ -6,7 +6,8 @@ units, host); then one line per sample: its time (``t``, seconds since the epoch
 ``registered``/``estimated`` as in ``anonvma show --json``), one
 row per process with its command line (``processes``), and what was not counted
 (``skipped``). Each line is written and flushed as it is taken, so a recording cut short
-keeps every complete sample.
+keeps every complete sample. Without a duration it records until SIGINT (Ctrl-C) or SIGTERM,
+which end it between samples: the sample being taken is written whole first.
 """
 
 from __future__ import annotations
@@ -26,9 +27,9 @@ FORMAT = 1
 FIELDS = ("count", "size", "rss", "pss", "uss", "swap")
 
 
-def header(targets: Optional[Sequence[str]], interval: float, duration: float, fold: bool,
+def header(targets: Optional[Sequence[str]], interval: float, duration: Optional[float], fold: bool,
            match: Optional[str]) -> Dict[str, Any]:
-    """The first line of a recording."""
+    """The first line of a recording (``duration`` ``None``: until stopped)."""
     return {"anonvma_record": FORMAT, "version": __version__, "started": time.time(),
             "interval": interval, "duration": duration,
             "targets": "all" if targets is None else list(targets), "fold": fold, "match": match,
@@ -49,14 +50,28 @@ def sample_line(system: System, first: float) -> Dict[str, Any]:
     }
 
 
-def record(out: IO[str], targets: Optional[Sequence[str]], interval: float, duration: float, *,
-           fold: bool = False, match: Optional[str] = None) -> int:
-    """Write a recording to ``out``: samples at 0, interval, 2*interval ... up to ``duration`` s.
+def _stopping_on_signals(stop: threading.Event) -> Dict[int, Any]:
+    """Make SIGTERM, and SIGINT unless it is ignored or someone else's, set ``stop`` instead of
+    ending the process mid-line (SIGINT ignored, as a background job starts, stays ignored);
+    the handlers replaced, to put back. Main thread only."""
+    def stopping(signum: int, frame: Any) -> None:
+        stop.set()
+    wanted = [signal.SIGTERM]
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # Python's: KeyboardInterrupt
+        wanted.append(signal.SIGINT)
+    return {sig: signal.signal(sig, stopping) for sig in wanted}
 
-    Stops early, keeping what it has, on SIGINT or SIGTERM. Returns the number of samples.
+
+def record(out: IO[str], targets: Optional[Sequence[str]], interval: float, duration: Optional[float], *,
+           fold: bool = False, match: Optional[str] = None) -> int:
+    """Write a recording to ``out``: samples at 0, interval, 2*interval ... up to ``duration`` s
+    (``None``: until SIGINT or SIGTERM).
+
+    SIGINT (Ctrl-C) and SIGTERM stop it between samples, keeping what it has: the sample being
+    taken is written whole first. Returns the number of samples.
     """
     stop = threading.Event()
-    previous = signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
+    previous = _stopping_on_signals(stop)
     samples = 0
     try:
         out.write(json.dumps(header(targets, interval, duration, fold, match)) + "\n")
@@ -70,12 +85,15 @@ def record(out: IO[str], targets: Optional[Sequence[str]], interval: float, dura
             out.flush()
             samples += 1
             due = start + samples * interval
-            if due - start > duration + 1e-9 or stop.wait(max(0.0, due - time.monotonic())):
+            if duration is not None and due - start > duration + 1e-9:
                 break
-    except KeyboardInterrupt:
+            if stop.wait(max(0.0, due - time.monotonic())):
+                break
+    except KeyboardInterrupt:  # SIGINT with another handler than Python's, which raises it
         pass
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     return samples
 
 
