@@ -344,8 +344,7 @@ def _every(args: argparse.Namespace) -> _View:
             raise ProcessNotFoundError(pid, f" (/proc/{pid} does not exist)")
     sysmem = system.read_system(targets, by=by, fold=args.fold, match=args.match,
                                 exclude=(os.getpid(),) if args.all and not args.include_self else (),
-                                comm=args.comm,
-                                user=uid, owners=args.by == "user")
+                                comm=args.comm, user=uid, owners=args.by == "user")
     if args.by == "process":
         groups = system.by_process(sysmem)
     elif args.by == "user":
@@ -396,7 +395,8 @@ def _check_show(args: argparse.Namespace) -> None:
     if args.by == "none" and args.all:
         raise UsageError("--by none lists one process's VMAs: give a PID, not --all")
     if args.watch is not None and len(args.targets) > 1 and args.by not in ACROSS:
-        raise UsageError("--watch redraws one table: give one PID|FILE, --all, or --by process")
+        raise UsageError("--watch redraws one table: give one PID|FILE, --all, or several with "
+                         "--by process or --by user")
     if args.watch is not None and (args.json or args.csv):
         raise UsageError("--watch redraws a table; for JSON over time use `anonvma record`")
     if args.count is not None and args.watch is None:

@@ -174,7 +174,9 @@ def groups_table(groups: Sequence[Group], total: Group, smaps: bool, width: Opti
     seen: List[str] = []
     for g in [*groups, total]:
         vma = per_vma.vmas.get(g.key) if per_vma is not None and g is not total else None
-        row = [vma.perms, f"{vma.offset:08x}"] if vma is not None else ["", ""] if per_vma is not None else []
+        row: List[str] = []
+        if per_vma is not None:
+            row += [vma.perms, f"{vma.offset:08x}"] if vma is not None else ["", ""]
         row += [_cell(g, f) for _, f in columns]
         if since is not None:
             row.append(signed(since_total if g is total else since.get(g.key), measure))
@@ -184,7 +186,9 @@ def groups_table(groups: Sequence[Group], total: Group, smaps: bool, width: Opti
         shown = names.get(g.key, g.key) if names is not None else marked(g.key, marks(g))
         row.append(shown if g is not total else "total")
         rows.append(row)
-    left = (0, len(header) - 2) if flags else (0,) if per_vma is not None else ()
+    left = [0] if per_vma is not None else []  # PERMS and FLAGS are words: left-aligned
+    if flags:
+        left.append(len(header) - 2)
     return _table(header, rows, width, total_row=True, left=left) + _notes(seen)
 
 
@@ -227,7 +231,6 @@ def group_dict(g: Group, per_vma: Optional[PerVma] = None) -> Dict[str, object]:
 def dumps(doc: object) -> str:
     """A JSON document as every command prints it: indented, ending with a newline."""
     return json.dumps(doc, indent=2) + "\n"
-
 
 
 def groups_doc(groups: Sequence[Group], total: Group, meta: Mapping[str, object],
