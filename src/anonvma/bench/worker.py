@@ -4,7 +4,8 @@
 :mod:`anonvma.bench.layout` with mmap (MAP_FIXED_NOREPLACE), names every VMA with prctl when the
 cell asks for names, writes the scenario's pages, then times ``os.fork()`` (parent side: dup_mmap)
 and ``os.fork()`` + ``waitpid`` (the child ``_exit``s at once: fork+reap, like the seed).
-Stdlib and :mod:`anonvma.live.syscalls` only, so it runs under any interpreter of the host.
+Stdlib, :mod:`anonvma.live.syscalls` and the maps parser (:mod:`anonvma.procmaps.own`) only,
+so it loads little in a guest.
 
 CONFIG: ``{"counts": [...], "namings": [...], "scenarios": [...], "repeats": R, "warmup": W,
 "slack": S}``. Counts above what fits under vm.max_map_count (minus the VMAs the process already
@@ -26,6 +27,7 @@ from typing import Any, Callable, Dict, List, Optional
 
 from anonvma.bench.layout import BASE, PAGE_SIZE, SCENARIOS, VMA_BYTES, vma_addr, vma_name, vma_prot
 from anonvma.live import syscalls as sc
+from anonvma.procmaps import own
 
 _PROT = {"rw": sc.PROT_READ | sc.PROT_WRITE, "rwx": sc.PROT_READ | sc.PROT_WRITE | sc.PROT_EXEC}
 
@@ -35,9 +37,8 @@ def _progress(msg: str) -> None:
 
 
 def map_count() -> int:
-    """Lines of /proc/self/maps: every VMA of this process."""
-    with open("/proc/self/maps", "rb") as f:
-        return f.read().count(b"\n")
+    """Every VMA of this process, as /proc/self/maps lists them."""
+    return len(own.vmas())
 
 
 def max_map_count() -> int:
