@@ -145,3 +145,23 @@ def test_from_cli_reports_fork_counters_per_strategy(capsys):
 def test_from_a_missing_file_is_an_error_naming_it(capsys):
     assert main(["bench", "fork", "--from", "/nonexistent/maps"]) == 1
     assert "/nonexistent/maps" in capsys.readouterr().err
+
+
+@pytest.mark.oracle
+def test_in_a_kernel_that_names_unnamed_and_named_forks_alternate_between_two_processes(tmp_path):
+    """Inside the oracle the worker holds both layouts at once (a twin process for the named one)
+    and forks them in turn; both cells have every sample, from layouts of the same size."""
+    from anonvma import releases
+    from oracle_helpers import oracle_kernel_or_skip
+
+    kernel = oracle_kernel_or_skip("refcount", releases.DEFAULT)
+    cfg = {"counts": [300], "namings": ["none", "max"], "scenarios": ["unpopulated", "1page"],
+           "repeats": 4, "warmup": 1}
+    result = backends.run_uml(str(kernel), "refcount", cfg)
+    cells = result["cells"]
+    assert [(c["naming"], c["scenario"]) for c in cells] == [
+        ("none", "unpopulated"), ("max", "unpopulated"), ("none", "1page"), ("max", "1page")]
+    for c in cells:
+        assert c["status"] == "ok" and c["paired"] and c["count"] == 300
+        assert len(c["fork_ms"]) == len(c["fork_exit_ms"]) == 4
+    assert abs(cells[0]["map_count"] - cells[1]["map_count"]) <= 2  # the same layout, twice

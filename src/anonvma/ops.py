@@ -9,7 +9,9 @@ from __future__ import annotations
 import errno as _errno
 import json
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Mapping, Optional, Sequence
+from typing import Any, Callable, Iterable, Mapping, Optional, Sequence, Union
+
+from anonvma.procmaps.parser import parse
 
 #: Arena base used by every runner: page-aligned, free on the host and inside User-Mode Linux.
 ARENA_BASE = 0x4000000000
@@ -282,25 +284,22 @@ def maps_name(path: str, files: Mapping[str, str]) -> str:
     return path
 
 
-def arena_maps(maps_text: str, files: Mapping[str, str], base: int = ARENA_BASE,
+def arena_maps(maps: Union[str, bytes], files: Mapping[str, str], base: int = ARENA_BASE,
                size: int = ARENA_SIZE) -> list[str]:
-    """Turn /proc/PID/maps text into the ops-format lines for the mappings inside the arena.
+    """Turn /proc/PID/maps text (read through :func:`anonvma.procmaps.parser.parse`) into the
+    ops-format lines for the mappings inside the arena.
 
     :param files: real path of each file to its script label.
     """
     lines: list[str] = []
-    for line in maps_text.splitlines():
-        fields = line.split(None, 5)
-        lo, _, hi = fields[0].partition("-")
-        start, end = int(lo, 16), int(hi, 16)
-        if not base <= start < base + size:
+    for v in parse(maps, "maps")[0]:
+        if not base <= v.start < base + size:
             continue
-        entry = f"{start - base:x}-{end - base:x} {fields[1]}"
-        path = fields[5].strip(" ") if len(fields) > 5 else ""
-        if path:
-            name = maps_name(path, files)
+        entry = f"{v.start - base:x}-{v.end - base:x} {v.perms}"
+        if v.name:
+            name = maps_name(v.name, files)
             if name.startswith("file:"):
-                name += f"@{int(fields[2], 16) >> 12:x}"
+                name += f"@{v.offset >> 12:x}"
             entry += " " + name
         lines.append(entry)
     return lines

@@ -105,12 +105,14 @@ def find_kernels(options: Iterable[str] = (), linux: str = releases.DEFAULT) -> 
 
 
 def uml_mem_mb(config: Dict[str, Any]) -> int:
-    """Memory for the UML guest: the populated pages plus 768 MB for the system and page tables."""
+    """Memory for the UML guest: the populated pages (of two processes: unnamed and named are
+    held at once, see :class:`anonvma.bench.worker.Twin`) plus 768 MB for the system and page
+    tables."""
     from anonvma.bench.layout import PAGE_SIZE, SCENARIOS
 
     pages = max((SCENARIOS[s] for s in config["scenarios"]), default=0)
     biggest = max(config["counts"], default=0)
-    return 768 + (biggest * pages * PAGE_SIZE >> 20) * 5 // 4
+    return 768 + 2 * (biggest * pages * PAGE_SIZE >> 20) * 5 // 4
 
 
 def run_uml(kernel: str, variant: str, config: Dict[str, Any], timeout: float = 3600) -> Dict[str, Any]:

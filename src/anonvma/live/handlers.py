@@ -14,6 +14,7 @@ from typing import Any, Callable, Mapping, Optional, Sequence
 
 from anonvma.live import syscalls
 from anonvma.ops import ARENA_SIZE, INT_MAX, Op, arena_maps, err, ok
+from anonvma.procmaps import own
 
 
 @dataclass(frozen=True)
@@ -39,24 +40,19 @@ def _touchable(addr: int, perm: str) -> bool:
     permissions include ``perm``, and not past the end of the file the VMA maps (a regular file,
     or the shmem file of a shared anonymous mapping that mremap grew), where it would be SIGBUS.
     The file's size is read through /proc/self/map_files (root only; else not checked)."""
-    with open("/proc/self/maps", "rb") as f:
-        for line in f:
-            lo, _, rest = line.partition(b"-")
-            hi, _, rest = rest.partition(b" ")
-            start = int(lo, 16)
-            if not start <= addr < int(hi, 16):
-                continue
-            fields = rest.split(None, 4)  # perms, offset, dev, inode, path
-            if perm.encode() not in fields[0]:
-                return False
-            if int(fields[3]) == 0:
-                return True
-            try:
-                size = os.stat(f"/proc/self/map_files/{lo.decode()}-{hi.decode()}").st_size
-            except OSError:
-                return True
-            page = int(fields[1], 16) + ((addr - start) & ~(syscalls.PAGE_SIZE - 1))
-            return page < -(-size // syscalls.PAGE_SIZE) * syscalls.PAGE_SIZE
+    for v in own.vmas():
+        if not v.start <= addr < v.end:
+            continue
+        if perm not in v.perms:
+            return False
+        if v.inode == 0:
+            return True
+        try:
+            size = os.stat(f"/proc/self/map_files/{v.start:x}-{v.end:x}").st_size
+        except OSError:
+            return True
+        page = v.offset + ((addr - v.start) & ~(syscalls.PAGE_SIZE - 1))
+        return page < -(-size // syscalls.PAGE_SIZE) * syscalls.PAGE_SIZE
     return False
 
 
@@ -147,8 +143,7 @@ def _touch(op: Mapping[str, Any], ctx: Context) -> dict[str, Any]:
 
 
 def _maps(op: Mapping[str, Any], ctx: Context) -> dict[str, Any]:
-    with open("/proc/self/maps", encoding="latin-1") as f:
-        return {"maps": arena_maps(f.read(), ctx.files, ctx.base)}
+    return {"maps": arena_maps(own.maps_bytes(), ctx.files, ctx.base)}
 
 
 #: Every op but fork and exit (see :data:`anonvma.ops.OPS`).
@@ -181,22 +176,8 @@ def vmas_outside_arena(base: int) -> int:
     """How many VMAs this process has outside the arena (mm->map_count minus the arena's):
     the lines of /proc/self/maps, without the arena's and the gate area's ([vsyscall], which
     maps shows but map_count does not count)."""
-    fd = os.open("/proc/self/maps", os.O_RDONLY)
-    try:
-        chunks = []
-        while True:
-            data = os.read(fd, 1 << 16)
-            if not data:
-                break
-            chunks.append(data)
-    finally:
-        os.close(fd)
-    count = 0
-    for line in b"".join(chunks).splitlines():
-        start = int(line[:line.index(b"-")], 16)
-        if not base <= start < base + ARENA_SIZE and not line.endswith(b"[vsyscall]"):
-            count += 1
-    return count
+    return sum(1 for v in own.vmas()
+               if not base <= v.start < base + ARENA_SIZE and v.name != "[vsyscall]")
 
 
 def _limited(op: Mapping[str, Any], ctx: Context) -> dict[str, Any]:

@@ -483,27 +483,50 @@ def unpack_tree(deb: Path, package: str, dest: Path, log: Log) -> Path:
     return dest / package
 
 
-def configure_and_make(tree: Path, log_path: Path, jobs: int) -> Path:
-    """defconfig + :data:`CONFIG_OPTIONS`, check they stuck, build; return the ``linux`` binary."""
-    _run(["make", "ARCH=um", "defconfig"], tree, log_path, "make ARCH=um defconfig")
-    enable = [arg for opt in CONFIG_OPTIONS for arg in ("--enable", opt)]
-    _run(["./scripts/config", *enable], tree, log_path, "scripts/config")
-    _run(["make", "ARCH=um", "olddefconfig"], tree, log_path, "make ARCH=um olddefconfig")
-    config = (tree / ".config").read_text()
-    for opt in CONFIG_OPTIONS:
-        if f"\nCONFIG_{opt}=y\n" not in config:
-            raise OracleBuildError(f"CONFIG_{opt}=y did not stick in {tree / '.config'} "
-                                   "(a dependency is missing on this architecture)")
+def configure_and_make(tree: Path, log_path: Path, jobs: int, out: Optional[Path] = None) -> Path:
+    """defconfig + :data:`CONFIG_OPTIONS`, check they stuck, build; return the ``linux`` binary.
+
+    ``out``: build out of tree (``make O=out``; the source tree is only read) and incrementally:
+    a build directory configured before keeps its ``.config`` (``olddefconfig`` only), so make
+    rebuilds just what changed since.
+    """
+    where = tree if out is None else out
+    o = [] if out is None else [f"O={out}"]
+    config_path = where / ".config"
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+    if not (out is not None and _has_options(config_path)):
+        _run(["make", "ARCH=um", *o, "defconfig"], tree, log_path, "make ARCH=um defconfig")
+        enable = [arg for opt in CONFIG_OPTIONS for arg in ("--enable", opt)]
+        _run(["./scripts/config", "--file", str(config_path), *enable], tree, log_path,
+             "scripts/config")
+    _run(["make", "ARCH=um", *o, "olddefconfig"], tree, log_path, "make ARCH=um olddefconfig")
+    if not _has_options(config_path):
+        raise OracleBuildError(f"CONFIG_{_missing_option(config_path)}=y did not stick in "
+                               f"{config_path} (a dependency is missing on this architecture)")
     # the `linux` target: the kernel alone (UML's defconfig modules are never loaded by the oracle)
-    _run(["make", "ARCH=um", f"-j{jobs}", "linux"], tree, log_path, "make ARCH=um linux")
-    binary = tree / "linux"
+    _run(["make", "ARCH=um", *o, f"-j{jobs}", "linux"], tree, log_path, "make ARCH=um linux")
+    binary = where / "linux"
     if not binary.is_file():
         raise OracleBuildError(f"make finished but {binary} is missing; log {log_path}")
     return binary
 
 
+def _missing_option(config_path: Path) -> Optional[str]:
+    """The first of :data:`CONFIG_OPTIONS` not ``=y`` in ``config_path`` (all: no such file)."""
+    try:
+        config = config_path.read_text()
+    except OSError:
+        return CONFIG_OPTIONS[0]
+    return next((opt for opt in CONFIG_OPTIONS if f"\nCONFIG_{opt}=y\n" not in config), None)
+
+
+def _has_options(config_path: Path) -> bool:
+    return _missing_option(config_path) is None
+
+
 @contextlib.contextmanager
-def _build_lock(root: Path, log: Log) -> Iterator[None]:
+def build_lock(root: Path, log: Log) -> Iterator[None]:
     """One build at a time per cache (two test runs may start builds together)."""
     root.mkdir(parents=True, exist_ok=True)
     with open(root / "build.lock", "w") as lock:
@@ -533,7 +556,7 @@ def build_kernel(variant: str, *, linux: str = releases.DEFAULT, force: bool = F
         raise ValueError(f"unknown variant {variant!r}: one of {', '.join(VARIANTS)}")
     rel = resolve(linux, log)
     root = cache_dir()
-    with _build_lock(root, log):
+    with build_lock(root, log):
         _remove_leftovers(root)
         if not force:
             cached = find_kernel(variant, linux=rel.name)
@@ -552,7 +575,7 @@ def build_unlisted(rel: Release, variant: str = "refcount", *, jobs: Optional[in
     """
     root = cache_dir()
     key = config_key(variant, rel.series)
-    with _build_lock(root, log):
+    with build_lock(root, log):
         _remove_leftovers(root)
         for b in reversed(cached_kernels(root)):
             if b.variant == variant and b.key == key and b.version == rel.source.version:
@@ -619,7 +642,7 @@ def clean_work(log: Log = print) -> None:
     work = root / "work"
     if not work.exists():
         return
-    with _build_lock(root, log):
+    with build_lock(root, log):
         if work.exists():
             shutil.rmtree(work)
             log(f"removed {work}")

@@ -44,7 +44,7 @@ from anonvma.procmaps.format import (
 from anonvma.procmaps.group import (GROUP_BY, SORT_KEYS, group, matched, matching, shown_regex, sort_field,
                                     sort_groups, total, vma_key)
 from anonvma.procmaps.parser import parse
-from anonvma.procmaps.records import VMFLAGS_KEY, Group, Registered, Snapshot
+from anonvma.procmaps.records import VMFLAGS_KEY, Group, Registered, Snapshot, Tally
 from anonvma.procmaps.source import STDIN, describe, pid_of, proc_path, read_pid_bytes
 
 #: ``show --all`` also groups by process (procrank) and by user (smem -u).
@@ -264,16 +264,17 @@ class _Grouped(NamedTuple):
 def _grouped(target: str, args: argparse.Namespace) -> _Grouped:
     """Read ``target`` (a PID, ``self`` or a file) and group it by ``args.by``/``--fold``/``--match``,
     with the names a live process keeps in its anonvma registry."""
-    if args.by == "none":  # one row per VMA: the records are needed
-        snap = registered.read(target)
-        vmas = matching(snap.vmas, args.match)
-        return _Grouped(snap.source, snap.pid, snap.has_smaps, len(snap.vmas) - _extra(snap.registry),
-                        len(vmas), group(snap._replace(vmas=tuple(vmas)), args.by, args.fold),
-                        snap.registry, PerVma({vma_key(v): v for v in vmas}, VMFLAGS_KEY in snap.fields))
-    counted = registered.tally(target)  # counted while read (no record per VMA) if no registry
-    found = matched(counted, args.match)
-    return _Grouped(counted.source, counted.pid, counted.has_smaps, counted.vmas - _extra(counted.registry),
-                    found.vmas, group(found, args.by, args.fold), counted.registry)
+    got = registered.read_map(target, records=args.by == "none")  # one row per VMA: records
+    if isinstance(got, Tally):
+        found = matched(got, args.match)
+        return _Grouped(got.source, got.pid, got.has_smaps, got.vmas - _extra(got.registry),
+                        found.vmas, group(found, args.by, args.fold), got.registry)
+    vmas = matching(got.vmas, args.match)
+    per_vma = (PerVma({vma_key(v): v for v in vmas}, VMFLAGS_KEY in got.fields)
+               if args.by == "none" else None)
+    return _Grouped(got.source, got.pid, got.has_smaps, len(got.vmas) - _extra(got.registry),
+                    len(vmas), group(got._replace(vmas=tuple(vmas)), args.by, args.fold),
+                    got.registry, per_vma)
 
 
 def _extra(used: Optional[Registered]) -> int:

@@ -23,13 +23,14 @@ from __future__ import annotations
 
 import bisect
 import os
-from typing import Dict, List, NamedTuple, Optional, Sequence, Set, Tuple, Union
+from typing import Dict, List, Literal, NamedTuple, Optional, Sequence, Set, Tuple, Union, overload
 
 from anonvma.live.registry.coverage import GONE, gone
 from anonvma.live.registry.loading import Loaded, load, unchanged
 from anonvma.procmaps import source
 from anonvma.procmaps.group import tally_of
 from anonvma.procmaps.pagemap import PAGE_SIZE, PageCounts, count_ranges
+from anonvma.procmaps.parser import ChunkParser, ChunkTally, gc_paused
 from anonvma.procmaps.records import Registered, Smaps, Snapshot, Tally, Vma
 
 #: maps names that win over an anon name (fs/proc/task_mmu.c show_map_vma checks them first).
@@ -219,6 +220,57 @@ def with_registry(snap: Snapshot, before: Optional[Loaded], procfs: str = "/proc
     return apply(snap, loaded, procfs) if loaded is not None else snap
 
 
+#: A live smaps reader: VMA records, or counts only (see :func:`reader_for`).
+Reader = Union[ChunkParser, ChunkTally]
+
+
+def reader_for(path: str, before: Optional[Loaded], records: bool = False) -> Reader:
+    """How a live smaps is read, decided here for every command: as VMA records when they are
+    needed (``records``: one row per VMA; or a registry, loaded ``before`` the read, whose
+    names go on the VMAs), otherwise counted per (name, counters) while it is read, with no
+    record per VMA (much cheaper for a large map)."""
+    return ChunkParser(path) if records or before is not None else ChunkTally(path)
+
+
+def finished(reader: Reader, pid: int, before: Optional[Loaded], procfs: str = "/proc",
+             files: Optional[Sequence[Tuple[int, str]]] = None) -> Union[Snapshot, Tally]:
+    """What ``reader`` read of ``pid``: its counts, or its VMAs with the registry's names
+    (``files``: the registry's files, as :func:`anonvma.live.registry.places.scan` found them)."""
+    if isinstance(reader, ChunkTally):
+        n, fields, counts, sizes = reader.finish()
+        return Tally(reader.source, pid, n, fields, counts, sizes)
+    vmas, fields = reader.finish()
+    return with_registry(Snapshot(reader.source, pid, tuple(vmas), fields), before, procfs, files)
+
+
+@overload
+def read_map(target: Union[int, str], *, records: Literal[True], procfs: str = ...,
+             registry: bool = ...) -> Snapshot: ...
+@overload
+def read_map(target: Union[int, str], *, records: bool = ..., procfs: str = ...,
+             registry: bool = ...) -> Union[Snapshot, Tally]: ...
+def read_map(target: Union[int, str], *, records: bool = False, procfs: str = "/proc",
+             registry: bool = True) -> Union[Snapshot, Tally]:
+    """A pid or a saved file, read the cheapest way that gives what is asked: a
+    :class:`Snapshot` when ``records`` (or a live process's registry) needs the VMAs, else a
+    :class:`Tally`. A live process has its registered names unless ``registry=False``.
+
+    :raises ProcessNotFoundError, ProcessAccessError, OSError, ProcmapsParseError: as
+        :func:`anonvma.procmaps.source.read`.
+    :raises ValueError: ``$ANONVMA_REGISTRY_DIR`` is a relative path.
+    """
+    pid = source.pid_of(target)
+    if pid is None:
+        snap = source.read(target, procfs=procfs)
+        return snap if records else tally_of(snap)
+    before = load(pid, None, procfs) if registry else None
+    path = source.proc_path(pid, "smaps", procfs)
+    reader = reader_for(path, before, records)
+    with gc_paused():
+        source.stream(pid, path, procfs, reader)
+        return finished(reader, pid, before, procfs)
+
+
 def read_pid(pid: int, *, smaps: bool = True, procfs: str = "/proc", registry: bool = True) -> Snapshot:
     """The memory map of a live process as ``anonvma show`` shows it: with the names it keeps in
     its anonvma registry (:attr:`Snapshot.registry` says what they changed); ``registry=False``:
@@ -229,28 +281,23 @@ def read_pid(pid: int, *, smaps: bool = True, procfs: str = "/proc", registry: b
         :func:`anonvma.procmaps.source.read_pid`.
     :raises ValueError: ``$ANONVMA_REGISTRY_DIR`` is a relative path.
     """
+    if smaps:
+        return read_map(pid, records=True, procfs=procfs, registry=registry)
     before = load(pid, None, procfs) if registry else None
-    snap = source.read_pid(pid, smaps=smaps, procfs=procfs)
-    return with_registry(snap, before, procfs)
+    return with_registry(source.read_pid(pid, smaps=False, procfs=procfs), before, procfs)
 
 
 def read(target: Union[int, str], *, procfs: str = "/proc", registry: bool = True) -> Snapshot:
     """A pid or a file, as :func:`anonvma.procmaps.source.read`; a live process with its
     registered names unless ``registry=False`` (see :func:`read_pid`)."""
-    pid = source.pid_of(target)
-    if pid is None:
-        return source.read(target, procfs=procfs)
-    return read_pid(pid, procfs=procfs, registry=registry)
+    return read_map(target, records=True, procfs=procfs, registry=registry)
 
 
 def tally(target: Union[int, str], *, procfs: str = "/proc", registry: bool = True) -> Tally:
     """:func:`anonvma.procmaps.source.tally` (counted while read), or for a live process with a
     registry (unless ``registry=False``), its VMAs read, the registry applied, then counted."""
-    pid = source.pid_of(target)
-    before = load(pid, None, procfs) if pid is not None and registry else None
-    if pid is None or before is None:
-        return source.tally(target, procfs=procfs)
-    return tally_of(with_registry(source.read_pid(pid, procfs=procfs), before, procfs))
+    got = read_map(target, procfs=procfs, registry=registry)
+    return got if isinstance(got, Tally) else tally_of(got)
 
 
 def read_tally(pid: int, *, procfs: str = "/proc", registry: bool = True) -> Tally:

@@ -18,7 +18,7 @@ from typing import Any, Iterator, List, Optional, Tuple, Union
 
 from anonvma.procmaps.errors import ProcessAccessError, ProcessNotFoundError, ProcmapsParseError
 from anonvma.procmaps.group import tally_of
-from anonvma.procmaps.parser import ChunkParser, ChunkTally, Result, Chunked, gc_paused, parse
+from anonvma.procmaps.parser import ChunkParser, ChunkTally, Chunked, gc_paused, parse
 from anonvma.procmaps.reader import ThreadedReader
 from anonvma.procmaps.records import Snapshot, Tally
 from anonvma.procmaps.saved import registry_of
@@ -89,8 +89,13 @@ def _check_alive(pid: int, data: bytes, procfs: str) -> None:
         raise ProcessNotFoundError(pid, " (it exited while being read)")
 
 
-def _read_streamed(pid: int, path: str, procfs: str, parser: "Chunked[Any, Result]") -> Result:
-    """Read and parse at once: a reader thread reads ahead, this thread parses what has arrived."""
+def stream(pid: int, path: str, procfs: str, reader: "Chunked[Any, Any]") -> None:
+    """Feed ``path`` of live process ``pid`` to ``reader`` as it is read: a reader thread reads
+    ahead while this thread parses what has arrived. The caller then calls ``reader.finish()``
+    (with the GC paused, as here).
+
+    :raises ProcessNotFoundError, ProcessAccessError, OSError: see :func:`read_pid_bytes`.
+    """
     if pid < 0:
         raise ProcessNotFoundError(pid, " (pids are not negative)")
     with gc_paused(), ThreadedReader([path]) as pieces:
@@ -98,10 +103,9 @@ def _read_streamed(pid: int, path: str, procfs: str, parser: "Chunked[Any, Resul
             if isinstance(piece, OSError):
                 raise _translate(piece, pid, path) from piece
             if piece is not None:
-                parser.feed(piece)
-        if parser.empty:
-            _check_alive(pid, b"", procfs)
-        return parser.finish()
+                reader.feed(piece)
+    if reader.empty:
+        _check_alive(pid, b"", procfs)
 
 
 def read_pid(pid: int, *, smaps: bool = True, procfs: str = "/proc") -> Snapshot:
@@ -114,7 +118,10 @@ def read_pid(pid: int, *, smaps: bool = True, procfs: str = "/proc") -> Snapshot
     """
     path = proc_path(pid, "smaps" if smaps else "maps", procfs)
     if smaps:
-        vmas, fields = _read_streamed(pid, path, procfs, ChunkParser(path))
+        reader = ChunkParser(path)
+        with gc_paused():
+            stream(pid, path, procfs, reader)
+            vmas, fields = reader.finish()
     else:
         vmas, fields = parse(read_pid_bytes(pid, smaps=False, procfs=procfs), path)
     return Snapshot(path, pid, tuple(vmas), fields)
@@ -127,7 +134,10 @@ def read_tally(pid: int, *, procfs: str = "/proc") -> Tally:
     Same errors as :func:`read_pid`.
     """
     path = proc_path(pid, "smaps", procfs)
-    n, fields, counts, sizes = _read_streamed(pid, path, procfs, ChunkTally(path))
+    reader = ChunkTally(path)
+    with gc_paused():
+        stream(pid, path, procfs, reader)
+        n, fields, counts, sizes = reader.finish()
     return Tally(path, pid, n, fields, counts, sizes)
 
 

@@ -21,9 +21,9 @@ from anonvma.live.registry.places import scan
 from anonvma.procmaps import registered
 from anonvma.procmaps.errors import ProcmapsParseError
 from anonvma.procmaps.group import group, matched, searcher, tally_of, total
-from anonvma.procmaps.parser import ChunkParser, ChunkTally, gc_paused
+from anonvma.procmaps.parser import ChunkTally, gc_paused
 from anonvma.procmaps.reader import ThreadedReader
-from anonvma.procmaps.records import Group, Snapshot, Tally
+from anonvma.procmaps.records import Group, Tally
 from anonvma.procmaps.source import cmdline, owner, pid_of, pids, proc_path, read_file
 
 #: Why a process was not counted (keys of :attr:`System.skipped`).
@@ -167,8 +167,8 @@ def read_system(targets: Optional[Sequence[Union[int, str]]] = None, *, by: str 
         processes.append(_process(None, tally_of(read_file(path)), by, fold, match, (path, "")))
     paths = [proc_path(pid, "smaps", procfs) for pid in live]
     found = _registries(live, procfs) if registries else {}
-    parsers: List[Union[ChunkTally, ChunkParser]] = [
-        ChunkParser(p) if pid in found else ChunkTally(p) for p, pid in zip(paths, live, strict=True)]
+    parsers = [registered.reader_for(p, _before(found.get(pid)))
+               for p, pid in zip(paths, live, strict=True)]
     failed: Dict[int, OSError] = {}
     with gc_paused(), ThreadedReader(paths) as pieces:
         for index, piece in pieces:
@@ -189,7 +189,7 @@ def read_system(targets: Optional[Sequence[Union[int, str]]] = None, *, by: str 
                         errors.append(f"pid {pid}: exited")
                 continue
             try:
-                counted = _counted(parsers[index], paths[index], pid, found.get(pid), procfs)
+                counted = _counted(parsers[index], pid, found.get(pid), procfs)
             except ProcmapsParseError as err:  # not expected from a kernel: say so, go on
                 skipped["unreadable"] += 1
                 errors.append(str(err))
@@ -222,16 +222,14 @@ def _registries(live: Sequence[int], procfs: str) -> Dict[int, _Registry]:
     return out
 
 
-def _counted(parser: Union[ChunkTally, ChunkParser], path: str, pid: int, reg: Optional[_Registry],
-             procfs: str) -> Tally:
+def _before(reg: Optional[_Registry]) -> Optional[Loaded]:
+    return reg.before if reg else None
+
+
+def _counted(reader: registered.Reader, pid: int, reg: Optional[_Registry], procfs: str) -> Tally:
     """The tally of one process's smaps, with its registered names if it has a registry."""
-    if isinstance(parser, ChunkTally):
-        n, fields, counts, sizes = parser.finish()
-        return Tally(path, pid, n, fields, counts, sizes)
-    vmas, fields = parser.finish()
-    snap = Snapshot(path, pid, tuple(vmas), fields)
-    return tally_of(registered.with_registry(snap, reg.before if reg else None, procfs,
-                                             reg.files if reg else None))
+    got = registered.finished(reader, pid, _before(reg), procfs, reg.files if reg else None)
+    return got if isinstance(got, Tally) else tally_of(got)
 
 
 def by_name(system: System) -> List[Group]:

@@ -27,11 +27,9 @@ DEFAULT_MAX_MAP_COUNT = 65530
 
 def maps_of_self() -> List["Vma"]:
     """This process's VMAs, from /proc/self/maps (read at every registration)."""
-    from anonvma.procmaps.parser import parse  # only a process that registers needs it
+    from anonvma.procmaps import own  # only a process that registers needs it
 
-    with open("/proc/self/maps", "rb") as f:
-        vmas, _ = parse(f.read(), "/proc/self/maps")
-    return vmas
+    return own.vmas()
 
 
 def max_map_count() -> int:
