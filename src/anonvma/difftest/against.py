@@ -144,6 +144,8 @@ def run(p: Plan) -> int:
 
 
 def _campaign(p: Plan, indexes: range, ra: Runner, rb: Runner) -> dict[str, Any]:
+    """Every script of the shard on both sides; the differences shrunk, saved and grouped: the
+    report, as JSON is written."""
     started = last = time.monotonic()
     scripts = ops = 0
     diffs: list[Difference] = []

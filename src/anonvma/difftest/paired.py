@@ -12,7 +12,7 @@ from typing import Iterable, Iterator, Optional, Sequence
 
 from anonvma.difftest.shrink import ShrinkSteps, shrink_steps
 from anonvma.difftest.sides import Runner
-from anonvma.ops import Op, format_result
+from anonvma.ops import Op, format_result, script_text
 from anonvma.oracle.pool import ScriptOutcome
 
 #: A script's index, its ops and its outcome on each side.
@@ -90,10 +90,12 @@ def run_pairs(a: Runner, b: Runner,
 def shrink_many(a: Runner, b: Runner, scripts: Sequence[Sequence[Op]]) -> list[list[Op]]:
     """Each script shrunk to the smallest that still differs between ``a`` and ``b`` (delta
     debugging, :func:`anonvma.difftest.shrink.shrink_steps`), all in step: one paired batch a
-    round holds every script's candidates."""
+    round holds every script's candidates, each different one once (a verdict is kept for the
+    rounds after)."""
     steps: dict[int, ShrinkSteps] = {}
     asked: dict[int, list[list[Op]]] = {}
     done: dict[int, list[Op]] = {}
+    verdict: dict[str, bool] = {}
 
     def advance(n: int, verdicts: Optional[list[bool]]) -> None:
         try:
@@ -106,11 +108,10 @@ def shrink_many(a: Runner, b: Runner, scripts: Sequence[Sequence[Op]]) -> list[l
         steps[n] = shrink_steps(ops, max_rounds=SHRINK_ROUNDS)
         advance(n, None)
     while asked:
-        owners = [(n, len(cands)) for n, cands in asked.items()]
-        outcomes = run_pairs(a, b, [c for n, _ in owners for c in asked[n]])
-        at = 0
-        for n, size in owners:
-            verdicts = [differs(oa, ob) for oa, ob in outcomes[at:at + size]]
-            at += size
-            advance(n, verdicts)
+        new = {script_text(c): c for cands in asked.values() for c in cands}
+        new = {text: c for text, c in new.items() if text not in verdict}
+        for text, (oa, ob) in zip(new, run_pairs(a, b, list(new.values())), strict=True):
+            verdict[text] = differs(oa, ob)
+        for n, cands in list(asked.items()):
+            advance(n, [verdict[script_text(c)] for c in cands])
     return [done[n] for n in range(len(scripts))]
