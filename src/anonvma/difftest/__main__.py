@@ -4,6 +4,7 @@
     python -m anonvma.difftest --count 100000 --shard 3/8 --out shard3.json    # one of 8 machines
     python -m anonvma.difftest --merge shard*.json                              # the whole campaign
     python -m anonvma.difftest --coverage --count 2000 [--linux 6.1] [--variant strdup]
+    python -m anonvma.difftest --kernel A --against B|model:RELEASE [--count N] [--json]
 
 Script ``i`` of a run is generated from seed ``SEED + i``; shard K/N runs the K-th of N equal
 slices of ``range(COUNT)``, so shards are disjoint and together make the whole run. Each mismatch
@@ -18,6 +19,10 @@ coverage of anonvma.model they reach (coverage.py) and a table of what each op d
 merges, splits, mremap kinds, names shared/copied/freed, fork depth), for every generation and
 both name strategies unless --linux or --variant picks one (see anonvma.difftest.coverage).
 Exit status 1 when a branch is left unexplained, the branch total is below 95% or a row is 0.
+
+``--kernel A --against B`` runs the same scripts on two kernels (a release or series of the
+table, or a UML executable's path), or on a kernel and the model of a release (``B`` =
+``model:RELEASE``), and groups the differences by the rule behind them (anonvma.difftest.against).
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Optional, Sequence
 
 from anonvma import releases
+from anonvma.difftest import against, shards
 from anonvma.difftest.compare import (
     Divergence,
     OracleBackend,
@@ -55,34 +61,29 @@ RESULTS_FORMAT = "anonvma-difftest-1"
 PROGRESS_SECONDS = 30.0
 
 
-def _shard(value: str) -> tuple[int, int]:
-    k, sep, n = value.partition("/")
-    try:
-        kk, nn = int(k), int(n)
-    except ValueError:
-        kk = nn = 0
-    if not sep or not 1 <= kk <= nn:
-        raise argparse.ArgumentTypeError(f"{value!r} is not K/N with 1 <= K <= N (e.g. 2/8)")
-    return kk, nn
-
-
-def shard_range(count: int, k: int, n: int) -> range:
-    """The script indexes of shard ``k`` (1-based) of ``n``: the k-th of n equal slices of range(count)."""
-    return range((k - 1) * count // n, k * count // n)
+shard_range = shards.shard_range
+#: Mismatches a model campaign shrinks unless --shrink says otherwise.
+SHRINK_DEFAULT = 10
 
 
 def parser() -> argparse.ArgumentParser:
+    oldest = releases.RELEASES[0]
+    newest = releases.newest_in(oldest.series).name
     p = argparse.ArgumentParser(
         prog="python -m anonvma.difftest", description=(__doc__ or "").split("\n")[0],
         formatter_class=Formatter,
         epilog="Shards: run `--shard K/N --out FILE` on N machines (same --count, --seed, --linux, "
-               "--variant), then `--merge FILE...` anywhere.\n\n"
+               "--variant, --kernel, --against), then `--merge FILE...` anywhere.\n\n"
                "examples:\n"
                "  python -m anonvma.difftest --count 2000 --seed 5000\n"
                "  python -m anonvma.difftest --linux 6.1.192 --variant strdup --count 60\n"
                "  python -m anonvma.difftest --count 100000 --shard 3/8 --out shard3.json\n"
                "  python -m anonvma.difftest --merge shard*.json\n"
-               "  python -m anonvma.difftest --coverage --count 2000 --linux 6.12")
+               "  python -m anonvma.difftest --coverage --count 2000 --linux 6.12\n"
+               f"  python -m anonvma.difftest --kernel {oldest.name} --against {newest} --count 200 "
+               "--save diffs\n"
+               f"  python -m anonvma.difftest --kernel {releases.DEFAULT} --against model:{releases.DEFAULT} "
+               "--count 200 --json")
     p.add_argument("--count", type=int, default=500, help="scripts in the whole run (default 500)")
     p.add_argument("--seed", type=int, default=0,
                    help="seed of script 0; script i uses SEED+i (default 0)")
@@ -93,11 +94,13 @@ def parser() -> argparse.ArgumentParser:
                    help="oracle kernel variant, and the model's name strategy (default refcount; "
                         "with --coverage: both)")
     p.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
-                   help="oracle guests running at once (default: the CPU count, %(default)s here)")
-    p.add_argument("--shard", type=_shard, default=(1, 1), metavar="K/N",
+                   help="oracle guests running at once (default: the CPU count, %(default)s here); two "
+                        "kernels (--against) share them, at least one each")
+    p.add_argument("--shard", type=shards.parse_shard, default=(1, 1), metavar="K/N",
                    help="run only the K-th of N equal slices of the scripts (default 1/1: all)")
     p.add_argument("--out", type=Path, default=None, metavar="FILE",
-                   help="write this run's results (mismatches, lost scripts, timings) as JSON")
+                   help="write this run's results (mismatches, lost scripts, timings) as JSON (with "
+                        "--against: its report)")
     p.add_argument("--merge", type=Path, nargs="+", default=None, metavar="FILE",
                    help="merge the --out files of a campaign's shards, check they cover it, report")
     p.add_argument("--host", action="store_true",
@@ -108,13 +111,25 @@ def parser() -> argparse.ArgumentParser:
                         "yet): counts scripts that cannot run or are lost, and the throughput")
     p.add_argument("--script-timeout", type=float, default=120.0, metavar="SECONDS",
                    help="a guest that finishes no script for this long is killed as hung (default 120)")
-    p.add_argument("--shrink", type=int, default=10, metavar="N",
-                   help="shrink at most this many mismatches (default 10; the rest are listed unshrunk)")
+    p.add_argument("--shrink", type=int, default=None, metavar="N",
+                   help=f"shrink at most this many mismatches (default {SHRINK_DEFAULT}; with --against: "
+                        "every one; the rest are listed unshrunk)")
     p.add_argument("--save", type=Path, default=None, metavar="DIR",
-                   help="write each shrunk mismatch as DIR/regress_seed<N>.jsonl and .expected")
+                   help="write each shrunk mismatch as DIR/regress_seed<N>.jsonl and .expected (with "
+                        "--against: every difference as DIR/against_seed<N>.jsonl and each side's "
+                        "output beside it)")
     p.add_argument("--coverage", action="store_true",
                    help="no kernel: report the model's branch coverage and the outcomes per op that "
                         "these scripts reach")
+    p.add_argument("--kernel", default=None, metavar="A",
+                   help="with --against: the kernel judged, a release or series of the table (its cached "
+                        "oracle kernel of --variant) or the path of a UML executable")
+    p.add_argument("--against", default=None, metavar="B",
+                   help="with --kernel: the kernel it is judged against (as --kernel), or model:RELEASE "
+                        "for the model speaking that release; differences are grouped by the rule "
+                        "behind them")
+    p.add_argument("--json", action="store_true",
+                   help="with --against (or --merge of its files): print the report as JSON")
     return p
 
 
@@ -127,9 +142,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 def _main(args: argparse.Namespace) -> int:
     if args.merge is not None:
-        return merge(args.merge)
+        return merge(args.merge, args.json)
+    if args.kernel is not None or args.against is not None:
+        return against.main(args)
+    if args.json:
+        print("python -m anonvma.difftest: --json goes with --against (or --merge)", file=sys.stderr)
+        return 2
     if args.coverage:
         return _coverage(args)
+    args.shrink = SHRINK_DEFAULT if args.shrink is None else args.shrink
     args.linux = releases.resolve(args.linux or releases.DEFAULT).name
     args.variant = args.variant or "refcount"
     if args.count < 0 or args.jobs < 1:
@@ -311,34 +332,25 @@ def _write_json(path: Path, doc: dict[str, Any]) -> None:
     write_atomically(str(path), (json.dumps(doc, indent=1) + "\n").encode())
 
 
-def merge(paths: Sequence[Path]) -> int:
-    """Merge shard results: check they are one campaign, each shard once, every script run; report."""
-    docs = []
-    for path in paths:
-        try:
-            doc = json.loads(path.read_text())
-        except (OSError, ValueError) as exc:
-            print(f"python -m anonvma.difftest: {path}: {exc}", file=sys.stderr)
-            return 2
+def merge(paths: Sequence[Path], as_json: bool = False) -> int:
+    """Merge shard results: check they are one campaign, each shard once, every script run; report.
+    Shards of a --kernel/--against campaign are merged by anonvma.difftest.against."""
+    try:
+        docs = shards.load(paths)
+    except shards.ShardError as exc:
+        print(f"python -m anonvma.difftest: {exc}", file=sys.stderr)
+        return 2
+    if docs[0][1].get("format") == against.RESULTS_FORMAT:
+        return against.merge(docs, as_json)
+    for path, doc in docs:
         if doc.get("format") != RESULTS_FORMAT:
             print(f"python -m anonvma.difftest: {path} is not a difftest --out file", file=sys.stderr)
             return 2
-        docs.append((path, doc))
+    if as_json:
+        print("python -m anonvma.difftest: --json merges only --kernel/--against files", file=sys.stderr)
+        return 2
     campaign = docs[0][1]["campaign"]
-    problems = [f"{p}: another campaign ({d['campaign']})" for p, d in docs if d["campaign"] != campaign]
-    seen: dict[int, Path] = {}
-    for path, doc in docs:
-        k = doc["shard"]["k"]
-        if k in seen:
-            problems.append(f"{path}: shard {k} again (also {seen[k]})")
-        seen[k] = path
-        want = shard_range(campaign["count"], k, campaign["shards"])
-        ran = (doc["shard"]["first"], doc["shard"]["stop"], doc["scripts"])
-        if ran != (want.start, want.stop, len(want)):
-            problems.append(f"{path}: shard {k} ran {doc['scripts']} scripts, expected {len(want)}")
-    missing = sorted(set(range(1, campaign["shards"] + 1)) - set(seen))
-    if missing:
-        problems.append(f"shards missing: {', '.join(map(str, missing))} of {campaign['shards']}")
+    problems = shards.problems(docs)
     total = {key: sum(d[key] for _, d in docs) for key in ("scripts", "ops")}
     found = {key: [x for _, d in docs for x in d[key]] for key in ("mismatches", "could_not_run", "lost")}
     busy = sum(d["seconds"] for _, d in docs)

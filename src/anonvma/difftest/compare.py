@@ -26,13 +26,15 @@ class OracleBackend:
     the guests stay booted between calls (shrinking makes many small calls). Use as a context
     manager, or call :meth:`close`: it halts the guests.
 
-    ``kernel`` runs a UML executable of one's own instead (a release the table does not have yet).
+    ``kernel`` runs a UML executable of one's own instead (a release the table does not have yet);
+    ``cpus`` the CPUs its guests are pinned to, the first preferred (see GuestPool).
 
     :raises OracleMissingError: (when first used) no such kernel is cached.
     """
 
     def __init__(self, variant: str = "refcount", linux: str = releases.DEFAULT, jobs: Optional[int] = None,
-                 script_timeout: float = 120.0, kernel: Optional[Path] = None) -> None:
+                 script_timeout: float = 120.0, kernel: Optional[Path] = None,
+                 cpus: Optional[Sequence[int]] = None) -> None:
         from anonvma.oracle.build import require_kernel
 
         self.variant = variant
@@ -40,12 +42,14 @@ class OracleBackend:
         self.jobs = jobs
         self.script_timeout = script_timeout
         self.kernel = kernel or require_kernel(variant, linux=linux).path
+        self.cpus = cpus
         self._pool: Optional[GuestPool] = None
 
     def pool(self) -> GuestPool:
         """The guests (booted on first use)."""
         if self._pool is None:
-            self._pool = GuestPool(self.kernel, jobs=self.jobs, script_timeout=self.script_timeout)
+            self._pool = GuestPool(self.kernel, jobs=self.jobs, script_timeout=self.script_timeout,
+                                   cpus=self.cpus)
         return self._pool
 
     def stream(self, scripts: Iterable[Sequence[Op]]) -> Iterator[tuple[int, ScriptOutcome]]:

@@ -5,8 +5,9 @@ meet, split and merge often; the script is free to be wrong in every way a progr
 (unaligned addresses, odd and huge lengths, holes, bad names, permission faults), because the
 errno paths are part of what we compare. Between them come *scenarios*: short runs of ops that
 set up a state random ops almost never reach (a DONTUNMAP move onto the end of its own VMA, a
-locked VMA grown in place, a VMA at vm.max_map_count, a file mapping past its file's end, more
-VMAs than one chunk of the model's index holds) and then act on it.
+DONTUNMAP move of a VMA moved before with a new neighbour beside the source it empties, a locked
+VMA grown in place, a VMA at vm.max_map_count, a file mapping past its file's end, more VMAs than
+one chunk of the model's index holds) and then act on it.
 
 What a script may touch, so that it can run in a real process (``python -m anonvma.difftest
 --coverage`` shows what the scripts reach):
@@ -292,6 +293,7 @@ class _Builder:
             (self.sc_locked_grow, 2 if self.mremap else 0),
             (self.sc_commit, 1 if self.limits and self.mremap else 0),
             (self.sc_move_own_vma, 6 if self.mremap else 0), (self.sc_move_next_to, 3 if self.mremap else 0),
+            (self.sc_dontunmap_moved_source, 2 if self.mremap else 0),
             (self.sc_shared_dup, 1 if self.mremap else 0),
             (self.sc_placed_move, 1 if self.mremap and self.limits else 0),
             (self.sc_readonly, 1 if self.files else 0), (self.sc_refused, 3),
@@ -463,6 +465,25 @@ class _Builder:
                 base - new_len * PAGE)
         self.add(pid, {"op": "mremap", "addr": base + src * PAGE, "len": moved * PAGE,
                        "new_len": new_len * PAGE, "flags": flags, "new_addr": max(0, rng.choice(ends))})
+        self.maps(pid)
+
+    def sc_dontunmap_moved_source(self, pid: int) -> None:
+        """Move a VMA, so its page offset no longer says where it is; move all of it on with
+        DONTUNMAP; map a neighbour beside the emptied source: they merge only where the second
+        move reset the source's offset (35b0fb391b0d)."""
+        rng = self.rng
+        pages = rng.randint(1, 4)
+        base = self._base(pages * 4 + 8)
+        self._fresh(pid, base, pages, named=False)
+        moved = base + (pages + rng.randint(1, 3)) * PAGE
+        self.add(pid, {"op": "mremap", "addr": base, "len": pages * PAGE, "new_len": pages * PAGE,
+                       "flags": ["maymove", "fixed"], "new_addr": moved})
+        away = moved + (pages + rng.randint(4, 6)) * PAGE
+        self.add(pid, {"op": "mremap", "addr": moved, "len": pages * PAGE, "new_len": pages * PAGE,
+                       "flags": ["maymove", "fixed", "dontunmap"], "new_addr": away})
+        size = rng.randint(1, 3)
+        beside = moved + pages * PAGE if rng.random() < 0.5 else moved - size * PAGE
+        self._fresh(pid, beside, size, named=False, faulted=rng.random() < 0.3)
         self.maps(pid)
 
     def sc_guard(self, pid: int) -> None:

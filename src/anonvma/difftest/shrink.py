@@ -9,12 +9,14 @@ The predicate takes a batch of candidates at once: one oracle boot judges a whol
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Callable, Optional, Sequence
+from typing import Callable, Generator, Optional, Sequence
 
 from anonvma.ops import Op, parse_script, script_text
 
 #: Judges a batch of scripts: True where the script still shows the difference.
 BatchPredicate = Callable[[Sequence[Sequence[Op]]], Sequence[bool]]
+#: :func:`shrink_steps`: yields candidate batches, is sent their verdicts, returns the smallest script.
+ShrinkSteps = Generator[list[list[Op]], Sequence[bool], list[Op]]
 
 
 def _children(ops: Sequence[Op]) -> dict[int, int]:
@@ -58,6 +60,19 @@ def shrink(ops: Sequence[Op], still_fails: BatchPredicate, max_rounds: int = 60)
     :param still_fails: judges a batch of candidate scripts (one round per call).
     :param max_rounds: stop after this many calls of ``still_fails`` (each may cost a boot).
     """
+    steps = shrink_steps(ops, max_rounds)
+    try:
+        batch = next(steps)
+        while True:
+            batch = steps.send(list(still_fails(batch)))
+    except StopIteration as done:
+        small: list[Op] = done.value
+        return small
+
+
+def shrink_steps(ops: Sequence[Op], max_rounds: int = 60) -> ShrinkSteps:
+    """:func:`shrink` as a generator, so a caller can shrink many scripts in step: it yields each
+    round's candidates, is sent their verdicts, and returns the smallest failing script."""
     idx = list(range(len(ops)))
     chunks = 2
     rounds = 0
@@ -76,7 +91,7 @@ def shrink(ops: Sequence[Op], still_fails: BatchPredicate, max_rounds: int = 60)
             cands.append(kept)
             scripts.append(script)
         rounds += 1
-        verdicts = list(still_fails(scripts)) if scripts else []
+        verdicts = list((yield scripts)) if scripts else []
         winner: Optional[list[int]] = next((c for c, bad in zip(cands, verdicts, strict=True) if bad), None)
         if winner is not None:
             idx = winner

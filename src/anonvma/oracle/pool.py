@@ -82,11 +82,15 @@ class GuestPool:
         before it counts as hung.
     :param chunk: scripts per file fed to a guest.
     :param log: where to say that a guest died, hung or was restarted.
+    :param cpus: the CPUs guests are pinned to, the first preferred (default: every CPU this
+        process may use, lowest first); two pools at once give each other different first CPUs.
     """
 
     def __init__(self, kernel: Path, jobs: Optional[int] = None, script_timeout: float = 120.0,
-                 chunk: int = 4, mem: str = "512M", log: Optional[Callable[[str], None]] = None) -> None:
+                 chunk: int = 4, mem: str = "512M", log: Optional[Callable[[str], None]] = None,
+                 cpus: Optional[Sequence[int]] = None) -> None:
         self.kernel = kernel
+        self.cpus = list(cpus) if cpus else sorted(os.sched_getaffinity(0))
         self.jobs = max(1, jobs or os.cpu_count() or 1)
         self.script_timeout = script_timeout
         self.chunk = max(1, chunk)
@@ -135,8 +139,8 @@ class GuestPool:
         work.mkdir()
         (work / "alive").touch()
         # each guest on a CPU of its own while there are CPUs enough (see Guest's cpu)
-        cpus = sorted(os.sched_getaffinity(0))
-        cpu = min(cpus, key=lambda c: (sum(slot.cpu == c for slot in self._slots), c))
+        cpu = min(self.cpus, key=lambda c: (sum(slot.cpu == c for slot in self._slots),
+                                            self.cpus.index(c)))
         guest = Guest(self.kernel, [sys.executable, "-m", "anonvma.oracle.run", str(work)], mem=self.mem,
                       cpu=cpu)
         return _Slot(guest, work, cpu)
