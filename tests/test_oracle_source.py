@@ -132,6 +132,12 @@ def test_a_users_tree_builds_under_a_label_and_git_bisect_names_the_commit_that_
         assert any(line.startswith("label bisect-base") and repo.old in line and str(repo.path) in line
                    for line in status.splitlines()), status
         assert not sources.is_clean(build_dir) and sources.is_clean(repo.path)  # the tree only read
+        # the tree as Debian ships it, judged against the pinned kernel of that release: they agree
+        same = subprocess.run([sys.executable, "-m", "anonvma.difftest", "--kernel", "bisect-base",
+                               "--against", repo.old, "--count", "40", "--jobs", "2"],
+                              capture_output=True, text=True, stdin=subprocess.DEVNULL,
+                              env={**os.environ, "PYTHONPATH": str(SRC)})
+        assert same.returncode == 0, same.stdout[-2000:] + same.stderr[-2000:]
 
         script = SCRIPTS / "rel_dontunmap_source_pgoff.jsonl"
         git(repo.path, "bisect", "start", c["doc-after"], c[BASE])

@@ -63,7 +63,8 @@ class Side:
 
 def resolve_side(value: str, variant: str) -> Side:
     """What ``value`` names: ``model:RELEASE``; a path to a UML executable (anything with a
-    ``/``); or a release or series of the table, whose cached kernel of ``variant`` it is.
+    ``/``); a label of ``anonvma oracle build --source`` (its rules: the release it was built to
+    match); or a release or series of the table, whose cached kernel of ``variant`` it is.
 
     :raises UsageError: an unknown release, a release the model does not speak, no executable
         at the path, or a kernel not built (the message names the command that builds it).
@@ -84,6 +85,13 @@ def resolve_side(value: str, variant: str) -> Side:
         release = _cached_release(path)
         title = str(path) if release is None else f"{path} (Linux {release})"
         return Side(str(path), title, path, release)
+    if value not in releases.choices():
+        from anonvma.oracle import labels
+
+        item = labels.lookup(value, variant)
+        if item is not None:
+            return Side(value, f"{value} (Linux {item.version}, from {item.source})", item.path,
+                        item.rules)
     rel = _release(value)
     try:
         build = require_kernel(variant, linux=rel.name)

@@ -80,12 +80,18 @@ def listed() -> list[Labelled]:
     return found
 
 
-def find(label: str, variant: str = "refcount") -> Optional[KernelBuild]:
-    """The kernel built under ``label`` in ``variant``, or ``None``."""
+def lookup(label: str, variant: str = "refcount") -> Optional[Labelled]:
+    """The kernel built under ``label`` in ``variant``, with where it came from, or ``None``."""
     for item in listed():
         if item.label == label and item.variant == variant:
-            return item.kernel()
+            return item
     return None
+
+
+def find(label: str, variant: str = "refcount") -> Optional[KernelBuild]:
+    """The kernel built under ``label`` in ``variant``, or ``None``."""
+    item = lookup(label, variant)
+    return item.kernel() if item is not None else None
 
 
 def remove(label: str, log: Log = print) -> int:
