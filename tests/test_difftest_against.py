@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 from pathlib import Path
 from typing import Any, Sequence
@@ -114,9 +115,10 @@ def test_shards_of_a_campaign_merge_into_its_groups(tmp_path: Path) -> None:
     assert text[0].startswith(f"campaign: {COUNT} scripts from seed {SEED}"), text
     assert text[1].startswith(f"Linux {OLDEST} against the model of Linux {NEWEST} (refcount): {COUNT} "
                               "scripts"), text
-    for rule in rules_between(OLDEST, NEWEST):  # each group: the rule, then its count and first difference
+    for rule in rules_between(OLDEST, NEWEST):  # each rule: its scripts, then each kind of first difference
         head = next(i for i, line in enumerate(text) if line.startswith(f"{rule}: mm/"))
-        assert "shortest" in text[head + 1] and "first difference: maps: " in text[head + 1], text[head + 1]
+        assert re.fullmatch(r"  \d+ scripts?, shortest \d+ ops", text[head + 1]), text[head + 1]
+        assert re.match(r"  \d+ scripts? whose first difference is maps: ", text[head + 2]), text[head + 2]
     partial = difftest("--merge", outs[0])
     assert partial.returncode == 2 and "shards missing: 2 of 2" in partial.stderr
 

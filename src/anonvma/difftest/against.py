@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Optional, Sequence
 
 from anonvma.difftest.generate import random_script
-from anonvma.difftest.groups import Difference, group, merge_groups, report
+from anonvma.difftest.groups import Difference, by_rule, group, merge_groups, report
 from anonvma.difftest.paired import differs, lines, paired, run_pairs, shrink_many
 from anonvma.difftest.shards import ShardDoc, problems, shard_range
 from anonvma.difftest.sides import Runner, Side, UsageError, open_runner, resolve_side
@@ -227,14 +227,15 @@ def print_report(doc: dict[str, Any]) -> None:
           f"({doc['scripts'] / seconds if seconds else 0.0:.1f} scripts/s, {doc['boots']} boots); "
           f"{doc['differ']} differ, {len(doc['could_not_run'])} could not run, {len(doc['lost'])} lost")
     if doc["differ"]:
+        rules = by_rule(doc["groups"])
         print(f"{doc['shrunk']} of {doc['differ']} shrunk in {doc['shrink_seconds']:.1f} s; "
-              f"{len(doc['groups'])} kinds of difference (A = {ta}, B = {tb}):")
+              f"{len(rules)} rules, {len(doc['groups'])} kinds of first difference (A = {ta}, B = {tb}):")
     unknown = [s["title"] for s in (sides["a"], sides["b"]) if s["release"] is None]
     why = (f"the model does not know the release of {' or '.join(unknown)}" if unknown
            else "no single rule of the model explains it")
-    for g in doc["groups"]:
+    for kinds in by_rule(doc["groups"]):
         print()
-        print(report(g, ta, tb, why))
+        print(report(kinds, ta, tb, why))
     for key in ("could_not_run", "lost"):
         for x in doc[key]:
             print(f"seed {x['seed']}: {key.replace('_', ' ')} on {x['side']}: {x['error']}")

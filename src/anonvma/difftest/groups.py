@@ -155,27 +155,42 @@ def describe(rule: dict[str, str]) -> str:
     return describe_rule(rule["name"], info)
 
 
-def report(group: dict[str, Any], title_a: str, title_b: str, why_unnamed: str) -> str:
-    """One group as text: the rule, the count and shortest length, the first differing op on
-    both sides, the seeds, and the shortest script with both sides' result lines."""
-    rules = group["rules"]
+def by_rule(groups: Sequence[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    """The groups gathered per rule (or per no rule), the rule with the most scripts first."""
+    found: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for g in groups:
+        found.setdefault(tuple(r["name"] for r in g["rules"]), []).append(g)
+    return sorted(found.values(),
+                  key=lambda gs: (-sum(g["count"] for g in gs), min(g["seeds"][0] for g in gs)))
+
+
+def _scripts(count: int) -> str:
+    return f"{count} script" + ("" if count == 1 else "s")
+
+
+def report(kinds: Sequence[dict[str, Any]], title_a: str, title_b: str, why_unnamed: str) -> str:
+    """The groups of one rule as text: the rule, its scripts and the shortest of them; then each
+    kind of first difference (the op, its outcome on both sides), its seeds and its shortest
+    script with both sides' result lines."""
+    rules = kinds[0]["rules"]
     head = " + ".join(describe(r) for r in rules) if rules else f"no rule named ({why_unnamed})"
-    short = group["shortest"]
-    seeds = ", ".join(map(str, group["seeds"][:SEEDS_SHOWN]))
-    if len(group["seeds"]) > SEEDS_SHOWN:
-        seeds += ", ..."
-    scripts = f"{group['count']} script" + ("" if group["count"] == 1 else "s")
-    out = [head,
-           f"  {scripts}, shortest {short['ops']} ops; first difference: {group['op']}: "
-           f"{group['a']} on {title_a}, {group['b']} on {title_b}",
-           f"  seeds: {seeds}",
-           f"  shortest (seed {short['seed']}, " + (f"shrunk from {short['original_ops']} ops):"
-                                                 if short["shrunk"] else "not shrunk):")]
-    for i, op in enumerate(short["script"].splitlines()):
-        a = short["a"][i] if i < len(short["a"]) else "(none)"
-        b = short["b"][i] if i < len(short["b"]) else "(none)"
-        if a == b:
-            out.append(f"       {op}\n         {a}")
-        else:
-            out.append(f"    >> {op}\n         A: {a}\n         B: {b}")
+    total = sum(g["count"] for g in kinds)
+    out = [head, f"  {_scripts(total)}, shortest {min(g['shortest']['ops'] for g in kinds)} ops"]
+    for g in kinds:
+        short = g["shortest"]
+        seeds = ", ".join(map(str, g["seeds"][:SEEDS_SHOWN]))
+        if len(g["seeds"]) > SEEDS_SHOWN:
+            seeds += ", ..."
+        out += [f"  {_scripts(g['count'])} whose first difference is {g['op']}: {g['a']} on {title_a}, "
+                f"{g['b']} on {title_b}",
+                f"    seeds: {seeds}",
+                f"    shortest (seed {short['seed']}, " + (f"shrunk from {short['original_ops']} ops):"
+                                                        if short["shrunk"] else "not shrunk):")]
+        for i, op in enumerate(short["script"].splitlines()):
+            a = short["a"][i] if i < len(short["a"]) else "(none)"
+            b = short["b"][i] if i < len(short["b"]) else "(none)"
+            if a == b:
+                out.append(f"         {op}\n           {a}")
+            else:
+                out.append(f"      >> {op}\n           A: {a}\n           B: {b}")
     return "\n".join(out)
