@@ -86,8 +86,8 @@ def bisect_repository() -> Repository:
     root = build.cache_dir() / "test-trees" / f"bisect-{old.name}-{new.name}"
     repo = root / "repo"
     names = [BASE, DOC_BEFORE, MLOCK_SPLIT, PGOFF_RESET, DOC_AFTER]
-    if (root / "complete").exists():
-        hashes = _git(repo, "log", "--reverse", "--format=%H").split()
+    if (root / "complete").exists():  # the commits, oldest first (HEAD may be any of them)
+        hashes = (root / "complete").read_text().split()
         return Repository(repo, dict(zip(names, hashes, strict=True)), old.name, new.name)
     shutil.rmtree(root, ignore_errors=True)
     root.mkdir(parents=True)
@@ -103,11 +103,11 @@ def bisect_repository() -> Repository:
     after = _member(new_deb, new.source.package, "mm/mremap.c", root / "x")
     shutil.rmtree(root / "debs")
     _git(repo, "init", "-q")
-    _git(repo, "add", "-A")
+    _git(repo, "add", "-A", "-f")  # Debian's tree ignores its own files (.gitignore: /*)
     _git(repo, "commit", "-q", "-m", f"Linux {old.name} (Debian {old.source.version})")
     notes = repo / "Documentation" / "anonvma-test-notes.txt"
     notes.write_text("A file no build reads.\n")
-    _git(repo, "add", "-A")
+    _git(repo, "add", "-f", str(notes))
     _git(repo, "commit", "-q", "-m", "Documentation: a note (changes nothing built)")
     split = with_blocks(before, after, lambda t: "split_before" in t or "split_after" in t)
     mremap.write_text(split)
@@ -118,8 +118,8 @@ def bisect_repository() -> Repository:
                                       f"MREMAP_DONTUNMAP source (as {new.name})")
     notes.write_text("A file no build reads, changed again.\n")
     _git(repo, "commit", "-q", "-am", "Documentation: the note again (changes nothing built)")
-    (root / "complete").write_text("")
     hashes = _git(repo, "log", "--reverse", "--format=%H").split()
+    (root / "complete").write_text("\n".join(hashes) + "\n")
     return Repository(repo, dict(zip(names, hashes, strict=True)), old.name, new.name)
 
 

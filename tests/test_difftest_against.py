@@ -23,8 +23,9 @@ from anonvma.model.kernel import get_kernel
 from oracle_helpers import oracle_kernel_or_skip
 from process_helpers import PYTHON, REPO
 
-SIX_ONE = [r.name for r in releases.RELEASES if r.series == "6.1"]
-OLDEST, NEWEST = SIX_ONE[0], releases.newest_in("6.1").name
+SERIES = releases.RELEASES[0].series
+SIX_ONE = [r.name for r in releases.RELEASES if r.series == SERIES]
+OLDEST, NEWEST = SIX_ONE[0], releases.newest_in(SERIES).name
 #: Enough scripts from seed 0 to reach every rule that differs between OLDEST and NEWEST.
 COUNT, SEED = 20, 0
 

@@ -201,8 +201,9 @@ def register(subparsers: Any) -> None:
                     "--expect FILE (a recorded .expected) or with the model's output for --like "
                     "RELEASE. Exit status: 0 the output matches (good), 1 it differs (bad), 125 "
                     "the commit does not build or cannot name memory (skip), 128 a usage error "
-                    "(git bisect run stops).",
-        epilog="example (inside a kernel git tree):\n"
+                    "(git bisect run stops). Run it inside a kernel git tree, or name one with --tree.",
+        epilog="examples:\n"
+               "  anonvma oracle bisect-run ~/s.jsonl --like 6.1.176 --tree ~/linux\n"
                "  git bisect start v6.1.192 v6.1.176\n"
                "  git bisect run anonvma oracle bisect-run ~/s.jsonl --expect ~/s.expected")
     g.add_argument("script", type=Path, metavar="SCRIPT", help="an ops script (.jsonl)")

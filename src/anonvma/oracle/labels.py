@@ -175,6 +175,8 @@ def _build_locked(source: Path, kind: str, label: str, variant: str, rules: Opti
         header.write_text(patch_strdup(header.read_text()))
     jobs = jobs or os.cpu_count() or 1
     work.mkdir(parents=True, exist_ok=True)
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
     log_path = (out or work) / "build.log"
     log_path.write_text("")
     log(f"{label}: make ARCH=um -j{jobs} linux (log {log_path})")
