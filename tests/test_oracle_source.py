@@ -152,7 +152,7 @@ def test_a_users_tree_builds_under_a_label_and_git_bisect_names_the_commit_that_
         # its parent, the other change (which this script does not see), was built and judged good
         assert f"# good: [{c[MLOCK_SPLIT]}]" in git(repo.path, "bisect", "log")
     finally:
-        subprocess.run(["git", "-C", str(repo.path), "bisect", "reset", "-q"], capture_output=True)
+        subprocess.run(["git", "-C", str(repo.path), "bisect", "reset"], capture_output=True)
         anonvma_cmd("oracle", "remove", "bisect-base")
     assert labels.find("bisect-base", "refcount") is None
 
