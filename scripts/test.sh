@@ -18,6 +18,15 @@ if [ "${ANONVMA_ORACLE_BUILD:-1}" != 0 ]; then
         echo "scripts/test.sh: oracle kernels not built (see above); oracle tests will skip" >&2
     fi
 fi
+# git for tests/test_oracle_source.py (a kernel history to `git bisect run`): a fresh Debian
+# has none; as root, apt-get installs it (after apt-get update when the lists are missing).
+# Without it that test skips and says why. ANONVMA_ORACLE_BUILD=0 skips this too.
+if [ "${ANONVMA_ORACLE_BUILD:-1}" != 0 ] && ! command -v git >/dev/null 2>&1 \
+        && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    apt-get install -y -q git >/dev/null 2>&1 || { apt-get update -q >/dev/null 2>&1 &&
+        apt-get install -y -q git >/dev/null 2>&1; } ||
+        echo "scripts/test.sh: could not install git; the bisect test will skip" >&2
+fi
 # Prometheus for tests/test_fleet_export.py, which starts a real server on a loopback port:
 # when no `prometheus` is on PATH, unpack Debian's `prometheus` package into
 # ${XDG_CACHE_HOME:-~/.cache}/anonvma/prometheus (apt-get download + dpkg-deb -x: no root

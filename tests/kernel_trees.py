@@ -76,8 +76,10 @@ def _member(deb: Path, package: str, member: str, scratch: Path) -> str:
 
 def bisect_repository() -> Repository:
     """The repository (made on first use); skips when git, apt-get or the sources are missing."""
-    if shutil.which("git") is None or shutil.which("apt-get") is None:
-        pytest.skip("needs git and apt-get (to fetch Debian's linux-source packages)")
+    missing = [tool for tool in ("git", "apt-get") if shutil.which(tool) is None]
+    if missing:
+        pytest.skip(f"no {' and no '.join(missing)} here: the test makes a git history from "
+                    "Debian's linux-source packages (apt-get download); scripts/test.sh installs git as root")
     series = releases.RELEASES[0].series
     ours = [r for r in releases.RELEASES if r.series == series]
     old, new = ours[0], ours[-1]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from anonvma import releases
 from anonvma.oracle.build import (
@@ -37,14 +37,23 @@ def _build(args: argparse.Namespace) -> int:
     linux = args.linux or releases.DEFAULT
     chosen = releases.names() if linux == "all" else (resolve(linux, _log).name,)
     variants = VARIANTS if args.variant == "all" else (args.variant,)
+
+    def build() -> None:
+        for linux in chosen:
+            for variant in variants:
+                build_kernel(variant, linux=linux, force=args.force, jobs=args.jobs,
+                             keep_tree=args.keep_tree, log=_log)
+        if not args.keep_tree:
+            clean_work(log=_log)
+
+    return _building(build)
+
+
+def _building(build: Callable[[], object]) -> int:
+    """Run ``build`` with SIGTERM as Ctrl-C: 0, 1 when it failed (said why), 130 interrupted."""
     try:
         with sigterm_interrupts():
-            for linux in chosen:
-                for variant in variants:
-                    build_kernel(variant, linux=linux, force=args.force, jobs=args.jobs,
-                                 keep_tree=args.keep_tree, log=_log)
-            if not args.keep_tree:
-                clean_work(log=_log)
+            build()
     except OracleBuildError as exc:
         _log(f"error: {exc}")
         return 1
@@ -71,18 +80,9 @@ def _build_source(args: argparse.Namespace) -> int:
         _log(f"error: {exc}")
         return 2
     variants = VARIANTS if args.variant == "all" else (args.variant,)
-    try:
-        with sigterm_interrupts():
-            for variant in variants:
-                labels.build(args.source, args.label, variant, rules=args.rules, jobs=args.jobs,
-                             build_dir=args.build_dir, log=_log)
-    except OracleBuildError as exc:
-        _log(f"error: {exc}")
-        return 1
-    except KeyboardInterrupt:
-        _log("interrupted: build processes killed, nothing half-built left in the cache")
-        return 130
-    return 0
+    return _building(lambda: [labels.build(args.source, args.label, variant, rules=args.rules,
+                                           jobs=args.jobs, build_dir=args.build_dir, log=_log)
+                              for variant in variants])
 
 
 def _remove(args: argparse.Namespace) -> int:
