@@ -36,7 +36,9 @@ def register(subparsers: Any) -> None:
                     "(labels name, kind), summed over the processes read at each scrape; "
                     "anonvma_registered and anonvma_estimated (1 for names from a process's "
                     "anonvma registry, and for estimated counters); "
-                    "anonvma_process_* per process with --per-process; anonvma_scrape_errors_total, "
+                    "anonvma_process_* per process with --per-process; anonvma_max_map_count and "
+                    "anonvma_process_map_count (labels pid, comm: the VMA budget, always); "
+                    "anonvma_scrape_errors_total, "
                     "anonvma_series_dropped_total. Needs prometheus_client (pip install "
                     "'anonvma[export]').",
         epilog="examples:\n  anonvma export --all --listen 127.0.0.1:9101\n"

@@ -22,6 +22,13 @@ process moves between kernel names and the registry, and the markers join with
 ``anonvma_scrape_errors_total{reason}`` (``denied``, ``exited``, ``unreadable``, and
 ``failed`` for a scrape that failed as a whole). Plus ``anonvma_scrape_duration_seconds`` and
 ``anonvma_scrape_processes``.
+
+The VMA budget (:mod:`anonvma.procmaps.budget`): ``anonvma_max_map_count`` (vm.max_map_count)
+and ``anonvma_process_map_count{pid, comm}``, each process's VMAs as the kernel counts them,
+always (one series per process, not per name: outside the ``max_series`` cap, as bounded as the
+process table). Not ``anonvma_process_vmas``: that family already exists, per process *and
+name*, under ``per_process``, and one family cannot have two label sets. Headroom in PromQL:
+``anonvma_max_map_count - on() group_right anonvma_process_map_count``.
 """
 
 from __future__ import annotations
@@ -133,6 +140,10 @@ class MemoryCollector:
         duration = GaugeMetricFamily("anonvma_scrape_duration_seconds",
                                      "Time to read and group the processes of this scrape")
         count = GaugeMetricFamily("anonvma_scrape_processes", "Processes read in this scrape")
+        limit = GaugeMetricFamily("anonvma_max_map_count", "vm.max_map_count: the most VMAs a "
+                                  "process may have before mmap and splits fail with ENOMEM")
+        map_counts = GaugeMetricFamily("anonvma_process_map_count", "VMAs of the process as the "
+                                       "kernel counts them (mm->map_count)", labels=["pid", "comm"])
         if system is not None:
             for reason, n in system.skipped.items():
                 self.errors[reason] += n
@@ -155,6 +166,11 @@ class MemoryCollector:
                 self.on_warning(self._cap_warning(left_out, rows))
             duration.add_metric([], system.seconds)
             count.add_metric([], len(system.processes))
+            if system.max_map_count is not None:
+                limit.add_metric([], system.max_map_count)
+            for p in system.processes:
+                if p.pid is not None and p.map_count is not None:
+                    map_counts.add_metric([str(p.pid), p.comm], p.map_count)
         errors = CounterMetricFamily("anonvma_scrape_errors", "Processes (or whole scrapes: failed) "
                                      "that could not be read, by reason", labels=["reason"])
         for reason, n in self.errors.items():
@@ -162,7 +178,8 @@ class MemoryCollector:
         dropped = CounterMetricFamily("anonvma_series_dropped", "Name-labelled series left out "
                                       "because of the cap on series (smallest PSS first)")
         dropped.add_metric([], self.dropped)
-        yield from [*names, *marks, *procs, *proc_marks, duration, count, errors, dropped]
+        yield from [*names, *marks, *procs, *proc_marks, duration, count, limit, map_counts, errors,
+                    dropped]
 
     def _cap_warning(self, names: int, rows: int) -> str:
         """What the cap left out, and how it counts."""

@@ -24,6 +24,7 @@ from typing import Any, Callable, Dict, Iterator, List, Mapping, NamedTuple, Opt
 from anonvma.live.registry.loading import RegistryWarning, load
 from anonvma.procmaps.diff import changed, diff_groups
 from anonvma.procmaps import registered, saved, system
+from anonvma.procmaps.budget import Budget, map_count, map_count_of_tally, read_max_map_count
 from anonvma.procmaps.files import write_atomically
 from anonvma.procmaps.errors import ProcessNotFoundError
 from anonvma.procmaps.format import (
@@ -43,8 +44,9 @@ from anonvma.procmaps.format import (
 )
 from anonvma.procmaps.group import (GROUP_BY, SORT_KEYS, group, matched, matching, shown_regex, sort_field,
                                     sort_groups, total, vma_key)
+from anonvma.procmaps.merges import Merges
 from anonvma.procmaps.parser import parse
-from anonvma.procmaps.records import VMFLAGS_KEY, Group, Registered, Snapshot, Tally
+from anonvma.procmaps.records import VMFLAGS_KEY, Group, Registered, Snapshot, Tally, Vma
 from anonvma.procmaps.source import STDIN, describe, pid_of, proc_path, read_pid_bytes
 
 #: ``show --all`` also groups by process (procrank) and by user (smem -u).
@@ -134,6 +136,13 @@ def register(subparsers: Any) -> None:
     p.add_argument("--watch", type=positive(float), metavar="SECONDS",
                    help="redraw every SECONDS with each row's change since the start (Ctrl-C stops)")
     p.add_argument("--count", type=positive(int), metavar="N", help="with --watch: stop after N tables")
+    p.add_argument("--merges", action="store_true",
+                   help="list the VMA boundaries that exist only because names differ: adjacent VMAs "
+                        "the model's merge rules would merge if their names were equal, certain or "
+                        "possible, and a count per name (docs/budget.md)")
+    p.add_argument("--linux", metavar="RELEASE",
+                   help="with --merges: the release whose merge rules judge (default: the running "
+                        "kernel's nearest in the model's table)")
     p.set_defaults(func=_guarded(_show, quick=False))
 
     p = subparsers.add_parser("diff", help="what grew, shrank, appeared or vanished between two snapshots",
@@ -246,6 +255,8 @@ class _View(NamedTuple):
     meta: Dict[str, object]
     per_vma: Optional[PerVma] = None  # --by none: each row's VMA
     users: Optional[Dict[str, str]] = None  # uid key -> user name, by user
+    merges: Optional[Merges] = None  # --merges: the boundaries names alone keep
+    budgets: Optional[Dict[str, Budget]] = None  # pid key -> VMA budget, by process
 
 
 class _Grouped(NamedTuple):
@@ -259,22 +270,42 @@ class _Grouped(NamedTuple):
     groups: List[Group]
     registry: Optional[Registered]  # what the process's registry of names changed
     per_vma: Optional[PerVma] = None  # --by none: the VMA of each group
+    budget: Optional[Budget] = None  # map_count against vm.max_map_count
+    merges: Optional[Merges] = None  # --merges: the boundaries names alone keep
 
 
 def _grouped(target: str, args: argparse.Namespace) -> _Grouped:
     """Read ``target`` (a PID, ``self`` or a file) and group it by ``args.by``/``--fold``/``--match``,
     with the names a live process keeps in its anonvma registry."""
-    got = registered.read_map(target, records=args.by == "none")  # one row per VMA: records
+    merges = getattr(args, "merges", False)
+    got = registered.read_map(target, records=args.by == "none" or merges)  # one row per VMA: records
+    limit = read_max_map_count() if got.pid is not None else None
     if isinstance(got, Tally):
         found = matched(got, args.match)
         return _Grouped(got.source, got.pid, got.has_smaps, got.vmas - _extra(got.registry),
-                        found.vmas, group(found, args.by, args.fold), got.registry)
+                        found.vmas, group(found, args.by, args.fold), got.registry,
+                        budget=Budget(map_count_of_tally(got), limit))
     vmas = matching(got.vmas, args.match)
     per_vma = (PerVma({vma_key(v): v for v in vmas}, VMFLAGS_KEY in got.fields)
                if args.by == "none" else None)
+    budget = Budget(map_count(len(got.vmas), ((v.name, 1) for v in got.vmas), got.registry), limit)
     return _Grouped(got.source, got.pid, got.has_smaps, len(got.vmas) - _extra(got.registry),
                     len(vmas), group(got._replace(vmas=tuple(vmas)), args.by, args.fold),
-                    got.registry, per_vma)
+                    got.registry, per_vma, budget, _merges(got.vmas, args) if merges else None)
+
+
+def _merges(vmas: Sequence[Vma], args: argparse.Namespace) -> Merges:
+    """``--merges``: the boundaries of ``vmas`` under ``--linux``'s rules (or the running
+    kernel's nearest release), those with a name matching ``--match`` when given."""
+    from anonvma.model.kernel import get_kernel
+    from anonvma.procmaps.merges import name_boundaries, running_release
+
+    found = name_boundaries(vmas, get_kernel(args.linux or running_release()))
+    if args.match is None:
+        return found
+    search = re.compile(args.match).search
+    return found._replace(boundaries=tuple(b for b in found.boundaries
+                                           if search(b.below) or search(b.above)))
 
 
 def _extra(used: Optional[Registered]) -> int:
@@ -291,6 +322,8 @@ def _one(target: str, args: argparse.Namespace) -> _View:
     matching_ = f" ({shown} matching {shown_regex(args.match)})" if args.match is not None else ""
     head = (f"{who}: {count} VMAs{matching_}, {len(groups)} groups by {args.by}, "
             f"largest {measure} first")
+    if snap.budget is not None:
+        head += f"; {snap.budget.said()}"
     if not snap.has_smaps:
         head += " (maps has no RSS/PSS: sizes only)"
     meta: Dict[str, object] = {"source": snap.source, "pid": snap.pid, "by": args.by, "fold": args.fold,
@@ -298,6 +331,8 @@ def _one(target: str, args: argparse.Namespace) -> _View:
                                "smaps": snap.has_smaps}
     if snap.pid is not None:
         meta["cmdline"] = describe(snap.pid)
+    if snap.budget is not None:
+        meta.update(snap.budget.fields())
     if snap.registry is not None:
         used = snap.registry
         meta["registry"] = {"path": used.path, "ranges": used.ranges, "dropped": used.dropped,
@@ -305,7 +340,8 @@ def _one(target: str, args: argparse.Namespace) -> _View:
                             "estimated": bool(used.estimated), "cut": used.cut, "parts": used.parts,
                             "saved": used.saved}
     return _View(head, registered.note(snap.registry), groups, groups[:args.top] if args.top else groups,
-                 total(groups), snap.has_smaps, measure, args.by, False, {}, meta, snap.per_vma)
+                 total(groups), snap.has_smaps, measure, args.by, False, {}, meta, snap.per_vma,
+                 merges=snap.merges)
 
 
 def _uid(user: str) -> int:
@@ -371,8 +407,11 @@ def _every(args: argparse.Namespace) -> _View:
                 comm=args.comm, user=uid, time=sysmem.time, seconds=sysmem.seconds, processes_read=read_n,
                 kernel_threads=sysmem.kernel_threads, skipped=sysmem.skipped, vmas=vmas, smaps=True)
     users = {g.key: system.user_name(g.key) for g in groups} if args.by == "user" else None
+    meta["max_map_count"] = sysmem.max_map_count
+    budgets = {p.total.key: Budget(p.map_count, sysmem.max_map_count if p.pid is not None else None)
+               for p in sysmem.processes if p.map_count is not None}
     return _View(head, sysmem.skipped_line(), groups, groups[:args.top] if args.top else groups, tot,
-                 True, measure, args.by, True, labels, meta, users=users)
+                 True, measure, args.by, True, labels, meta, users=users, budgets=budgets)
 
 
 def _check_regex(option: str, pattern: Optional[str]) -> None:
@@ -406,14 +445,40 @@ def _check_show(args: argparse.Namespace) -> None:
         raise UsageError("--include-self goes with --all (a PID is read whatever it is)")
     if (args.comm is not None or args.user is not None) and not args.all:
         raise UsageError("--comm and --user choose among the processes of --all")
+    _check_merges(args)
     _check_regex("--match", args.match)
     _check_regex("--comm", args.comm)
     if args.user is not None:
         _uid(args.user)
 
 
+def _check_merges(args: argparse.Namespace) -> None:
+    """:raises UsageError: ``--merges`` or ``--linux`` where they cannot work."""
+    if args.linux is not None and not args.merges:
+        raise UsageError("--linux goes with --merges (the release whose merge rules judge)")
+    if not args.merges:
+        return
+    if args.all or args.by in ACROSS:
+        raise UsageError("--merges lists one map's boundaries: give PIDs or FILEs, not --all or --by "
+                         f"{args.by}")
+    if args.watch is not None or args.csv:
+        raise UsageError("--merges prints a table or JSON (--json), once")
+    if args.linux is not None:
+        from anonvma import releases
+
+        try:
+            releases.resolve(args.linux)
+        except ValueError as err:
+            raise UsageError(f"--linux: {err}") from None
+
+
 def _table(view: _View, since: Optional[Mapping[str, Optional[int]]] = None,
            since_total: Optional[int] = None) -> str:
+    if view.merges is not None:
+        from anonvma.procmaps.merges_format import merges_table
+
+        note = view.note + "\n" if view.note else ""
+        return view.head + "\n" + note + merges_table(view.merges, _width())
     shown = ""
     if len(view.rows) < len(view.groups):
         shown = f" (top {len(view.rows)} of {len(view.groups)})"
@@ -421,7 +486,7 @@ def _table(view: _View, since: Optional[Mapping[str, Optional[int]]] = None,
     if view.by == "process":
         labels = {k: cmd or (f"[{comm}]" if comm else "") for k, (cmd, comm) in view.labels.items()}
         return head + processes_table(view.rows, view.total, labels, _width(), since=since,
-                                      since_total=since_total, measure=view.measure)
+                                      since_total=since_total, measure=view.measure, budgets=view.budgets)
     return head + groups_table(view.rows, view.total, view.smaps, _width(), processes=view.across,
                                since=since, since_total=since_total, measure=view.measure,
                                per_vma=view.per_vma, names=view.users,
@@ -437,8 +502,12 @@ def _views(args: argparse.Namespace) -> List[_View]:
 
 def _doc(view: _View) -> Dict[str, object]:
     """A view's JSON document."""
+    if view.merges is not None:
+        from anonvma.procmaps.merges_format import merges_doc
+
+        return dict(view.meta, merges=merges_doc(view.merges))
     if view.by == "process":
-        return processes_doc(view.rows, view.total, view.labels, view.meta)
+        return processes_doc(view.rows, view.total, view.labels, view.meta, view.budgets)
     if view.users is not None:
         return users_doc(view.rows, view.total, view.users, view.meta)
     return groups_doc(view.rows, view.total, view.meta, view.per_vma)
@@ -449,7 +518,7 @@ def _csv(view: _View, several: bool) -> str:
     if view.note:
         print(view.note, file=sys.stderr)
     if view.by == "process":
-        return processes_csv(view.rows, view.labels)
+        return processes_csv(view.rows, view.labels, view.budgets)
     if view.users is not None:
         return users_csv(view.rows, view.users)
     lead = {"pid": view.meta["pid"], "source": view.meta["source"]} if several else {}

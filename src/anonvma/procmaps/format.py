@@ -12,6 +12,7 @@ import json
 from types import MappingProxyType
 from typing import Collection, Dict, List, Mapping, NamedTuple, Optional, Sequence
 
+from anonvma.procmaps.budget import BUDGET_FIELDS, Budget
 from anonvma.procmaps.records import Change, Group, Vma
 
 #: Group values exported by JSON/CSV (kB, except count and processes).
@@ -194,13 +195,18 @@ def groups_table(groups: Sequence[Group], total: Group, smaps: bool, width: Opti
 
 def processes_table(rows: Sequence[Group], total: Group, labels: Mapping[str, str],
                     width: Optional[int], *, since: Optional[Mapping[str, Optional[int]]] = None,
-                    since_total: Optional[int] = None, measure: str = "pss") -> str:
+                    since_total: Optional[int] = None, measure: str = "pss",
+                    budgets: Optional[Mapping[str, Budget]] = None) -> str:
     """``show --all --by process`` (procrank): one row per process with its command line.
 
     :param since: pid key -> change of ``measure`` since the first sample (``--watch``): a
         D<MEASURE> column; ``since_total`` is the total's.
+    :param budgets: pid key -> its VMA budget: MAP_COUNT and HEADROOM columns after VMAS
+        (``-`` where unknown: a saved file's limit; the total's headroom).
     """
     header = [h for h, _ in _PROCESS_COLUMNS] + ([f"D{measure.upper()}"] if since is not None else [])
+    if budgets is not None:
+        header[2:2] = ["MAP_COUNT", "HEADROOM"]
     header.append("CMDLINE")
     body: List[Sequence[str]] = []
     for g in rows:
@@ -209,12 +215,23 @@ def processes_table(rows: Sequence[Group], total: Group, labels: Mapping[str, st
             row[0] = "-"  # a saved file: no pid, its path is the command line's place
         if since is not None:
             row.append(signed(since.get(g.key), measure))
+        if budgets is not None:
+            row[2:2] = _budget_cells(budgets.get(g.key))
         body.append([*row, " ".join(labels.get(g.key, "").split())])  # one line per process
     row = [f"{total.processes}", *(_cell(total, f) for _, f in _PROCESS_COLUMNS[1:])]
+    if budgets is not None:
+        row[2:2] = [str(sum(b.map_count for b in budgets.values())), "-"]
     if since is not None:
         row.append(signed(since_total, measure))
     body.append([*row, "total (processes)"])
     return _table(header, body, width, total_row=True)
+
+
+def _budget_cells(b: Optional[Budget]) -> List[str]:
+    """MAP_COUNT and HEADROOM of a process row (``-`` where unknown)."""
+    if b is None:
+        return ["-", "-"]
+    return [str(b.map_count), "-" if b.headroom is None else str(b.headroom)]
 
 
 def group_dict(g: Group, per_vma: Optional[PerVma] = None) -> Dict[str, object]:
@@ -253,14 +270,18 @@ def processes_json(rows: Sequence[Group], total: Group, labels: Mapping[str, Seq
 
 
 def processes_doc(rows: Sequence[Group], total: Group, labels: Mapping[str, Sequence[str]],
-                  meta: Mapping[str, object]) -> Dict[str, object]:
+                  meta: Mapping[str, object],
+                  budgets: Optional[Mapping[str, Budget]] = None) -> Dict[str, object]:
     """The JSON document of ``show --all --by process``: one object per process with pid,
-    cmdline and comm."""
+    cmdline and comm (with ``budgets``: map_count, max_map_count, headroom; null where unknown)."""
     out = []
     for g in rows:
         d = group_dict(g)
         cmd, comm = labels.get(g.key, ("", ""))
         d.update(pid=int(g.key) if g.key.isdigit() else None, cmdline=cmd, comm=comm)
+        if budgets is not None:
+            b = budgets.get(g.key)
+            d.update(b.fields() if b is not None else dict.fromkeys(BUDGET_FIELDS))
         del d["key"], d["kind"], d["processes"], d["registered"], d["estimated"]
         out.append(d)
     return dict(meta, units="kB", processes=out, total=group_dict(total))
@@ -322,12 +343,21 @@ def groups_csv(groups: Sequence[Group], per_vma: Optional[PerVma] = None,
                  *(VMA_FIELDS if per_vma is not None else ())], rows)
 
 
-def processes_csv(rows: Sequence[Group], labels: Mapping[str, Sequence[str]]) -> str:
+def processes_csv(rows: Sequence[Group], labels: Mapping[str, Sequence[str]],
+                  budgets: Optional[Mapping[str, Budget]] = None) -> str:
     """CSV of ``show --all --by process``: pid (empty for a saved file, whose path is the
-    cmdline), cmdline, comm, then the group fields."""
+    cmdline), cmdline, comm, then the group fields (with ``budgets``, then map_count,
+    max_map_count and headroom, empty where unknown)."""
     fields = [f for f in GROUP_FIELDS if f != "processes"]
-    return _csv(["pid", "cmdline", "comm", *fields],
-                [[_uid(g.key), *labels.get(g.key, ("", "")), *(g.value(f) for f in fields)] for g in rows])
+    extra = list(BUDGET_FIELDS) if budgets is not None else []
+
+    def tail(key: str) -> List[object]:
+        b = budgets.get(key) if budgets is not None else None
+        return [] if budgets is None else list(b.fields().values()) if b is not None else [None] * 3
+
+    return _csv(["pid", "cmdline", "comm", *fields, *extra],
+                [[_uid(g.key), *labels.get(g.key, ("", "")), *(g.value(f) for f in fields), *tail(g.key)]
+                 for g in rows])
 
 
 def users_csv(rows: Sequence[Group], names: Mapping[str, str]) -> str:

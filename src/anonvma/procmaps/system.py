@@ -19,6 +19,7 @@ from typing import Collection, Dict, Iterable, List, NamedTuple, Optional, Seque
 from anonvma.live.registry.loading import Loaded, load
 from anonvma.live.registry.places import scan
 from anonvma.procmaps import registered
+from anonvma.procmaps.budget import map_count_of_tally, read_max_map_count
 from anonvma.procmaps.errors import ProcmapsParseError
 from anonvma.procmaps.group import group, matched, searcher, tally_of, total
 from anonvma.procmaps.parser import ChunkTally, gc_paused
@@ -32,7 +33,8 @@ SKIP_REASONS = ("denied", "exited", "unreadable")
 
 class Process(NamedTuple):
     """One process's memory, grouped: its groups and its totals (``total.key`` is the pid);
-    ``uid`` its effective uid when asked for (:func:`read_system`), else ``None``."""
+    ``uid`` its effective uid when asked for (:func:`read_system`), else ``None``; ``map_count``
+    its VMAs as the kernel counts them (:mod:`anonvma.procmaps.budget`)."""
 
     pid: Optional[int]
     cmdline: str
@@ -40,6 +42,7 @@ class Process(NamedTuple):
     groups: List[Group]
     total: Group
     uid: Optional[int] = None
+    map_count: Optional[int] = None
 
 
 class System(NamedTuple):
@@ -51,6 +54,7 @@ class System(NamedTuple):
     :ivar skipped: reason (one of :data:`SKIP_REASONS`) -> how many processes.
     :ivar errors: a few example messages of the skipped ones (of those exited, only when the
         processes were named).
+    :ivar max_map_count: vm.max_map_count when reading started (``None``: unreadable).
     """
 
     time: float
@@ -59,6 +63,7 @@ class System(NamedTuple):
     kernel_threads: int
     skipped: Dict[str, int]
     errors: List[str]
+    max_map_count: Optional[int] = None
 
     def skipped_line(self, root: Optional[bool] = None) -> str:
         """One line saying what was not counted, or ``""``.
@@ -91,7 +96,7 @@ def _process(pid: Optional[int], counted: Tally, by: str, fold: bool, match: Opt
              label: Tuple[str, str], uid: Optional[int] = None) -> Process:
     groups = group(matched(counted, match), by, fold)
     key = str(pid) if pid is not None else label[0]
-    return Process(pid, label[0], label[1], groups, total(groups, key), uid)
+    return Process(pid, label[0], label[1], groups, total(groups, key), uid, map_count_of_tally(counted))
 
 
 class _Chosen(NamedTuple):
@@ -148,6 +153,7 @@ def read_system(targets: Optional[Sequence[Union[int, str]]] = None, *, by: str 
     :raises ProcmapsParseError, OSError: a saved file that cannot be read.
     """
     started, clock = time.time(), time.perf_counter()
+    limit = read_max_map_count(procfs)
     named = targets is not None  # a process the caller named exiting is news, not a race
     live: List[int] = []
     files: List[str] = []
@@ -201,7 +207,7 @@ def read_system(targets: Optional[Sequence[Union[int, str]]] = None, *, by: str 
         skipped[reason] += 1
         if (named or reason != "exited") and len(errors) < 5:
             errors.append(f"pid {live[index]}: {'exited' if reason == 'exited' else failure.strerror}")
-    return System(started, time.perf_counter() - clock, processes, kernel_threads, skipped, errors)
+    return System(started, time.perf_counter() - clock, processes, kernel_threads, skipped, errors, limit)
 
 
 class _Registry(NamedTuple):
