@@ -199,7 +199,7 @@ def _worlds(a: _Side, b: _Side, same_file: bool, contiguous: bool) -> Iterator[_
         for shared_anon_vma, (flags_b, flag_tags) in itertools.product((True, False) if both else (True,),
                                                                      flag_worlds):
             anon_a = AnonVma() if sa[0] else None
-            anon_b = (anon_a if shared_anon_vma else AnonVma()) if sb[0] else None
+            anon_b = (anon_a if both and shared_anon_vma else AnonVma()) if sb[0] else None
             pg_a = 0 if a.file else 1 + (1000 if sa[2] else 0)
             pg_b = (1 if contiguous else 7) if b.file else 2 + (1000 if sb[2] else 0)
             va = Vma(1 << PAGE_SHIFT, 2 << PAGE_SHIFT, a.flags, pg_a, file_a, anon_a, sa[1], None, pg_a)
