@@ -19,7 +19,9 @@ from anonvma.procmaps.budget import Budget, map_count
 from anonvma.procmaps.merges import name_boundaries
 from anonvma.procmaps.parser import parse
 from anonvma.procmaps.records import Registered
+from anonvma import live
 from procmaps_fixtures import spawned
+from registry_helpers import Namer
 from prometheus_helpers import fetch, free_port, prometheus_server, query, wait_for
 
 PAGE = 4096
@@ -281,6 +283,28 @@ def test_show_by_process_has_map_count_and_headroom_columns(capsys, tmp_path):
         assert cells["-"][2:4] == ["2", "-"]
 
 
+@pytest.mark.skipif(live.supported(), reason="this kernel names memory: no registry to cut VMAs")
+def test_boundaries_inside_a_kernel_vma_cut_by_the_registry_are_certain(capsys, tmp_path, monkeypatch):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir(mode=0o700)
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(run_dir))
+    with Namer() as child:
+        base = child.run("""
+base = syscalls.mmap(0, 8 * P, RW, ANON)
+touch(base, 8)
+live.set_anon_name(base + 2 * P, 4 * P, "mid", fallback=True)
+result = base
+""")
+        status, out, _ = run(capsys, "show", str(child.pid), "--merges", "--json", "--match", "mid")
+        kernel = kernel_map_count(child.pid)
+    assert status == 0
+    doc = json.loads(out)
+    assert doc["map_count"] == kernel  # the three parts are one kernel VMA
+    got = [(b["address"], b["below"], b["above"], b["certain"]) for b in doc["merges"]["boundaries"]]
+    assert got == [(base + 2 * PAGE, "", "[anon:mid]", True), (base + 6 * PAGE, "[anon:mid]", "", True)]
+    assert all("one kernel VMA cut by the registry's names" in b["why"] for b in doc["merges"]["boundaries"])
+
+
 @pytest.fixture(scope="module")
 def prom():
     paths, why = fetch()
@@ -298,13 +322,14 @@ def test_prometheus_scrapes_map_count_and_max_map_count(prom, tmp_path):
             assert exporter.stderr.readline().startswith(f"serving http://127.0.0.1:{port}/metrics")
             with prometheus_server(prom[0], f"127.0.0.1:{port}", tmp_path) as base:
                 got = wait_for("the child's map_count in Prometheus",
-                               lambda: query(base, f'anonvma_process_map_count{{pid="{pid}"}}'), 90)
+                               lambda: query(base, f'anonvma_process_map_count_used{{pid="{pid}"}}'), 90)
                 assert len(got) == 1 and float(got[0]["value"][1]) == kernel_map_count(pid)
                 with open(f"/proc/{pid}/comm") as f:
                     assert got[0]["metric"]["comm"] == f.read().strip()
-                limit = query(base, "anonvma_max_map_count")
+                limit = query(base, "anonvma_map_count_limit")
                 assert len(limit) == 1 and float(limit[0]["value"][1]) > 0
-                headroom = query(base, "anonvma_max_map_count - on() group_right anonvma_process_map_count")
+                headroom = query(base, "anonvma_map_count_limit - on() group_right "
+                                       "anonvma_process_map_count_used")
                 assert len(headroom) == 1
                 assert float(headroom[0]["value"][1]) == float(limit[0]["value"][1]) - kernel_map_count(pid)
         finally:
@@ -319,9 +344,9 @@ def test_the_exported_text_has_one_map_count_series_per_process_without_per_proc
         assert main(["export", "--textfile", str(out), str(pid), "--per-process"]) == 0
         text = out.read_text()
         count = kernel_map_count(pid)
-    lines = [line for line in text.splitlines() if line.startswith("anonvma_process_map_count{")]
+    lines = [line for line in text.splitlines() if line.startswith("anonvma_process_map_count_used{")]
     assert len(lines) == 1 and lines[0].endswith(f" {float(count)}") and f'pid="{pid}"' in lines[0]
-    assert any(line.startswith("anonvma_max_map_count ") for line in text.splitlines())
+    assert any(line.startswith("anonvma_map_count_limit ") for line in text.splitlines())
     # the per-name family keeps its own name and labels
     assert any(line.startswith("anonvma_process_vmas{") and "name=" in line for line in text.splitlines())
     assert os.path.getsize(out) > 0

@@ -36,8 +36,8 @@ def register(subparsers: Any) -> None:
                     "(labels name, kind), summed over the processes read at each scrape; "
                     "anonvma_registered and anonvma_estimated (1 for names from a process's "
                     "anonvma registry, and for estimated counters); "
-                    "anonvma_process_* per process with --per-process; anonvma_max_map_count and "
-                    "anonvma_process_map_count (labels pid, comm: the VMA budget, always); "
+                    "anonvma_process_* per process with --per-process; anonvma_map_count_limit and "
+                    "anonvma_process_map_count_used (labels pid, comm: the VMA budget, always); "
                     "anonvma_scrape_errors_total, "
                     "anonvma_series_dropped_total. Needs prometheus_client (pip install "
                     "'anonvma[export]').",

@@ -23,12 +23,14 @@ process moves between kernel names and the registry, and the markers join with
 ``failed`` for a scrape that failed as a whole). Plus ``anonvma_scrape_duration_seconds`` and
 ``anonvma_scrape_processes``.
 
-The VMA budget (:mod:`anonvma.procmaps.budget`): ``anonvma_max_map_count`` (vm.max_map_count)
-and ``anonvma_process_map_count{pid, comm}``, each process's VMAs as the kernel counts them,
+The VMA budget (:mod:`anonvma.procmaps.budget`): ``anonvma_map_count_limit`` (vm.max_map_count)
+and ``anonvma_process_map_count_used{pid, comm}``, each process's VMAs as the kernel counts them,
 always (one series per process, not per name: outside the ``max_series`` cap, as bounded as the
 process table). Not ``anonvma_process_vmas``: that family already exists, per process *and
-name*, under ``per_process``, and one family cannot have two label sets. Headroom in PromQL:
-``anonvma_max_map_count - on() group_right anonvma_process_map_count``.
+name*, under ``per_process``, and one family cannot have two label sets; and no name ending
+in ``_count``, which Prometheus keeps for histograms and summaries (``promtool check metrics``
+refuses ``anonvma_max_map_count``). Headroom in PromQL:
+``anonvma_map_count_limit - on() group_right anonvma_process_map_count_used``.
 """
 
 from __future__ import annotations
@@ -140,9 +142,9 @@ class MemoryCollector:
         duration = GaugeMetricFamily("anonvma_scrape_duration_seconds",
                                      "Time to read and group the processes of this scrape")
         count = GaugeMetricFamily("anonvma_scrape_processes", "Processes read in this scrape")
-        limit = GaugeMetricFamily("anonvma_max_map_count", "vm.max_map_count: the most VMAs a "
+        limit = GaugeMetricFamily("anonvma_map_count_limit", "vm.max_map_count: the most VMAs a "
                                   "process may have before mmap and splits fail with ENOMEM")
-        map_counts = GaugeMetricFamily("anonvma_process_map_count", "VMAs of the process as the "
+        map_counts = GaugeMetricFamily("anonvma_process_map_count_used", "VMAs of the process as the "
                                        "kernel counts them (mm->map_count)", labels=["pid", "comm"])
         if system is not None:
             for reason, n in system.skipped.items():

@@ -291,16 +291,23 @@ def _grouped(target: str, args: argparse.Namespace) -> _Grouped:
     budget = Budget(map_count(len(got.vmas), ((v.name, 1) for v in got.vmas), got.registry), limit)
     return _Grouped(got.source, got.pid, got.has_smaps, len(got.vmas) - _extra(got.registry),
                     len(vmas), group(got._replace(vmas=tuple(vmas)), args.by, args.fold),
-                    got.registry, per_vma, budget, _merges(got.vmas, args) if merges else None)
+                    got.registry, per_vma, budget,
+                    _merges(got.vmas, args, got.pid, got.registry) if merges else None)
 
 
-def _merges(vmas: Sequence[Vma], args: argparse.Namespace) -> Merges:
+def _merges(vmas: Sequence[Vma], args: argparse.Namespace, pid: Optional[int],
+            registry: Optional[Registered]) -> Merges:
     """``--merges``: the boundaries of ``vmas`` under ``--linux``'s rules (or the running
-    kernel's nearest release), those with a name matching ``--match`` when given."""
+    kernel's nearest release), those with a name matching ``--match`` when given; with a live
+    process's registry, its maps (without the registry) tells which lie inside a kernel VMA."""
     from anonvma.model.kernel import get_kernel
     from anonvma.procmaps.merges import name_boundaries, running_release
+    from anonvma.procmaps.source import read_pid
 
-    found = name_boundaries(vmas, get_kernel(args.linux or running_release()))
+    starts = None
+    if registry is not None and not registry.saved and pid is not None:  # the kernel's own VMAs
+        starts = frozenset(v.start for v in read_pid(pid, smaps=False).vmas)
+    found = name_boundaries(vmas, get_kernel(args.linux or running_release()), starts)
     if args.match is None:
         return found
     search = re.compile(args.match).search

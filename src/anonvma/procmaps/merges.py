@@ -31,7 +31,7 @@ to matter on 64K-VMA maps: the verdict of a pair depends only on a small key, me
 from __future__ import annotations
 
 import itertools
-from typing import Dict, Iterator, List, NamedTuple, Optional, Sequence, Tuple, Union
+from typing import AbstractSet, Dict, Iterator, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 from anonvma.model.kernel import Kernel
 from anonvma.model.merge import can_vma_merge_after, can_vma_merge_before
@@ -257,9 +257,20 @@ def _settled(a: _Side, b: _Side) -> str:
     return "flags equal (VmFlags), neither has an anon_vma (no Anonymous or Swap pages)"
 
 
-def name_boundaries(vmas: Sequence[Record], kernel: Kernel) -> Merges:
+#: Why a boundary inside one kernel VMA (cut by a process's anonvma registry) is certain.
+REGISTRY_CUT = ("one kernel VMA cut by the registry's names: a kernel that keeps names splits it "
+                "here and merges it back once they agree")
+
+
+def name_boundaries(vmas: Sequence[Record], kernel: Kernel,
+                    kernel_starts: Optional[AbstractSet[int]] = None) -> Merges:
     """The boundaries of a map (records in address order) that exist only because names differ,
-    as ``kernel``'s rules judge them (:class:`Merges`)."""
+    as ``kernel``'s rules judge them (:class:`Merges`).
+
+    :param kernel_starts: where the kernel's own VMAs start, for a map whose names came in part
+        from a process's anonvma registry (which cuts kernel VMAs into records by name): a
+        boundary elsewhere lies inside one kernel VMA, whose parts would share everything
+        (:data:`REGISTRY_CUT`)."""
     flags = _Flags()
     memo: Dict[Tuple[_Side, _Side, bool, bool], Optional[Tuple[bool, str]]] = {}
     out = []
@@ -269,6 +280,9 @@ def name_boundaries(vmas: Sequence[Record], kernel: Kernel) -> Merges:
         na, nb = kernel_name(lo.name), kernel_name(hi.name)
         if na is UNKNOWN or nb is UNKNOWN or na == nb:
             continue  # the names may already be equal, or are: something else keeps them apart
+        if kernel_starts is not None and hi.start not in kernel_starts:
+            out.append(Boundary(hi.start, lo.name, hi.name, True, REGISTRY_CUT))
+            continue
         a, b = _side(lo, flags), _side(hi, flags)
         same_file = a.file and b.file and (lo.dev, lo.inode) == (hi.dev, hi.inode)
         if a.file != b.file or (a.file and not same_file):
