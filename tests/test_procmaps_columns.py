@@ -12,8 +12,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -24,7 +22,7 @@ from anonvma.procmaps.format import FIELDS, GROUP_FIELDS
 from anonvma.procmaps.records import COLUMN_KEYS, COLUMNS
 from anonvma.procmaps.system import by_name, read_system
 from procmaps_fixtures import DATA, spawned
-from prometheus_helpers import fetch, free_port, prometheus_server, query, wait_for
+from prometheus_helpers import exporter, fetch, prometheus_server, query, wait_for
 
 TESTS_DATA = os.path.dirname(DATA)
 ANDROID = os.path.join(DATA, "android-handwritten", "smaps")
@@ -295,44 +293,30 @@ def test_several_pids_and_all_processes_carry_the_columns(capsys):
         assert [r.split()[0] for r in lines if r.endswith("[anonymous]")] == [f"{4 * page}K"]
 
 
-@pytest.fixture(scope="module")
-def prom():
-    paths, why = fetch()
-    if paths is None:
+def test_prometheus_scrapes_the_new_columns_of_a_live_process(tmp_path):
+    prom, why = fetch()
+    if prom is None:
         pytest.skip(why)
-    return paths
-
-
-def test_prometheus_scrapes_the_new_columns_of_a_live_process(prom, tmp_path):
     page = os.sysconf("SC_PAGE_SIZE")
     with spawned(CHILD) as (pid, at):
-        port = free_port()
-        exporter = subprocess.Popen([sys.executable, "-m", "anonvma", "export", "--listen",
-                                     f"127.0.0.1:{port}", str(pid), "--per-process"],
-                                    stderr=subprocess.PIPE, text=True)
-        try:
-            assert exporter.stderr.readline().startswith(f"serving http://127.0.0.1:{port}/metrics")
-            with prometheus_server(prom[0], f"127.0.0.1:{port}", tmp_path) as base:
-                sel = '{name="[anonymous]",job="anonvma"}'
-                locked = wait_for("the child's locked memory in Prometheus",
-                                  lambda: query(base, f"anonvma_locked_bytes{sel}"), 90)
-                anonymous = [row for row in smaps_lines(pid).values() if row["name"] == ""]
-                assert float(locked[0]["value"][1]) == 4 * page and locked[0]["metric"]["kind"] == "anonymous"
-                mine = query(base, f'anonvma_process_locked_bytes{{pid="{pid}",name="[anonymous]"}}')
-                assert float(mine[0]["value"][1]) == 4 * page
-                lazy = float(query(base, f"anonvma_lazy_free_bytes{sel}")[0]["value"][1])
-                assert lazy == 1024 * sum(row["LazyFree"] for row in anonymous) >= 4 * page  # MADV_FREE
-                eligible = float(query(base, f"anonvma_thp_eligible_vmas{sel}")[0]["value"][1])
-                assert eligible == sum(row["THPeligible"] == 1 for row in anonymous)
-                assert eligible >= (1 if thp_available() else 0)
-                huge = float(query(base, f"anonvma_anon_huge_pages_bytes{sel}")[0]["value"][1])
-                assert huge == 1024 * sum(row["AnonHugePages"] for row in anonymous)
-                for metric in ("swap_pss_bytes", "pss_dirty_bytes", "pss_anon_bytes"):
-                    assert query(base, f"anonvma_{metric}{sel}"), metric  # this kernel prints them
-        finally:
-            exporter.terminate()
-            assert exporter.wait(timeout=30) == 0
-            exporter.stderr.close()
+        with exporter(str(pid), "--per-process") as scrape, \
+                prometheus_server(prom[0], scrape, tmp_path) as base:
+            sel = '{name="[anonymous]",job="anonvma"}'
+            locked = wait_for("the child's locked memory in Prometheus",
+                              lambda: query(base, f"anonvma_locked_bytes{sel}"), 90)
+            anonymous = [row for row in smaps_lines(pid).values() if row["name"] == ""]
+            assert float(locked[0]["value"][1]) == 4 * page and locked[0]["metric"]["kind"] == "anonymous"
+            mine = query(base, f'anonvma_process_locked_bytes{{pid="{pid}",name="[anonymous]"}}')
+            assert float(mine[0]["value"][1]) == 4 * page
+            lazy = float(query(base, f"anonvma_lazy_free_bytes{sel}")[0]["value"][1])
+            assert lazy == 1024 * sum(row["LazyFree"] for row in anonymous) >= 4 * page  # MADV_FREE
+            eligible = float(query(base, f"anonvma_thp_eligible_vmas{sel}")[0]["value"][1])
+            assert eligible == sum(row["THPeligible"] == 1 for row in anonymous)
+            assert eligible >= (1 if thp_available() else 0)
+            huge = float(query(base, f"anonvma_anon_huge_pages_bytes{sel}")[0]["value"][1])
+            assert huge == 1024 * sum(row["AnonHugePages"] for row in anonymous)
+            for metric in ("swap_pss_bytes", "pss_dirty_bytes", "pss_anon_bytes"):
+                assert query(base, f"anonvma_{metric}{sel}"), metric  # this kernel prints them
 
 
 def test_a_field_unknown_for_a_name_has_no_series(tmp_path):
