@@ -111,6 +111,24 @@ def prometheus_server(binary: str, scrape: str, workdir: Path) -> Iterator[str]:
         log.close()
 
 
+@contextlib.contextmanager
+def exporter(*argv: str) -> Iterator[str]:
+    """``anonvma export --listen`` on a free loopback port with ``argv``, once it serves; yields
+    its ``host:port``; on leaving, SIGTERM must stop it cleanly (exit 0)."""
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "anonvma", "export", "--listen", f"127.0.0.1:{port}",
+                             *argv], stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stderr is not None
+        assert proc.stderr.readline().startswith(f"serving http://127.0.0.1:{port}/metrics")
+        yield f"127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        assert proc.wait(timeout=30) == 0  # SIGTERM is a clean stop
+        if proc.stderr is not None:
+            proc.stderr.close()
+
+
 def query(base: str, promql: str) -> List[Dict[str, Any]]:
     """The result vector of an instant query through Prometheus's HTTP API."""
     doc = json.loads(http_get(f"{base}/api/v1/query?" + urllib.parse.urlencode({"query": promql})))

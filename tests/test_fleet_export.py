@@ -121,29 +121,29 @@ def test_no_fold_keeps_numbered_names_apart_and_per_process_adds_series(tmp_path
 
 
 def test_the_series_cap_keeps_the_largest_counts_the_dropped_and_says_so(capsys, tmp_path):
-    got = samples(export_textfile(tmp_path, ANDROID, "--max-series", "12").read_text())
+    got = samples(export_textfile(tmp_path, ANDROID, "--max-series", "30").read_text())
     names = {dict(labels)["name"] for (metric, labels) in got if metric == "anonvma_pss_bytes"}
     assert names == {"[anon:dalvik-main space]", "[anon:dalvik-/system/framework/boot.art]"}
     all_names = 7  # the sample's names, folded
-    assert got[("anonvma_series_dropped_total", frozenset())] == (all_names - 2) * 6
+    assert got[("anonvma_series_dropped_total", frozenset())] == (all_names - 2) * 15
     out, err = capsys.readouterr()
-    assert out == "" and err == ("anonvma export: warning: --max-series 12 left out 5 names (30 series): "
-                                 "each name takes 6 series (and each process's name 5 more with "
+    assert out == "" and err == ("anonvma export: warning: --max-series 30 left out 5 names (75 series): "
+                                 "each name takes 15 series (and each process's name 14 more with "
                                  "--per-process); counted in anonvma_series_dropped_total\n")
-    got = samples(export_textfile(tmp_path, ANDROID, "--max-series", "3").read_text())
+    got = samples(export_textfile(tmp_path, ANDROID, "--max-series", "14").read_text())
     assert not [k for k in got if k[0] == "anonvma_pss_bytes"]  # fewer than one name's series
-    assert "left out 7 names (42 series)" in capsys.readouterr().err
+    assert "left out 7 names (105 series)" in capsys.readouterr().err
 
 
 def test_the_series_cap_warns_once_however_many_scrapes_drop_series():
     from anonvma.fleet.metrics import MemoryCollector
 
     told: list = []
-    collector = MemoryCollector([ANDROID], max_series=6, on_warning=told.append)
+    collector = MemoryCollector([ANDROID], max_series=15, on_warning=told.append)
     for _ in range(3):
         list(collector.collect())
-    assert len(told) == 1 and told[0].startswith("--max-series 6 left out 6 names (36 series)")
-    assert collector.dropped == 3 * 36
+    assert len(told) == 1 and told[0].startswith("--max-series 15 left out 6 names (90 series)")
+    assert collector.dropped == 3 * 90
 
 
 def test_a_process_that_exits_while_exported_is_a_scrape_error_not_a_failure(tmp_path):

@@ -32,7 +32,9 @@ def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "export", help="Prometheus metrics of memory by name: serve /metrics, or write a textfile",
         description="Export memory by name to Prometheus: anonvma_pss_bytes, anonvma_rss_bytes, "
-                    "anonvma_swap_bytes, anonvma_size_bytes, anonvma_processes, anonvma_vmas "
+                    "anonvma_swap_bytes, anonvma_size_bytes, anonvma_processes, anonvma_vmas, "
+                    "and the smaps columns of show --fields (anonvma_swap_pss_bytes ... "
+                    "anonvma_thp_eligible_vmas; none where the kernel does not print the field) "
                     "(labels name, kind), summed over the processes read at each scrape; "
                     "anonvma_registered and anonvma_estimated (1 for names from a process's "
                     "anonvma registry, and for estimated counters); "
@@ -60,8 +62,9 @@ def register(subparsers: Any) -> None:
                    help="also export anonvma_process_* series (labels pid, comm, name, kind)")
     p.add_argument("--max-series", type=positive(int), default=10000, metavar="N",
                    help="at most N name-labelled series per scrape, largest PSS first (default "
-                        "10000); each name takes 6 (anonvma_pss_bytes ... anonvma_vmas), and with "
-                        "--per-process each process's name 5 more; the rest are counted in "
+                        "10000); each name takes up to 15 (anonvma_pss_bytes ... "
+                        "anonvma_thp_eligible_vmas), and with --per-process each process's name up "
+                        "to 14 more; the rest are counted in "
                         "anonvma_series_dropped_total, with a warning")
     p.set_defaults(func=_guarded(_export))
 

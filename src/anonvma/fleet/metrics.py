@@ -4,7 +4,16 @@ Per name (label ``name``: the group key as ``anonvma show`` prints it, numbered 
 by default so the label set stays bounded; label ``kind``), summed over the processes read:
 
 - ``anonvma_pss_bytes``, ``anonvma_rss_bytes``, ``anonvma_swap_bytes``, ``anonvma_size_bytes``;
-- ``anonvma_processes`` (in how many processes), ``anonvma_vmas``.
+- ``anonvma_processes`` (in how many processes), ``anonvma_vmas``;
+- the smaps fields users ask for, each summed as ``anonvma show --fields`` sums it:
+  ``anonvma_swap_pss_bytes`` (SwapPss), ``anonvma_pss_dirty_bytes`` (Pss_Dirty),
+  ``anonvma_pss_anon_bytes``, ``anonvma_pss_file_bytes``, ``anonvma_pss_shmem_bytes``
+  (Pss_Anon/File/Shmem: smaps prints them only in smaps_rollup, so they are derived VMA by VMA
+  where Anonymous and Rss make that exact, see :func:`anonvma.procmaps.group.unprinted`),
+  ``anonvma_locked_bytes`` (Locked), ``anonvma_lazy_free_bytes`` (LazyFree),
+  ``anonvma_anon_huge_pages_bytes`` (AnonHugePages) and ``anonvma_thp_eligible_vmas`` (VMAs
+  with ``THPeligible: 1``). A field unknown for a name (the kernel does not print it, or some
+  process's VMAs of that name leave it unknown) has no series for that name: never 0.
 
 With ``per_process``, the same per process and name as ``anonvma_process_*`` (labels ``pid``,
 ``comm``, ``name``, ``kind``): kept apart so summing ``anonvma_pss_bytes`` never counts twice.
@@ -42,7 +51,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 
 from anonvma.procmaps.format import label
 from anonvma.procmaps.group import sort_groups
-from anonvma.procmaps.records import Group
+from anonvma.procmaps.records import COLUMNS, Group
 from anonvma.procmaps.system import SKIP_REASONS, System, by_name, read_system
 
 #: (metric suffix, Group field, help) of the per-name gauges; sizes are exported in bytes.
@@ -54,6 +63,18 @@ GAUGES: Tuple[Tuple[str, str, str], ...] = (
     ("size_bytes", "size", "Mapped (virtual) size"),
     ("processes", "processes", "Processes that map memory with this name"),
     ("vmas", "count", "VMAs (mappings) with this name"),
+    ("swap_pss_bytes", "swap_pss", "Proportional swap share (SwapPss): swapped-out pages divided "
+                                   "among their sharers"),
+    ("pss_dirty_bytes", "pss_dirty", "The dirty part of PSS (Pss_Dirty)"),
+    ("pss_anon_bytes", "pss_anon", "The anonymous part of PSS (Pss_Anon)"),
+    ("pss_file_bytes", "pss_file", "The file-backed part of PSS (Pss_File)"),
+    ("pss_shmem_bytes", "pss_shmem", "The shmem (tmpfs, shared anonymous) part of PSS (Pss_Shmem)"),
+    ("locked_bytes", "locked", "Locked memory (Locked: mlock, PSS-divided)"),
+    ("lazy_free_bytes", "lazy_free", "Pages freed lazily with MADV_FREE, not yet reclaimed (LazyFree)"),
+    ("anon_huge_pages_bytes", "anon_huge_pages", "Anonymous memory in transparent huge pages "
+                                                 "(AnonHugePages)"),
+    ("thp_eligible_vmas", "thp_eligible", "VMAs eligible for transparent huge pages "
+                                          "(THPeligible: 1)"),
 )
 #: Marker gauges (1 where they apply): (metric suffix, help), in the order of Group's flags.
 MARKS = (
@@ -67,9 +88,22 @@ _BYTES = 1024  # smaps counts kB
 DEFAULT_MAX_SERIES = 10000
 
 
-def _value(g: Group, field: str) -> float:
+def _value(g: Group, field: str) -> Optional[float]:
+    """A gauge's value (bytes, or a count), ``None`` when unknown: then no series."""
     v = g.value(field)
-    return float((v or 0) * (_BYTES if field not in ("processes", "count") else 1))
+    if v is None and field in _UNKNOWABLE:
+        return None
+    return float((v or 0) * (_BYTES if field not in ("processes", "count", "thp_eligible") else 1))
+
+
+#: The gauges' fields that may be unknown for a smaps input (a kernel that does not print them).
+_UNKNOWABLE = frozenset(("swap_pss", *COLUMNS))
+
+
+def _add(fam: GaugeMetricFamily, labels: List[str], value: Optional[float]) -> None:
+    """One sample, unless the value is unknown."""
+    if value is not None:
+        fam.add_metric(labels, value)
 
 
 class MemoryCollector:
@@ -158,7 +192,7 @@ class MemoryCollector:
                     continue
                 budget -= len(names)
                 for fam, (_, field, _) in zip(names, GAUGES, strict=True):
-                    fam.add_metric([label(g.key), g.kind], _value(g, field))
+                    _add(fam, [label(g.key), g.kind], _value(g, field))
                 _mark(marks, g, [label(g.key), g.kind])
             rows = 0
             if procs:
@@ -207,7 +241,7 @@ class MemoryCollector:
             budget -= len(procs)
             labels = [str(pid) if pid is not None else "", comm, label(g.key), g.kind]
             for fam, (_, field, _) in zip(procs, PROCESS_GAUGES, strict=True):
-                fam.add_metric(labels, _value(g, field))
+                _add(fam, labels, _value(g, field))
             _mark(proc_marks, g, labels)
         return budget, left_out
 

@@ -29,6 +29,7 @@ from anonvma.procmaps.files import write_atomically
 from anonvma.procmaps.errors import ProcessNotFoundError
 from anonvma.procmaps.format import (
     PerVma,
+    chosen_fields,
     diff_csv,
     diff_json,
     diff_table,
@@ -84,6 +85,9 @@ def _grouping_options(p: argparse.ArgumentParser, by: Sequence[str] = GROUP_BY) 
                    help="fold trailing numbers of names: [anon:stack_and_tls:123] -> [anon:stack_and_tls:*]")
     p.add_argument("--match", metavar="REGEX",
                    help="only VMAs whose maps name matches REGEX (Python re.search), e.g. '^\\[anon:'")
+    p.add_argument("--fields", metavar="LIST",
+                   help="the columns of the table, JSON and CSV, comma-separated, e.g. "
+                        "pss,swap_pss,pss_dirty,pss_anon,locked,thp_eligible (docs/show.md lists them)")
     out = p.add_mutually_exclusive_group()
     out.add_argument("--json", action="store_true", help="print JSON (sizes in kB, null where unknown)")
     out.add_argument("--csv", action="store_true", help="print CSV (sizes in kB, empty where unknown)")
@@ -257,6 +261,7 @@ class _View(NamedTuple):
     users: Optional[Dict[str, str]] = None  # uid key -> user name, by user
     merges: Optional[Merges] = None  # --merges: the boundaries names alone keep
     budgets: Optional[Dict[str, Budget]] = None  # pid key -> VMA budget, by process
+    fields: Optional[Tuple[str, ...]] = None  # --fields: the columns, else the default ones
 
 
 class _Grouped(NamedTuple):
@@ -315,6 +320,19 @@ def _merges(vmas: Sequence[Vma], args: argparse.Namespace, pid: Optional[int],
                                            if search(b.below) or search(b.above)))
 
 
+def _fields(args: argparse.Namespace) -> Optional[Tuple[str, ...]]:
+    """``--fields``: the fields chosen, or ``None`` for the default columns.
+
+    :raises UsageError: a name that is no field (the message lists the valid ones).
+    """
+    if args.fields is None:
+        return None
+    try:
+        return chosen_fields(args.fields)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+
+
 def _extra(used: Optional[Registered]) -> int:
     return used.extra if used is not None else 0
 
@@ -348,7 +366,7 @@ def _one(target: str, args: argparse.Namespace) -> _View:
                             "saved": used.saved}
     return _View(head, registered.note(snap.registry), groups, groups[:args.top] if args.top else groups,
                  total(groups), snap.has_smaps, measure, args.by, False, {}, meta, snap.per_vma,
-                 merges=snap.merges)
+                 merges=snap.merges, fields=_fields(args))
 
 
 def _uid(user: str) -> int:
@@ -418,7 +436,8 @@ def _every(args: argparse.Namespace) -> _View:
     budgets = {p.total.key: Budget(p.map_count, sysmem.max_map_count if p.pid is not None else None)
                for p in sysmem.processes if p.map_count is not None}
     return _View(head, sysmem.skipped_line(), groups, groups[:args.top] if args.top else groups, tot,
-                 True, measure, args.by, True, labels, meta, users=users, budgets=budgets)
+                 True, measure, args.by, True, labels, meta, users=users, budgets=budgets,
+                 fields=_fields(args))
 
 
 def _check_regex(option: str, pattern: Optional[str]) -> None:
@@ -455,6 +474,7 @@ def _check_show(args: argparse.Namespace) -> None:
     _check_merges(args)
     _check_regex("--match", args.match)
     _check_regex("--comm", args.comm)
+    _fields(args)
     if args.user is not None:
         _uid(args.user)
 
@@ -493,11 +513,12 @@ def _table(view: _View, since: Optional[Mapping[str, Optional[int]]] = None,
     if view.by == "process":
         labels = {k: cmd or (f"[{comm}]" if comm else "") for k, (cmd, comm) in view.labels.items()}
         return head + processes_table(view.rows, view.total, labels, _width(), since=since,
-                                      since_total=since_total, measure=view.measure, budgets=view.budgets)
+                                      since_total=since_total, measure=view.measure, budgets=view.budgets,
+                                      fields=view.fields)
     return head + groups_table(view.rows, view.total, view.smaps, _width(), processes=view.across,
                                since=since, since_total=since_total, measure=view.measure,
                                per_vma=view.per_vma, names=view.users,
-                               name_header="USER" if view.by == "user" else "NAME")
+                               name_header="USER" if view.by == "user" else "NAME", fields=view.fields)
 
 
 def _views(args: argparse.Namespace) -> List[_View]:
@@ -514,10 +535,10 @@ def _doc(view: _View) -> Dict[str, object]:
 
         return dict(view.meta, merges=merges_doc(view.merges))
     if view.by == "process":
-        return processes_doc(view.rows, view.total, view.labels, view.meta, view.budgets)
+        return processes_doc(view.rows, view.total, view.labels, view.meta, view.budgets, view.fields)
     if view.users is not None:
-        return users_doc(view.rows, view.total, view.users, view.meta)
-    return groups_doc(view.rows, view.total, view.meta, view.per_vma)
+        return users_doc(view.rows, view.total, view.users, view.meta, view.fields)
+    return groups_doc(view.rows, view.total, view.meta, view.per_vma, view.fields)
 
 
 def _csv(view: _View, several: bool) -> str:
@@ -525,11 +546,11 @@ def _csv(view: _View, several: bool) -> str:
     if view.note:
         print(view.note, file=sys.stderr)
     if view.by == "process":
-        return processes_csv(view.rows, view.labels, view.budgets)
+        return processes_csv(view.rows, view.labels, view.budgets, view.fields)
     if view.users is not None:
-        return users_csv(view.rows, view.users)
+        return users_csv(view.rows, view.users, view.fields)
     lead = {"pid": view.meta["pid"], "source": view.meta["source"]} if several else {}
-    return groups_csv(view.rows, view.per_vma, lead)
+    return groups_csv(view.rows, view.per_vma, lead, view.fields)
 
 
 def _show(args: argparse.Namespace) -> str:
@@ -565,6 +586,7 @@ def _diff(args: argparse.Namespace) -> Output:
     """The changes; exit status 1 when any group changed, as diff(1)."""
     if args.before == args.after == "-":
         raise ValueError("only one side can be '-' (standard input)")
+    fields = _fields(args)
     a, b = _grouped(args.before, args), _grouped(args.after, args)
     before, after = a.groups, b.groups
     every = diff_groups(before, after, args.sort)
@@ -580,9 +602,9 @@ def _diff(args: argparse.Namespace) -> Output:
     if args.json:
         return Output(diff_json(listed, {"before": a.source, "after": b.source, "by": args.by,
                                          "fold": args.fold, "measure": measure, "asked": args.sort,
-                                         "match": args.match}, whole), status)
+                                         "match": args.match}, whole, fields), status)
     if args.csv:
-        return Output(diff_csv(listed), status)
+        return Output(diff_csv(listed, fields), status)
     same = f", {len(every) - len(changes)} unchanged" if args.all else ""
     head = (f"{a.source} -> {b.source}: {len(changes)} changed groups{same} by {args.by} "
             f"({measure}){note}\n")

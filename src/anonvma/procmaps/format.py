@@ -10,14 +10,19 @@ from __future__ import annotations
 import io
 import json
 from types import MappingProxyType
-from typing import Collection, Dict, List, Mapping, NamedTuple, Optional, Sequence
+from typing import Collection, Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple
 
 from anonvma.procmaps.budget import BUDGET_FIELDS, Budget
-from anonvma.procmaps.records import Change, Group, Vma
+from anonvma.procmaps.records import COLUMNS, Change, Group, Vma
 
 #: Group values exported by JSON/CSV (kB, except count and processes).
 GROUP_FIELDS = ("count", "size", "rss", "pss", "uss", "shared", "swap", "swap_pss",
                 "shared_clean", "shared_dirty", "private_clean", "private_dirty", "processes")
+#: Every field ``--fields`` may pick (:func:`chosen_fields`): the default ones, then the
+#: columns users ask for (:data:`~anonvma.procmaps.records.COLUMNS`).
+FIELDS = (*GROUP_FIELDS, *COLUMNS)
+#: The fields that count (VMAs, processes), not kB.
+_COUNTS = ("count", "processes", "thp_eligible")
 #: Table columns of a group (after the optional PROCS): header, field.
 _SMAPS_COLUMNS = (("COUNT", "count"), ("SIZE", "size"), ("RSS", "rss"), ("PSS", "pss"),
                   ("USS", "uss"), ("SHARED", "shared"), ("SWAP", "swap"))
@@ -69,11 +74,30 @@ def signed(value: Optional[int], field: str) -> str:
     return ("+" if value > 0 else "") + human_kb(value) if value else "0"
 
 
+def chosen_fields(text: str) -> Tuple[str, ...]:
+    """``--fields LIST``: the comma-separated field names, in order (duplicates dropped).
+
+    :raises ValueError: an empty list, or a name not in :data:`FIELDS` (the message lists them).
+    """
+    names = tuple(dict.fromkeys(n.strip() for n in text.split(",") if n.strip()))
+    wrong = [n for n in names if n not in FIELDS]
+    if wrong or not names:
+        what = f"unknown field {', '.join(map(repr, wrong))}" if wrong else "no field named"
+        raise ValueError(f"--fields {text!r}: {what}; valid fields: {', '.join(FIELDS)}")
+    return names
+
+
+def header_of(field: str) -> str:
+    """A field's table header: ``pss_dirty`` -> ``PSS_DIRTY``, ``processes`` -> ``PROCS``."""
+    return "PROCS" if field == "processes" else field.upper()
+
+
 def _cell(g: Group, field: str) -> str:
     if field == "key":
         return g.key
-    if field in ("count", "processes"):
-        return str(getattr(g, field))
+    if field in _COUNTS:
+        value = g.value(field)
+        return "-" if value is None else str(value)
     return human_kb(g.value(field))
 
 
@@ -147,7 +171,7 @@ def groups_table(groups: Sequence[Group], total: Group, smaps: bool, width: Opti
                  processes: bool = False, since: Optional[Mapping[str, Optional[int]]] = None,
                  since_total: Optional[int] = None, measure: str = "pss",
                  per_vma: Optional[PerVma] = None, names: Optional[Mapping[str, str]] = None,
-                 name_header: str = "NAME") -> str:
+                 name_header: str = "NAME", fields: Optional[Sequence[str]] = None) -> str:
     """The ``anonvma show`` table; ``smaps=False`` (maps input) shows only count and size.
 
     :param processes: add a PROCS column (in how many processes; ``show --all``).
@@ -156,6 +180,8 @@ def groups_table(groups: Sequence[Group], total: Group, smaps: bool, width: Opti
     :param per_vma: ``--by none``: PERMS and OFFSET columns first and FLAGS (VmFlags, when the
         input has them) before the name, as pmap -X; no COUNT (each row is one VMA).
     :param names: key -> the name shown (``--by user``: the user names), under ``name_header``.
+    :param fields: ``--fields``: these columns, in this order, instead of the default ones
+        (PROCS, COUNT ... SWAP).
 
     The kind is left out to give the name room (it is in JSON/CSV, and ``--by kind`` shows it).
     """
@@ -164,6 +190,8 @@ def groups_table(groups: Sequence[Group], total: Group, smaps: bool, width: Opti
         columns.remove(("COUNT", "count"))
     if processes:
         columns.insert(0, ("PROCS", "processes"))
+    if fields is not None:
+        columns = [(header_of(f), f) for f in fields]
     header = (["PERMS", "OFFSET"] if per_vma is not None else []) + [h for h, _ in columns]
     if since is not None:
         header.append(f"D{measure.upper()}")
@@ -196,21 +224,25 @@ def groups_table(groups: Sequence[Group], total: Group, smaps: bool, width: Opti
 def processes_table(rows: Sequence[Group], total: Group, labels: Mapping[str, str],
                     width: Optional[int], *, since: Optional[Mapping[str, Optional[int]]] = None,
                     since_total: Optional[int] = None, measure: str = "pss",
-                    budgets: Optional[Mapping[str, Budget]] = None) -> str:
+                    budgets: Optional[Mapping[str, Budget]] = None,
+                    fields: Optional[Sequence[str]] = None) -> str:
     """``show --all --by process`` (procrank): one row per process with its command line.
 
     :param since: pid key -> change of ``measure`` since the first sample (``--watch``): a
         D<MEASURE> column; ``since_total`` is the total's.
     :param budgets: pid key -> its VMA budget: MAP_COUNT and HEADROOM columns after VMAS
         (``-`` where unknown: a saved file's limit; the total's headroom).
+    :param fields: ``--fields``: these columns after PID, instead of VMAS ... SWAP.
     """
-    header = [h for h, _ in _PROCESS_COLUMNS] + ([f"D{measure.upper()}"] if since is not None else [])
+    columns = _PROCESS_COLUMNS if fields is None else (
+        ("PID", "key"), *((header_of(f), f) for f in fields))
+    header = [h for h, _ in columns] + ([f"D{measure.upper()}"] if since is not None else [])
     if budgets is not None:
         header[2:2] = ["MAP_COUNT", "HEADROOM"]
     header.append("CMDLINE")
     body: List[Sequence[str]] = []
     for g in rows:
-        row = [_cell(g, f) for _, f in _PROCESS_COLUMNS]
+        row = [_cell(g, f) for _, f in columns]
         if not g.key.isdigit():
             row[0] = "-"  # a saved file: no pid, its path is the command line's place
         if since is not None:
@@ -218,7 +250,7 @@ def processes_table(rows: Sequence[Group], total: Group, labels: Mapping[str, st
         if budgets is not None:
             row[2:2] = _budget_cells(budgets.get(g.key))
         body.append([*row, " ".join(labels.get(g.key, "").split())])  # one line per process
-    row = [f"{total.processes}", *(_cell(total, f) for _, f in _PROCESS_COLUMNS[1:])]
+    row = [f"{total.processes}", *(_cell(total, f) for _, f in columns[1:])]
     if budgets is not None:
         row[2:2] = [str(sum(b.map_count for b in budgets.values())), "-"]
     if since is not None:
@@ -234,11 +266,12 @@ def _budget_cells(b: Optional[Budget]) -> List[str]:
     return [str(b.map_count), "-" if b.headroom is None else str(b.headroom)]
 
 
-def group_dict(g: Group, per_vma: Optional[PerVma] = None) -> Dict[str, object]:
-    """A group as a flat dict (sizes in kB; ``None`` where unknown); with ``per_vma``, its
-    VMA's :data:`VMA_FIELDS` too."""
+def group_dict(g: Group, per_vma: Optional[PerVma] = None,
+               fields: Optional[Sequence[str]] = None) -> Dict[str, object]:
+    """A group as a flat dict (sizes in kB; ``None`` where unknown): ``fields`` (default
+    :data:`GROUP_FIELDS`); with ``per_vma``, its VMA's :data:`VMA_FIELDS` too."""
     out: Dict[str, object] = {"key": g.key, "kind": g.kind}
-    out.update((f, g.value(f)) for f in GROUP_FIELDS)
+    out.update((f, g.value(f)) for f in (GROUP_FIELDS if fields is None else fields))
     out.update(registered=g.registered, estimated=g.estimated)
     if per_vma is not None:
         out.update(per_vma.fields(g.key))
@@ -251,10 +284,11 @@ def dumps(doc: object) -> str:
 
 
 def groups_doc(groups: Sequence[Group], total: Group, meta: Mapping[str, object],
-               per_vma: Optional[PerVma] = None) -> Dict[str, object]:
+               per_vma: Optional[PerVma] = None, fields: Optional[Sequence[str]] = None) -> Dict[str, object]:
     """The JSON document of groups: ``meta`` plus ``units``, ``groups`` (with ``per_vma``,
-    each with its VMA's :data:`VMA_FIELDS`) and ``total``."""
-    return dict(meta, units="kB", groups=[group_dict(g, per_vma) for g in groups], total=group_dict(total))
+    each with its VMA's :data:`VMA_FIELDS`) and ``total``; ``fields`` as :func:`group_dict`."""
+    return dict(meta, units="kB", groups=[group_dict(g, per_vma, fields) for g in groups],
+                total=group_dict(total, fields=fields))
 
 
 def groups_json(groups: Sequence[Group], total: Group, meta: Mapping[str, object],
@@ -270,21 +304,23 @@ def processes_json(rows: Sequence[Group], total: Group, labels: Mapping[str, Seq
 
 
 def processes_doc(rows: Sequence[Group], total: Group, labels: Mapping[str, Sequence[str]],
-                  meta: Mapping[str, object],
-                  budgets: Optional[Mapping[str, Budget]] = None) -> Dict[str, object]:
+                  meta: Mapping[str, object], budgets: Optional[Mapping[str, Budget]] = None,
+                  fields: Optional[Sequence[str]] = None) -> Dict[str, object]:
     """The JSON document of ``show --all --by process``: one object per process with pid,
-    cmdline and comm (with ``budgets``: map_count, max_map_count, headroom; null where unknown)."""
+    cmdline and comm (with ``budgets``: map_count, max_map_count, headroom; null where
+    unknown); ``fields`` as :func:`group_dict`."""
     out = []
     for g in rows:
-        d = group_dict(g)
+        d = group_dict(g, fields=fields)
         cmd, comm = labels.get(g.key, ("", ""))
         d.update(pid=int(g.key) if g.key.isdigit() else None, cmdline=cmd, comm=comm)
         if budgets is not None:
             b = budgets.get(g.key)
             d.update(b.fields() if b is not None else dict.fromkeys(BUDGET_FIELDS))
-        del d["key"], d["kind"], d["processes"], d["registered"], d["estimated"]
+        d.pop("processes", None)
+        del d["key"], d["kind"], d["registered"], d["estimated"]
         out.append(d)
-    return dict(meta, units="kB", processes=out, total=group_dict(total))
+    return dict(meta, units="kB", processes=out, total=group_dict(total, fields=fields))
 
 
 def _uid(key: str) -> Optional[int]:
@@ -299,16 +335,17 @@ def users_json(rows: Sequence[Group], total: Group, names: Mapping[str, str],
 
 
 def users_doc(rows: Sequence[Group], total: Group, names: Mapping[str, str],
-              meta: Mapping[str, object]) -> Dict[str, object]:
+              meta: Mapping[str, object], fields: Optional[Sequence[str]] = None) -> Dict[str, object]:
     """The JSON document of ``show --by user`` (smem -u): one object per user with its name,
-    uid (``null`` when unknown), how many processes, and their summed group fields."""
+    uid (``null`` when unknown), how many processes, and their summed group fields (``fields``
+    as :func:`group_dict`)."""
     out = []
     for g in rows:
-        d = group_dict(g)
+        d = group_dict(g, fields=fields)
         d.update(user=names.get(g.key, g.key), uid=_uid(g.key))
         del d["key"], d["kind"], d["registered"], d["estimated"]
         out.append(d)
-    return dict(meta, units="kB", users=out, total=group_dict(total))
+    return dict(meta, units="kB", users=out, total=group_dict(total, fields=fields))
 
 
 def _csv(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
@@ -326,29 +363,33 @@ def _flag(on: bool) -> str:
 
 
 def groups_csv(groups: Sequence[Group], per_vma: Optional[PerVma] = None,
-               lead: Mapping[str, object] = MappingProxyType({})) -> str:
+               lead: Mapping[str, object] = MappingProxyType({}),
+               fields: Optional[Sequence[str]] = None) -> str:
     """CSV with a header row: key, kind, then :data:`GROUP_FIELDS` (kB; empty where unknown),
     then ``registered`` and ``estimated`` (true/false); with ``per_vma``, then each VMA's
     :data:`VMA_FIELDS` (``vm_flags`` the mnemonics separated by spaces, empty when unknown).
-    ``lead``: columns put first, the same in every row (``show PID PID``: pid and source)."""
+    ``lead``: columns put first, the same in every row (``show PID PID``: pid and source);
+    ``fields``: these instead of :data:`GROUP_FIELDS` (``--fields``)."""
+    chosen = GROUP_FIELDS if fields is None else fields
     rows: List[List[object]] = []
     for g in groups:
-        row: List[object] = [*lead.values(), g.key, g.kind, *(g.value(f) for f in GROUP_FIELDS),
+        row: List[object] = [*lead.values(), g.key, g.kind, *(g.value(f) for f in chosen),
                              _flag(g.registered), _flag(g.estimated)]
         if per_vma is not None:
-            fields = per_vma.fields(g.key)
-            row += [" ".join(v) if isinstance(v, list) else v for v in map(fields.get, VMA_FIELDS)]
+            of_vma = per_vma.fields(g.key)
+            row += [" ".join(v) if isinstance(v, list) else v for v in map(of_vma.get, VMA_FIELDS)]
         rows.append(row)
-    return _csv([*lead, "key", "kind", *GROUP_FIELDS, "registered", "estimated",
+    return _csv([*lead, "key", "kind", *chosen, "registered", "estimated",
                  *(VMA_FIELDS if per_vma is not None else ())], rows)
 
 
 def processes_csv(rows: Sequence[Group], labels: Mapping[str, Sequence[str]],
-                  budgets: Optional[Mapping[str, Budget]] = None) -> str:
+                  budgets: Optional[Mapping[str, Budget]] = None,
+                  chosen: Optional[Sequence[str]] = None) -> str:
     """CSV of ``show --all --by process``: pid (empty for a saved file, whose path is the
-    cmdline), cmdline, comm, then the group fields (with ``budgets``, then map_count,
-    max_map_count and headroom, empty where unknown)."""
-    fields = [f for f in GROUP_FIELDS if f != "processes"]
+    cmdline), cmdline, comm, then the group fields (``chosen``: these, ``--fields``; with
+    ``budgets``, then map_count, max_map_count and headroom, empty where unknown)."""
+    fields = [f for f in (GROUP_FIELDS if chosen is None else chosen) if f != "processes"]
     extra = list(BUDGET_FIELDS) if budgets is not None else []
 
     def tail(key: str) -> List[object]:
@@ -360,10 +401,11 @@ def processes_csv(rows: Sequence[Group], labels: Mapping[str, Sequence[str]],
                  for g in rows])
 
 
-def users_csv(rows: Sequence[Group], names: Mapping[str, str]) -> str:
+def users_csv(rows: Sequence[Group], names: Mapping[str, str],
+              chosen: Optional[Sequence[str]] = None) -> str:
     """CSV of ``show --by user``: user, uid (empty when unknown), processes, then the other
-    group fields."""
-    fields = [f for f in GROUP_FIELDS if f != "processes"]
+    group fields (``chosen``: these, ``--fields``)."""
+    fields = [f for f in (GROUP_FIELDS if chosen is None else chosen) if f != "processes"]
     return _csv(["user", "uid", "processes", *fields],
                 [[names.get(g.key, g.key), _uid(g.key), g.processes, *(g.value(f) for f in fields)]
                  for g in rows])
@@ -400,35 +442,39 @@ def _change_marks(c: Change) -> List[str]:
     return [m for m in MARKS_NOTE if m in both]
 
 
-def change_dict(c: Change) -> Dict[str, object]:
+def change_dict(c: Change, fields: Optional[Sequence[str]] = None) -> Dict[str, object]:
     """A change as a dict: key, kind, status, before/after groups (or null), deltas (kB; null
-    where a side's value is unknown)."""
+    where a side's value is unknown); ``fields`` (default :data:`GROUP_FIELDS`) as
+    :func:`group_dict`."""
     return {"key": c.key, "kind": c.kind, "status": c.status,
-            "before": group_dict(c.before) if c.before else None,
-            "after": group_dict(c.after) if c.after else None,
-            "delta": {f: c.delta(f) for f in GROUP_FIELDS}}
+            "before": group_dict(c.before, fields=fields) if c.before else None,
+            "after": group_dict(c.after, fields=fields) if c.after else None,
+            "delta": {f: c.delta(f) for f in (GROUP_FIELDS if fields is None else fields)}}
 
 
 def diff_json(changes: Sequence[Change], meta: Mapping[str, object],
-              total: Optional[Change] = None) -> str:
-    """JSON: ``meta`` plus ``units``, ``changes`` and, if given, ``total`` (of every group)."""
-    doc = dict(meta, units="kB", changes=[change_dict(c) for c in changes])
+              total: Optional[Change] = None, fields: Optional[Sequence[str]] = None) -> str:
+    """JSON: ``meta`` plus ``units``, ``changes`` and, if given, ``total`` (of every group);
+    ``fields`` as :func:`change_dict`."""
+    doc = dict(meta, units="kB", changes=[change_dict(c, fields) for c in changes])
     if total is not None:
-        doc["total"] = change_dict(total)
+        doc["total"] = change_dict(total, fields)
     return dumps(doc)
 
 
-def diff_csv(changes: Sequence[Change]) -> str:
-    """CSV: key, kind, status, then before_/after_/delta_ of each group field (empty where unknown),
-    then ``registered`` and ``estimated`` (of either side: true/false)."""
+def diff_csv(changes: Sequence[Change], fields: Optional[Sequence[str]] = None) -> str:
+    """CSV: key, kind, status, then before_/after_/delta_ of each group field (``fields``,
+    default :data:`GROUP_FIELDS`; empty where unknown), then ``registered`` and ``estimated``
+    (of either side: true/false)."""
+    chosen = GROUP_FIELDS if fields is None else fields
     rows = []
     for c in changes:
         cells: List[object] = [c.key, c.kind, c.status]
         for side in (c.before, c.after):
-            cells += [side.value(f) if side else None for f in GROUP_FIELDS]
-        cells += [c.delta(f) for f in GROUP_FIELDS]
+            cells += [side.value(f) if side else None for f in chosen]
+        cells += [c.delta(f) for f in chosen]
         found = _change_marks(c)
         cells += [_flag("registered" in found), _flag("estimated" in found)]
         rows.append(cells)
     return _csv(["key", "kind", "status", *(f"{p}_{f}" for p in ("before", "after", "delta")
-                                            for f in GROUP_FIELDS), "registered", "estimated"], rows)
+                                            for f in chosen), "registered", "estimated"], rows)

@@ -8,10 +8,11 @@ whether the tally was counted while reading (``show PID``) or from VMA records.
 from __future__ import annotations
 
 import re
-from typing import Callable, Dict, FrozenSet, Iterable, List, Optional, Pattern, Union
+from typing import Callable, Collection, Dict, FrozenSet, Iterable, List, Optional, Pattern, Set, Tuple, Union
 
 from anonvma.procmaps.names import classify, fold
-from anonvma.procmaps.records import SMAPS_ONLY, SUMMED, Counts, Group, Registered, Snapshot, Tally, Vma
+from anonvma.procmaps.records import (COLUMN_KEYS, COLUMNS, SMAPS_ONLY, SUMMED, UNPRINTED, Counts, Group,
+                                      Registered, Snapshot, Tally, Vma)
 from anonvma.procmaps.tally import tally_vmas
 
 #: What :func:`group` takes: a snapshot (as read_pid/read_file return), a tally, or VMAs.
@@ -142,7 +143,8 @@ def group(vmas: VmaSource, by: str = "name", fold_numbers: bool = False) -> List
         fold_numbers = False
     else:
         t = tally_of(vmas)
-    return group_counts(t.counts, t.sizes, by, fold_numbers, t.registry)
+    fields = vmas.fields if isinstance(vmas, (Snapshot, Tally)) else None
+    return group_counts(t.counts, t.sizes, by, fold_numbers, t.registry, fields=fields)
 
 
 def _marked(names: FrozenSet[str], key_of: Optional[Dict[str, str]]) -> FrozenSet[str]:
@@ -150,22 +152,70 @@ def _marked(names: FrozenSet[str], key_of: Optional[Dict[str, str]]) -> FrozenSe
     return frozenset(key_of[n] for n in names) if key_of is not None else names
 
 
+#: Pss_Anon/File/Shmem: smaps_rollup prints them, smaps does not (fs/proc/task_mmu.c __show_smap:
+#: only in rollup_mode); derived per VMA where that is exact (see :func:`unprinted`).
+_PSS_SPLIT = ("pss_anon", "pss_file", "pss_shmem")
+_SPLIT_UNKNOWN = frozenset(_PSS_SPLIT)
+_FILE_SHMEM_UNKNOWN = frozenset(_PSS_SPLIT[1:])
+
+
+def unprinted(fields: Optional[Collection[str]]) -> Tuple[FrozenSet[str], bool]:
+    """The fields of :data:`~anonvma.procmaps.records.COLUMNS` (and ``swap_pss``) unknown for
+    input that printed the smaps keys ``fields``, and whether Pss_Anon/File/Shmem are derived.
+
+    ``None`` (not said: VMAs given as a list) leaves every column unknown (``swap_pss`` known
+    with the counters, as before these columns). Where smaps prints no Pss_Anon/File/Shmem but
+    does print Rss, Pss and Anonymous, they are derived VMA by VMA: each resident page counts in
+    Rss and, when anonymous, in Anonymous (fs/proc/task_mmu.c smaps_account), and its share of
+    Pss goes to Pss_Anon exactly when anonymous (smaps_page_accumulate); so Anonymous == Rss
+    gives Pss_Anon = Pss and Pss_File = Pss_Shmem = 0, Anonymous == 0 gives Pss_Anon = 0 (how
+    the rest splits between file and shmem is not printed: unknown), anything between leaves all
+    three unknown.
+    """
+    if fields is None:
+        return UNPRINTED, False
+    missing = frozenset(f for f in ("swap_pss", *COLUMNS) if COLUMN_KEYS[f] not in fields)
+    derive = bool(missing & _SPLIT_UNKNOWN) and {"Rss", "Pss", "Anonymous"} <= set(fields)
+    return (missing - _SPLIT_UNKNOWN if derive else missing), derive
+
+
 def group_counts(counts: Counts, sizes: Dict[str, int], by: str, fold_numbers: bool,
-                 registry: Optional[Registered] = None) -> List[Group]:
+                 registry: Optional[Registered] = None, *,
+                 fields: Optional[Collection[str]] = None) -> List[Group]:
     """Sum counted VMAs per key (see :func:`group`); ``sizes`` gives kB of names without counters;
-    ``registry`` marks the groups of registered names and of estimated counters."""
+    ``registry`` marks the groups of registered names and of estimated counters; ``fields``
+    (the smaps keys the input printed) says which columns are known (:func:`unprinted`)."""
     key_of = _KeyOf(by, fold_numbers) if by != "none" else None
     acc: Dict[str, List[int]] = {}
     measured = True
+    missing, derive = unprinted(fields)
+    mixed: Set[str] = set()  # keys with a VMA whose Pss_Anon is not derivable
+    file_or_shmem: Set[str] = set()  # keys with a VMA of Pss_File + Pss_Shmem unsplit
     for (name, s), n in counts.items():
         key = key_of[name] if key_of is not None else name
         a = acc.get(key)
         if a is None:
-            a = acc[key] = [0] * 10
+            a = acc[key] = [0] * 18
         a[0] += n
         if s is None:
             measured = False
             continue
+        a[10] += s.pss_dirty * n
+        if not derive:
+            a[11] += s.pss_anon * n
+            a[12] += s.pss_file * n
+            a[13] += s.pss_shmem * n
+        elif s.anonymous == s.rss:
+            a[11] += s.pss * n
+        elif s.anonymous == 0:
+            file_or_shmem.add(key)
+        else:
+            mixed.add(key)
+        a[14] += s.locked * n
+        a[15] += s.lazy_free * n
+        a[16] += s.anon_huge_pages * n
+        if s.thp_eligible == 1:
+            a[17] += n
         a[1] += s.size * n
         a[2] += s.rss * n
         a[3] += s.pss * n
@@ -183,24 +233,32 @@ def group_counts(counts: Counts, sizes: Dict[str, int], by: str, fold_numbers: b
         lambda key: classify(key.partition(" ")[2]))
     registered = _marked(registry.names, key_of) if registry is not None else frozenset()
     estimated = _marked(registry.estimated, key_of) if registry is not None else frozenset()
-    return [Group._make([key, kind_of(key), *a, 1, measured, key in registered, key in estimated])
+    split_missing = missing | _SPLIT_UNKNOWN
+    shmem_missing = missing | _FILE_SHMEM_UNKNOWN
+    return [Group._make([key, kind_of(key), *a[:10], 1, measured, key in registered, key in estimated,
+                         *a[10:], split_missing if key in mixed else shmem_missing
+                         if key in file_or_shmem else missing])
             for key, a in acc.items()]
 
 
 def total(groups: Iterable[Group], key: str = "total", processes: Optional[int] = None) -> Group:
-    """The sum of groups (``count`` adds up VMAs).
+    """The sum of groups (``count`` adds up VMAs); a field unknown in any group is unknown in
+    the sum (a sum over no groups is 0 in every field).
 
     :param processes: how many distinct processes the groups cover (default: the most any
         group has, right for groups of one process).
     """
-    sums = dict.fromkeys(SUMMED, 0)
+    sums = dict.fromkeys((*SUMMED, *COLUMNS), 0)
     most, measured = 0, True
+    unknown: FrozenSet[str] = frozenset()
     for g in groups:
-        for f in SUMMED:
+        for f in sums:
             sums[f] += getattr(g, f)
         most, measured = max(most, g.processes), measured and g.measured
+        unknown |= g.unknown  # unknown in any part: the sum would be a part passed off as the whole
     return Group._make([key, "", *(sums[f] for f in SUMMED),  # SUMMED is in Group's field order
-                        most if processes is None else processes, measured, False, False])
+                        most if processes is None else processes, measured, False, False,
+                        *(sums[f] for f in COLUMNS), unknown])
 
 
 def sort_field(groups: Iterable[Group], by: str) -> str:

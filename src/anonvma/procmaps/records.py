@@ -228,6 +228,20 @@ SUMMED = ("count", "size", "rss", "pss", "shared_clean", "shared_dirty", "privat
           "private_dirty", "swap", "swap_pss")
 
 
+#: The columns users ask for beyond the default ones (:data:`SUMMED`), in Group's field order:
+#: kB, except ``thp_eligible`` (VMAs with ``THPeligible: 1``). Each is known or not per group
+#: (:attr:`Group.unknown`): a kernel that does not print a field leaves it unknown, never 0.
+COLUMNS = ("pss_dirty", "pss_anon", "pss_file", "pss_shmem", "locked", "lazy_free",
+           "anon_huge_pages", "thp_eligible")
+#: The smaps key each of :data:`COLUMNS` (and ``swap_pss``) is read from.
+COLUMN_KEYS: Dict[str, str] = {
+    "swap_pss": "SwapPss", "pss_dirty": "Pss_Dirty", "pss_anon": "Pss_Anon", "pss_file": "Pss_File",
+    "pss_shmem": "Pss_Shmem", "locked": "Locked", "lazy_free": "LazyFree",
+    "anon_huge_pages": "AnonHugePages", "thp_eligible": "THPeligible"}
+#: What a Group built without knowing which smaps keys were printed leaves unknown.
+UNPRINTED = frozenset(COLUMNS)
+
+
 class Group(NamedTuple):
     """Totals (kB) over the VMAs sharing one key (a name, folded name, kind, one VMA, a process).
 
@@ -236,6 +250,9 @@ class Group(NamedTuple):
     (unknown, not zero). ``processes`` is how many processes the VMAs belong to.
     ``registered``: some of the memory was named by a process's anonvma registry, not by the
     kernel; ``estimated``: some counters were estimated (see :class:`Registered`).
+    ``unknown``: the fields of :data:`COLUMNS` (and ``swap_pss``) that the kernel did not print
+    for some of the VMAs (or, summed over processes, for some process): :meth:`value` gives
+    ``None`` for them.
     """
 
     key: str
@@ -254,6 +271,15 @@ class Group(NamedTuple):
     measured: bool = True
     registered: bool = False
     estimated: bool = False
+    pss_dirty: int = 0
+    pss_anon: int = 0
+    pss_file: int = 0
+    pss_shmem: int = 0
+    locked: int = 0
+    lazy_free: int = 0
+    anon_huge_pages: int = 0
+    thp_eligible: int = 0  # VMAs with THPeligible: 1, not kB
+    unknown: FrozenSet[str] = UNPRINTED
 
     @property
     def uss(self) -> int:
@@ -266,8 +292,9 @@ class Group(NamedTuple):
         return self.shared_clean + self.shared_dirty
 
     def value(self, field: str) -> Optional[int]:
-        """A field's value, ``None`` if unknown (a smaps-only field of maps input)."""
-        if not self.measured and field in SMAPS_ONLY:
+        """A field's value, ``None`` if unknown (a smaps-only field of maps input, or a field in
+        :attr:`unknown`)."""
+        if (not self.measured and field in SMAPS_ONLY) or field in self.unknown:
             return None
         return int(getattr(self, field))
 
