@@ -5,7 +5,8 @@ ahead while this thread parses), groups each process's VMAs, and notes the proce
 not read (another user's, exited while read) instead of failing. :func:`by_name` then sums the
 groups across processes; PSS summed across processes is the honest total (shared pages are
 divided among their sharers), RSS double-counts them. :func:`by_process` gives one row per
-process (procrank), :func:`by_user` one per user (smem -u).
+process (procrank), :func:`by_user` one per user (smem -u), :func:`by_cgroup` one per memory
+cgroup (a container, a systemd unit).
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from typing import Collection, Dict, Iterable, List, NamedTuple, Optional, Seque
 from anonvma.live.registry.loading import Loaded, load
 from anonvma.live.registry.places import scan
 from anonvma.procmaps import registered
+from anonvma.procmaps.categories import Categories
+from anonvma.procmaps.cgroup import cgroup_of
 from anonvma.procmaps.errors import ProcmapsParseError
 from anonvma.procmaps.group import group, matched, searcher, tally_of, total
 from anonvma.procmaps.parser import ChunkTally, gc_paused
@@ -32,7 +35,8 @@ SKIP_REASONS = ("denied", "exited", "unreadable")
 
 class Process(NamedTuple):
     """One process's memory, grouped: its groups and its totals (``total.key`` is the pid);
-    ``uid`` its effective uid when asked for (:func:`read_system`), else ``None``."""
+    ``uid`` its effective uid and ``cgroup`` its memory cgroup's path when asked for
+    (:func:`read_system`), else (or unknown) ``None``."""
 
     pid: Optional[int]
     cmdline: str
@@ -40,6 +44,7 @@ class Process(NamedTuple):
     groups: List[Group]
     total: Group
     uid: Optional[int] = None
+    cgroup: Optional[str] = None
 
 
 class System(NamedTuple):
@@ -88,19 +93,21 @@ def _reason(err: OSError) -> str:
 
 
 def _process(pid: Optional[int], counted: Tally, by: str, fold: bool, match: Optional[str],
-             label: Tuple[str, str], uid: Optional[int] = None) -> Process:
-    groups = group(matched(counted, match), by, fold)
+             label: Tuple[str, str], uid: Optional[int] = None, categories: Optional[Categories] = None,
+             cgroup: Optional[str] = None) -> Process:
+    groups = group(matched(counted, match), by, fold, categories)
     key = str(pid) if pid is not None else label[0]
-    return Process(pid, label[0], label[1], groups, total(groups, key), uid)
+    return Process(pid, label[0], label[1], groups, total(groups, key), uid, cgroup)
 
 
 class _Chosen(NamedTuple):
     """The live processes to read, with what choosing them read: their labels (``--comm``)
-    and effective uids (``--user``, or asked for)."""
+    and effective uids (``--user``, or asked for); their memory cgroups are added when asked for."""
 
     pids: List[int]
     labels: Dict[int, Tuple[str, str]]
     uids: Dict[int, Optional[int]]
+    cgroups: Dict[int, Optional[str]] = {}
 
 
 def _choose(live: List[int], procfs: str, comm: Optional[str], user: Optional[int], owners: bool) -> _Chosen:
@@ -126,7 +133,8 @@ def _choose(live: List[int], procfs: str, comm: Optional[str], user: Optional[in
 def read_system(targets: Optional[Sequence[Union[int, str]]] = None, *, by: str = "name", fold: bool = False,
                 match: Optional[str] = None, procfs: str = "/proc", registries: bool = True,
                 exclude: Collection[int] = (), comm: Optional[str] = None, user: Optional[int] = None,
-                owners: bool = False) -> System:
+                owners: bool = False, categories: Optional[Categories] = None,
+                cgroups: bool = False) -> System:
     """Read and group every process (``targets=None``), or the given PIDs and saved files.
 
     Processes that cannot be read are counted in :attr:`System.skipped`; a process with an
@@ -144,6 +152,9 @@ def read_system(targets: Optional[Sequence[Union[int, str]]] = None, *, by: str 
     :param user: only the processes of this effective uid (as ``ps -u``), the same way.
     :param owners: give each process its effective uid (:attr:`Process.uid`, which
         :func:`by_user` needs); always done with ``user``.
+    :param categories: the table of ``by="category"`` (default: the built-in one).
+    :param cgroups: give each process its memory cgroup (:attr:`Process.cgroup`, which
+        :func:`by_cgroup` needs), read before its smaps; ``None`` for one that exited first.
     :raises ValueError: bad ``match`` or ``comm``.
     :raises ProcmapsParseError, OSError: a saved file that cannot be read.
     """
@@ -163,8 +174,11 @@ def read_system(targets: Optional[Sequence[Union[int, str]]] = None, *, by: str 
     kernel_threads = 0
     chosen = _choose(live, procfs, comm, user, owners)
     live = chosen.pids
+    if cgroups:
+        chosen = chosen._replace(cgroups={pid: cgroup_of(pid, procfs) for pid in live})
     for path in files:
-        processes.append(_process(None, tally_of(read_file(path)), by, fold, match, (path, "")))
+        processes.append(_process(None, tally_of(read_file(path)), by, fold, match, (path, ""),
+                                  categories=categories))
     paths = [proc_path(pid, "smaps", procfs) for pid in live]
     found = _registries(live, procfs) if registries else {}
     parsers = [registered.reader_for(p, _before(found.get(pid)))
@@ -195,7 +209,8 @@ def read_system(targets: Optional[Sequence[Union[int, str]]] = None, *, by: str 
                 errors.append(str(err))
                 continue
             parsers[index] = ChunkTally("")  # free the text
-            processes.append(_process(pid, counted, by, fold, match, label, chosen.uids.get(pid)))
+            processes.append(_process(pid, counted, by, fold, match, label, chosen.uids.get(pid),
+                                      categories, chosen.cgroups.get(pid)))
     for index, failure in failed.items():
         reason = _reason(failure)
         skipped[reason] += 1
@@ -259,6 +274,17 @@ def by_user(system: System) -> List[Group]:
         if p.total.count:
             buckets.setdefault("" if p.uid is None else str(p.uid), []).append(p.total)
     return [total(gs, key, processes=len(gs))._replace(kind="user") for key, gs in buckets.items()]
+
+
+def by_cgroup(system: System) -> List[Group]:
+    """One group per memory cgroup: the totals of its processes summed, key the cgroup's path
+    (``""`` where unknown: saved files, processes that exited before it was read, or ``system``
+    read without ``cgroups``), kind ``cgroup``, ``processes`` how many of its processes have memory."""
+    buckets: Dict[str, List[Group]] = {}
+    for p in system.processes:
+        if p.total.count:
+            buckets.setdefault(p.cgroup or "", []).append(p.total)
+    return [total(gs, key, processes=len(gs))._replace(kind="cgroup") for key, gs in buckets.items()]
 
 
 def user_name(key: str) -> str:
