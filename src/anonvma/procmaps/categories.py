@@ -44,6 +44,10 @@ BUILTIN: Tuple[Tuple[str, str], ...] = (
     (".art mmap", r"\.art\]?$"),
     # HEAP_GL_DEV, then /dev/: HEAP_CURSOR, the zygote's JIT cache, HEAP_ASHMEM, HEAP_UNKNOWN_DEV
     ("Gfx dev", r"kgsl-3d0"),
+    # not libmeminfo's (Android has none of these names): Linux's shared memory, POSIX (/dev/shm),
+    # System V (mm/shmem.c names the file SYSV%08x), shared anonymous (mm/shmem.c shmem_zero_setup:
+    # /dev/zero) and named shared anonymous ([anon_shmem:NAME], 6.2+)
+    ("Shmem", r"^/dev/shm/|^/SYSV[0-9a-f]{8}$|^/dev/zero$|^\[anon_shmem:"),
     ("Cursor", r"^/dev/ashmem/CursorWindow"),
     ("Dalvik Other: .ZygoteJIT", r"^/dev/ashmem/jit-zygote-cache"),
     ("Ashmem", r"^/dev/ashmem"),

@@ -287,6 +287,27 @@ def by_cgroup(system: System) -> List[Group]:
     return [total(gs, key, processes=len(gs))._replace(kind="cgroup") for key, gs in buckets.items()]
 
 
+def by_category(system: System, categories: Categories) -> List[Group]:
+    """One group per category of ``categories``: each process's groups filed by the category of
+    their key (a name, folded or not), summed; ``processes`` how many processes have memory in it."""
+    buckets: Dict[str, List[Group]] = {}
+    for p in system.processes:
+        mine: Dict[str, List[Group]] = {}
+        for g in p.groups:
+            mine.setdefault(categories.of(g.key), []).append(g)
+        for category, gs in mine.items():
+            buckets.setdefault(category, []).append(total(gs, category))
+    return [total(gs, key, processes=len(gs))._replace(kind="category") for key, gs in buckets.items()]
+
+
+def split_by_cgroup(system: System) -> Dict[str, System]:
+    """The system split by memory cgroup (``""``: unknown), each part holding its processes."""
+    parts: Dict[str, List[Process]] = {}
+    for p in system.processes:
+        parts.setdefault(p.cgroup or "", []).append(p)
+    return {key: system._replace(processes=procs) for key, procs in parts.items()}
+
+
 def user_name(key: str) -> str:
     """The name of a :func:`by_user` key: the uid's user name, the uid itself when the password
     database has none, ``?`` when unknown."""
