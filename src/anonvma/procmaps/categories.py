@@ -158,7 +158,8 @@ def rules_of(doc: Dict[str, Any], path: str) -> List[Tuple[str, Pattern[str]]]:
             try:
                 rules.append((category, re.compile(p)))
             except re.error as err:
-                raise CategoriesError(f"{where}: bad regular expression {p!r}: {err}") from None
+                quoted = "'" + p.replace("'", "'\\''") + "'"  # as typed, for a shell (group.shown_regex)
+                raise CategoriesError(f"{where}: bad regular expression {quoted}: {err}") from None
     return rules
 
 
