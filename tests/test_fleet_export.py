@@ -261,3 +261,64 @@ def test_a_failing_target_is_said_once_while_its_counter_keeps_counting(tmp_path
 
 def _get(url: str) -> str:
     return http_get(url).decode()
+
+
+def test_category_adds_families_of_its_own_and_leaves_every_other_series_as_it_was(tmp_path):
+    plain = samples(export_textfile(tmp_path, ANDROID).read_text())
+    with_categories = samples(export_textfile(tmp_path, ANDROID, "--category").read_text())
+    ours = {k: v for k, v in with_categories.items() if k[0].startswith("anonvma_category_")}
+    rest = {k: v for k, v in with_categories.items() if k not in ours}
+    timing = ("anonvma_scrape_duration_seconds",)
+    assert {k: v for k, v in rest.items() if k[0] not in timing} == \
+        {k: v for k, v in plain.items() if k[0] not in timing}
+    heap = frozenset({("category", "Dalvik Heap: .Heap")})
+    assert ours[("anonvma_category_pss_bytes", heap)] == 10240 * 1024
+    assert ours[("anonvma_category_swap_bytes", heap)] == 2048 * 1024
+    assert ours[("anonvma_category_processes", heap)] == 1
+    stack = frozenset({("category", "Stack")})
+    assert ours[("anonvma_category_vmas", stack)] == 3
+    assert sum(v for k, v in ours.items() if k[0] == "anonvma_category_pss_bytes") == \
+        sum(v for k, v in plain.items() if k[0] == "anonvma_pss_bytes")  # the same memory, filed
+
+
+def test_export_with_a_users_categories_and_the_errors_of_the_options(capsys, tmp_path):
+    own = tmp_path / "mine.toml"
+    own.write_text("Threads = ['stack_and_tls']\n")
+    got = samples(export_textfile(tmp_path, ANDROID, "--category", "--categories", str(own)).read_text())
+    assert got[("anonvma_category_vmas", frozenset({("category", "Threads")}))] == 2
+    assert got[("anonvma_category_vmas", frozenset({("category", "Stack")}))] == 1  # the glibc one
+    capsys.readouterr()
+    out = tmp_path / "never.prom"
+    assert main(["export", "--textfile", str(out), ANDROID, "--categories", str(own)]) == 2
+    assert capsys.readouterr().err.strip() == "anonvma export: error: --categories goes with --category"
+    own.write_text("Threads = 'stack'\n")
+    assert main(["export", "--textfile", str(out), ANDROID, "--category", "--categories", str(own)]) == 2
+    said = capsys.readouterr().err
+    assert said.startswith(f"anonvma export: error: --categories {own}: category 'Threads'")
+    assert not out.exists()
+
+
+def test_prometheus_serves_the_category_series_of_a_known_child(prom, tmp_path):
+    with spawned(CHILD) as (pid, _):
+        port = free_port()
+        exporter = subprocess.Popen([sys.executable, "-m", "anonvma", "export", "--listen",
+                                     f"127.0.0.1:{port}", str(pid), "--category"],
+                                    stderr=subprocess.PIPE, text=True)
+        try:
+            assert exporter.stderr.readline().startswith(f"serving http://127.0.0.1:{port}/metrics")
+            with prometheus_server(prom[0], f"127.0.0.1:{port}", tmp_path) as base:
+                sel = '{category="Other memfd",job="anonvma"}'  # libmeminfo's HEAP_MEMFD
+                rss = wait_for("the child's category series in Prometheus",
+                               lambda: query(base, f"anonvma_category_rss_bytes{sel}"), 90)
+                assert value(rss) == 3 * PAGE
+                assert value(query(base, f"anonvma_category_size_bytes{sel}")) == 5 * PAGE
+                assert value(query(base, f"anonvma_category_vmas{sel}")) == 1
+                assert value(query(base, f"anonvma_category_processes{sel}")) == 1
+                named = query(base, f'anonvma_rss_bytes{{name="{MEMFD}"}}')
+                assert set(named[0]["metric"]) == {"__name__", "name", "kind", "instance", "job"}
+                assert value(query(base, 'sum(anonvma_category_rss_bytes{job="anonvma"})')) == \
+                    value(query(base, 'sum(anonvma_rss_bytes{job="anonvma"})'))
+        finally:
+            exporter.terminate()
+            assert exporter.wait(timeout=30) == 0
+            exporter.stderr.close()

@@ -128,3 +128,20 @@ def test_without_duration_record_runs_until_ctrl_c_or_sigterm_then_ends_its_outp
     assert lines[0]["anonvma_record"] == 1 and lines[0]["duration"] is None
     assert all(s["processes"][0]["pid"] == pid for s in lines[1:])
     assert err == (f"recorded {len(lines) - 1} samples to {path}\n" if to_file else "")
+
+
+def test_record_with_category_sums_each_sample_per_category(tmp_path):
+    child = memfd_child("anonvma-record-category", pages=6, touched=4)
+    out = tmp_path / "cat.jsonl"
+    with spawned(child) as (pid, _):
+        assert main(["record", str(pid), "--interval", "0.1", "--duration", "0.1", "--category",
+                     "-o", str(out)]) == 0
+    head, *lines = [json.loads(line) for line in out.read_text().splitlines()]
+    assert head["categories"] == "built-in" and len(lines) == 2
+    for line in lines:
+        cats = {c["key"]: c for c in line["categories"]}
+        memfd = cats["Other memfd"]
+        page_kb = os.sysconf("SC_PAGE_SIZE") // 1024
+        got = (memfd["count"], memfd["size"], memfd["rss"], memfd["processes"])
+        assert got == (1, 6 * page_kb, 4 * page_kb, 1)
+        assert sum(c["rss"] for c in line["categories"]) == sum(g["rss"] for g in line["groups"])

@@ -14,6 +14,7 @@ import sys
 from typing import Any, Callable, List, Optional
 
 from anonvma.fleet.plot import MEASURES
+from anonvma.procmaps.categories import Categories, CategoriesError, table
 from anonvma.procmaps.cli import UsageError, error_line, positive, warning_lines
 from anonvma.procmaps.errors import ProcessNotFoundError
 from anonvma.procmaps.group import shown_regex
@@ -66,6 +67,16 @@ def register(subparsers: Any) -> None:
                         "anonvma_thp_eligible_vmas), and with --per-process each process's name up "
                         "to 14 more; the rest are counted in "
                         "anonvma_series_dropped_total, with a warning")
+    p.add_argument("--category", action="store_true",
+                   help="also export anonvma_category_pss_bytes ... anonvma_category_vmas (label "
+                        "category: Android's dumpsys meminfo classes and the runtimes' names, "
+                        "docs/categories.md); the other series stay as they are")
+    p.add_argument("--categories", metavar="FILE",
+                   help="with --category: a TOML file of your own categories (category = [regular "
+                        "expressions]), tried before the built-in ones")
+    p.add_argument("--cgroup-label", action="store_true",
+                   help="label every name, process and category series with the memory cgroup of "
+                        "its processes (from /proc/PID/cgroup): one series per name and cgroup")
     p.set_defaults(func=_guarded(_export))
 
     p = subparsers.add_parser(
@@ -87,6 +98,10 @@ def register(subparsers: Any) -> None:
                         "Ctrl-C or SIGTERM")
     p.add_argument("-o", "--output", required=True, metavar="FILE", help="where to write ('-': stdout)")
     p.add_argument("--fold", action="store_true", help="fold numbered names ([anon:stack_and_tls:*])")
+    p.add_argument("--category", action="store_true",
+                   help="also sum each sample per category (docs/categories.md)")
+    p.add_argument("--categories", metavar="FILE",
+                   help="with --category: a TOML file of your own categories, tried before the built-in ones")
     p.set_defaults(func=_guarded(_record))
 
     p = subparsers.add_parser(
@@ -148,6 +163,21 @@ def _chosen(args: argparse.Namespace) -> Optional[List[str]]:
     return list(args.targets)
 
 
+def _category_table(args: argparse.Namespace) -> Optional[Categories]:
+    """The table of ``--category`` (``None`` without it).
+
+    :raises UsageError: ``--categories`` without ``--category``, or a file that cannot be used.
+    """
+    if not args.category:
+        if args.categories is not None:
+            raise UsageError("--categories goes with --category")
+        return None
+    try:
+        return table(args.categories)
+    except CategoriesError as err:
+        raise UsageError(str(err)) from None
+
+
 def _check_textfile(path: str) -> None:
     """Refuse a --textfile that is not a file to replace (a device, a directory): the rename
     that writes it atomically would replace it (``/dev/null`` with a regular file)."""
@@ -186,7 +216,8 @@ def _export(args: argparse.Namespace) -> int:
 
     collector = MemoryCollector(targets, fold=args.fold, per_process=args.per_process,
                                 max_series=args.max_series, match=args.match, on_error=failed,
-                                on_warning=warn)
+                                on_warning=warn, categories=_category_table(args),
+                                cgroup_label=args.cgroup_label)
     if args.listen is not None:
         def ready(url: str) -> None:
             print(f"serving {url} (Ctrl-C stops)", file=sys.stderr, flush=True)
@@ -201,11 +232,13 @@ def _export(args: argparse.Namespace) -> int:
 
 def _record(args: argparse.Namespace) -> int:
     targets = _chosen(args)
+    categories = _category_table(args)
     from anonvma.fleet.record import open_output, record
 
     out = sys.stdout if args.output == "-" else open_output(args.output)
     try:
-        n = record(out, targets, args.interval, args.duration, fold=args.fold, match=args.match)
+        n = record(out, targets, args.interval, args.duration, fold=args.fold, match=args.match,
+                   categories=categories)
     finally:
         if out is not sys.stdout:
             out.close()

@@ -40,6 +40,12 @@ name*, under ``per_process``, and one family cannot have two label sets; and no 
 in ``_count``, which Prometheus keeps for histograms and summaries (``promtool check metrics``
 refuses ``anonvma_max_map_count``). Headroom in PromQL:
 ``anonvma_map_count_limit - on() group_right anonvma_process_map_count_used``.
+
+With ``categories`` (a table of :mod:`anonvma.procmaps.categories`), the same gauges per category
+as ``anonvma_category_*`` (label ``category``): families of their own, so every series above keeps
+its identity (docs/categories.md). With ``cgroup_label``, every name-, process- and
+category-labelled series also has a ``cgroup`` label, the memory cgroup of its processes (``""``,
+which Prometheus shows as no label, where unknown): one series per name and cgroup.
 """
 
 from __future__ import annotations
@@ -49,10 +55,11 @@ from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
+from anonvma.procmaps.categories import Categories
 from anonvma.procmaps.format import label
 from anonvma.procmaps.group import sort_groups
 from anonvma.procmaps.records import COLUMNS, Group
-from anonvma.procmaps.system import SKIP_REASONS, System, by_name, read_system
+from anonvma.procmaps.system import SKIP_REASONS, System, by_category, by_name, read_system, split_by_cgroup
 
 #: (metric suffix, Group field, help) of the per-name gauges; sizes are exported in bytes.
 GAUGES: Tuple[Tuple[str, str, str], ...] = (
@@ -118,14 +125,19 @@ class MemoryCollector:
         saved file that cannot be read) or a target given by PID cannot be read (the counters
         count every time; a log must not fill with one reason per scrape).
     :param on_warning: told once, at the first scrape that leaves series out for the cap.
+    :param categories: also export ``anonvma_category_*`` by this table (not capped: as many
+        series as the table has categories, times the cgroups with ``cgroup_label``).
+    :param cgroup_label: add a ``cgroup`` label (the memory cgroup) to the labelled series.
     """
 
     def __init__(self, targets: Optional[Sequence[str]] = None, *, fold: bool = True,
                  per_process: bool = False, max_series: int = DEFAULT_MAX_SERIES,
                  match: Optional[str] = None, procfs: str = "/proc",
                  on_error: Callable[[str], None] = lambda _: None,
-                 on_warning: Callable[[str], None] = lambda _: None) -> None:
+                 on_warning: Callable[[str], None] = lambda _: None,
+                 categories: Optional[Categories] = None, cgroup_label: bool = False) -> None:
         self.targets = list(targets) if targets is not None else None
+        self.categories, self.cgroup_label = categories, cgroup_label
         self.fold, self.per_process, self.max_series = fold, per_process, max_series
         self.match, self.procfs = match, procfs
         self.on_error, self.on_warning = on_error, on_warning
@@ -145,7 +157,8 @@ class MemoryCollector:
         with self._lock:
             try:
                 system: Optional[System] = read_system(self.targets, by="name", fold=self.fold,
-                                                       match=self.match, procfs=self.procfs)
+                                                       match=self.match, procfs=self.procfs,
+                                                       cgroups=self.cgroup_label)
             except (OSError, ValueError) as err:
                 self.errors["failed"] += 1
                 self.last_error = str(err)
@@ -162,17 +175,27 @@ class MemoryCollector:
             self._told.add(message)
             self.on_error(message)
 
+    def _split(self, system: System) -> List[Tuple[List[str], System]]:
+        """The system whole, or with ``cgroup_label`` per cgroup: (extra label values, part)."""
+        if not self.cgroup_label:
+            return [([], system)]
+        return [([key], part) for key, part in split_by_cgroup(system).items()]
+
     def _families(self, system: Optional[System]) -> Iterator[Metric]:
-        names = [GaugeMetricFamily(f"anonvma_{suffix}", text, labels=["name", "kind"])
+        where = ["cgroup"] if self.cgroup_label else []
+        names = [GaugeMetricFamily(f"anonvma_{suffix}", text, labels=["name", "kind", *where])
                  for suffix, _, text in GAUGES]
         procs = [GaugeMetricFamily(f"anonvma_process_{suffix}", f"{text}, per process",
-                                   labels=["pid", "comm", "name", "kind"])
+                                   labels=["pid", "comm", "name", "kind", *where])
                  for suffix, _, text in PROCESS_GAUGES] if self.per_process else []
-        marks = [GaugeMetricFamily(f"anonvma_{mark}", text, labels=["name", "kind"])
+        marks = [GaugeMetricFamily(f"anonvma_{mark}", text, labels=["name", "kind", *where])
                  for mark, text in MARKS]
         proc_marks = [GaugeMetricFamily(f"anonvma_process_{mark}", f"{text}, per process",
-                                        labels=["pid", "comm", "name", "kind"])
+                                        labels=["pid", "comm", "name", "kind", *where])
                       for mark, text in MARKS] if self.per_process else []
+        cats = [GaugeMetricFamily(f"anonvma_category_{suffix}", f"{text}, per category of names",
+                                  labels=["category", *where])
+                for suffix, _, text in GAUGES] if self.categories is not None else []
         duration = GaugeMetricFamily("anonvma_scrape_duration_seconds",
                                      "Time to read and group the processes of this scrape")
         count = GaugeMetricFamily("anonvma_scrape_processes", "Processes read in this scrape")
@@ -185,15 +208,23 @@ class MemoryCollector:
                 self.errors[reason] += n
             budget = self.max_series
             left_out = 0
-            for g in sort_groups(by_name(system), "pss"):
+            parts = self._split(system)
+            named = [(g, extra) for extra, part in parts for g in by_name(part)]
+            named.sort(key=lambda r: (-r[0].pss, r[0].key, r[1]))
+            for g, extra in named:
                 if budget < len(names):
                     self.dropped += len(names)
                     left_out += 1
                     continue
                 budget -= len(names)
                 for fam, (_, field, _) in zip(names, GAUGES, strict=True):
-                    _add(fam, [label(g.key), g.kind], _value(g, field))
-                _mark(marks, g, [label(g.key), g.kind])
+                    _add(fam, [label(g.key), g.kind, *extra], _value(g, field))
+                _mark(marks, g, [label(g.key), g.kind, *extra])
+            if self.categories is not None:
+                for extra, part in parts:
+                    for g in sort_groups(by_category(part, self.categories), "pss"):
+                        for fam, (_, field, _) in zip(cats, GAUGES, strict=True):
+                            _add(fam, [g.key, *extra], _value(g, field))
             rows = 0
             if procs:
                 budget, rows = self._per_process(system, procs, proc_marks, budget)
@@ -214,7 +245,7 @@ class MemoryCollector:
         dropped = CounterMetricFamily("anonvma_series_dropped", "Name-labelled series left out "
                                       "because of the cap on series (smallest PSS first)")
         dropped.add_metric([], self.dropped)
-        yield from [*names, *marks, *procs, *proc_marks, duration, count, limit, map_counts, errors,
+        yield from [*names, *marks, *procs, *proc_marks, *cats, duration, count, limit, map_counts, errors,
                     dropped]
 
     def _cap_warning(self, names: int, rows: int) -> str:
@@ -230,16 +261,17 @@ class MemoryCollector:
                      proc_marks: List[GaugeMetricFamily], budget: int) -> Tuple[int, int]:
         """Add the per-process series within ``budget``; returns what is left of it and how
         many (process, name) rows were left out."""
-        rows = [(g, p.pid, p.comm) for p in system.processes for g in p.groups]
+        rows = [(g, p.pid, p.comm, [p.cgroup or ""] if self.cgroup_label else [])
+                for p in system.processes for g in p.groups]
         rows.sort(key=lambda r: (-r[0].pss, r[0].key))
         left_out = 0
-        for g, pid, comm in rows:
+        for g, pid, comm, extra in rows:
             if budget < len(procs):
                 self.dropped += len(procs)
                 left_out += 1
                 continue
             budget -= len(procs)
-            labels = [str(pid) if pid is not None else "", comm, label(g.key), g.kind]
+            labels = [str(pid) if pid is not None else "", comm, label(g.key), g.kind, *extra]
             for fam, (_, field, _) in zip(procs, PROCESS_GAUGES, strict=True):
                 _add(fam, labels, _value(g, field))
             _mark(proc_marks, g, labels)

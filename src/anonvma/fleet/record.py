@@ -5,9 +5,10 @@ units, host); then one line per sample: its time (``t``, seconds since the epoch
 ``elapsed`` since the first sample), every group summed over the processes (``groups``, with
 ``registered``/``estimated`` as in ``anonvma show --json``), one
 row per process with its command line (``processes``), and what was not counted
-(``skipped``). Each line is written and flushed as it is taken, so a recording cut short
-keeps every complete sample. Without a duration it records until SIGINT (Ctrl-C) or SIGTERM,
-which end it between samples: the sample being taken is written whole first.
+(``skipped``); with a table of categories, the groups summed per category too (``categories``,
+and the table's source in the header). Each line is written and flushed as it is taken, so a
+recording cut short keeps every complete sample. Without a duration it records until SIGINT
+(Ctrl-C) or SIGTERM, which end it between samples: the sample being taken is written whole first.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ import time
 from typing import IO, Any, Dict, Iterator, List, Optional, Sequence
 
 from anonvma import __version__
-from anonvma.procmaps.system import System, by_name, read_system
+from anonvma.procmaps.categories import Categories
+from anonvma.procmaps.system import System, by_category, by_name, read_system
 
 FORMAT = 1
 #: Group fields kept per name and per process (kB, except count and processes).
@@ -36,10 +38,10 @@ def header(targets: Optional[Sequence[str]], interval: float, duration: Optional
             "units": "kB", "host": platform.node(), "kernel": platform.release()}
 
 
-def sample_line(system: System, first: float) -> Dict[str, Any]:
+def sample_line(system: System, first: float, categories: Optional[Categories] = None) -> Dict[str, Any]:
     """One sample as a dict (see the module docstring)."""
     groups = sorted(by_name(system), key=lambda g: (-g.pss, g.key))
-    return {
+    line = {
         "t": system.time, "elapsed": round(system.time - first, 3), "seconds": round(system.seconds, 4),
         "groups": [{"key": g.key, "kind": g.kind, "processes": g.processes,
                     **{f: g.value(f) for f in FIELDS}, "registered": g.registered,
@@ -48,6 +50,10 @@ def sample_line(system: System, first: float) -> Dict[str, Any]:
                        **{f: p.total.value(f) for f in FIELDS}} for p in system.processes],
         "kernel_threads": system.kernel_threads, "skipped": system.skipped,
     }
+    if categories is not None:
+        line["categories"] = [{"key": g.key, "processes": g.processes, **{f: g.value(f) for f in FIELDS}}
+                              for g in sorted(by_category(system, categories), key=lambda g: (-g.pss, g.key))]
+    return line
 
 
 def _stopping_on_signals(stop: threading.Event) -> Dict[int, Any]:
@@ -63,7 +69,7 @@ def _stopping_on_signals(stop: threading.Event) -> Dict[int, Any]:
 
 
 def record(out: IO[str], targets: Optional[Sequence[str]], interval: float, duration: Optional[float], *,
-           fold: bool = False, match: Optional[str] = None) -> int:
+           fold: bool = False, match: Optional[str] = None, categories: Optional[Categories] = None) -> int:
     """Write a recording to ``out``: samples at 0, interval, 2*interval ... up to ``duration`` s
     (``None``: until SIGINT or SIGTERM).
 
@@ -74,14 +80,17 @@ def record(out: IO[str], targets: Optional[Sequence[str]], interval: float, dura
     previous = _stopping_on_signals(stop)
     samples = 0
     try:
-        out.write(json.dumps(header(targets, interval, duration, fold, match)) + "\n")
+        head = header(targets, interval, duration, fold, match)
+        if categories is not None:
+            head["categories"] = categories.source
+        out.write(json.dumps(head) + "\n")
         out.flush()
         start = time.monotonic()
         first: Optional[float] = None
         while True:
             system = read_system(targets, by="name", fold=fold, match=match)
             first = system.time if first is None else first
-            out.write(json.dumps(sample_line(system, first)) + "\n")
+            out.write(json.dumps(sample_line(system, first, categories)) + "\n")
             out.flush()
             samples += 1
             due = start + samples * interval

@@ -25,6 +25,7 @@ from anonvma.live.registry.loading import RegistryWarning, load
 from anonvma.procmaps.diff import changed, diff_groups
 from anonvma.procmaps import registered, saved, system
 from anonvma.procmaps.budget import Budget, map_count, map_count_of_tally, read_max_map_count
+from anonvma.procmaps.categories import Categories, CategoriesError, table
 from anonvma.procmaps.files import write_atomically
 from anonvma.procmaps.errors import ProcessNotFoundError
 from anonvma.procmaps.format import (
@@ -42,6 +43,8 @@ from anonvma.procmaps.format import (
     processes_table,
     users_csv,
     users_doc,
+    cgroups_csv,
+    cgroups_doc,
 )
 from anonvma.procmaps.group import (GROUP_BY, SORT_KEYS, group, matched, matching, shown_regex, sort_field,
                                     sort_groups, total, vma_key)
@@ -50,10 +53,10 @@ from anonvma.procmaps.parser import parse
 from anonvma.procmaps.records import VMFLAGS_KEY, Group, Registered, Snapshot, Tally, Vma
 from anonvma.procmaps.source import STDIN, describe, pid_of, proc_path, read_pid_bytes
 
-#: ``show --all`` also groups by process (procrank) and by user (smem -u).
-SHOW_BY = (*GROUP_BY, "process", "user")
-#: The ways of grouping that give a row per process or per user: across processes.
-ACROSS = ("process", "user")
+#: ``show --all`` also groups by process (procrank), by user (smem -u) and by memory cgroup.
+SHOW_BY = (*GROUP_BY, "process", "user", "cgroup")
+#: The ways of grouping that give a row per process, per user or per cgroup: across processes.
+ACROSS = ("process", "user", "cgroup")
 
 
 class UsageError(ValueError):
@@ -76,9 +79,13 @@ def _width() -> Optional[int]:
 
 def _grouping_options(p: argparse.ArgumentParser, by: Sequence[str] = GROUP_BY) -> None:
     p.add_argument("--by", choices=by, default="name",
-                   help="group VMAs by maps name (default), by kind, not at all (one row per VMA)"
-                   + (", or per process or per user (with --all or several PIDs: procrank, smem -u)"
-                      if "user" in by else ""))
+                   help="group VMAs by maps name (default), by kind, not at all (one row per VMA), by "
+                   "category (as Android's dumpsys meminfo: docs/categories.md)"
+                   + (", or per process, per user or per memory cgroup (with --all or several PIDs: "
+                      "procrank, smem -u, containers)" if "user" in by else ""))
+    p.add_argument("--categories", metavar="FILE",
+                   help="with --by category: a TOML file of your own categories (category = "
+                        "[regular expressions]), tried before the built-in ones")
     p.add_argument("--sort", choices=SORT_KEYS, default="pss",
                    help="largest first (default pss; size when the input is maps, which has no PSS)")
     p.add_argument("--fold", action="store_true",
@@ -262,6 +269,7 @@ class _View(NamedTuple):
     merges: Optional[Merges] = None  # --merges: the boundaries names alone keep
     budgets: Optional[Dict[str, Budget]] = None  # pid key -> VMA budget, by process
     fields: Optional[Tuple[str, ...]] = None  # --fields: the columns, else the default ones
+    cgroups: Optional[Dict[str, str]] = None  # cgroup key -> as shown ("?": unknown), by cgroup
 
 
 class _Grouped(NamedTuple):
@@ -288,14 +296,14 @@ def _grouped(target: str, args: argparse.Namespace) -> _Grouped:
     if isinstance(got, Tally):
         found = matched(got, args.match)
         return _Grouped(got.source, got.pid, got.has_smaps, got.vmas - _extra(got.registry),
-                        found.vmas, group(found, args.by, args.fold), got.registry,
+                        found.vmas, group(found, args.by, args.fold, _categories(args)), got.registry,
                         budget=Budget(map_count_of_tally(got), limit))
     vmas = matching(got.vmas, args.match)
     per_vma = (PerVma({vma_key(v): v for v in vmas}, VMFLAGS_KEY in got.fields)
                if args.by == "none" else None)
     budget = Budget(map_count(len(got.vmas), ((v.name, 1) for v in got.vmas), got.registry), limit)
     return _Grouped(got.source, got.pid, got.has_smaps, len(got.vmas) - _extra(got.registry),
-                    len(vmas), group(got._replace(vmas=tuple(vmas)), args.by, args.fold),
+                    len(vmas), group(got._replace(vmas=tuple(vmas)), args.by, args.fold, _categories(args)),
                     got.registry, per_vma, budget,
                     _merges(got.vmas, args, got.pid, got.registry) if merges else None)
 
@@ -333,6 +341,25 @@ def _fields(args: argparse.Namespace) -> Optional[Tuple[str, ...]]:
         raise UsageError(str(err)) from None
 
 
+def _categories(args: argparse.Namespace) -> Optional[Categories]:
+    """The table of ``--by category`` (``None`` for other groupings), read once and kept in ``args``.
+
+    :raises UsageError: ``--categories`` without ``--by category``, or a file that cannot be
+        used (one line naming the file and the category).
+    """
+    if args.by != "category":
+        if args.categories is not None:
+            raise UsageError("--categories goes with --by category")
+        return None
+    if getattr(args, "category_table", None) is None:
+        try:
+            args.category_table = table(args.categories)
+        except CategoriesError as err:
+            raise UsageError(str(err)) from None
+    found: Categories = args.category_table
+    return found
+
+
 def _extra(used: Optional[Registered]) -> int:
     return used.extra if used is not None else 0
 
@@ -358,6 +385,7 @@ def _one(target: str, args: argparse.Namespace) -> _View:
         meta["cmdline"] = describe(snap.pid)
     if snap.budget is not None:
         meta.update(snap.budget.fields())
+    _note_categories(meta, args)
     if snap.registry is not None:
         used = snap.registry
         meta["registry"] = {"path": used.path, "ranges": used.ranges, "dropped": used.dropped,
@@ -367,6 +395,13 @@ def _one(target: str, args: argparse.Namespace) -> _View:
     return _View(head, registered.note(snap.registry), groups, groups[:args.top] if args.top else groups,
                  total(groups), snap.has_smaps, measure, args.by, False, {}, meta, snap.per_vma,
                  merges=snap.merges, fields=_fields(args))
+
+
+def _note_categories(meta: Dict[str, object], args: argparse.Namespace) -> None:
+    """``--by category``: say in the JSON which table gave the categories."""
+    found = _categories(args)
+    if found is not None:
+        meta["categories"] = found.source
 
 
 def _uid(user: str) -> int:
@@ -406,11 +441,14 @@ def _every(args: argparse.Namespace) -> _View:
             raise ProcessNotFoundError(pid, f" (/proc/{pid} does not exist)")
     sysmem = system.read_system(targets, by=by, fold=args.fold, match=args.match,
                                 exclude=(os.getpid(),) if args.all and not args.include_self else (),
-                                comm=args.comm, user=uid, owners=args.by == "user")
+                                comm=args.comm, user=uid, owners=args.by == "user",
+                                categories=_categories(args), cgroups=args.by == "cgroup")
     if args.by == "process":
         groups = system.by_process(sysmem)
     elif args.by == "user":
         groups = system.by_user(sysmem)
+    elif args.by == "cgroup":
+        groups = system.by_cgroup(sysmem)
     else:
         groups = system.by_name(sysmem)
     measure = sort_field(groups, args.sort)
@@ -419,8 +457,8 @@ def _every(args: argparse.Namespace) -> _View:
     read_n = len(sysmem.processes)
     vmas = sum(p.total.count for p in sysmem.processes)
     one = len(groups) == 1
-    what = {"process": "process" if one else "processes", "user": "user" if one else "users"}.get(
-        args.by, f"groups by {args.by}")
+    what = {"process": "process" if one else "processes", "user": "user" if one else "users",
+            "cgroup": "cgroup" if one else "cgroups"}.get(args.by, f"groups by {args.by}")
     matched = f" matching {shown_regex(args.match)}" if args.match is not None else ""
     head = (f"{_chosen(args, uid)}: {read_n} read in {sysmem.seconds:.2f} s ({sysmem.kernel_threads} kernel "
             f"threads have no memory); {vmas} VMAs{matched}, {len(groups)} {what}, largest {measure} first")
@@ -431,13 +469,15 @@ def _every(args: argparse.Namespace) -> _View:
     meta.update(by=args.by, fold=args.fold, sort=measure, match=args.match, include_self=args.include_self,
                 comm=args.comm, user=uid, time=sysmem.time, seconds=sysmem.seconds, processes_read=read_n,
                 kernel_threads=sysmem.kernel_threads, skipped=sysmem.skipped, vmas=vmas, smaps=True)
+    _note_categories(meta, args)
     users = {g.key: system.user_name(g.key) for g in groups} if args.by == "user" else None
     meta["max_map_count"] = sysmem.max_map_count
     budgets = {p.total.key: Budget(p.map_count, sysmem.max_map_count if p.pid is not None else None)
                for p in sysmem.processes if p.map_count is not None}
+    cgroups = {g.key: g.key or "?" for g in groups} if args.by == "cgroup" else None
     return _View(head, sysmem.skipped_line(), groups, groups[:args.top] if args.top else groups, tot,
                  True, measure, args.by, True, labels, meta, users=users, budgets=budgets,
-                 fields=_fields(args))
+                 fields=_fields(args), cgroups=cgroups)
 
 
 def _check_regex(option: str, pattern: Optional[str]) -> None:
@@ -475,6 +515,7 @@ def _check_show(args: argparse.Namespace) -> None:
     _check_regex("--match", args.match)
     _check_regex("--comm", args.comm)
     _fields(args)
+    _categories(args)
     if args.user is not None:
         _uid(args.user)
 
@@ -517,8 +558,12 @@ def _table(view: _View, since: Optional[Mapping[str, Optional[int]]] = None,
                                       fields=view.fields)
     return head + groups_table(view.rows, view.total, view.smaps, _width(), processes=view.across,
                                since=since, since_total=since_total, measure=view.measure,
-                               per_vma=view.per_vma, names=view.users,
-                               name_header="USER" if view.by == "user" else "NAME", fields=view.fields)
+                               per_vma=view.per_vma, names=view.users or view.cgroups,
+                               name_header=_HEADERS.get(view.by, "NAME"), fields=view.fields)
+
+
+#: The table's first column, by grouping (else NAME).
+_HEADERS = {"user": "USER", "cgroup": "CGROUP", "category": "CATEGORY"}
 
 
 def _views(args: argparse.Namespace) -> List[_View]:
@@ -538,6 +583,8 @@ def _doc(view: _View) -> Dict[str, object]:
         return processes_doc(view.rows, view.total, view.labels, view.meta, view.budgets, view.fields)
     if view.users is not None:
         return users_doc(view.rows, view.total, view.users, view.meta, view.fields)
+    if view.cgroups is not None:
+        return cgroups_doc(view.rows, view.total, view.meta)
     return groups_doc(view.rows, view.total, view.meta, view.per_vma, view.fields)
 
 
@@ -549,6 +596,8 @@ def _csv(view: _View, several: bool) -> str:
         return processes_csv(view.rows, view.labels, view.budgets, view.fields)
     if view.users is not None:
         return users_csv(view.rows, view.users, view.fields)
+    if view.cgroups is not None:
+        return cgroups_csv(view.rows)
     lead = {"pid": view.meta["pid"], "source": view.meta["source"]} if several else {}
     return groups_csv(view.rows, view.per_vma, lead, view.fields)
 

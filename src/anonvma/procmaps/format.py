@@ -348,6 +348,18 @@ def users_doc(rows: Sequence[Group], total: Group, names: Mapping[str, str],
     return dict(meta, units="kB", users=out, total=group_dict(total, fields=fields))
 
 
+def cgroups_doc(rows: Sequence[Group], total: Group, meta: Mapping[str, object]) -> Dict[str, object]:
+    """The JSON document of ``show --by cgroup``: one object per memory cgroup with its path
+    (``null`` when unknown), how many processes, and their summed group fields."""
+    out = []
+    for g in rows:
+        d = group_dict(g)
+        d.update(cgroup=g.key or None)
+        del d["key"], d["kind"], d["registered"], d["estimated"]
+        out.append(d)
+    return dict(meta, units="kB", cgroups=out, total=group_dict(total))
+
+
 def _csv(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     import csv  # only CSV output needs it
 
@@ -399,6 +411,14 @@ def processes_csv(rows: Sequence[Group], labels: Mapping[str, Sequence[str]],
     return _csv(["pid", "cmdline", "comm", *fields, *extra],
                 [[_uid(g.key), *labels.get(g.key, ("", "")), *(g.value(f) for f in fields), *tail(g.key)]
                  for g in rows])
+
+
+def cgroups_csv(rows: Sequence[Group]) -> str:
+    """CSV of ``show --by cgroup``: cgroup (empty when unknown), processes, then the other group
+    fields."""
+    fields = [f for f in GROUP_FIELDS if f != "processes"]
+    return _csv(["cgroup", "processes", *fields], [[g.key, g.processes, *(g.value(f) for f in fields)]
+                                                   for g in rows])
 
 
 def users_csv(rows: Sequence[Group], names: Mapping[str, str],

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from typing import Callable, Collection, Dict, FrozenSet, Iterable, List, Optional, Pattern, Set, Tuple, Union
 
+from anonvma.procmaps.categories import Categories, builtin
 from anonvma.procmaps.names import classify, fold
 from anonvma.procmaps.records import (COLUMN_KEYS, COLUMNS, SMAPS_ONLY, SUMMED, UNPRINTED, Counts, Group,
                                       Registered, Snapshot, Tally, Vma)
@@ -18,8 +19,9 @@ from anonvma.procmaps.tally import tally_vmas
 #: What :func:`group` takes: a snapshot (as read_pid/read_file return), a tally, or VMAs.
 VmaSource = Union[Snapshot, Tally, Iterable[Vma]]
 
-#: Ways to group: ``name`` (the maps name; ``""`` is plain anonymous memory), ``kind``, ``none``.
-GROUP_BY = ("name", "kind", "none")
+#: Ways to group: ``name`` (the maps name; ``""`` is plain anonymous memory), ``kind``, ``none``,
+#: ``category`` (a table's: :mod:`anonvma.procmaps.categories`).
+GROUP_BY = ("name", "kind", "none", "category")
 #: Sort orders: group fields, largest first.
 SORT_KEYS = ("pss", "rss", "size", "uss", "swap", "count", "processes")
 
@@ -27,12 +29,16 @@ SORT_KEYS = ("pss", "rss", "size", "uss", "swap", "count", "processes")
 class _KeyOf(Dict[str, str]):
     """maps name -> group key, computed once per distinct name."""
 
-    def __init__(self, by: str, fold_numbers: bool) -> None:
+    def __init__(self, by: str, fold_numbers: bool, categories: Optional[Categories] = None) -> None:
         super().__init__()
         self.by, self.fold_numbers = by, fold_numbers
+        self.categories = categories if categories is not None or by != "category" else builtin()
 
     def __missing__(self, name: str) -> str:
-        key = classify(name) if self.by == "kind" else fold(name) if self.fold_numbers else name
+        if self.categories is not None and self.by == "category":
+            key = self.categories.of(name)
+        else:
+            key = classify(name) if self.by == "kind" else fold(name) if self.fold_numbers else name
         self[name] = key
         return key
 
@@ -122,7 +128,8 @@ def _by_none(vmas: List[Vma], registry: Optional[Registered]) -> Tally:
     return Tally("", None, n, (), counts, sizes, registry)
 
 
-def group(vmas: VmaSource, by: str = "name", fold_numbers: bool = False) -> List[Group]:
+def group(vmas: VmaSource, by: str = "name", fold_numbers: bool = False,
+          categories: Optional[Categories] = None) -> List[Group]:
     """Sum the VMAs per key, in first-seen order.
 
     :param vmas: a :class:`Snapshot`, a :class:`Tally` or VMAs.
@@ -130,6 +137,7 @@ def group(vmas: VmaSource, by: str = "name", fold_numbers: bool = False) -> List
         (:func:`vma_key`; not from a tally, which has no addresses).
     :param fold_numbers: with ``by="name"``, ``[anon:stack_and_tls:123]`` counts as
         ``[anon:stack_and_tls:*]`` (see :func:`anonvma.procmaps.names.fold`).
+    :param categories: with ``by="category"``, the table (default: the built-in one).
     :raises ValueError: unknown ``by``, or ``none`` of a tally.
     """
     if by not in GROUP_BY:
@@ -144,7 +152,7 @@ def group(vmas: VmaSource, by: str = "name", fold_numbers: bool = False) -> List
     else:
         t = tally_of(vmas)
     fields = vmas.fields if isinstance(vmas, (Snapshot, Tally)) else None
-    return group_counts(t.counts, t.sizes, by, fold_numbers, t.registry, fields=fields)
+    return group_counts(t.counts, t.sizes, by, fold_numbers, t.registry, categories, fields=fields)
 
 
 def _marked(names: FrozenSet[str], key_of: Optional[Dict[str, str]]) -> FrozenSet[str]:
@@ -180,12 +188,12 @@ def unprinted(fields: Optional[Collection[str]]) -> Tuple[FrozenSet[str], bool]:
 
 
 def group_counts(counts: Counts, sizes: Dict[str, int], by: str, fold_numbers: bool,
-                 registry: Optional[Registered] = None, *,
+                 registry: Optional[Registered] = None, categories: Optional[Categories] = None, *,
                  fields: Optional[Collection[str]] = None) -> List[Group]:
     """Sum counted VMAs per key (see :func:`group`); ``sizes`` gives kB of names without counters;
     ``registry`` marks the groups of registered names and of estimated counters; ``fields``
     (the smaps keys the input printed) says which columns are known (:func:`unprinted`)."""
-    key_of = _KeyOf(by, fold_numbers) if by != "none" else None
+    key_of = _KeyOf(by, fold_numbers, categories) if by != "none" else None
     acc: Dict[str, List[int]] = {}
     measured = True
     missing, derive = unprinted(fields)
@@ -230,7 +238,7 @@ def group_counts(counts: Counts, sizes: Dict[str, int], by: str, fold_numbers: b
     # a folded name has the kind of its names ("[anon:tls:*]" is anon_named); --by none keys start
     # with the range
     kind_of: Callable[[str], str] = (lambda key: key) if by == "kind" else classify if by == "name" else (
-        lambda key: classify(key.partition(" ")[2]))
+        lambda key: "category") if by == "category" else (lambda key: classify(key.partition(" ")[2]))
     registered = _marked(registry.names, key_of) if registry is not None else frozenset()
     estimated = _marked(registry.estimated, key_of) if registry is not None else frozenset()
     split_missing = missing | _SPLIT_UNKNOWN

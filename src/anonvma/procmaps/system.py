@@ -5,7 +5,8 @@ ahead while this thread parses), groups each process's VMAs, and notes the proce
 not read (another user's, exited while read) instead of failing. :func:`by_name` then sums the
 groups across processes; PSS summed across processes is the honest total (shared pages are
 divided among their sharers), RSS double-counts them. :func:`by_process` gives one row per
-process (procrank), :func:`by_user` one per user (smem -u).
+process (procrank), :func:`by_user` one per user (smem -u), :func:`by_cgroup` one per memory
+cgroup (a container, a systemd unit).
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from anonvma.live.registry.loading import Loaded, load
 from anonvma.live.registry.places import scan
 from anonvma.procmaps import registered
 from anonvma.procmaps.budget import map_count_of_tally, read_max_map_count
+from anonvma.procmaps.categories import Categories
+from anonvma.procmaps.cgroup import cgroup_of
 from anonvma.procmaps.errors import ProcmapsParseError
 from anonvma.procmaps.group import group, matched, searcher, tally_of, total
 from anonvma.procmaps.parser import ChunkTally, gc_paused
@@ -33,8 +36,9 @@ SKIP_REASONS = ("denied", "exited", "unreadable")
 
 class Process(NamedTuple):
     """One process's memory, grouped: its groups and its totals (``total.key`` is the pid);
-    ``uid`` its effective uid when asked for (:func:`read_system`), else ``None``; ``map_count``
-    its VMAs as the kernel counts them (:mod:`anonvma.procmaps.budget`)."""
+    ``uid`` its effective uid and ``cgroup`` its memory cgroup's path when asked for
+    (:func:`read_system`), else (or unknown) ``None``; ``map_count`` its VMAs as the kernel
+    counts them (:mod:`anonvma.procmaps.budget`)."""
 
     pid: Optional[int]
     cmdline: str
@@ -43,6 +47,7 @@ class Process(NamedTuple):
     total: Group
     uid: Optional[int] = None
     map_count: Optional[int] = None
+    cgroup: Optional[str] = None
 
 
 class System(NamedTuple):
@@ -93,19 +98,22 @@ def _reason(err: OSError) -> str:
 
 
 def _process(pid: Optional[int], counted: Tally, by: str, fold: bool, match: Optional[str],
-             label: Tuple[str, str], uid: Optional[int] = None) -> Process:
-    groups = group(matched(counted, match), by, fold)
+             label: Tuple[str, str], uid: Optional[int] = None, categories: Optional[Categories] = None,
+             cgroup: Optional[str] = None) -> Process:
+    groups = group(matched(counted, match), by, fold, categories)
     key = str(pid) if pid is not None else label[0]
-    return Process(pid, label[0], label[1], groups, total(groups, key), uid, map_count_of_tally(counted))
+    return Process(pid, label[0], label[1], groups, total(groups, key), uid,
+                   map_count=map_count_of_tally(counted), cgroup=cgroup)
 
 
 class _Chosen(NamedTuple):
     """The live processes to read, with what choosing them read: their labels (``--comm``)
-    and effective uids (``--user``, or asked for)."""
+    and effective uids (``--user``, or asked for); their memory cgroups are added when asked for."""
 
     pids: List[int]
     labels: Dict[int, Tuple[str, str]]
     uids: Dict[int, Optional[int]]
+    cgroups: Dict[int, Optional[str]] = {}
 
 
 def _choose(live: List[int], procfs: str, comm: Optional[str], user: Optional[int], owners: bool) -> _Chosen:
@@ -131,7 +139,8 @@ def _choose(live: List[int], procfs: str, comm: Optional[str], user: Optional[in
 def read_system(targets: Optional[Sequence[Union[int, str]]] = None, *, by: str = "name", fold: bool = False,
                 match: Optional[str] = None, procfs: str = "/proc", registries: bool = True,
                 exclude: Collection[int] = (), comm: Optional[str] = None, user: Optional[int] = None,
-                owners: bool = False) -> System:
+                owners: bool = False, categories: Optional[Categories] = None,
+                cgroups: bool = False) -> System:
     """Read and group every process (``targets=None``), or the given PIDs and saved files.
 
     Processes that cannot be read are counted in :attr:`System.skipped`; a process with an
@@ -149,6 +158,9 @@ def read_system(targets: Optional[Sequence[Union[int, str]]] = None, *, by: str 
     :param user: only the processes of this effective uid (as ``ps -u``), the same way.
     :param owners: give each process its effective uid (:attr:`Process.uid`, which
         :func:`by_user` needs); always done with ``user``.
+    :param categories: the table of ``by="category"`` (default: the built-in one).
+    :param cgroups: give each process its memory cgroup (:attr:`Process.cgroup`, which
+        :func:`by_cgroup` needs), read before its smaps; ``None`` for one that exited first.
     :raises ValueError: bad ``match`` or ``comm``.
     :raises ProcmapsParseError, OSError: a saved file that cannot be read.
     """
@@ -169,8 +181,11 @@ def read_system(targets: Optional[Sequence[Union[int, str]]] = None, *, by: str 
     kernel_threads = 0
     chosen = _choose(live, procfs, comm, user, owners)
     live = chosen.pids
+    if cgroups:
+        chosen = chosen._replace(cgroups={pid: cgroup_of(pid, procfs) for pid in live})
     for path in files:
-        processes.append(_process(None, tally_of(read_file(path)), by, fold, match, (path, "")))
+        processes.append(_process(None, tally_of(read_file(path)), by, fold, match, (path, ""),
+                                  categories=categories))
     paths = [proc_path(pid, "smaps", procfs) for pid in live]
     found = _registries(live, procfs) if registries else {}
     parsers = [registered.reader_for(p, _before(found.get(pid)))
@@ -201,7 +216,8 @@ def read_system(targets: Optional[Sequence[Union[int, str]]] = None, *, by: str 
                 errors.append(str(err))
                 continue
             parsers[index] = ChunkTally("")  # free the text
-            processes.append(_process(pid, counted, by, fold, match, label, chosen.uids.get(pid)))
+            processes.append(_process(pid, counted, by, fold, match, label, chosen.uids.get(pid),
+                                      categories, chosen.cgroups.get(pid)))
     for index, failure in failed.items():
         reason = _reason(failure)
         skipped[reason] += 1
@@ -265,6 +281,38 @@ def by_user(system: System) -> List[Group]:
         if p.total.count:
             buckets.setdefault("" if p.uid is None else str(p.uid), []).append(p.total)
     return [total(gs, key, processes=len(gs))._replace(kind="user") for key, gs in buckets.items()]
+
+
+def by_cgroup(system: System) -> List[Group]:
+    """One group per memory cgroup: the totals of its processes summed, key the cgroup's path
+    (``""`` where unknown: saved files, processes that exited before it was read, or ``system``
+    read without ``cgroups``), kind ``cgroup``, ``processes`` how many of its processes have memory."""
+    buckets: Dict[str, List[Group]] = {}
+    for p in system.processes:
+        if p.total.count:
+            buckets.setdefault(p.cgroup or "", []).append(p.total)
+    return [total(gs, key, processes=len(gs))._replace(kind="cgroup") for key, gs in buckets.items()]
+
+
+def by_category(system: System, categories: Categories) -> List[Group]:
+    """One group per category of ``categories``: each process's groups filed by the category of
+    their key (a name, folded or not), summed; ``processes`` how many processes have memory in it."""
+    buckets: Dict[str, List[Group]] = {}
+    for p in system.processes:
+        mine: Dict[str, List[Group]] = {}
+        for g in p.groups:
+            mine.setdefault(categories.of(g.key), []).append(g)
+        for category, gs in mine.items():
+            buckets.setdefault(category, []).append(total(gs, category))
+    return [total(gs, key, processes=len(gs))._replace(kind="category") for key, gs in buckets.items()]
+
+
+def split_by_cgroup(system: System) -> Dict[str, System]:
+    """The system split by memory cgroup (``""``: unknown), each part holding its processes."""
+    parts: Dict[str, List[Process]] = {}
+    for p in system.processes:
+        parts.setdefault(p.cgroup or "", []).append(p)
+    return {key: system._replace(processes=procs) for key, procs in parts.items()}
 
 
 def user_name(key: str) -> str:
