@@ -21,7 +21,10 @@ process moves between kernel names and the registry, and the markers join with
 ``* on(name) group_left`` when wanted. Processes that could not be read are counted in
 ``anonvma_scrape_errors_total{reason}`` (``denied``, ``exited``, ``unreadable``, and
 ``failed`` for a scrape that failed as a whole). Plus ``anonvma_scrape_duration_seconds`` and
-``anonvma_scrape_processes``.
+``anonvma_scrape_processes``, and ``anonvma_scrape_reads{how}``: of the processes read in this
+scrape, how many were read through their whole smaps (``smaps``), their smaps_rollup
+(``rollup``), or their maps alone (``maps``: with ``match``, no name of theirs matches, so their
+smaps is not read; see :func:`anonvma.procmaps.system.read_system`).
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from anonvma.procmaps.format import label
 from anonvma.procmaps.group import sort_groups
 from anonvma.procmaps.records import Group
-from anonvma.procmaps.system import SKIP_REASONS, System, by_name, read_system
+from anonvma.procmaps.system import READS, SKIP_REASONS, System, by_name, read_system
 
 #: (metric suffix, Group field, help) of the per-name gauges; sizes are exported in bytes.
 GAUGES: Tuple[Tuple[str, str, str], ...] = (
@@ -133,6 +136,8 @@ class MemoryCollector:
         duration = GaugeMetricFamily("anonvma_scrape_duration_seconds",
                                      "Time to read and group the processes of this scrape")
         count = GaugeMetricFamily("anonvma_scrape_processes", "Processes read in this scrape")
+        reads = GaugeMetricFamily("anonvma_scrape_reads", "Processes read in this scrape, by how: whole "
+                                  "smaps, smaps_rollup, or maps alone (no name matched)", labels=["how"])
         if system is not None:
             for reason, n in system.skipped.items():
                 self.errors[reason] += n
@@ -155,6 +160,8 @@ class MemoryCollector:
                 self.on_warning(self._cap_warning(left_out, rows))
             duration.add_metric([], system.seconds)
             count.add_metric([], len(system.processes))
+            for how in READS:
+                reads.add_metric([how], (system.reads or {}).get(how, 0))
         errors = CounterMetricFamily("anonvma_scrape_errors", "Processes (or whole scrapes: failed) "
                                      "that could not be read, by reason", labels=["reason"])
         for reason, n in self.errors.items():
@@ -162,7 +169,7 @@ class MemoryCollector:
         dropped = CounterMetricFamily("anonvma_series_dropped", "Name-labelled series left out "
                                       "because of the cap on series (smallest PSS first)")
         dropped.add_metric([], self.dropped)
-        yield from [*names, *marks, *procs, *proc_marks, duration, count, errors, dropped]
+        yield from [*names, *marks, *procs, *proc_marks, duration, count, reads, errors, dropped]
 
     def _cap_warning(self, names: int, rows: int) -> str:
         """What the cap left out, and how it counts."""

@@ -4,10 +4,11 @@ The first line describes the recording (``"anonvma_record": 1``, start time, int
 units, host); then one line per sample: its time (``t``, seconds since the epoch, and
 ``elapsed`` since the first sample), every group summed over the processes (``groups``, with
 ``registered``/``estimated`` as in ``anonvma show --json``), one
-row per process with its command line (``processes``), and what was not counted
-(``skipped``). Each line is written and flushed as it is taken, so a recording cut short
-keeps every complete sample. Without a duration it records until SIGINT (Ctrl-C) or SIGTERM,
-which end it between samples: the sample being taken is written whole first.
+row per process with its command line (``processes``), what was not counted
+(``skipped``), and how the processes were read (``reads``: ``smaps``, ``rollup``, ``maps``, as
+:attr:`anonvma.procmaps.system.System.reads`). Each line is written and flushed as it is taken,
+so a recording cut short keeps every complete sample. Without a duration it records until SIGINT
+(Ctrl-C) or SIGTERM, which end it between samples: the sample being taken is written whole first.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ def sample_line(system: System, first: float) -> Dict[str, Any]:
                     "estimated": g.estimated} for g in groups],
         "processes": [{"pid": p.pid, "cmdline": p.cmdline, "comm": p.comm,
                        **{f: p.total.value(f) for f in FIELDS}} for p in system.processes],
-        "kernel_threads": system.kernel_threads, "skipped": system.skipped,
+        "kernel_threads": system.kernel_threads, "skipped": system.skipped, "reads": system.reads,
     }
 
 

@@ -345,7 +345,8 @@ def _every(args: argparse.Namespace) -> _View:
             raise ProcessNotFoundError(pid, f" (/proc/{pid} does not exist)")
     sysmem = system.read_system(targets, by=by, fold=args.fold, match=args.match,
                                 exclude=(os.getpid(),) if args.all and not args.include_self else (),
-                                comm=args.comm, user=uid, owners=args.by == "user")
+                                comm=args.comm, user=uid, owners=args.by == "user",
+                                totals=args.by in ACROSS)
     if args.by == "process":
         groups = system.by_process(sysmem)
     elif args.by == "user":
@@ -369,9 +370,11 @@ def _every(args: argparse.Namespace) -> _View:
         meta["targets"] = list(targets)
     meta.update(by=args.by, fold=args.fold, sort=measure, match=args.match, include_self=args.include_self,
                 comm=args.comm, user=uid, time=sysmem.time, seconds=sysmem.seconds, processes_read=read_n,
-                kernel_threads=sysmem.kernel_threads, skipped=sysmem.skipped, vmas=vmas, smaps=True)
+                kernel_threads=sysmem.kernel_threads, skipped=sysmem.skipped, vmas=vmas, smaps=True,
+                reads=sysmem.reads, listed=sysmem.listing)
     users = {g.key: system.user_name(g.key) for g in groups} if args.by == "user" else None
-    return _View(head, sysmem.skipped_line(), groups, groups[:args.top] if args.top else groups, tot,
+    note = "\n".join(line for line in (sysmem.skipped_line(), sysmem.reads_line()) if line)
+    return _View(head, note, groups, groups[:args.top] if args.top else groups, tot,
                  True, measure, args.by, True, labels, meta, users=users)
 
 
