@@ -246,6 +246,7 @@ class _View(NamedTuple):
     meta: Dict[str, object]
     per_vma: Optional[PerVma] = None  # --by none: each row's VMA
     users: Optional[Dict[str, str]] = None  # uid key -> user name, by user
+    footer: str = ""  # one line on how the processes were read (show --all; stderr), or ""
 
 
 class _Grouped(NamedTuple):
@@ -373,9 +374,8 @@ def _every(args: argparse.Namespace) -> _View:
                 kernel_threads=sysmem.kernel_threads, skipped=sysmem.skipped, vmas=vmas, smaps=True,
                 reads=sysmem.reads, listed=sysmem.listing)
     users = {g.key: system.user_name(g.key) for g in groups} if args.by == "user" else None
-    note = "\n".join(line for line in (sysmem.skipped_line(), sysmem.reads_line()) if line)
-    return _View(head, note, groups, groups[:args.top] if args.top else groups, tot,
-                 True, measure, args.by, True, labels, meta, users=users)
+    return _View(head, sysmem.skipped_line(), groups, groups[:args.top] if args.top else groups, tot,
+                 True, measure, args.by, True, labels, meta, users=users, footer=sysmem.reads_line())
 
 
 def _check_regex(option: str, pattern: Optional[str]) -> None:
@@ -421,14 +421,20 @@ def _table(view: _View, since: Optional[Mapping[str, Optional[int]]] = None,
     if len(view.rows) < len(view.groups):
         shown = f" (top {len(view.rows)} of {len(view.groups)})"
     head = view.head + shown + "\n" + (view.note + "\n" if view.note else "")
+    if view.footer:  # on stderr: the table stays what it was
+        print(view.footer, file=sys.stderr)
+    return head + _body(view, since, since_total)
+
+
+def _body(view: _View, since: Optional[Mapping[str, Optional[int]]], since_total: Optional[int]) -> str:
     if view.by == "process":
         labels = {k: cmd or (f"[{comm}]" if comm else "") for k, (cmd, comm) in view.labels.items()}
-        return head + processes_table(view.rows, view.total, labels, _width(), since=since,
-                                      since_total=since_total, measure=view.measure)
-    return head + groups_table(view.rows, view.total, view.smaps, _width(), processes=view.across,
-                               since=since, since_total=since_total, measure=view.measure,
-                               per_vma=view.per_vma, names=view.users,
-                               name_header="USER" if view.by == "user" else "NAME")
+        return processes_table(view.rows, view.total, labels, _width(), since=since,
+                               since_total=since_total, measure=view.measure)
+    return groups_table(view.rows, view.total, view.smaps, _width(), processes=view.across,
+                        since=since, since_total=since_total, measure=view.measure,
+                        per_vma=view.per_vma, names=view.users,
+                        name_header="USER" if view.by == "user" else "NAME")
 
 
 def _views(args: argparse.Namespace) -> List[_View]:
@@ -449,8 +455,9 @@ def _doc(view: _View) -> Dict[str, object]:
 
 def _csv(view: _View, several: bool) -> str:
     """A view's CSV; of one of ``several`` targets, each row led by its pid and source."""
-    if view.note:
-        print(view.note, file=sys.stderr)
+    for line in (view.note, view.footer):
+        if line:
+            print(line, file=sys.stderr)
     if view.by == "process":
         return processes_csv(view.rows, view.labels)
     if view.users is not None:
