@@ -103,22 +103,24 @@ def scraped(path: str) -> Dict[str, object]:
             elif line.startswith("anonvma_scrape_reads{"):
                 how = line.split('how="')[1].split('"')[0]
                 out["reads"][how] = float(line.split()[-1])  # type: ignore[index]
-            elif line.startswith(f'anonvma_pss_bytes{{kind="anon_named",name="{NAME}"}}') or (
-                    line.startswith("anonvma_pss_bytes{") and f'name="{NAME}"' in line):
+            elif line.startswith("anonvma_pss_bytes{") and f'name="{NAME}"' in line:
                 out["small_pss_bytes"] = float(line.split()[-1])
     return out
 
 
-def export(src: str, textfile: str, big: "subprocess.Popen[str]") -> Tuple[Dict[str, float], Dict[str, object]]:
+def export(src: str, textfile: str,
+           big: "subprocess.Popen[str]") -> Tuple[Dict[str, float], Dict[str, object]]:
     """One whole command by the code in ``src``: its timings, and what its textfile says."""
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     env["PYTHONPATH"] = os.path.abspath(src)
-    argv = [sys.executable, "-m", "anonvma", "export", "--textfile", textfile, "--all", "--match", r"^\[anon:"]
+    argv = [sys.executable, "-m", "anonvma", "export", "--textfile", textfile, "--all",
+            "--match", r"^\[anon:"]
     longest_ms(big)
-    _, wall, cpu = timed_children(lambda: subprocess.run(argv, stdout=subprocess.DEVNULL, env=env, check=True))
+    _, wall, cpu = timed_children(
+        lambda: subprocess.run(argv, stdout=subprocess.DEVNULL, env=env, check=True))
     got = scraped(textfile)
-    return {"wall_s": wall, "cpu_s": cpu, "scrape_s": float(got.pop("scrape_seconds")),  # type: ignore[arg-type]
-            "big_longest_mmap_ms": longest_ms(big)}, got
+    scrape = float(got.pop("scrape_seconds"))  # type: ignore[arg-type]
+    return {"wall_s": wall, "cpu_s": cpu, "scrape_s": scrape, "big_longest_mmap_ms": longest_ms(big)}, got
 
 
 def machine() -> Dict[str, object]:
@@ -140,7 +142,8 @@ def machine() -> Dict[str, object]:
 def main(argv: Optional[List[str]] = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--before", required=True, help="source tree (src) of the code to compare with")
-    ap.add_argument("--after", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src"))
+    here = os.path.dirname(os.path.abspath(__file__))
+    ap.add_argument("--after", default=os.path.join(here, os.pardir, "src"))
     ap.add_argument("--vmas", type=int, default=64000)
     ap.add_argument("--repeat", type=int, default=7)
     ap.add_argument("--out", default="results/bench_cheap_read.json")
@@ -155,12 +158,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     sides = {"before": args.before, "after": args.after}
     runs: Dict[str, List[Dict[str, float]]] = {s: [] for s in sides}
     seen: Dict[str, List[Dict[str, object]]] = {s: [] for s in sides}
-    reads: Dict[str, List[Dict[str, float]]] = {"smaps_read": [], "maps_read": [], "maps_text_listing": [],
-                                                "procmap_query_listing": []}
     pid = big.pid
-    in_process = {"smaps_read": read_bytes(f"/proc/{pid}/smaps"), "maps_read": read_bytes(f"/proc/{pid}/maps"),
+    in_process = {"smaps_read": read_bytes(f"/proc/{pid}/smaps"),
+                  "maps_read": read_bytes(f"/proc/{pid}/maps"),
                   "maps_text_listing": lambda: text.list_vmas(pid),
                   "procmap_query_listing": lambda: lister.list_vmas(pid)}
+    reads: Dict[str, List[Dict[str, float]]] = {n: [] for n in in_process}
     state = {"machine_before": machine(), "busy_before": busy()}
     try:
         with tempfile.TemporaryDirectory() as tmp:
@@ -178,20 +181,26 @@ def main(argv: Optional[List[str]] = None) -> int:
             child.stdin.close()  # type: ignore[union-attr]
             child.wait()
     result: Dict[str, object] = {
-        "benchmark": "bench_cheap_read", "command": "anonvma export --textfile FILE --all --match '^\\[anon:'",
+        "benchmark": "bench_cheap_read",
+        "command": "anonvma export --textfile FILE --all --match '^\\[anon:'",
         "vmas": args.vmas, "repeat": args.repeat, "before": os.path.abspath(args.before),
-        "after": os.path.abspath(args.after), "kernel": platform.release(), "python": platform.python_version(),
+        "after": os.path.abspath(args.after), "kernel": platform.release(),
+        "python": platform.python_version(),
         "time": time.time(), **state, "busy_after": busy(), "machine_after": machine(),
         "whole_command": {s: summary(v) for s, v in runs.items()},
         "big_process_reads": {n: summary(v) for n, v in reads.items()},
         "scrapes": seen, "samples": {"whole_command": runs, "big_process_reads": reads},
     }
-    print(f"{args.vmas}-VMA process (no name) + one small named process; median (min-max) over {args.repeat} rounds")
+    print(f"{args.vmas}-VMA process (no name) + one small named process; "
+          f"median (min-max) over {args.repeat} rounds")
     for s, v in result["whole_command"].items():  # type: ignore[union-attr]
-        print(f"{s:<7}" + "  ".join(f"{k} {m['median']:.3f} ({m['min']:.3f}-{m['max']:.3f})" for k, m in v.items()))
-        print(f"        found {NAME}: {all('small_pss_bytes' in g for g in seen[s])}; reads: {seen[s][-1]['reads']}")
+        print(f"{s:<7}" + "  ".join(f"{k} {m['median']:.3f} ({m['min']:.3f}-{m['max']:.3f})"
+                                    for k, m in v.items()))
+        found = all("small_pss_bytes" in g for g in seen[s])
+        print(f"        found {NAME}: {found}; reads: {seen[s][-1]['reads']}")
     for n, v in result["big_process_reads"].items():  # type: ignore[union-attr]
-        print(f"{n:<22} wall ms {v['wall_ms']['median']:.1f} ({v['wall_ms']['min']:.1f}-{v['wall_ms']['max']:.1f})"
+        w = v["wall_ms"]
+        print(f"{n:<22} wall ms {w['median']:.1f} ({w['min']:.1f}-{w['max']:.1f})"
               f"  cpu ms {v['cpu_ms']['median']:.1f}")
     write_json(args.out, result)
     print(json.dumps({s: {k: m["median"] for k, m in v.items()}  # type: ignore[union-attr]
