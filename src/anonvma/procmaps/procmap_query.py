@@ -78,12 +78,13 @@ def query_vmas(fd: int) -> List[Range]:
     q = procmap_query()
     size = _NAME_BUF
     buf = ctypes.create_string_buffer(size)
+    q.size, q.query_flags = ctypes.sizeof(q), PROCMAP_QUERY_COVERING_OR_NEXT_VMA
+    q.vma_name_addr = ctypes.addressof(buf)
     out: List[Range] = []
+    add, ioctl = out.append, fcntl.ioctl
     addr = 0
-    ioctl, covering = fcntl.ioctl, PROCMAP_QUERY_COVERING_OR_NEXT_VMA
-    while True:
-        q.size, q.query_flags, q.query_addr = ctypes.sizeof(q), covering, addr
-        q.vma_name_size, q.vma_name_addr = size, ctypes.addressof(buf)
+    while True:  # the kernel writes every field back: only the address and the name's size change
+        q.query_addr, q.vma_name_size = addr, size
         try:
             ioctl(fd, PROCMAP_QUERY, q, True)
         except OSError as err:
@@ -92,12 +93,12 @@ def query_vmas(fd: int) -> List[Range]:
             if err.errno == errno.ENAMETOOLONG:
                 size *= 2
                 buf = ctypes.create_string_buffer(size)
+                q.vma_name_addr = ctypes.addressof(buf)
                 continue
             raise
-        # vma_name_size: the name's length with its NUL, 0 for plain anonymous memory
-        name = buf.value.decode("utf-8", "surrogateescape") if q.vma_name_size else ""
-        out.append((q.vma_start, q.vma_end, name))
         addr = q.vma_end
+        # vma_name_size: the name's length with its NUL, 0 for plain anonymous memory
+        add((q.vma_start, addr, buf.value.decode("utf-8", "surrogateescape") if q.vma_name_size else ""))
 
 
 def maps_vmas(data: bytes) -> List[Range]:
