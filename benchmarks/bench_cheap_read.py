@@ -36,18 +36,11 @@ from typing import Dict, List, Optional, Tuple
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from procmap_query import read_bytes, summary, timed  # noqa: E402
-from smaps_read import busy, timed_children, write_json  # noqa: E402
+from smaps_read import CHILD, busy, timed_children, write_json  # noqa: E402
 
-BIG = r"""
-import ctypes, sys, threading, time
-from anonvma.live import syscalls as s
-n, base, page = int(sys.argv[1]), 0x4000000000, s.PAGE_SIZE
-rw, ro = s.PROT_READ | s.PROT_WRITE, s.PROT_READ
-flags = s.MAP_PRIVATE | s.MAP_ANONYMOUS | s.MAP_FIXED_NOREPLACE
-for i in range(n):
-    addr = s.mmap(base + i * page, page, rw if i % 2 == 0 else ro, flags)
-    if i % 2 == 0:
-        ctypes.memset(addr, 1, 1)
+#: smaps_read.py's child, its mappings made, then: a thread churning its mmap lock.
+BIG = CHILD.split('sys.stdout.write("ready')[0] + r"""
+import threading, time
 longest = [0.0]
 def churn():  # each mmap and munmap takes this process's mmap lock for writing
     while True:

@@ -60,17 +60,11 @@ def idle() -> Iterator[int]:
 
 
 @pytest.fixture
-def run_dir(tmp_path, monkeypatch) -> str:
-    """A runtime directory of our own (XDG_RUNTIME_DIR): the registries of our children alone."""
-    path = tmp_path / "run"
-    path.mkdir(mode=0o700)
-    monkeypatch.setenv("XDG_RUNTIME_DIR", str(path))
-    return str(path)
-
-
-@pytest.fixture
-def named(run_dir) -> Iterator[int]:
-    """The pid of a child that names 16 pages ``cache`` through its anonvma registry."""
+def named(tmp_path, monkeypatch) -> Iterator[int]:
+    """The pid of a child that names 16 pages ``cache`` through its anonvma registry, kept in a
+    runtime directory of our own (XDG_RUNTIME_DIR: the readers see our children's alone)."""
+    (tmp_path / "run").mkdir(mode=0o700)
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path / "run"))
     with Namer() as child:
         child.run("m = live.named_mmap(16 * P, 'cache', fallback=True); m[:] = b'c' * len(m)")
         yield child.pid

@@ -198,14 +198,6 @@ def read_system(targets: Optional[Sequence[Union[int, str]]] = None, *, by: str 
     plan = _plan(live, found, match, totals, procfs)
     failed: Dict[int, OSError] = plan.failed
     done: Dict[int, Process] = {}
-    for index in plan.empty:
-        pid = live[index]
-        if os.path.exists(proc_path(pid, "", procfs)):
-            kernel_threads += 1
-        else:
-            skipped["exited"] += 1
-            if named:
-                errors.append(f"pid {pid}: exited")
     for index in plan.unmatched:
         pid = live[index]
         label = chosen.labels[pid] if pid in chosen.labels else cmdline(pid, procfs)
@@ -228,12 +220,7 @@ def read_system(targets: Optional[Sequence[Union[int, str]]] = None, *, by: str 
                 continue
             label = chosen.labels[pid] if pid in chosen.labels else cmdline(pid, procfs)
             if parsers[at].empty:
-                if os.path.exists(proc_path(pid, "", procfs)):
-                    kernel_threads += 1
-                else:
-                    skipped["exited"] += 1
-                    if named:
-                        errors.append(f"pid {pid}: exited")
+                plan.empty.append(index)
                 continue
             try:
                 reader = parsers[at]
@@ -248,6 +235,14 @@ def read_system(targets: Optional[Sequence[Union[int, str]]] = None, *, by: str 
             finally:
                 parsers[at] = ChunkTally("")  # free the text
             done[index] = _process(pid, counted, by, fold, match, label, chosen.uids.get(pid))
+    for index in sorted(plan.empty):  # an empty map: a kernel thread, or the process is gone
+        pid = live[index]
+        if os.path.exists(proc_path(pid, "", procfs)):
+            kernel_threads += 1
+        else:
+            skipped["exited"] += 1
+            if named:
+                errors.append(f"pid {pid}: exited")
     processes += [done[i] for i in sorted(done)]
     reads = dict.fromkeys(READS, 0)
     for index in done:
@@ -267,7 +262,7 @@ class _Plan(NamedTuple):
     how: Dict[int, str]  # index -> one of READS (listed processes that failed or are empty: none)
     listed: Dict[int, List[Range]]  # index -> its VMAs, for the ones read from smaps_rollup
     unmatched: List[int]  # listed, and no name of theirs matches: read no further
-    empty: List[int]  # listed with no VMA: kernel threads, or exited
+    empty: List[int]  # listed (or read) with no VMA: kernel threads, or exited
     failed: Dict[int, OSError]  # listing failed
     listing: Dict[str, int]  # HOW -> processes listed that way
 
