@@ -30,7 +30,10 @@ process moves between kernel names and the registry, and the markers join with
 ``* on(name) group_left`` when wanted. Processes that could not be read are counted in
 ``anonvma_scrape_errors_total{reason}`` (``denied``, ``exited``, ``unreadable``, and
 ``failed`` for a scrape that failed as a whole). Plus ``anonvma_scrape_duration_seconds`` and
-``anonvma_scrape_processes``.
+``anonvma_scrape_processes``, and ``anonvma_scrape_reads{how}``: of the processes read in this
+scrape, how many were read through their whole smaps (``smaps``), their smaps_rollup
+(``rollup``), or their maps alone (``maps``: with ``match``, no name of theirs matches, so their
+smaps is not read; see :func:`anonvma.procmaps.system.read_system`).
 
 The VMA budget (:mod:`anonvma.procmaps.budget`): ``anonvma_map_count_limit`` (vm.max_map_count)
 and ``anonvma_process_map_count_used{pid, comm}``, each process's VMAs as the kernel counts them,
@@ -59,7 +62,8 @@ from anonvma.procmaps.categories import Categories
 from anonvma.procmaps.format import label
 from anonvma.procmaps.group import sort_groups
 from anonvma.procmaps.records import COLUMNS, Group
-from anonvma.procmaps.system import SKIP_REASONS, System, by_category, by_name, read_system, split_by_cgroup
+from anonvma.procmaps.system import (READS, SKIP_REASONS, System, by_category, by_name, read_system,
+                                     split_by_cgroup)
 
 #: (metric suffix, Group field, help) of the per-name gauges; sizes are exported in bytes.
 GAUGES: Tuple[Tuple[str, str, str], ...] = (
@@ -203,6 +207,8 @@ class MemoryCollector:
                                   "process may have before mmap and splits fail with ENOMEM")
         map_counts = GaugeMetricFamily("anonvma_process_map_count_used", "VMAs of the process as the "
                                        "kernel counts them (mm->map_count)", labels=["pid", "comm"])
+        reads = GaugeMetricFamily("anonvma_scrape_reads", "Processes read in this scrape, by how: whole "
+                                  "smaps, smaps_rollup, or maps alone (no name matched)", labels=["how"])
         if system is not None:
             for reason, n in system.skipped.items():
                 self.errors[reason] += n
@@ -238,6 +244,8 @@ class MemoryCollector:
             for p in system.processes:
                 if p.pid is not None and p.map_count is not None:
                     map_counts.add_metric([str(p.pid), p.comm], p.map_count)
+            for how in READS:
+                reads.add_metric([how], (system.reads or {}).get(how, 0))
         errors = CounterMetricFamily("anonvma_scrape_errors", "Processes (or whole scrapes: failed) "
                                      "that could not be read, by reason", labels=["reason"])
         for reason, n in self.errors.items():
@@ -245,8 +253,8 @@ class MemoryCollector:
         dropped = CounterMetricFamily("anonvma_series_dropped", "Name-labelled series left out "
                                       "because of the cap on series (smallest PSS first)")
         dropped.add_metric([], self.dropped)
-        yield from [*names, *marks, *procs, *proc_marks, *cats, duration, count, limit, map_counts, errors,
-                    dropped]
+        yield from [*names, *marks, *procs, *proc_marks, *cats, duration, count, reads, limit, map_counts,
+                    errors, dropped]
 
     def _cap_warning(self, names: int, rows: int) -> str:
         """What the cap left out, and how it counts."""

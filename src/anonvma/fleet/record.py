@@ -5,10 +5,12 @@ units, host); then one line per sample: its time (``t``, seconds since the epoch
 ``elapsed`` since the first sample), every group summed over the processes (``groups``, with
 ``registered``/``estimated`` as in ``anonvma show --json``), one
 row per process with its command line (``processes``), and what was not counted
-(``skipped``); with a table of categories, the groups summed per category too (``categories``,
-and the table's source in the header). Each line is written and flushed as it is taken, so a
-recording cut short keeps every complete sample. Without a duration it records until SIGINT
-(Ctrl-C) or SIGTERM, which end it between samples: the sample being taken is written whole first.
+(``skipped``), how the processes were read (``reads``: ``smaps``, ``rollup``, ``maps``, as
+:attr:`anonvma.procmaps.system.System.reads`); with a table of categories, the groups summed
+per category too (``categories``, and the table's source in the header). Each line is written
+and flushed as it is taken, so a recording cut short keeps every complete sample. Without a
+duration it records until SIGINT (Ctrl-C) or SIGTERM, which end it between samples: the sample
+being taken is written whole first.
 """
 
 from __future__ import annotations
@@ -48,7 +50,7 @@ def sample_line(system: System, first: float, categories: Optional[Categories] =
                     "estimated": g.estimated} for g in groups],
         "processes": [{"pid": p.pid, "cmdline": p.cmdline, "comm": p.comm,
                        **{f: p.total.value(f) for f in FIELDS}} for p in system.processes],
-        "kernel_threads": system.kernel_threads, "skipped": system.skipped,
+        "kernel_threads": system.kernel_threads, "skipped": system.skipped, "reads": system.reads,
     }
     if categories is not None:
         line["categories"] = [{"key": g.key, "processes": g.processes, **{f: g.value(f) for f in FIELDS}}

@@ -270,6 +270,7 @@ class _View(NamedTuple):
     budgets: Optional[Dict[str, Budget]] = None  # pid key -> VMA budget, by process
     fields: Optional[Tuple[str, ...]] = None  # --fields: the columns, else the default ones
     cgroups: Optional[Dict[str, str]] = None  # cgroup key -> as shown ("?": unknown), by cgroup
+    footer: str = ""  # one line on how the processes were read (show --all; stderr), or ""
 
 
 class _Grouped(NamedTuple):
@@ -442,7 +443,8 @@ def _every(args: argparse.Namespace) -> _View:
     sysmem = system.read_system(targets, by=by, fold=args.fold, match=args.match,
                                 exclude=(os.getpid(),) if args.all and not args.include_self else (),
                                 comm=args.comm, user=uid, owners=args.by == "user",
-                                categories=_categories(args), cgroups=args.by == "cgroup")
+                                categories=_categories(args), cgroups=args.by == "cgroup",
+                                totals=args.by in ACROSS)
     if args.by == "process":
         groups = system.by_process(sysmem)
     elif args.by == "user":
@@ -468,7 +470,8 @@ def _every(args: argparse.Namespace) -> _View:
         meta["targets"] = list(targets)
     meta.update(by=args.by, fold=args.fold, sort=measure, match=args.match, include_self=args.include_self,
                 comm=args.comm, user=uid, time=sysmem.time, seconds=sysmem.seconds, processes_read=read_n,
-                kernel_threads=sysmem.kernel_threads, skipped=sysmem.skipped, vmas=vmas, smaps=True)
+                kernel_threads=sysmem.kernel_threads, skipped=sysmem.skipped, vmas=vmas, smaps=True,
+                reads=sysmem.reads, listed=sysmem.listing)
     _note_categories(meta, args)
     users = {g.key: system.user_name(g.key) for g in groups} if args.by == "user" else None
     meta["max_map_count"] = sysmem.max_map_count
@@ -477,7 +480,7 @@ def _every(args: argparse.Namespace) -> _View:
     cgroups = {g.key: g.key or "?" for g in groups} if args.by == "cgroup" else None
     return _View(head, sysmem.skipped_line(), groups, groups[:args.top] if args.top else groups, tot,
                  True, measure, args.by, True, labels, meta, users=users, budgets=budgets,
-                 fields=_fields(args), cgroups=cgroups)
+                 fields=_fields(args), cgroups=cgroups, footer=sysmem.reads_line())
 
 
 def _check_regex(option: str, pattern: Optional[str]) -> None:
@@ -551,15 +554,21 @@ def _table(view: _View, since: Optional[Mapping[str, Optional[int]]] = None,
     if len(view.rows) < len(view.groups):
         shown = f" (top {len(view.rows)} of {len(view.groups)})"
     head = view.head + shown + "\n" + (view.note + "\n" if view.note else "")
+    if view.footer:  # on stderr: the table stays what it was
+        print(view.footer, file=sys.stderr)
+    return head + _body(view, since, since_total)
+
+
+def _body(view: _View, since: Optional[Mapping[str, Optional[int]]], since_total: Optional[int]) -> str:
     if view.by == "process":
         labels = {k: cmd or (f"[{comm}]" if comm else "") for k, (cmd, comm) in view.labels.items()}
-        return head + processes_table(view.rows, view.total, labels, _width(), since=since,
-                                      since_total=since_total, measure=view.measure, budgets=view.budgets,
-                                      fields=view.fields)
-    return head + groups_table(view.rows, view.total, view.smaps, _width(), processes=view.across,
-                               since=since, since_total=since_total, measure=view.measure,
-                               per_vma=view.per_vma, names=view.users or view.cgroups,
-                               name_header=_HEADERS.get(view.by, "NAME"), fields=view.fields)
+        return processes_table(view.rows, view.total, labels, _width(), since=since,
+                               since_total=since_total, measure=view.measure, budgets=view.budgets,
+                               fields=view.fields)
+    return groups_table(view.rows, view.total, view.smaps, _width(), processes=view.across,
+                        since=since, since_total=since_total, measure=view.measure,
+                        per_vma=view.per_vma, names=view.users or view.cgroups,
+                        name_header=_HEADERS.get(view.by, "NAME"), fields=view.fields)
 
 
 #: The table's first column, by grouping (else NAME).
@@ -590,8 +599,9 @@ def _doc(view: _View) -> Dict[str, object]:
 
 def _csv(view: _View, several: bool) -> str:
     """A view's CSV; of one of ``several`` targets, each row led by its pid and source."""
-    if view.note:
-        print(view.note, file=sys.stderr)
+    for line in (view.note, view.footer):
+        if line:
+            print(line, file=sys.stderr)
     if view.by == "process":
         return processes_csv(view.rows, view.labels, view.budgets, view.fields)
     if view.users is not None:

@@ -20,18 +20,22 @@ from typing import Collection, Dict, Iterable, List, NamedTuple, Optional, Seque
 from anonvma.live.registry.loading import Loaded, load
 from anonvma.live.registry.places import scan
 from anonvma.procmaps import registered
-from anonvma.procmaps.budget import map_count_of_tally, read_max_map_count
+from anonvma.procmaps.budget import map_count, map_count_of_tally, read_max_map_count
 from anonvma.procmaps.categories import Categories
 from anonvma.procmaps.cgroup import cgroup_of
 from anonvma.procmaps.errors import ProcmapsParseError
-from anonvma.procmaps.group import group, matched, searcher, tally_of, total
-from anonvma.procmaps.parser import ChunkTally, gc_paused
+from anonvma.procmaps.group import group, group_counts, matched, searcher, tally_of, total
+from anonvma.procmaps.parser import ChunkParser, ChunkTally, gc_paused
+from anonvma.procmaps.procmap_query import HOW, Lister, Range
 from anonvma.procmaps.reader import ThreadedReader
 from anonvma.procmaps.records import Group, Tally
 from anonvma.procmaps.source import cmdline, owner, pid_of, pids, proc_path, read_file
 
 #: Why a process was not counted (keys of :attr:`System.skipped`).
 SKIP_REASONS = ("denied", "exited", "unreadable")
+#: How a counted process was read (keys of :attr:`System.reads`): its whole smaps, its
+#: smaps_rollup (totals only), or its maps alone (no VMA name selected by ``match``).
+READS = ("smaps", "rollup", "maps")
 
 
 class Process(NamedTuple):
@@ -60,6 +64,10 @@ class System(NamedTuple):
     :ivar errors: a few example messages of the skipped ones (of those exited, only when the
         processes were named).
     :ivar max_map_count: vm.max_map_count when reading started (``None``: unreadable).
+    :ivar reads: how the counted processes were read (:data:`READS`) -> how many.
+    :ivar listing: of the processes whose VMAs were listed first (to choose how to read them),
+        how many by PROCMAP_QUERY and how many from maps text
+        (:data:`anonvma.procmaps.procmap_query.HOW`).
     """
 
     time: float
@@ -69,6 +77,18 @@ class System(NamedTuple):
     skipped: Dict[str, int]
     errors: List[str]
     max_map_count: Optional[int] = None
+    reads: Optional[Dict[str, int]] = None
+    listing: Optional[Dict[str, int]] = None
+
+    def reads_line(self) -> str:
+        """One line saying how many processes were read which way (``""`` if none was)."""
+        if not self.reads or not any(self.reads.values()):
+            return ""
+        words = {"smaps": "smaps", "rollup": "smaps_rollup", "maps": "maps only"}
+        line = "read: " + ", ".join(f"{self.reads[how]} {words[how]}" for how in READS)
+        listed = [f"{n} by {'PROCMAP_QUERY' if how == 'procmap_query' else 'maps text'}"
+                  for how, n in (self.listing or {}).items() if n]
+        return line + (f" (VMAs listed first: {', '.join(listed)})" if listed else "")
 
     def skipped_line(self, root: Optional[bool] = None) -> str:
         """One line saying what was not counted, or ``""``.
@@ -140,7 +160,7 @@ def read_system(targets: Optional[Sequence[Union[int, str]]] = None, *, by: str 
                 match: Optional[str] = None, procfs: str = "/proc", registries: bool = True,
                 exclude: Collection[int] = (), comm: Optional[str] = None, user: Optional[int] = None,
                 owners: bool = False, categories: Optional[Categories] = None,
-                cgroups: bool = False) -> System:
+                cgroups: bool = False, totals: bool = False) -> System:
     """Read and group every process (``targets=None``), or the given PIDs and saved files.
 
     Processes that cannot be read are counted in :attr:`System.skipped`; a process with an
@@ -150,6 +170,11 @@ def read_system(targets: Optional[Sequence[Union[int, str]]] = None, *, by: str 
     caller's input, not a race). With ``registries``, a process that keeps its names in an
     anonvma registry is shown with them (:mod:`anonvma.procmaps.registered`): its VMAs are
     read as records, the others only counted.
+
+    Only what is needed is read (:attr:`System.reads`): with ``match``, a process without a
+    registry has its VMAs listed first (:class:`~anonvma.procmaps.procmap_query.Lister`: no
+    page-table walk) and its smaps is read only if one of its names matches; one with a
+    registry (names that maps does not show) is always read whole.
 
     :param exclude: pids left out: neither read nor counted (``show --all`` leaves out its own).
     :param comm: only the processes whose comm or command line matches this regular expression
@@ -161,6 +186,10 @@ def read_system(targets: Optional[Sequence[Union[int, str]]] = None, *, by: str 
     :param categories: the table of ``by="category"`` (default: the built-in one).
     :param cgroups: give each process its memory cgroup (:attr:`Process.cgroup`, which
         :func:`by_cgroup` needs), read before its smaps; ``None`` for one that exited first.
+    :param totals: only each process's totals are wanted (:func:`by_process`, :func:`by_user`):
+        without ``match``, a process without a registry is read from its smaps_rollup where the
+        kernel has it, its VMA count and size from its listing, and gets no groups.
+
     :raises ValueError: bad ``match`` or ``comm``.
     :raises ProcmapsParseError, OSError: a saved file that cannot be read.
     """
@@ -186,44 +215,131 @@ def read_system(targets: Optional[Sequence[Union[int, str]]] = None, *, by: str 
     for path in files:
         processes.append(_process(None, tally_of(read_file(path)), by, fold, match, (path, ""),
                                   categories=categories))
-    paths = [proc_path(pid, "smaps", procfs) for pid in live]
     found = _registries(live, procfs) if registries else {}
-    parsers = [registered.reader_for(p, _before(found.get(pid)))
-               for p, pid in zip(paths, live, strict=True)]
-    failed: Dict[int, OSError] = {}
+    plan = _plan(live, found, match, totals, procfs)
+    failed: Dict[int, OSError] = plan.failed
+    done: Dict[int, Process] = {}
+    for index in plan.unmatched:
+        pid = live[index]
+        label = chosen.labels[pid] if pid in chosen.labels else cmdline(pid, procfs)
+        done[index] = Process(pid, label[0], label[1], [], total([], str(pid)), chosen.uids.get(pid))
+    order = [i for i in range(len(live)) if i in plan.how and i not in done]
+    rolled = {i for i in order if plan.how[i] == "rollup"}
+    paths = [proc_path(live[i], "smaps_rollup" if i in rolled else "smaps", procfs) for i in order]
+    parsers: List[registered.Reader] = [
+        ChunkParser(path) if i in rolled else registered.reader_for(path, _before(found.get(live[i])))
+        for path, i in zip(paths, order, strict=True)]
     with gc_paused(), ThreadedReader(paths) as pieces:
-        for index, piece in pieces:
+        for at, piece in pieces:
             if isinstance(piece, bytes):
-                parsers[index].feed(piece)
+                parsers[at].feed(piece)
                 continue
+            index = order[at]
             pid = live[index]
             if isinstance(piece, OSError):
                 failed[index] = piece
                 continue
             label = chosen.labels[pid] if pid in chosen.labels else cmdline(pid, procfs)
-            if parsers[index].empty:
-                if os.path.exists(proc_path(pid, "", procfs)):
-                    kernel_threads += 1
-                else:
-                    skipped["exited"] += 1
-                    if named:
-                        errors.append(f"pid {pid}: exited")
+            if parsers[at].empty:
+                plan.empty.append(index)
                 continue
             try:
-                counted = _counted(parsers[index], pid, found.get(pid), procfs)
+                reader = parsers[at]
+                if isinstance(reader, ChunkParser) and index in rolled:
+                    done[index] = _rolled_up(reader, pid, plan.listed[index], label, chosen.uids.get(pid),
+                                              chosen.cgroups.get(pid))
+                    continue
+                counted = _counted(parsers[at], pid, found.get(pid), procfs)
             except ProcmapsParseError as err:  # not expected from a kernel: say so, go on
                 skipped["unreadable"] += 1
                 errors.append(str(err))
                 continue
-            parsers[index] = ChunkTally("")  # free the text
-            processes.append(_process(pid, counted, by, fold, match, label, chosen.uids.get(pid),
-                                      categories, chosen.cgroups.get(pid)))
-    for index, failure in failed.items():
+            finally:
+                parsers[at] = ChunkTally("")  # free the text
+            done[index] = _process(pid, counted, by, fold, match, label, chosen.uids.get(pid),
+                                   categories, chosen.cgroups.get(pid))
+    for index in sorted(plan.empty):  # an empty map: a kernel thread, or the process is gone
+        pid = live[index]
+        if os.path.exists(proc_path(pid, "", procfs)):
+            kernel_threads += 1
+        else:
+            skipped["exited"] += 1
+            if named:
+                errors.append(f"pid {pid}: exited")
+    processes += [done[i] for i in sorted(done)]
+    reads = dict.fromkeys(READS, 0)
+    for index in done:
+        reads[plan.how[index]] += 1
+    for index, failure in sorted(failed.items()):
         reason = _reason(failure)
         skipped[reason] += 1
         if (named or reason != "exited") and len(errors) < 5:
             errors.append(f"pid {live[index]}: {'exited' if reason == 'exited' else failure.strerror}")
-    return System(started, time.perf_counter() - clock, processes, kernel_threads, skipped, errors, limit)
+    return System(started, time.perf_counter() - clock, processes, kernel_threads, skipped, errors,
+                  limit, reads, plan.listing)
+
+
+class _Plan(NamedTuple):
+    """How each live process (by index) is to be read, from its listing where one was made."""
+
+    how: Dict[int, str]  # index -> one of READS (listed processes that failed or are empty: none)
+    listed: Dict[int, List[Range]]  # index -> its VMAs, for the ones read from smaps_rollup
+    unmatched: List[int]  # listed, and no name of theirs matches: read no further
+    empty: List[int]  # listed (or read) with no VMA: kernel threads, or exited
+    failed: Dict[int, OSError]  # listing failed
+    listing: Dict[str, int]  # HOW -> processes listed that way
+
+
+def _plan(live: Sequence[int], found: Dict[int, "_Registry"], match: Optional[str], totals: bool,
+          procfs: str) -> _Plan:
+    """Decide how to read each process (see :func:`read_system`), listing the VMAs of those
+    that may need less than their smaps.
+
+    :raises ValueError: bad ``match``.
+    """
+    search = searcher(match)
+    plan = _Plan({}, {}, [], [], {}, dict.fromkeys(HOW, 0))
+    lister = Lister(procfs)
+    for index, pid in enumerate(live):
+        rollup = totals and search is None and os.path.exists(proc_path(pid, "smaps_rollup", procfs))
+        if pid in found or not (search is not None or rollup):
+            plan.how[index] = "smaps"
+            continue
+        try:
+            listed = lister.list_vmas(pid)
+        except OSError as err:
+            plan.failed[index] = err
+            continue
+        plan.listing[listed.how] += 1
+        if not listed.vmas:
+            plan.empty.append(index)
+        elif rollup or search is None:
+            plan.how[index], plan.listed[index] = "rollup", listed.vmas
+        elif any(search(name) for name in {v[2] for v in listed.vmas}):
+            plan.how[index] = "smaps"
+        else:
+            plan.how[index] = "maps"
+            plan.unmatched.append(index)
+    return plan
+
+
+def _rolled_up(reader: ChunkParser, pid: int, vmas: List[Range], label: Tuple[str, str],
+               uid: Optional[int], cgroup: Optional[str] = None) -> Process:
+    """A process's totals from its smaps_rollup (fs/proc/task_mmu.c show_smaps_rollup: one
+    entry, ``[rollup]``, summing every VMA; the columns it prints are known, the others not),
+    its VMA count, map_count and size from its listing.
+
+    :raises ProcmapsParseError: not one rollup entry.
+    """
+    rolled, printed = reader.finish()
+    if len(rolled) != 1 or rolled[0].smaps is None:
+        raise ProcmapsParseError(reader.source, None, None, f"{len(rolled)} entries, not one [rollup]")
+    s = rolled[0].smaps
+    size = sum((end - start) >> 10 for start, end, _ in vmas)
+    summed = group_counts({("", s): 1}, {}, "name", False, fields=printed)[0]
+    counted = map_count(len(vmas), ((name, 1) for _, _, name in vmas), None)
+    rolled_total = summed._replace(key=str(pid), kind="", count=len(vmas), size=size)
+    return Process(pid, label[0], label[1], [], rolled_total, uid, map_count=counted, cgroup=cgroup)
 
 
 class _Registry(NamedTuple):
