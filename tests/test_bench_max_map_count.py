@@ -73,7 +73,16 @@ def test_only_populated_counts_need_the_host_limit():
     fit = 65530 - max_map_count.HOST_SLACK
     assert uml.counts_that_fit([16000, fit, fit + 1], ["unpopulated", "1page"], 65530) == (
         [16000, fit], [fit + 1])
-    assert max_map_count.needed(65530, populated=True) == 65530 + max_map_count.HOST_SLACK
+    assert max_map_count.needed(65530, pages=1) == 65530 + max_map_count.HOST_SLACK
+
+
+def test_each_written_page_of_a_vma_may_take_a_host_mapping():
+    """The sweep's guests died at 32,000 VMAs of 10 pages under a limit of 69,626 (one mapping a
+    VMA): ten pages a VMA ask for ten mappings a VMA."""
+    assert max_map_count.needed(32000, pages=10) == 320000 + max_map_count.HOST_SLACK
+    most = (69626 - max_map_count.HOST_SLACK) // 10
+    assert uml.counts_that_fit([most, 16000, 32000], ["1page", "10pages"], 69626) == ([most], [16000, 32000])
+    assert uml.counts_that_fit([32000], ["1page"], 69626) == ([32000], [])
 
 
 @pytest.mark.skipif(not ROOT or shutil.which("setpriv") is None,
@@ -82,7 +91,7 @@ def test_only_populated_counts_need_the_host_limit():
 def test_a_user_who_may_not_raise_it_gets_the_command_and_exit_1(request):
     """As nobody: 65,530 populated VMAs need more than the host allows; nothing boots."""
     before = max_map_count.read()
-    if max_map_count.fits(before, populated=True) >= 65530:
+    if max_map_count.fits(before, pages=1) >= 65530:
         pytest.skip(f"the host's vm.max_map_count ({before}) already allows 65,530 populated VMAs")
     work = Path(tempfile.mkdtemp(prefix="anonvma-nobody-"))  # pytest's own tmp is root's alone
     os.chmod(work, 0o777)
@@ -94,7 +103,7 @@ def test_a_user_who_may_not_raise_it_gets_the_command_and_exit_1(request):
          "--out", str(work / "b.json")],
         cwd=work, capture_output=True, text=True, timeout=300, env={**os.environ, "HOME": str(work)})
     assert res.returncode == 1, res.stderr
-    need = max_map_count.needed(65530, populated=True)
+    need = max_map_count.needed(65530, pages=1)
     assert f"sudo sysctl -w vm.max_map_count={need}" in res.stderr
     assert "[uml] booting" not in res.stderr and "UML counts 65530 not run" in res.stderr
     assert json.loads((work / "b.json").read_text())["cells"] == []
@@ -116,6 +125,6 @@ def test_a_uml_run_past_the_host_limit_raises_it_and_puts_it_back(tmp_path):
     assert res.returncode == 0, res.stderr[-2000:]
     (cell,) = [c for c in json.loads(out.read_text())["cells"] if c["backend"].startswith("uml")]
     assert cell["status"] == "ok" and cell["map_count"] > 65000
-    if max_map_count.fits(before, populated=True) < 65530:
+    if max_map_count.fits(before, pages=1) < 65530:
         assert f"raised from {before}" in res.stderr
     assert max_map_count.read() == before

@@ -3,8 +3,11 @@
 UML backs each written page run of a guest VMA with a host mapping of the guest process's host
 process, so a guest with N populated VMAs needs a host vm.max_map_count above N (measured on
 6.12.118, one written page per VMA: 16,117 guest VMAs took 17,895 host mappings, 65,498 took
-67,213; unpopulated VMAs take none: 65,498 of them took 2,505). The bench raises the host's
-limit for the run when it may, and puts the old value back on every way out.
+67,213; unpopulated VMAs take none: 65,498 of them took 2,505). A VMA with P written pages may
+take up to P: its pages need not be contiguous in UML's physical memory file (a limit of one
+mapping per VMA let guests die at 32,000 VMAs of 10 pages, docs/results/2026-12-07-bench-uml-sweep),
+so the limit asked for is the upper bound. The bench raises the host's limit for the run when it
+may, and puts the old value back on every way out.
 """
 
 from __future__ import annotations
@@ -22,14 +25,16 @@ SYSCTL = "/proc/sys/vm/max_map_count"
 HOST_SLACK = 4096
 
 
-def needed(guest_vmas: int, populated: bool) -> int:
-    """The host vm.max_map_count a guest process with ``guest_vmas`` VMAs needs."""
-    return (guest_vmas if populated else 0) + HOST_SLACK
+def needed(guest_vmas: int, pages: int) -> int:
+    """The host vm.max_map_count a guest process with ``guest_vmas`` VMAs of ``pages`` written
+    pages each needs."""
+    return guest_vmas * pages + HOST_SLACK
 
 
-def fits(limit: int, populated: bool) -> int:
-    """The most guest VMAs a host limit of ``limit`` allows (every count fits when unpopulated)."""
-    return max(0, limit - HOST_SLACK) if populated else 1 << 31
+def fits(limit: int, pages: int) -> int:
+    """The most guest VMAs of ``pages`` written pages each that a host limit of ``limit`` allows
+    (every count fits when unpopulated)."""
+    return max(0, limit - HOST_SLACK) // pages if pages else 1 << 31
 
 
 def read(path: str = SYSCTL) -> int:

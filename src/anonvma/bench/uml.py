@@ -27,8 +27,7 @@ def parse_linux(value: str) -> List[str]:
 def counts_that_fit(counts: Sequence[int], scenarios: Sequence[str],
                     limit: int) -> Tuple[List[int], List[int]]:
     """(counts a host limit of ``limit`` allows, counts it does not)."""
-    populated = any(SCENARIOS[s] for s in scenarios)
-    most = max_map_count.fits(limit, populated)
+    most = max_map_count.fits(limit, max(SCENARIOS[s] for s in scenarios))
     return [c for c in counts if c <= most], [c for c in counts if c > most]
 
 
@@ -44,8 +43,7 @@ def run(linuxes: Sequence[str], strategies: Sequence[str], options: Sequence[str
     if len(linuxes) > 1 and options:
         raise ValueError("--oracle-kernel names one kernel per variant: use it with one --linux")
     counts: List[int] = worker_cfg["counts"]
-    populated = any(SCENARIOS[s] for s in worker_cfg["scenarios"])
-    need = max_map_count.needed(max(counts), populated)
+    need = max_map_count.needed(max(counts), max(SCENARIOS[s] for s in worker_cfg["scenarios"]))
     skipped: List[int] = []
     cells: List[Cell] = []
     with ExitStack() as stack:  # the host's limit goes back however the loop ends
