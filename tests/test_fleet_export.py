@@ -18,20 +18,12 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from anonvma.cli import main
 from procmaps_fixtures import DATA, as_nobody, memfd_child, spawned
-from prometheus_helpers import fetch, free_port, http_get, prometheus_server, query, wait_for
+from prometheus_helpers import free_port, http_get, prometheus_server, query, wait_for
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
 ANDROID = os.path.join(DATA, "android-handwritten", "smaps")
 CHILD = memfd_child("anonvma-prom-test", pages=5, touched=3)
 MEMFD = "/memfd:anonvma-prom-test (deleted)"
-
-
-@pytest.fixture(scope="module")
-def prom():
-    paths, why = fetch()
-    if paths is None:
-        pytest.skip(why)
-    return paths
 
 
 def samples(text: str) -> dict:

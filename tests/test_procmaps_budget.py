@@ -23,7 +23,7 @@ from anonvma.procmaps.records import Registered
 from anonvma import live
 from procmaps_fixtures import spawned
 from registry_helpers import Namer
-from prometheus_helpers import fetch, free_port, prometheus_server, query, wait_for
+from prometheus_helpers import free_port, prometheus_server, query, wait_for
 
 #: a release of the table (tests name none themselves)
 OLDEST = releases.names()[0]
@@ -307,14 +307,6 @@ result = base
     got = [(b["address"], b["below"], b["above"], b["certain"]) for b in doc["merges"]["boundaries"]]
     assert got == [(base + 2 * PAGE, "", "[anon:mid]", True), (base + 6 * PAGE, "[anon:mid]", "", True)]
     assert all("one kernel VMA cut by the registry's names" in b["why"] for b in doc["merges"]["boundaries"])
-
-
-@pytest.fixture(scope="module")
-def prom():
-    paths, why = fetch()
-    if paths is None:
-        pytest.skip(why)
-    return paths
 
 
 def test_prometheus_scrapes_map_count_and_max_map_count(prom, tmp_path):
